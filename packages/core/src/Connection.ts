@@ -1,0 +1,336 @@
+/**
+ * What the pool serves: a byte-stream connection (the spec's `net.Conn`).
+ *
+ * A `Connection` has two faces. Callbacks use the Effect API (`read`, `write`,
+ * `close`, `remoteAddress`). The pool's hot path, and anyone binding a new
+ * runtime, uses its `Transport`: a small callback-level interface whose reads
+ * are pulled (`poll` takes only what is already buffered) and whose wait
+ * (`awaitReadable`) consumes nothing. Because a wait consumes nothing, it can be
+ * cancelled at any moment without losing bytes, which is what lets `stop` close
+ * idle connections at once while keeping every byte that arrived.
+ *
+ * `makeMemory` gives an in-memory connection and its client side, for tests of
+ * the pool and of user callbacks. Its deadline timer runs on Effect's `Clock`,
+ * so `TestClock` drives it.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Deferred, Duration, Effect, type Fiber } from "effect"
+import { ConnectionError } from "./PoolError.ts"
+
+/**
+ * Why `Transport.awaitReadable` called back: bytes are buffered, no bytes came
+ * within the timeout, or no more bytes can come (`failure` says why).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ReadyEvent = "readable" | "timeout" | "done"
+
+/**
+ * The callback-level contract a runtime implements to feed the pool.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Transport {
+  /** The peer's address, for logs. */
+  readonly remoteAddress: string
+  /** Takes up to `maxBytes` of the bytes already buffered; `undefined` when none are. Never waits. */
+  poll(maxBytes: number): Uint8Array | undefined
+  /** Set once no more bytes can arrive (peer closed, error, closed here); buffered bytes may remain. */
+  readonly failure: ConnectionError | undefined
+  /**
+   * Calls `onReady` once: when bytes are buffered or `failure` is set (possibly
+   * before returning), or after `timeoutMillis` (`Infinity` for never) without
+   * either. Returns a function that cancels the wait. Consumes nothing.
+   */
+  awaitReadable(timeoutMillis: number, onReady: (event: ReadyEvent) => void): () => void
+  /**
+   * Queues `data` for the peer and calls `onWritten` once the transport can take
+   * more (at once, or after backpressure clears) or with the error that stopped it.
+   */
+  write(data: Uint8Array | string, onWritten: (error?: ConnectionError) => void): void
+  /** Sends what is queued, then closes. Idempotent. */
+  close(): void
+  /** Closes at once, dropping what is queued (used when a drain times out). Idempotent. */
+  abort(): void
+}
+
+/**
+ * A connection served by the pool and passed to the callback.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Connection {
+  /** The peer's address, for logs. */
+  readonly remoteAddress: string
+  /** The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed. Interruptible. */
+  readonly read: Effect.Effect<Uint8Array, ConnectionError>
+  /** Writes to the peer, waiting while the transport applies backpressure. */
+  readonly write: (data: Uint8Array | string) => Effect.Effect<void, ConnectionError>
+  /** Flushes what was written, then closes. Idempotent. */
+  readonly close: Effect.Effect<void>
+  /** The callback-level interface underneath, used by the pool. */
+  readonly transport: Transport
+}
+
+/**
+ * Options for `make`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Most bytes `read` returns at once (default 5120, the spec's buffer size). */
+  readonly bufferSize?: number | undefined
+}
+
+/**
+ * Builds a `Connection` over a `Transport`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (transport: Transport, options?: Options): Connection => {
+  const bufferSize = options?.bufferSize ?? 5120
+  const read = Effect.callback<Uint8Array, ConnectionError>((resume) => {
+    let cancel: (() => void) | undefined
+    const attempt = (): boolean => {
+      const chunk = transport.poll(bufferSize)
+      if (chunk !== undefined) {
+        resume(Effect.succeed(chunk))
+        return true
+      }
+      if (transport.failure !== undefined) {
+        resume(Effect.fail(transport.failure))
+        return true
+      }
+      return false
+    }
+    if (attempt()) return
+    const wait = () => {
+      cancel = transport.awaitReadable(Infinity, () => {
+        cancel = undefined
+        if (!attempt()) wait()
+      })
+    }
+    wait()
+    return Effect.sync(() => cancel?.())
+  })
+  return {
+    remoteAddress: transport.remoteAddress,
+    read,
+    write: (data) =>
+      Effect.callback<void, ConnectionError>((resume) => {
+        transport.write(data, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+      }),
+    close: Effect.sync(() => transport.close()),
+    transport
+  }
+}
+
+/**
+ * The client side of a memory connection.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface MemoryClient {
+  /** Sends bytes to the server side. Ignored once either side closed. */
+  readonly send: (data: Uint8Array | string) => Effect.Effect<void>
+  /** Closes the client's sending side (like a TCP FIN); buffered bytes stay readable. */
+  readonly end: Effect.Effect<void>
+  /** The next bytes the server wrote (all of them since the last `receive`); waits for some, fails once closed. */
+  readonly receive: Effect.Effect<Uint8Array, ConnectionError>
+  /** The next bytes the server wrote, decoded as UTF-8. */
+  readonly receiveText: Effect.Effect<string, ConnectionError>
+  /** Completes when the server side closed the connection. */
+  readonly closed: Effect.Effect<void>
+  /** Whether the server side has closed the connection. */
+  readonly isClosed: Effect.Effect<boolean>
+}
+
+/**
+ * Options for `makeMemory`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface MemoryOptions extends Options {
+  readonly remoteAddress?: string | undefined
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** @internal */
+export const toBytes = (data: Uint8Array | string): Uint8Array =>
+  typeof data === "string" ? encoder.encode(data) : data
+
+/** @internal */
+export const concat = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
+  if (chunks.length === 1) return chunks[0]!
+  const out = new Uint8Array(total)
+  let offset = 0
+  for (const chunk of chunks) {
+    out.set(chunk, offset)
+    offset += chunk.length
+  }
+  return out
+}
+
+/**
+ * An in-memory connection and its client side. The server side's deadline
+ * timer sleeps on the `Clock` of the context this runs in, so under
+ * `it.effect` it follows `TestClock`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeMemory = (
+  options?: MemoryOptions
+): Effect.Effect<{ readonly connection: Connection; readonly client: MemoryClient }> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<never>()
+    const clock = yield* Clock.Clock
+    const remoteAddress = options?.remoteAddress ?? "memory"
+    // client -> server
+    const inbound: Array<Uint8Array> = []
+    let inboundOffset = 0
+    let clientEnded = false
+    // server -> client
+    let outbound: Array<Uint8Array> = []
+    let outboundBytes = 0
+    let closed = false
+    let failure: ConnectionError | undefined
+    const closedSignal = yield* Deferred.make<void>()
+    let serverWaiter: ((event: ReadyEvent) => void) | undefined
+    let clientWaiter: (() => void) | undefined
+
+    const wakeServer = (event: ReadyEvent) => {
+      const waiter = serverWaiter
+      serverWaiter = undefined
+      waiter?.(event)
+    }
+    const wakeClient = () => {
+      const waiter = clientWaiter
+      clientWaiter = undefined
+      waiter?.()
+    }
+    const closeServer = () => {
+      if (closed) return
+      closed = true
+      failure ??= new ConnectionError({ reason: "LocalClosed", remoteAddress })
+      Deferred.doneUnsafe(closedSignal, Effect.void)
+      wakeServer("done")
+      wakeClient()
+    }
+
+    const transport: Transport = {
+      remoteAddress,
+      get failure() {
+        return failure
+      },
+      poll(maxBytes) {
+        const head = inbound[0]
+        if (head === undefined) return undefined
+        const available = head.length - inboundOffset
+        if (available <= maxBytes) {
+          inbound.shift()
+          const chunk = inboundOffset === 0 ? head : head.subarray(inboundOffset)
+          inboundOffset = 0
+          return chunk
+        }
+        const chunk = head.subarray(inboundOffset, inboundOffset + maxBytes)
+        inboundOffset += maxBytes
+        return chunk
+      },
+      awaitReadable(timeoutMillis, onReady) {
+        if (inbound.length > 0) {
+          onReady("readable")
+          return () => {}
+        }
+        if (failure !== undefined) {
+          onReady("done")
+          return () => {}
+        }
+        let timer: Fiber.Fiber<void> | undefined
+        const waiter = (event: ReadyEvent) => {
+          timer?.interruptUnsafe()
+          timer = undefined
+          onReady(event)
+        }
+        serverWaiter = waiter
+        if (Number.isFinite(timeoutMillis)) {
+          timer = Effect.runForkWith(context)(clock.sleep(Duration.millis(timeoutMillis)))
+          timer.addObserver((exit) => {
+            if (exit._tag === "Success" && serverWaiter === waiter) wakeServer("timeout")
+          })
+        }
+        return () => {
+          if (serverWaiter === waiter) serverWaiter = undefined
+          timer?.interruptUnsafe()
+          timer = undefined
+        }
+      },
+      write(data, onWritten) {
+        if (closed) return onWritten(new ConnectionError({ reason: "LocalClosed", remoteAddress }))
+        const bytes = toBytes(data)
+        if (bytes.length === 0) return onWritten()
+        outbound.push(bytes)
+        outboundBytes += bytes.length
+        wakeClient()
+        onWritten()
+      },
+      close: closeServer,
+      abort: closeServer
+    }
+
+    const takeOutbound = (): Uint8Array => {
+      const out = concat(outbound, outboundBytes)
+      outbound = []
+      outboundBytes = 0
+      return out
+    }
+
+    const receive: Effect.Effect<Uint8Array, ConnectionError> = Effect.callback((resume) => {
+      const attempt = () => {
+        if (outboundBytes > 0) {
+          resume(Effect.succeed(takeOutbound()))
+        } else if (closed) {
+          resume(Effect.fail(new ConnectionError({ reason: "Closed", remoteAddress: "memory-server" })))
+        } else {
+          clientWaiter = attempt
+        }
+      }
+      attempt()
+      return Effect.sync(() => {
+        if (clientWaiter === attempt) clientWaiter = undefined
+      })
+    })
+
+    const client: MemoryClient = {
+      send: (data) =>
+        Effect.sync(() => {
+          if (closed || clientEnded) return
+          const bytes = toBytes(data)
+          if (bytes.length === 0) return
+          inbound.push(bytes)
+          wakeServer("readable")
+        }),
+      end: Effect.sync(() => {
+        if (clientEnded || closed) return
+        clientEnded = true
+        failure ??= new ConnectionError({ reason: "Closed", remoteAddress })
+        wakeServer("done")
+      }),
+      receive,
+      receiveText: Effect.map(receive, (bytes) => decoder.decode(bytes)),
+      closed: Deferred.await(closedSignal),
+      isClosed: Effect.sync(() => closed)
+    }
+
+    return { connection: make(transport, options), client }
+  })

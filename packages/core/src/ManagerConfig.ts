@@ -1,0 +1,217 @@
+/**
+ * The configuration of a pool manager: the spec's `ManagerConfig` (debug,
+ * bufferSize, min/max workers, clientsDeadline) plus the limits a server on an
+ * open port needs (idle worker timeout, message size limit, drain timeout).
+ *
+ * Inputs are validated with Schema; every field is optional, and as in the
+ * spec, `0` for `bufferSize` or `clientsDeadline` means "the default".
+ *
+ * @since 0.1.0
+ */
+import { Duration, Effect, Predicate, Schema, SchemaIssue } from "effect"
+import { ConfigError } from "./PoolError.ts"
+
+/**
+ * A validated configuration, with every default applied.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ManagerConfig {
+  /** Log the spec's events (put, spawn, reap, stop) at Debug level. */
+  readonly debug: boolean
+  /** Largest chunk read from a connection at once, in bytes; also the framing unit. */
+  readonly bufferSize: number
+  /** Workers kept alive while running, even when idle. */
+  readonly minWorkersCount: number
+  /** Most connections served at once; `0` means unlimited. */
+  readonly maxWorkersCount: number
+  /** How long a connection may stay silent while a message is awaited before it is closed. */
+  readonly clientsDeadline: Duration.Duration
+  /** How long a worker above `minWorkersCount` may stay idle before it is retired. */
+  readonly idleWorkerTimeout: Duration.Duration
+  /** Largest message accepted; a longer one closes its connection. */
+  readonly maxMessageBytes: number
+  /** How long `stop` waits for busy workers before interrupting them. */
+  readonly drainTimeout: Duration.Duration
+}
+
+/**
+ * What `make`, `layer` and `setConfig` accept. Durations take any
+ * `Duration.Input` ("3 seconds", a number of milliseconds, a `Duration`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Input {
+  readonly debug?: boolean | undefined
+  readonly bufferSize?: number | undefined
+  readonly minWorkersCount?: number | undefined
+  readonly maxWorkersCount?: number | undefined
+  readonly clientsDeadline?: Duration.Input | undefined
+  readonly idleWorkerTimeout?: Duration.Input | undefined
+  readonly maxMessageBytes?: number | undefined
+  readonly drainTimeout?: Duration.Input | undefined
+}
+
+/**
+ * The defaults: the spec's (5120-byte buffer, 3 second deadline, no minimum,
+ * no maximum) and this library's (2 second idle worker timeout, 1 MiB
+ * messages, 30 second drain).
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const defaults: ManagerConfig = {
+  debug: false,
+  bufferSize: 5120,
+  minWorkersCount: 0,
+  maxWorkersCount: 0,
+  clientsDeadline: Duration.seconds(3),
+  idleWorkerTimeout: Duration.seconds(2),
+  maxMessageBytes: 1024 * 1024,
+  drainTimeout: Duration.seconds(30)
+}
+
+const Count = Schema.Finite.check(
+  Schema.isInt({ message: "expected a whole number" }),
+  Schema.isGreaterThanOrEqualTo(0, { message: "expected a number >= 0" })
+)
+
+const Size = Count.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a number >= 1" }))
+
+const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromString, Schema.DurationFromMillis]).check(
+  Schema.makeFilter((d) => !Duration.isNegative(d) || "expected a duration >= 0")
+)
+
+const InputSchema = Schema.Struct({
+  debug: Schema.optionalKey(Schema.Boolean),
+  bufferSize: Schema.optionalKey(Count),
+  minWorkersCount: Schema.optionalKey(Count),
+  maxWorkersCount: Schema.optionalKey(Count),
+  clientsDeadline: Schema.optionalKey(NonNegativeDuration),
+  idleWorkerTimeout: Schema.optionalKey(NonNegativeDuration),
+  maxMessageBytes: Schema.optionalKey(Size),
+  drainTimeout: Schema.optionalKey(NonNegativeDuration)
+})
+
+const decodeInput = Schema.decodeUnknownEffect(InputSchema)
+const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
+const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout"] as const
+
+const show = (value: unknown): string => {
+  if (Duration.isDuration(value)) return Duration.format(value)
+  if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "bigint") return `${value}n`
+  if (value === undefined) return "undefined"
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return String(value)
+  }
+}
+
+// Duration.Input also allows bigint nanoseconds, [seconds, nanos] tuples and
+// { seconds, millis, ... } objects: turn those into Durations before Schema
+// sees them, so every form `Duration` itself accepts is accepted here too.
+const normalizeDurations = (input: Record<string, unknown>): Record<string, unknown> => {
+  let out = input
+  for (const field of durationFields) {
+    const value = input[field]
+    if (value === undefined || typeof value === "string" || typeof value === "number" || Duration.isDuration(value))
+      continue
+    const decoded = Duration.fromInput(value as Duration.Input)
+    if (decoded._tag === "Some") out = { ...out, [field]: decoded.value }
+  }
+  return out
+}
+
+const toConfigError = (input: unknown, issue: SchemaIssue.Issue): ConfigError => {
+  const seen = new Set<string>()
+  const issues: Array<{ field: string; value: string; message: string }> = []
+  for (const found of formatIssues(issue).issues) {
+    const path = (found.path ?? []).map(String)
+    const field = path.length === 0 ? "config" : path.join(".")
+    // Schema reports every failed check of a field; the first one says enough.
+    if (seen.has(field)) continue
+    seen.add(field)
+    const value =
+      path.length === 0
+        ? input
+        : path.reduce<unknown>((at, key) => (Predicate.isObject(at) ? (at as any)[key] : undefined), input)
+    issues.push({ field, value: show(value), message: found.message })
+  }
+  return new ConfigError({ issues })
+}
+
+const relationError = (config: ManagerConfig): ConfigError | undefined =>
+  config.maxWorkersCount > 0 && config.minWorkersCount > config.maxWorkersCount
+    ? new ConfigError({
+        issues: [
+          {
+            field: "minWorkersCount",
+            value: String(config.minWorkersCount),
+            message: `expected at most maxWorkersCount (${config.maxWorkersCount}), or maxWorkersCount = 0 for no maximum`
+          }
+        ]
+      })
+    : undefined
+
+/**
+ * Validates `input` and applies it over `base` (the defaults unless given):
+ * fields left out keep the base's value, `0` for `bufferSize` or
+ * `clientsDeadline` selects the default. Unknown fields are rejected, so a
+ * misspelt option cannot be silently ignored.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.Effect<ManagerConfig, ConfigError> =>
+  Effect.suspend(() => {
+    if (!Predicate.isObject(input) || Array.isArray(input)) {
+      return Effect.fail(
+        new ConfigError({ issues: [{ field: "config", value: show(input), message: "expected an object" }] })
+      )
+    }
+    return decodeInput(normalizeDurations(input as Record<string, unknown>), {
+      errors: "all",
+      onExcessProperty: "error"
+    }).pipe(
+      Effect.mapError((error) => toConfigError(input, error.issue)),
+      Effect.flatMap((decoded) => {
+        const config: ManagerConfig = {
+          debug: decoded.debug ?? base.debug,
+          bufferSize: decoded.bufferSize === 0 ? defaults.bufferSize : (decoded.bufferSize ?? base.bufferSize),
+          minWorkersCount: decoded.minWorkersCount ?? base.minWorkersCount,
+          maxWorkersCount: decoded.maxWorkersCount ?? base.maxWorkersCount,
+          clientsDeadline:
+            decoded.clientsDeadline !== undefined && Duration.isZero(decoded.clientsDeadline)
+              ? defaults.clientsDeadline
+              : (decoded.clientsDeadline ?? base.clientsDeadline),
+          idleWorkerTimeout: decoded.idleWorkerTimeout ?? base.idleWorkerTimeout,
+          maxMessageBytes: decoded.maxMessageBytes ?? base.maxMessageBytes,
+          drainTimeout: decoded.drainTimeout ?? base.drainTimeout
+        }
+        const error = relationError(config)
+        return error === undefined ? Effect.succeed(config) : Effect.fail(error)
+      })
+    )
+  })
+
+/**
+ * The configuration as a plain JSON-friendly object (durations in
+ * milliseconds), e.g. for logs, `--help` output or a config file.
+ *
+ * @category conversions
+ * @since 0.1.0
+ */
+export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, number | boolean> => ({
+  debug: config.debug,
+  bufferSize: config.bufferSize,
+  minWorkersCount: config.minWorkersCount,
+  maxWorkersCount: config.maxWorkersCount,
+  clientsDeadline: Duration.toMillis(config.clientsDeadline),
+  idleWorkerTimeout: Duration.toMillis(config.idleWorkerTimeout),
+  maxMessageBytes: config.maxMessageBytes,
+  drainTimeout: Duration.toMillis(config.drainTimeout)
+})

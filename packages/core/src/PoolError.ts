@@ -1,0 +1,86 @@
+/**
+ * The errors of `@pool-manager/core`. Each one is a tagged error, so callers
+ * can recover from a specific failure with `Effect.catchTag`, and each message
+ * says what happened and what to do about it.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * A `ManagerConfig` input was rejected. `issues` lists every offending field
+ * with the value it had; the running configuration, if any, is unchanged.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
+  issues: Schema.Array(Schema.Struct({ field: Schema.String, value: Schema.String, message: Schema.String }))
+}) {
+  override get message(): string {
+    return `Invalid pool manager config: ${this.issues
+      .map((issue) => `${issue.field} = ${issue.value}: ${issue.message}`)
+      .join("; ")}`
+  }
+}
+
+/**
+ * `start` was called on a manager that is already running (the spec's
+ * "already running" error). Call `stop` first to restart it.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class AlreadyRunningError extends Schema.TaggedError<AlreadyRunningError>()("AlreadyRunningError", {}) {
+  override get message(): string {
+    return "pool manager is already running: call stop before starting it again"
+  }
+}
+
+/**
+ * `put` was called while the manager is stopped or stopping. The caller still
+ * owns the connection and should answer and close it.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class NotRunningError extends Schema.TaggedError<NotRunningError>()("NotRunningError", {}) {
+  override get message(): string {
+    return "pool manager is not running: call start before putting connections"
+  }
+}
+
+/**
+ * Every worker is busy and the pool is at `maxWorkersCount`. The caller still
+ * owns the connection; the spec's server answers `ERROR_SERVER_BUSY` and closes it.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class PoolBusyError extends Schema.TaggedError<PoolBusyError>()("PoolBusyError", {
+  maxWorkersCount: Schema.Number
+}) {
+  override get message(): string {
+    return "can't put, pool is busy"
+  }
+}
+
+/**
+ * A read or write on a `Connection` failed. `reason` tells why: the peer closed
+ * its side (`Closed`), the connection was closed locally (`LocalClosed`), or the
+ * transport reported an error (`Error`, with its `cause`).
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
+  reason: Schema.Literals(["Closed", "LocalClosed", "Error"]),
+  remoteAddress: Schema.String,
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    if (this.reason === "Closed") return `connection ${this.remoteAddress} was closed by the peer`
+    if (this.reason === "LocalClosed") return `connection ${this.remoteAddress} is already closed`
+    return `connection ${this.remoteAddress} failed: ${String(this.cause)}`
+  }
+}

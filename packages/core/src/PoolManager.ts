@@ -1,0 +1,310 @@
+/**
+ * The pool manager: the spec's `Manager` as an Effect service.
+ *
+ * `make` creates a stopped manager (the spec's `CreateManager`); `start`
+ * prespawns `minWorkersCount` workers and starts the idle-worker reaper;
+ * `put` hands a connection to a free worker (the most recently idle first),
+ * else to a new one while under `maxWorkersCount`, else fails with
+ * "can't put, pool is busy" — it never waits; `setConfig` changes the
+ * configuration while running; `stop` drains gracefully and can be followed by
+ * `start` again. `layer` builds a started manager and stops it on release.
+ *
+ * Design: the config lives in a `Ref`; a `Semaphore` sized to
+ * `maxWorkersCount` admits connections (resized live); workers are items of a
+ * scoped `Pool` (see `internal/workers.ts`), borrowed once per connection —
+ * never per message; each connection is served by its own fiber running the
+ * loop in `internal/serve.ts`.
+ *
+ * @since 0.1.0
+ */
+import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Pool, Ref, Scope, Semaphore } from "effect"
+import type { Connection } from "./Connection.ts"
+import { serve } from "./internal/serve.ts"
+import { type Env, makeCounters, type Run, type Session } from "./internal/state.ts"
+import { ensureMin, idleCount, makePool } from "./internal/workers.ts"
+import * as ManagerConfig from "./ManagerConfig.ts"
+import { AlreadyRunningError, type ConfigError, NotRunningError, PoolBusyError } from "./PoolError.ts"
+
+/**
+ * The callback run for every message (the spec's
+ * `func(conn net.Conn, requestBody []byte, requestBodyLen int)`). A failure or
+ * defect is logged and counted, and closes that connection only.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Callback<E = never, R = never> = (
+  conn: Connection,
+  requestBody: Uint8Array,
+  requestBodyLen: number
+) => Effect.Effect<void, E, R>
+
+/**
+ * A snapshot of the manager. Counts marked "total" are since `make`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PoolStats {
+  /** Whether `put` admits connections (started and not stopping). */
+  readonly running: boolean
+  /** Workers alive now, busy or idle. */
+  readonly workers: number
+  /** Connections being served now. */
+  readonly busy: number
+  /** Workers waiting for a connection now. */
+  readonly idle: number
+  /** Total connections admitted by `put`. */
+  readonly accepted: number
+  /** Total connections refused by `put` because the pool was busy. */
+  readonly rejected: number
+  /** Total messages handed to the callback. */
+  readonly messages: number
+  /** Total bytes of those messages. */
+  readonly bytesRead: number
+  /** Total callbacks that failed or died. */
+  readonly callbackFailures: number
+  /** Total connections closed because no message came within `clientsDeadline`. */
+  readonly closedByDeadline: number
+  /** Total connections closed because a message exceeded `maxMessageBytes`. */
+  readonly closedBySize: number
+  /** Total connections closed because the peer closed them or they failed. */
+  readonly closedByPeer: number
+  /** Total idle connections closed by `stop`. */
+  readonly closedByStop: number
+  /** Total sessions interrupted because `stop` ran past `drainTimeout`. */
+  readonly interruptedByDrain: number
+  /** Total workers spawned. */
+  readonly spawned: number
+  /** Total workers retired (reaped when idle, or ended by `stop`). */
+  readonly retired: number
+}
+
+/**
+ * The pool manager service.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class PoolManager extends Context.Service<
+  PoolManager,
+  {
+    /** Starts the manager: prespawns `minWorkersCount` workers and the reaper. */
+    readonly start: Effect.Effect<void, AlreadyRunningError>
+    /** Hands `conn` to a worker; returns once a worker owns it. Never waits for capacity. */
+    readonly put: (conn: Connection) => Effect.Effect<void, PoolBusyError | NotRunningError>
+    /** The current configuration. */
+    readonly config: Effect.Effect<ManagerConfig.ManagerConfig>
+    /** Validates `input`, applies it over the current configuration, and returns the result. */
+    readonly setConfig: (input: ManagerConfig.Input) => Effect.Effect<ManagerConfig.ManagerConfig, ConfigError>
+    /** Stops admitting, drains (up to `drainTimeout`), and ends every worker. */
+    readonly stop: Effect.Effect<void>
+    /** A snapshot of the manager's state and counters. */
+    readonly stats: Effect.Effect<PoolStats>
+  }
+>()("@pool-manager/core/PoolManager") {}
+
+const permitsFor = (config: ManagerConfig.ManagerConfig): number =>
+  config.maxWorkersCount === 0 ? Number.POSITIVE_INFINITY : config.maxWorkersCount
+
+/**
+ * Creates a stopped manager (the spec's `CreateManager`). Closing the scope
+ * stops it gracefully.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = <E = never, R = never>(
+  config: ManagerConfig.Input,
+  callback: Callback<E, R>
+): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const initial = yield* ManagerConfig.make(config)
+    const env: Env = {
+      config: yield* Ref.make(initial),
+      counters: makeCounters(),
+      permits: yield* Semaphore.make(permitsFor(initial)),
+      callback: callback as Callback<unknown, unknown>,
+      // Workers run callbacks in the context `make` ran in, minus its Scope: a
+      // callback's finalizers must not pile up in the manager's scope.
+      context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
+      configChanged: yield* Deferred.make<void>(),
+      run: undefined,
+      nextWorkerId: 0
+    }
+    // start and stop change the running state one at a time; setConfig calls
+    // are serialised separately, so a long drain does not hold up a config change.
+    const lifecycle = yield* Semaphore.make(1)
+    const configLock = yield* Semaphore.make(1)
+    const debug = (message: string, annotations: Record<string, unknown>) =>
+      Ref.getUnsafe(env.config).debug ? Effect.logDebug(message).pipe(Effect.annotateLogs(annotations)) : Effect.void
+
+    const start = lifecycle.withPermit(
+      Effect.gen(function* () {
+        if (env.run !== undefined) return yield* new AlreadyRunningError()
+        const scope = yield* Scope.make()
+        const run: Run = {
+          pool: yield* makePool(env, scope),
+          scope,
+          sessions: new Set(),
+          drained: yield* Deferred.make<void>(),
+          stopping: false
+        }
+        yield* ensureMin(env, run)
+        env.run = run
+        yield* debug("pool manager started", ManagerConfig.toJson(Ref.getUnsafe(env.config)))
+      })
+    )
+
+    const release = (run: Run, session: Session, scope: Scope.Closeable): Effect.Effect<void> => {
+      env.counters.busy--
+      run.sessions.delete(session)
+      if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
+      return Effect.andThen(env.permits.release(1), Scope.close(scope, Exit.void))
+    }
+
+    const endSession =
+      (run: Run, session: Session, scope: Scope.Closeable, connection: Connection) =>
+      (exit: Exit.Exit<void>): Effect.Effect<void> => {
+        if (Exit.isFailure(exit)) {
+          // Cut short by the drain timeout: drop what it had queued.
+          env.counters.interruptedByDrain++
+          connection.transport.abort()
+        } else {
+          connection.transport.close()
+        }
+        return release(run, session, scope)
+      }
+
+    const admit = (run: Run, connection: Connection): Effect.Effect<void, NotRunningError> => {
+      const session: Session = { wake: undefined, fiber: undefined }
+      const scope = Scope.makeUnsafe()
+      // Registered before the worker is borrowed, so a stop that begins while a
+      // worker is being spawned still waits for this connection.
+      run.sessions.add(session)
+      env.counters.busy++
+      return Pool.get(run.pool).pipe(
+        Scope.provide(scope),
+        Effect.matchCauseEffect({
+          onFailure: () => {
+            // The pool only refuses a borrower once it is shutting down; the
+            // caller keeps the connection, as with any failed put.
+            return Effect.andThen(release(run, session, scope), new NotRunningError())
+          },
+          onSuccess: (worker) => {
+            env.counters.accepted++
+            session.fiber = Effect.runForkWith(env.context)(
+              serve(env, run, session, connection).pipe(Effect.onExit(endSession(run, session, scope, connection)))
+            )
+            return debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress })
+          }
+        })
+      )
+    }
+
+    const put = (connection: Connection): Effect.Effect<void, PoolBusyError | NotRunningError> =>
+      Effect.uninterruptible(
+        Effect.suspend(() => {
+          const run = env.run
+          if (run === undefined || run.stopping) return Effect.fail(new NotRunningError())
+          return Effect.flatMap(
+            env.permits.takeIfAvailable(1),
+            (admitted): Effect.Effect<void, PoolBusyError | NotRunningError> => {
+              if (admitted) return admit(run, connection)
+              env.counters.rejected++
+              const maxWorkersCount = Ref.getUnsafe(env.config).maxWorkersCount
+              return Effect.andThen(
+                debug("connection rejected: pool is busy", { remoteAddress: connection.remoteAddress }),
+                Effect.fail(new PoolBusyError({ maxWorkersCount }))
+              )
+            }
+          )
+        })
+      )
+
+    const stop = lifecycle.withPermit(
+      Effect.suspend(() => {
+        const run = env.run
+        if (run === undefined) return Effect.void
+        const config = Ref.getUnsafe(env.config)
+        run.stopping = true
+        // Sessions waiting for a message take what already arrived and close;
+        // busy ones finish their message first.
+        for (const session of run.sessions) session.wake?.()
+        if (run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
+        const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
+        const drained = Deferred.await(run.drained)
+        return debug("pool manager stopping", { busy: run.sessions.size }).pipe(
+          Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
+          Effect.andThen(() => {
+            const fibers = Array.from(run.sessions, (session) => session.fiber).filter((fiber) => fiber !== undefined)
+            return fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
+          }),
+          // Closing the run's scope shuts its pool down, which retires every worker.
+          Effect.andThen(Scope.close(run.scope, Exit.void)),
+          Effect.andThen(() => {
+            env.run = undefined
+            return debug("pool manager stopped", {})
+          })
+        )
+      })
+    )
+
+    const setConfig = (input: ManagerConfig.Input) =>
+      configLock.withPermit(
+        Effect.gen(function* () {
+          const next = yield* ManagerConfig.make(input, Ref.getUnsafe(env.config))
+          yield* Ref.set(env.config, next)
+          yield* env.permits.resize(permitsFor(next))
+          const changed = env.configChanged
+          env.configChanged = yield* Deferred.make<void>()
+          yield* Deferred.succeed(changed, undefined)
+          if (env.run !== undefined) yield* ensureMin(env, env.run)
+          yield* debug("config changed", ManagerConfig.toJson(next))
+          return next
+        })
+      )
+
+    const stats = Effect.sync((): PoolStats => {
+      const run = env.run
+      const c = env.counters
+      return {
+        running: run !== undefined && !run.stopping,
+        workers: c.workers,
+        busy: c.busy,
+        idle: run === undefined ? 0 : idleCount(run.pool),
+        accepted: c.accepted,
+        rejected: c.rejected,
+        messages: c.messages,
+        bytesRead: c.bytesRead,
+        callbackFailures: c.callbackFailures,
+        closedByDeadline: c.closedByDeadline,
+        closedBySize: c.closedBySize,
+        closedByPeer: c.closedByPeer,
+        closedByStop: c.closedByStop,
+        interruptedByDrain: c.interruptedByDrain,
+        spawned: c.spawned,
+        retired: c.retired
+      }
+    })
+
+    yield* Effect.addFinalizer(() => stop)
+
+    return PoolManager.of({ start, put, config: Ref.get(env.config), setConfig, stop, stats })
+  })
+
+/**
+ * A started manager as a layer: built with `make`, started at once, stopped
+ * gracefully when the layer is released.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = <E = never, R = never>(
+  config: ManagerConfig.Input,
+  callback: Callback<E, R>
+): Layer.Layer<PoolManager, ConfigError, R> =>
+  Layer.effect(
+    PoolManager,
+    Effect.tap(make(config, callback), (manager) => Effect.orDie(manager.start))
+  )

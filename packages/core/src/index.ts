@@ -1,0 +1,34 @@
+/**
+ * `@pool-manager/core`: a connection worker pool as an Effect service, with
+ * no dependency on a particular runtime.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * Connections the pool serves, their transport contract, and in-memory ones for tests.
+ *
+ * @since 0.1.0
+ */
+export * as Connection from "./Connection.ts"
+
+/**
+ * The manager's configuration, its defaults and its validation.
+ *
+ * @since 0.1.0
+ */
+export * as ManagerConfig from "./ManagerConfig.ts"
+
+/**
+ * The errors of this package.
+ *
+ * @since 0.1.0
+ */
+export * as PoolError from "./PoolError.ts"
+
+/**
+ * The pool manager service, its constructor and its layer.
+ *
+ * @since 0.1.0
+ */
+export * as PoolManager from "./PoolManager.ts"

@@ -1,0 +1,78 @@
+/**
+ * The mutable state shared by the manager, its workers and its sessions.
+ * Everything here is touched only from synchronous steps of fibers, which on
+ * one JavaScript thread makes each step atomic: no locks are needed for it.
+ */
+import type { Context, Deferred, Fiber, Pool, Ref, Scope, Semaphore } from "effect"
+import type { ManagerConfig } from "../ManagerConfig.ts"
+import type { Callback } from "../PoolManager.ts"
+
+/** A worker, as the scoped `Pool` holds it. */
+export interface Worker {
+  readonly id: number
+}
+
+/** Running totals since the manager was made. */
+export interface Counters {
+  accepted: number
+  rejected: number
+  busy: number
+  workers: number
+  spawned: number
+  retired: number
+  messages: number
+  bytesRead: number
+  callbackFailures: number
+  closedByDeadline: number
+  closedBySize: number
+  closedByPeer: number
+  closedByStop: number
+  interruptedByDrain: number
+}
+
+/** One connection being served. `wake` is set only while it awaits a message. */
+export interface Session {
+  wake: (() => void) | undefined
+  fiber: Fiber.Fiber<void> | undefined
+}
+
+/** One running period of the manager, from `start` to the end of `stop`. */
+export interface Run {
+  readonly pool: Pool.Pool<Worker>
+  readonly scope: Scope.Closeable
+  readonly sessions: Set<Session>
+  /** Completed when `stopping` and the last session ended. */
+  readonly drained: Deferred.Deferred<void>
+  stopping: boolean
+}
+
+/** What every part of one manager shares. */
+export interface Env {
+  readonly config: Ref.Ref<ManagerConfig>
+  readonly counters: Counters
+  readonly permits: Semaphore.Semaphore
+  readonly callback: Callback<unknown, unknown>
+  /** The context `make` ran in: workers run their callbacks with it. */
+  readonly context: Context.Context<unknown>
+  /** Completed (and replaced) on every `setConfig`, to wake the reaper. */
+  configChanged: Deferred.Deferred<void>
+  run: Run | undefined
+  nextWorkerId: number
+}
+
+export const makeCounters = (): Counters => ({
+  accepted: 0,
+  rejected: 0,
+  busy: 0,
+  workers: 0,
+  spawned: 0,
+  retired: 0,
+  messages: 0,
+  bytesRead: 0,
+  callbackFailures: 0,
+  closedByDeadline: 0,
+  closedBySize: 0,
+  closedByPeer: 0,
+  closedByStop: 0,
+  interruptedByDrain: 0
+})

@@ -1,0 +1,124 @@
+/**
+ * Workers: items of a scoped Effect `Pool`, one pool per running period.
+ *
+ * Effect's `Pool` fixes its min and max when it is built, and its `get` waits
+ * when it is exhausted, while this manager's min and max change live and
+ * `put` must never wait. So the pool is built with no minimum and no maximum
+ * and three things sit around it:
+ * - admission: a `Semaphore` sized to `maxWorkersCount` is taken before
+ *   `Pool.get`, so `get` only ever reuses an idle worker or spawns one;
+ * - the minimum: `ensureMin` borrows enough workers at once to make the pool
+ *   grow to `minWorkersCount`, then hands them back idle (at start, and when
+ *   `setConfig` raises it);
+ * - retirement: the pool's strategy runs a reaper that reads the live config,
+ *   and retires workers idle for `idleWorkerTimeout`, oldest first, never
+ *   going below `minWorkersCount` and never touching a busy one.
+ * The pool returns released workers to the front of its idle list, so `put`
+ * reuses the most recently idle worker first.
+ */
+import { Clock, Deferred, Duration, Effect, Pool, Ref, Scope } from "effect"
+import type { Env, Run, Worker } from "./state.ts"
+
+type Item = Pool.PoolItem<Worker, never>
+
+const spawn = (env: Env): Effect.Effect<Worker, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const worker: Worker = { id: ++env.nextWorkerId }
+      env.counters.workers++
+      env.counters.spawned++
+      return Ref.getUnsafe(env.config).debug
+        ? Effect.as(Effect.logDebug("worker spawned").pipe(Effect.annotateLogs({ worker: worker.id })), worker)
+        : Effect.succeed(worker)
+    }),
+    (worker) =>
+      Effect.suspend(() => {
+        env.counters.workers--
+        env.counters.retired++
+        return Ref.getUnsafe(env.config).debug
+          ? Effect.logDebug("worker retired").pipe(Effect.annotateLogs({ worker: worker.id }))
+          : Effect.void
+      })
+  )
+
+const isIdle = (pool: Pool.Pool<Worker>, item: Item): boolean =>
+  item.refCount === 0 && item.exit._tag === "Success" && !pool.state.invalidated.has(item)
+
+const aliveCount = (pool: Pool.Pool<Worker>): number => pool.state.items.size - pool.state.invalidated.size
+
+/** Number of idle workers in `pool`. */
+export const idleCount = (pool: Pool.Pool<Worker>): number => {
+  let idle = 0
+  for (const item of pool.state.items) if (isIdle(pool, item)) idle++
+  return idle
+}
+
+const retire = (pool: Pool.Pool<Worker>, item: Item, env: Env): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    // Checked again in the step that retires it: a put may have taken it since.
+    isIdle(pool, item) && aliveCount(pool) > Ref.getUnsafe(env.config).minWorkersCount && item.exit._tag === "Success"
+      ? Pool.invalidate(pool, item.exit.value)
+      : Effect.void
+  )
+
+/**
+ * Retires expired idle workers above the minimum, then sleeps until the next
+ * one could expire or the config changes.
+ */
+const reaper =
+  (env: Env) =>
+  (pool: Pool.Pool<Worker>): Effect.Effect<void> =>
+    Effect.gen(function* () {
+      const clock = yield* Clock.Clock
+      while (true) {
+        const config = Ref.getUnsafe(env.config)
+        const changed = env.configChanged
+        const ttl = Duration.isFinite(config.idleWorkerTimeout) ? Duration.toMillis(config.idleWorkerTimeout) : Infinity
+        const now = clock.currentTimeMillisUnsafe()
+        const expired: Array<Item> = []
+        let nextExpiry = Infinity
+        for (const item of pool.state.items) {
+          if (!isIdle(pool, item)) continue
+          const expiry = item.idleSince + ttl
+          if (expiry <= now) expired.push(item)
+          else nextExpiry = Math.min(nextExpiry, expiry)
+        }
+        expired.sort((a, b) => a.idleSince - b.idleSince)
+        const surplus = Math.max(0, aliveCount(pool) - config.minWorkersCount)
+        for (const item of expired.slice(0, surplus)) yield* retire(pool, item, env)
+        // A worker that goes idle later expires later than anything seen now;
+        // with nothing idle, the earliest possible expiry is a full ttl away.
+        const delay = Math.max(1, Math.min(nextExpiry, now + ttl) - now)
+        const sleep = Number.isFinite(delay) ? Effect.sleep(Duration.millis(delay)) : Effect.never
+        yield* Effect.raceFirst(sleep, Deferred.await(changed))
+      }
+    })
+
+/** Builds the pool of one running period, in `scope`. */
+export const makePool = (env: Env, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
+  Pool.makeWithStrategy({
+    acquire: spawn(env),
+    min: 0,
+    max: Number.MAX_SAFE_INTEGER,
+    strategy: { run: reaper(env), onAcquire: () => Effect.void, reclaim: () => Effect.undefined }
+  }).pipe(Scope.provide(scope))
+
+/**
+ * Grows the pool to `minWorkersCount` workers by borrowing that many (idle ones
+ * first, the pool spawns the rest) and handing them all back idle.
+ */
+export const ensureMin = (env: Env, run: Run): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const missing = Ref.getUnsafe(env.config).minWorkersCount - aliveCount(run.pool)
+    if (missing <= 0 || run.stopping) return Effect.void
+    const borrow = idleCount(run.pool) + missing
+    return Effect.scoped(
+      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(run.pool), {
+        concurrency: "unbounded",
+        discard: true
+      })
+    ).pipe(
+      // The pool interrupts borrowers once it shuts down: nothing to grow then.
+      Effect.catchCause(() => Effect.void)
+    )
+  })

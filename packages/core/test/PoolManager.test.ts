@@ -1,0 +1,280 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Effect, Exit, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import { Connection, PoolError, PoolManager } from "../src/index.ts"
+import { connect, echo, type Seen, settle, started } from "./utils.ts"
+
+describe("PoolManager lifecycle", () => {
+  it.effect("start twice fails with AlreadyRunningError", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({})
+      const error = yield* Effect.flip(manager.start)
+      assert.instanceOf(error, PoolError.AlreadyRunningError)
+      assert.match(error.message, /already running/)
+    })
+  )
+
+  it.effect("put before start and after stop fails with NotRunningError", () =>
+    Effect.gen(function* () {
+      const manager = yield* PoolManager.make({}, echo([]))
+      const { connection } = yield* Connection.makeMemory()
+      assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.NotRunningError)
+      yield* manager.start
+      yield* manager.stop
+      assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.NotRunningError)
+      assert.isFalse((yield* manager.stats).running)
+    })
+  )
+
+  it.effect("start prespawns minWorkersCount idle workers", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ minWorkersCount: 5, maxWorkersCount: 10 })
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.workers, 5)
+      assert.strictEqual(stats.idle, 5)
+      assert.strictEqual(stats.busy, 0)
+      assert.isTrue(stats.running)
+    })
+  )
+
+  it.effect("restart: stop ends every worker and start works again", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({ minWorkersCount: 2 }, seen)
+      const first = yield* connect(manager)
+      yield* first.send("one")
+      assert.strictEqual(yield* first.receiveText, "OK:one")
+      yield* manager.stop
+      assert.strictEqual((yield* manager.stats).workers, 0)
+      yield* first.closed
+      yield* manager.start
+      assert.strictEqual((yield* manager.stats).workers, 2)
+      const second = yield* connect(manager)
+      yield* second.send("two")
+      assert.strictEqual(yield* second.receiveText, "OK:two")
+      assert.deepStrictEqual(seen, ["one", "two"])
+    })
+  )
+
+  it.effect("closing the scope of make stops the manager", () =>
+    Effect.gen(function* () {
+      const client = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const manager = yield* started({ minWorkersCount: 1 })
+          return yield* connect(manager)
+        })
+      )
+      assert.isTrue(yield* client.isClosed)
+    })
+  )
+
+  it.effect("the layer is started when built and stopped when released", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const program = Effect.gen(function* () {
+        const manager = yield* PoolManager.PoolManager
+        const client = yield* connect(manager)
+        yield* client.send("from a program")
+        const reply = yield* client.receiveText
+        return { reply, stats: yield* manager.stats, client }
+      })
+      const result = yield* program.pipe(
+        Effect.provide(PoolManager.layer({ minWorkersCount: 1, maxWorkersCount: 3 }, echo(seen)))
+      )
+      assert.strictEqual(result.reply, "OK:from a program")
+      assert.isTrue(result.stats.running)
+      assert.isTrue(yield* result.client.isClosed)
+      assert.deepStrictEqual(seen, ["from a program"])
+    })
+  )
+
+  it.effect("the layer fails with ConfigError on an invalid config", () =>
+    Effect.gen(function* () {
+      const exit = yield* Effect.exit(
+        Layer.build(PoolManager.layer({ minWorkersCount: 3, maxWorkersCount: 2 }, echo([])))
+      )
+      assert.isTrue(Exit.isFailure(exit))
+      const error = yield* Effect.flip(Layer.build(PoolManager.layer({ bufferSize: -1 }, echo([]))))
+      assert.instanceOf(error, PoolError.ConfigError)
+      assert.include(error.message, "bufferSize = -1")
+    })
+  )
+
+  it.effect("callbacks run with the services the manager was made with", () =>
+    Effect.gen(function* () {
+      class Prefix extends Context.Service<Prefix, string>()("test/Prefix") {}
+      const callback: PoolManager.Callback<never, Prefix> = (conn, body) =>
+        Prefix.use((prefix) => Effect.orDie(conn.write(`${prefix}${body.length}`)))
+      const manager = yield* PoolManager.make({}, callback).pipe(Effect.provideService(Prefix, "len="))
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send("12345")
+      assert.strictEqual(yield* client.receiveText, "len=5")
+    })
+  )
+})
+
+describe("PoolManager.put", () => {
+  it.effect("busy at max, and capacity returns when a client leaves", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ maxWorkersCount: 2 })
+      const a = yield* connect(manager)
+      yield* connect(manager)
+      const { connection } = yield* Connection.makeMemory()
+      const error = yield* Effect.flip(manager.put(connection))
+      assert.instanceOf(error, PoolError.PoolBusyError)
+      assert.strictEqual(error.message, "can't put, pool is busy")
+      assert.strictEqual((yield* manager.stats).rejected, 1)
+      yield* a.end
+      yield* a.closed
+      yield* settle
+      yield* manager.put(connection)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.busy, 2)
+      assert.strictEqual(stats.accepted, 3)
+      assert.strictEqual(stats.workers, 2)
+    })
+  )
+
+  it.effect("max 0 admits 1,000 concurrent connections", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({ maxWorkersCount: 0 }, seen)
+      const clients = yield* Effect.forEach(Array.from({ length: 1000 }), () => connect(manager))
+      assert.strictEqual((yield* manager.stats).busy, 1000)
+      yield* Effect.forEach(clients, (client, i) => client.send(`m${i}`))
+      const replies = yield* Effect.forEach(clients, (client) => client.receiveText)
+      assert.strictEqual(replies[999], "OK:m999")
+      assert.strictEqual(seen.length, 1000)
+    })
+  )
+
+  it.effect("reuses the most recently idle worker first", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ minWorkersCount: 3 })
+      const before = yield* manager.stats
+      for (let i = 0; i < 5; i++) {
+        const client = yield* connect(manager)
+        yield* client.end
+        yield* client.closed
+        yield* settle
+      }
+      const after = yield* manager.stats
+      assert.strictEqual(after.spawned, before.spawned)
+      assert.strictEqual(after.workers, 3)
+    })
+  )
+})
+
+describe("PoolManager worker retirement", () => {
+  it.effect("retires idle workers above min after idleWorkerTimeout, never below min or busy ones", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ minWorkersCount: 1, idleWorkerTimeout: "2 seconds", clientsDeadline: "1 hour" })
+      const clients = yield* Effect.forEach(Array.from({ length: 4 }), () => connect(manager))
+      assert.strictEqual((yield* manager.stats).workers, 4)
+      // two leave, two stay busy
+      yield* clients[0]!.end
+      yield* clients[1]!.end
+      yield* settle
+      assert.strictEqual((yield* manager.stats).idle, 2)
+      yield* TestClock.adjust("1999 millis")
+      assert.strictEqual((yield* manager.stats).workers, 4)
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      let stats = yield* manager.stats
+      // both idle ones are above min (busy ones count toward it)
+      assert.strictEqual(stats.workers, 2)
+      assert.strictEqual(stats.busy, 2)
+      yield* clients[2]!.end
+      yield* clients[3]!.end
+      yield* settle
+      yield* TestClock.adjust("10 seconds")
+      yield* settle
+      stats = yield* manager.stats
+      assert.strictEqual(stats.workers, 1)
+      assert.strictEqual(stats.idle, 1)
+    })
+  )
+})
+
+describe("PoolManager messages", () => {
+  it.effect("deadline closes a connection that sends nothing", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ clientsDeadline: "3 seconds" })
+      const client = yield* connect(manager)
+      yield* TestClock.adjust("2999 millis")
+      assert.isFalse(yield* client.isClosed)
+      yield* client.send("ping")
+      assert.strictEqual(yield* client.receiveText, "OK:ping")
+      yield* TestClock.adjust("2999 millis")
+      assert.isFalse(yield* client.isClosed)
+      yield* TestClock.adjust("1 millis")
+      yield* client.closed
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.closedByDeadline, 1)
+      assert.strictEqual(stats.busy, 0)
+      assert.strictEqual(stats.idle, 1)
+    })
+  )
+
+  it.effect("several messages on one connection, and a body split over reads", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({ bufferSize: 4 }, seen)
+      const client = yield* connect(manager)
+      yield* client.send("ab")
+      assert.strictEqual(yield* client.receiveText, "OK:ab")
+      // 10 bytes with a 4-byte buffer: reads of 4, 4 and 2 make one message
+      yield* client.send("abcdefghij")
+      assert.strictEqual(yield* client.receiveText, "OK:abcdefghij")
+      // two sends that both arrived before the worker reads: 4 + 2 bytes, one message
+      const { client: early, connection } = yield* Connection.makeMemory()
+      yield* early.send("abcd")
+      yield* early.send("ef")
+      yield* manager.put(connection)
+      assert.strictEqual(yield* early.receiveText, "OK:abcdef")
+      assert.deepStrictEqual(seen, ["ab", "abcdefghij", "abcdef"])
+    })
+  )
+
+  it.effect("a message of exactly bufferSize multiples is delivered without waiting for the deadline", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({ bufferSize: 4, clientsDeadline: "3 seconds" }, seen)
+      const client = yield* connect(manager)
+      yield* client.send("abcdefgh")
+      assert.strictEqual(yield* client.receiveText, "OK:abcdefgh")
+      assert.deepStrictEqual(seen, ["abcdefgh"])
+      assert.isFalse(yield* client.isClosed)
+    })
+  )
+
+  it.effect("a message over maxMessageBytes closes its connection", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({ bufferSize: 4, maxMessageBytes: 8 }, seen)
+      const client = yield* connect(manager)
+      yield* client.send("12345678")
+      assert.strictEqual(yield* client.receiveText, "OK:12345678")
+      yield* client.send("123456789")
+      yield* client.closed
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.closedBySize, 1)
+      assert.deepStrictEqual(seen, ["12345678"])
+      assert.strictEqual(stats.busy, 0)
+    })
+  )
+
+  it.effect("bytes sent before the client closes are still delivered", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* started({}, seen)
+      const client = yield* connect(manager)
+      yield* client.send("last words")
+      yield* client.end
+      yield* client.closed
+      assert.deepStrictEqual(seen, ["last words"])
+      assert.strictEqual((yield* manager.stats).closedByPeer, 1)
+    })
+  )
+})
