@@ -312,19 +312,23 @@ export const makeMemory = (
     })
 
     const client: MemoryClient = {
+      // Like a socket, which announces bytes on a later tick, the server side
+      // learns of sent bytes from a scheduled task, not inside `send`.
       send: (data) =>
-        Effect.sync(() => {
-          if (closed || clientEnded) return
+        Effect.withFiber((fiber) => {
+          if (closed || clientEnded) return Effect.void
           const bytes = toBytes(data)
-          if (bytes.length === 0) return
+          if (bytes.length === 0) return Effect.void
           inbound.push(bytes)
-          wakeServer("readable")
+          fiber.currentDispatcher.scheduleTask(() => wakeServer("readable"), 0)
+          return Effect.void
         }),
-      end: Effect.sync(() => {
-        if (clientEnded || closed) return
+      end: Effect.withFiber((fiber) => {
+        if (clientEnded || closed) return Effect.void
         clientEnded = true
         failure ??= new ConnectionError({ reason: "Closed", remoteAddress })
-        wakeServer("done")
+        fiber.currentDispatcher.scheduleTask(() => wakeServer("done"), 0)
+        return Effect.void
       }),
       receive,
       receiveText: Effect.map(receive, (bytes) => decoder.decode(bytes)),

@@ -102,6 +102,7 @@ const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout"] 
 const show = (value: unknown): string => {
   if (Duration.isDuration(value)) return Duration.format(value)
   if (typeof value === "string") return JSON.stringify(value)
+  if (typeof value === "number") return String(value)
   if (typeof value === "bigint") return `${value}n`
   if (value === undefined) return "undefined"
   try {

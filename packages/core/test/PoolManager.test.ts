@@ -258,6 +258,7 @@ describe("PoolManager messages", () => {
       assert.strictEqual(yield* client.receiveText, "OK:12345678")
       yield* client.send("123456789")
       yield* client.closed
+      yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedBySize, 1)
       assert.deepStrictEqual(seen, ["12345678"])

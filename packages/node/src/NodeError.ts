@@ -1,0 +1,29 @@
+/**
+ * The errors of `@pool-manager/node`.
+ *
+ * @since 0.1.0
+ */
+import { Schema } from "effect"
+
+/**
+ * The server could not listen: the address is in use, not permitted, or
+ * invalid. `address` is what was asked for; `cause` is Node's error.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
+  address: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const code = (this.cause as { code?: unknown } | undefined)?.code
+    const hint =
+      code === "EADDRINUSE"
+        ? ": the address is in use (pick another port, or 0 for any free one)"
+        : code === "EACCES"
+          ? ": permission denied (ports below 1024 need privileges)"
+          : ""
+    return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
+  }
+}

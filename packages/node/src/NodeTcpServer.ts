@@ -1,0 +1,140 @@
+/**
+ * A TCP (or unix socket) server that puts every accepted socket into the
+ * `PoolManager` — the spec's example server as a layer.
+ *
+ * Listening is plain `node:net` (`net.createServer`), not Effect's
+ * `NodeSocketServer`: that server hands each connection to a handler fiber as
+ * an Effect `Socket` with flowing reads, while the pool needs the raw socket to
+ * pull from (see `NodeConnection`), and accepting is the second hottest path
+ * after reading. The runtime around it (`NodeRuntime.runMain`, signals) comes
+ * from `@effect/platform-node`.
+ *
+ * Each accepted socket goes to `put`; when the pool is busy or stopped, the
+ * socket gets `busyReply` and is closed. Releasing the layer stops accepting and
+ * closes the listener; the pool, released after it, drains what it admitted.
+ *
+ * @since 0.1.0
+ */
+
+import * as Net from "node:net"
+import { type Connection, PoolManager } from "@pool-manager/core"
+import { Context, Effect, Function, Layer, type Scope } from "effect"
+import { NetAddress } from "effect/net"
+import * as NodeConnection from "./NodeConnection.ts"
+import { ListenError } from "./NodeError.ts"
+
+/**
+ * Options for `make` and `layer`: where to listen, and how to treat sockets.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Interface to bind (default 127.0.0.1, as in the spec's example). */
+  readonly host?: string | undefined
+  /** TCP port; 0 picks a free one (default 6263, as in the spec's example). Ignored with `path`. */
+  readonly port?: number | undefined
+  /** A unix domain socket path to listen on instead of host and port. */
+  readonly path?: string | undefined
+  /** Length of the kernel's queue of connections not yet accepted. */
+  readonly backlog?: number | undefined
+  /** Written to a socket the pool refuses (busy or stopped) before it is closed (default `ERROR_SERVER_BUSY`). */
+  readonly busyReply?: string | Uint8Array | undefined
+  /** Options for every accepted socket's `Connection`. */
+  readonly connection?: NodeConnection.Options | undefined
+}
+
+/**
+ * The listening server.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class NodeTcpServer extends Context.Service<
+  NodeTcpServer,
+  {
+    /** The address the server is bound to (with the real port when 0 was asked for). */
+    readonly address: NetAddress.SocketAddress
+    /** Connections accepted from the listener so far, admitted or refused. */
+    readonly connections: Effect.Effect<number>
+  }
+>()("@pool-manager/node/NodeTcpServer") {}
+
+const describe = (options: Options): string =>
+  options.path !== undefined ? `unix:${options.path}` : `${options.host ?? "127.0.0.1"}:${options.port ?? 6263}`
+
+const toSocketAddress = (address: string | Net.AddressInfo | null, options: Options): NetAddress.SocketAddress =>
+  typeof address === "string" || address === null
+    ? NetAddress.unixPathAddress(typeof address === "string" ? address : (options.path ?? ""))
+    : NetAddress.inetAddressFromIpStringUnsafe(address.address, address.port)
+
+/**
+ * Listens, and puts every accepted socket into the `PoolManager` in context.
+ * Closing the scope stops accepting and closes the listener.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<NodeTcpServer["Service"], ListenError, PoolManager.PoolManager | Scope.Scope> =>
+  Effect.gen(function* () {
+    const manager = yield* PoolManager.PoolManager
+    const context = yield* Effect.context<never>()
+    const busyReply = options.busyReply ?? "ERROR_SERVER_BUSY"
+    let connections = 0
+
+    const refuse = (connection: Connection.Connection) =>
+      connection.transport.write(busyReply, () => connection.transport.close())
+
+    const onConnection = (socket: Net.Socket) => {
+      connections++
+      const connection = NodeConnection.make(socket, options.connection)
+      Effect.runForkWith(context)(
+        manager.put(connection).pipe(
+          Effect.catchTags({
+            PoolBusyError: () => Effect.sync(() => refuse(connection)),
+            NotRunningError: () => Effect.sync(() => refuse(connection))
+          })
+        )
+      )
+    }
+
+    const server = yield* Effect.acquireRelease(
+      Effect.callback<Net.Server, ListenError>((resume) => {
+        // allowHalfOpen: a client that sends its last message and half-closes
+        // still gets the reply; the connection closes the socket itself.
+        const server = Net.createServer({ allowHalfOpen: true, noDelay: true })
+        const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
+        server.once("error", onError)
+        server.on("connection", onConnection)
+        const listenOptions: Net.ListenOptions =
+          options.path !== undefined
+            ? { path: options.path }
+            : { host: options.host ?? "127.0.0.1", port: options.port ?? 6263 }
+        if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
+        server.listen(listenOptions, () => {
+          server.off("error", onError)
+          // After listening, an error (e.g. EMFILE on accept) must not crash
+          // the process: Node retries accepting by itself.
+          server.on("error", () => {})
+          resume(Effect.succeed(server))
+        })
+      }),
+      (server) => Effect.sync(() => server.close())
+    )
+    return NodeTcpServer.of({
+      address: toSocketAddress(server.address(), options),
+      connections: Effect.sync(() => connections)
+    })
+  })
+
+/**
+ * `make` as a layer. Provide it with a `PoolManager` layer:
+ * `NodeTcpServer.layer(options).pipe(Layer.provide(PoolManager.layer(config, callback)))`.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenError, PoolManager.PoolManager> =
+  Function.flow(make, Layer.effect(NodeTcpServer))
