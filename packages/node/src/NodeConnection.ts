@@ -92,7 +92,7 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
     poll(maxBytes) {
       const buffered = socket.readableLength
       if (buffered === 0) return undefined
-      return socket.read(buffered <= maxBytes ? buffered : maxBytes) ?? undefined
+      return socket.read(Math.min(buffered, maxBytes)) ?? undefined
     },
     awaitReadable(timeoutMillis, onReady) {
       if (socket.readableLength > 0) {

@@ -18,7 +18,8 @@
 
 import * as Net from "node:net"
 import { type Connection, PoolManager } from "@pool-manager/core"
-import { Context, Effect, Function, Layer, type Scope } from "effect"
+import { Context, Effect, Layer, type Scope } from "effect"
+import { flow } from "effect/Function"
 import { NetAddress } from "effect/net"
 import * as NodeConnection from "./NodeConnection.ts"
 import { ListenError } from "./NodeError.ts"
@@ -136,5 +137,7 @@ export const make = (
  * @category layers
  * @since 0.1.0
  */
-export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenError, PoolManager.PoolManager> =
-  Function.flow(make, Layer.effect(NodeTcpServer))
+export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenError, PoolManager.PoolManager> = flow(
+  make,
+  Layer.effect(NodeTcpServer)
+)
