@@ -51,6 +51,8 @@ export interface Transport {
    * more (at once, or after backpressure clears) or with the error that stopped it.
    */
   write(data: Uint8Array | string, onWritten: (error?: ConnectionError) => void): void
+  /** Bytes written to the peer so far (queued ones included). */
+  readonly bytesWritten: number
   /** Sends what is queued, then closes. Idempotent. */
   close(): void
   /** Closes at once, dropping what is queued (used when a drain times out). Idempotent. */
@@ -203,6 +205,7 @@ export const makeMemory = (
     // server -> client
     let outbound: Array<Uint8Array> = []
     let outboundBytes = 0
+    let bytesWritten = 0
     let closed = false
     let failure: ConnectionError | undefined
     const closedSignal = yield* Deferred.make<void>()
@@ -232,6 +235,9 @@ export const makeMemory = (
       remoteAddress,
       get failure() {
         return failure
+      },
+      get bytesWritten() {
+        return bytesWritten
       },
       poll(maxBytes) {
         const head = inbound[0]
@@ -281,6 +287,7 @@ export const makeMemory = (
         if (bytes.length === 0) return onWritten()
         outbound.push(bytes)
         outboundBytes += bytes.length
+        bytesWritten += bytes.length
         wakeClient()
         onWritten()
       },

@@ -19,6 +19,7 @@
  */
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Pool, Ref, Scope, Semaphore } from "effect"
 import type { Connection } from "./Connection.ts"
+import * as Metrics from "./internal/metrics.ts"
 import { serve } from "./internal/serve.ts"
 import { type Env, makeCounters, type Run, type Session } from "./internal/state.ts"
 import { ensureMin, idleCount, makePool } from "./internal/workers.ts"
@@ -62,6 +63,8 @@ export interface PoolStats {
   readonly messages: number
   /** Total bytes of those messages. */
   readonly bytesRead: number
+  /** Total bytes written to connections. */
+  readonly bytesWritten: number
   /** Total callbacks that failed or died. */
   readonly callbackFailures: number
   /** Total connections closed because no message came within `clientsDeadline`. */
@@ -130,8 +133,16 @@ export const make = <E = never, R = never>(
       context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
       configChanged: yield* Deferred.make<void>(),
       run: undefined,
-      nextWorkerId: 0
+      nextWorkerId: 0,
+      callbackDuration: Metrics.makeDurationHistogram(),
+      idleCount: () => (env.run === undefined ? 0 : idleCount(env.run.pool)),
+      bytesWritten: () => {
+        let total = env.counters.bytesWritten
+        if (env.run !== undefined) for (const session of env.run.sessions) total += session.transport.bytesWritten
+        return total
+      }
     }
+    yield* Metrics.register(env, yield* Effect.scope)
     // start and stop change the running state one at a time; setConfig calls
     // are serialised separately, so a long drain does not hold up a config change.
     const lifecycle = yield* Semaphore.make(1)
@@ -158,6 +169,7 @@ export const make = <E = never, R = never>(
 
     const release = (run: Run, session: Session, scope: Scope.Closeable): Effect.Effect<void> => {
       env.counters.busy--
+      env.counters.bytesWritten += session.transport.bytesWritten
       run.sessions.delete(session)
       if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
       return Effect.andThen(env.permits.release(1), Scope.close(scope, Exit.void))
@@ -177,7 +189,7 @@ export const make = <E = never, R = never>(
       }
 
     const admit = (run: Run, connection: Connection): Effect.Effect<void, NotRunningError> => {
-      const session: Session = { wake: undefined, fiber: undefined }
+      const session: Session = { transport: connection.transport, wake: undefined, fiber: undefined }
       const scope = Scope.makeUnsafe()
       // Registered before the worker is borrowed, so a stop that begins while a
       // worker is being spawned still waits for this connection.
@@ -272,11 +284,12 @@ export const make = <E = never, R = never>(
         running: run !== undefined && !run.stopping,
         workers: c.workers,
         busy: c.busy,
-        idle: run === undefined ? 0 : idleCount(run.pool),
+        idle: env.idleCount(),
         accepted: c.accepted,
         rejected: c.rejected,
         messages: c.messages,
         bytesRead: c.bytesRead,
+        bytesWritten: env.bytesWritten(),
         callbackFailures: c.callbackFailures,
         closedByDeadline: c.closedByDeadline,
         closedBySize: c.closedBySize,

@@ -89,6 +89,9 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
     get failure() {
       return failure
     },
+    get bytesWritten() {
+      return socket.bytesWritten
+    },
     poll(maxBytes) {
       const buffered = socket.readableLength
       if (buffered === 0) return undefined

@@ -125,6 +125,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     }
     counters.messages++
     counters.bytesRead += total
+    const started = performance.now()
     let handled: Effect.Effect<void, unknown, unknown>
     try {
       handled = env.callback(connection, body, total)
@@ -132,8 +133,14 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       handled = Effect.die(defect)
     }
     return Effect.matchCauseEffect(handled as Effect.Effect<void, unknown>, {
-      onFailure: onCallbackFailure,
-      onSuccess: () => next
+      onFailure: (cause) => {
+        env.callbackDuration.observe((performance.now() - started) / 1000)
+        return onCallbackFailure(cause)
+      },
+      onSuccess: () => {
+        env.callbackDuration.observe((performance.now() - started) / 1000)
+        return next
+      }
     })
   }
 

@@ -4,8 +4,10 @@
  * one JavaScript thread makes each step atomic: no locks are needed for it.
  */
 import type { Context, Deferred, Fiber, Pool, Ref, Scope, Semaphore } from "effect"
+import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback } from "../PoolManager.ts"
+import type { DurationHistogram } from "./metrics.ts"
 
 /** A worker, as the scoped `Pool` holds it. */
 export interface Worker {
@@ -22,6 +24,8 @@ export interface Counters {
   retired: number
   messages: number
   bytesRead: number
+  /** Bytes written to connections that have ended (live ones are summed on demand). */
+  bytesWritten: number
   callbackFailures: number
   closedByDeadline: number
   closedBySize: number
@@ -32,6 +36,7 @@ export interface Counters {
 
 /** One connection being served. `wake` is set only while it awaits a message. */
 export interface Session {
+  readonly transport: Transport
   wake: (() => void) | undefined
   fiber: Fiber.Fiber<void> | undefined
 }
@@ -58,6 +63,11 @@ export interface Env {
   configChanged: Deferred.Deferred<void>
   run: Run | undefined
   nextWorkerId: number
+  readonly callbackDuration: DurationHistogram
+  /** Idle workers now. */
+  readonly idleCount: () => number
+  /** Bytes written so far, by ended and live connections. */
+  readonly bytesWritten: () => number
 }
 
 export const makeCounters = (): Counters => ({
@@ -69,6 +79,7 @@ export const makeCounters = (): Counters => ({
   retired: 0,
   messages: 0,
   bytesRead: 0,
+  bytesWritten: 0,
   callbackFailures: 0,
   closedByDeadline: 0,
   closedBySize: 0,
