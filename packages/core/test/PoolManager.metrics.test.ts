@@ -5,7 +5,7 @@ import { TestClock } from "effect/testing"
 import { Connection } from "../src/index.ts"
 import { connect, settle, started } from "./utils.ts"
 
-const valueOf = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string, reason?: string) => {
+const seriesValue = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string, reason?: string) => {
   const found = snapshots.find((s) => s.id === id && (reason === undefined || s.attributes?.["reason"] === reason))
   if (found === undefined) throw new Error(`no metric ${id}`)
   const state = found.state as { count?: number; value?: number }
@@ -23,22 +23,22 @@ describe("PoolManager metrics", () => {
       const { connection } = yield* Connection.makeMemory()
       yield* Effect.flip(manager.put(connection))
       let snapshots = yield* Metric.snapshot
-      assert.strictEqual(valueOf(snapshots, "pool_workers"), 2)
-      assert.strictEqual(valueOf(snapshots, "pool_workers_busy"), 2)
-      assert.strictEqual(valueOf(snapshots, "pool_workers_idle"), 0)
-      assert.strictEqual(valueOf(snapshots, "pool_workers_max"), 2)
-      assert.strictEqual(valueOf(snapshots, "pool_connections_accepted_total"), 2)
-      assert.strictEqual(valueOf(snapshots, "pool_connections_rejected_total"), 1)
-      assert.strictEqual(valueOf(snapshots, "pool_messages_total"), 1)
-      assert.strictEqual(valueOf(snapshots, "pool_bytes_read_total"), 5)
-      assert.strictEqual(valueOf(snapshots, "pool_bytes_written_total"), 8)
+      assert.strictEqual(seriesValue(snapshots, "pool_workers"), 2)
+      assert.strictEqual(seriesValue(snapshots, "pool_workers_busy"), 2)
+      assert.strictEqual(seriesValue(snapshots, "pool_workers_idle"), 0)
+      assert.strictEqual(seriesValue(snapshots, "pool_workers_max"), 2)
+      assert.strictEqual(seriesValue(snapshots, "pool_connections_accepted_total"), 2)
+      assert.strictEqual(seriesValue(snapshots, "pool_connections_rejected_total"), 1)
+      assert.strictEqual(seriesValue(snapshots, "pool_messages_total"), 1)
+      assert.strictEqual(seriesValue(snapshots, "pool_bytes_read_total"), 5)
+      assert.strictEqual(seriesValue(snapshots, "pool_bytes_written_total"), 8)
       yield* a.end
       yield* TestClock.adjust("1 second")
       yield* settle
       snapshots = yield* Metric.snapshot
-      assert.strictEqual(valueOf(snapshots, "pool_connections_closed_total", "peer"), 1)
-      assert.strictEqual(valueOf(snapshots, "pool_connections_closed_total", "deadline"), 1)
-      assert.strictEqual(valueOf(snapshots, "pool_bytes_written_total"), 8)
+      assert.strictEqual(seriesValue(snapshots, "pool_connections_closed_total", "peer"), 1)
+      assert.strictEqual(seriesValue(snapshots, "pool_connections_closed_total", "deadline"), 1)
+      assert.strictEqual(seriesValue(snapshots, "pool_bytes_written_total"), 8)
       const histogram = snapshots.find((s) => s.id === "pool_callback_duration_seconds")!.state as Metric.HistogramState
       assert.strictEqual(histogram.count, 1)
       const text = yield* PrometheusMetrics.format()

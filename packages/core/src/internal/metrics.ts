@@ -115,6 +115,8 @@ export const register = (env: Env, scope: Scope.Scope): Effect.Effect<void> =>
     )
     return Scope.addFinalizer(
       scope,
-      Effect.sync(() => registrations.forEach((r) => r.remove()))
+      Effect.sync(() => {
+        for (const registration of registrations) registration.remove()
+      })
     )
   })
