@@ -36,6 +36,8 @@ export type ReadyEvent = "readable" | "timeout" | "done"
 export interface Transport {
   /** The peer's address, for logs. */
   readonly remoteAddress: string
+  /** The peer's host without the port (an IP address for TCP), for per-address limits. */
+  readonly remoteHost: string
   /** Takes up to `maxBytes` of the bytes already buffered; `undefined` when none are. Never waits. */
   poll(maxBytes: number): Uint8Array | undefined
   /** Set once no more bytes can arrive (peer closed, error, closed here); buffered bytes may remain. */
@@ -161,7 +163,10 @@ export interface MemoryClient {
  * @since 0.1.0
  */
 export interface MemoryOptions extends Options {
+  /** Defaults to `memory`. */
   readonly remoteAddress?: string | undefined
+  /** Defaults to `remoteAddress`. */
+  readonly remoteHost?: string | undefined
 }
 
 const encoder = new TextEncoder()
@@ -233,6 +238,7 @@ export const makeMemory = (
 
     const transport: Transport = {
       remoteAddress,
+      remoteHost: options?.remoteHost ?? remoteAddress,
       get failure() {
         return failure
       },

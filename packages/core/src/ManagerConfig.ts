@@ -34,7 +34,29 @@ export interface ManagerConfig {
   readonly maxMessageBytes: number
   /** How long `stop` waits for busy workers before interrupting them. */
   readonly drainTimeout: Duration.Duration
+  /**
+   * What `put` does when every worker is busy at `maxWorkersCount`: `"reject"`
+   * fails at once (the spec's behaviour); `"queue"` waits up to `queueTimeout`
+   * for a worker, with at most `queueSize` connections waiting.
+   */
+  readonly admissionPolicy: AdmissionPolicy
+  /** Most connections waiting for a worker under the `"queue"` policy. */
+  readonly queueSize: number
+  /** Longest wait for a worker under the `"queue"` policy. */
+  readonly queueTimeout: Duration.Duration
+  /** Most connections admitted or waiting from one client address; `0` means no limit. */
+  readonly maxConnectionsPerAddress: number
+  /** Messages served on one connection before it is closed; `0` means no limit. */
+  readonly maxMessagesPerConnection: number
 }
+
+/**
+ * How `put` treats a connection when the pool is at `maxWorkersCount`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type AdmissionPolicy = "reject" | "queue"
 
 /**
  * What `make`, `layer` and `setConfig` accept. Durations take any
@@ -52,12 +74,18 @@ export interface Input {
   readonly idleWorkerTimeout?: Duration.Input | undefined
   readonly maxMessageBytes?: number | undefined
   readonly drainTimeout?: Duration.Input | undefined
+  readonly admissionPolicy?: AdmissionPolicy | undefined
+  readonly queueSize?: number | undefined
+  readonly queueTimeout?: Duration.Input | undefined
+  readonly maxConnectionsPerAddress?: number | undefined
+  readonly maxMessagesPerConnection?: number | undefined
 }
 
 /**
  * The defaults: the spec's (5120-byte buffer, 3 second deadline, no minimum,
- * no maximum) and this library's (2 second idle worker timeout, 1 MiB
- * messages, 30 second drain).
+ * no maximum, reject when busy) and this library's (2 second idle worker
+ * timeout, 1 MiB messages, 30 second drain; when queueing, 100 waiting for at
+ * most 1 second; no per-address or per-connection limits).
  *
  * @category constants
  * @since 0.1.0
@@ -70,7 +98,12 @@ export const defaults: ManagerConfig = {
   clientsDeadline: Duration.seconds(3),
   idleWorkerTimeout: Duration.seconds(2),
   maxMessageBytes: 1024 * 1024,
-  drainTimeout: Duration.seconds(30)
+  drainTimeout: Duration.seconds(30),
+  admissionPolicy: "reject",
+  queueSize: 100,
+  queueTimeout: Duration.seconds(1),
+  maxConnectionsPerAddress: 0,
+  maxMessagesPerConnection: 0
 }
 
 const Count = Schema.Finite.check(
@@ -92,12 +125,17 @@ const InputSchema = Schema.Struct({
   clientsDeadline: Schema.optionalKey(NonNegativeDuration),
   idleWorkerTimeout: Schema.optionalKey(NonNegativeDuration),
   maxMessageBytes: Schema.optionalKey(Size),
-  drainTimeout: Schema.optionalKey(NonNegativeDuration)
+  drainTimeout: Schema.optionalKey(NonNegativeDuration),
+  admissionPolicy: Schema.optionalKey(Schema.Literals(["reject", "queue"])),
+  queueSize: Schema.optionalKey(Count),
+  queueTimeout: Schema.optionalKey(NonNegativeDuration),
+  maxConnectionsPerAddress: Schema.optionalKey(Count),
+  maxMessagesPerConnection: Schema.optionalKey(Count)
 })
 
 const decodeInput = Schema.decodeUnknownEffect(InputSchema)
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
-const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout"] as const
+const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout", "queueTimeout"] as const
 
 const show = (value: unknown): string => {
   if (Duration.isDuration(value)) return Duration.format(value)
@@ -191,7 +229,12 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
               : (decoded.clientsDeadline ?? base.clientsDeadline),
           idleWorkerTimeout: decoded.idleWorkerTimeout ?? base.idleWorkerTimeout,
           maxMessageBytes: decoded.maxMessageBytes ?? base.maxMessageBytes,
-          drainTimeout: decoded.drainTimeout ?? base.drainTimeout
+          drainTimeout: decoded.drainTimeout ?? base.drainTimeout,
+          admissionPolicy: decoded.admissionPolicy ?? base.admissionPolicy,
+          queueSize: decoded.queueSize ?? base.queueSize,
+          queueTimeout: decoded.queueTimeout ?? base.queueTimeout,
+          maxConnectionsPerAddress: decoded.maxConnectionsPerAddress ?? base.maxConnectionsPerAddress,
+          maxMessagesPerConnection: decoded.maxMessagesPerConnection ?? base.maxMessagesPerConnection
         }
         const error = relationError(config)
         return error === undefined ? Effect.succeed(config) : Effect.fail(error)
@@ -206,7 +249,7 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
  * @category conversions
  * @since 0.1.0
  */
-export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, number | boolean> => ({
+export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, number | boolean | string> => ({
   debug: config.debug,
   bufferSize: config.bufferSize,
   minWorkersCount: config.minWorkersCount,
@@ -214,5 +257,10 @@ export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, numbe
   clientsDeadline: Duration.toMillis(config.clientsDeadline),
   idleWorkerTimeout: Duration.toMillis(config.idleWorkerTimeout),
   maxMessageBytes: config.maxMessageBytes,
-  drainTimeout: Duration.toMillis(config.drainTimeout)
+  drainTimeout: Duration.toMillis(config.drainTimeout),
+  admissionPolicy: config.admissionPolicy,
+  queueSize: config.queueSize,
+  queueTimeout: Duration.toMillis(config.queueTimeout),
+  maxConnectionsPerAddress: config.maxConnectionsPerAddress,
+  maxMessagesPerConnection: config.maxMessagesPerConnection
 })

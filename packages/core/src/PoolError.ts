@@ -66,6 +66,23 @@ export class PoolBusyError extends Schema.TaggedError<PoolBusyError>()("PoolBusy
 }
 
 /**
+ * `put` refused a connection because its client host already has
+ * `maxConnectionsPerAddress` connections admitted or waiting. The caller still
+ * owns the connection.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class AddressLimitError extends Schema.TaggedError<AddressLimitError>()("AddressLimitError", {
+  remoteHost: Schema.String,
+  maxConnectionsPerAddress: Schema.Number
+}) {
+  override get message(): string {
+    return `can't put, too many connections from ${this.remoteHost} (maxConnectionsPerAddress is ${this.maxConnectionsPerAddress})`
+  }
+}
+
+/**
  * A read or write on a `Connection` failed. `reason` tells why: the peer closed
  * its side (`Closed`), the connection was closed locally (`LocalClosed`), or the
  * transport reported an error (`Error`, with its `cause`).

@@ -19,12 +19,20 @@
  */
 import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Pool, Ref, Scope, Semaphore } from "effect"
 import type { Connection } from "./Connection.ts"
+import type { AdmissionError } from "./internal/admission.ts"
+import * as Admission from "./internal/admission.ts"
 import * as Metrics from "./internal/metrics.ts"
 import { serve } from "./internal/serve.ts"
 import { type Env, makeCounters, type Run, type Session } from "./internal/state.ts"
 import { ensureMin, idleCount, makePool } from "./internal/workers.ts"
 import * as ManagerConfig from "./ManagerConfig.ts"
-import { AlreadyRunningError, type ConfigError, NotRunningError, PoolBusyError } from "./PoolError.ts"
+import {
+  type AddressLimitError,
+  AlreadyRunningError,
+  type ConfigError,
+  NotRunningError,
+  type PoolBusyError
+} from "./PoolError.ts"
 
 /**
  * The callback run for every message (the spec's
@@ -57,8 +65,14 @@ export interface PoolStats {
   readonly idle: number
   /** Total connections admitted by `put`. */
   readonly accepted: number
-  /** Total connections refused by `put` because the pool was busy. */
+  /** Connections waiting for a worker now (`"queue"` policy). */
+  readonly waiting: number
+  /** Total connections refused by `put` because the pool was busy (at once, or after waiting). */
   readonly rejected: number
+  /** Total connections refused by `put` because of `maxConnectionsPerAddress`. */
+  readonly rejectedByAddress: number
+  /** Total connections that waited `queueTimeout` in the queue and were refused. */
+  readonly queueTimeouts: number
   /** Total messages handed to the callback. */
   readonly messages: number
   /** Total bytes of those messages. */
@@ -75,6 +89,8 @@ export interface PoolStats {
   readonly closedByPeer: number
   /** Total idle connections closed by `stop`. */
   readonly closedByStop: number
+  /** Total connections closed after `maxMessagesPerConnection` messages. */
+  readonly closedByMessageLimit: number
   /** Total sessions interrupted because `stop` ran past `drainTimeout`. */
   readonly interruptedByDrain: number
   /** Total workers spawned. */
@@ -94,8 +110,12 @@ export class PoolManager extends Context.Service<
   {
     /** Starts the manager: prespawns `minWorkersCount` workers and the reaper. */
     readonly start: Effect.Effect<void, AlreadyRunningError>
-    /** Hands `conn` to a worker; returns once a worker owns it. Never waits for capacity. */
-    readonly put: (conn: Connection) => Effect.Effect<void, PoolBusyError | NotRunningError>
+    /**
+     * Hands `conn` to a worker; returns once a worker owns it. Under the default
+     * `"reject"` policy it never waits for capacity; under `"queue"` it waits up
+     * to `queueTimeout`. On failure the caller still owns `conn`.
+     */
+    readonly put: (conn: Connection) => Effect.Effect<void, PoolBusyError | NotRunningError | AddressLimitError>
     /** The current configuration. */
     readonly config: Effect.Effect<ManagerConfig.ManagerConfig>
     /** Validates `input`, applies it over the current configuration, and returns the result. */
@@ -106,9 +126,6 @@ export class PoolManager extends Context.Service<
     readonly stats: Effect.Effect<PoolStats>
   }
 >()("@pool-manager/core/PoolManager") {}
-
-const permitsFor = (config: ManagerConfig.ManagerConfig): number =>
-  config.maxWorkersCount === 0 ? Number.POSITIVE_INFINITY : config.maxWorkersCount
 
 /**
  * Creates a stopped manager (the spec's `CreateManager`). Closing the scope
@@ -122,11 +139,12 @@ export const make = <E = never, R = never>(
   callback: Callback<E, R>
 ): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
-    const initial = yield* ManagerConfig.make(config)
+    const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
+    const counters = makeCounters()
     const env: Env = {
-      config: yield* Ref.make(initial),
-      counters: makeCounters(),
-      permits: yield* Semaphore.make(permitsFor(initial)),
+      config: configRef,
+      counters,
+      admission: yield* Admission.make(configRef, counters),
       callback: callback as Callback<unknown, unknown>,
       // Workers run callbacks in the context `make` ran in, minus its Scope: a
       // callback's finalizers must not pile up in the manager's scope.
@@ -172,7 +190,7 @@ export const make = <E = never, R = never>(
       env.counters.bytesWritten += session.transport.bytesWritten
       run.sessions.delete(session)
       if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
-      return Effect.andThen(env.permits.release(1), Scope.close(scope, Exit.void))
+      return Effect.andThen(env.admission.release(session.transport.remoteHost), Scope.close(scope, Exit.void))
     }
 
     const endSession =
@@ -214,22 +232,22 @@ export const make = <E = never, R = never>(
       )
     }
 
-    const put = (connection: Connection): Effect.Effect<void, PoolBusyError | NotRunningError> =>
+    const put = (connection: Connection): Effect.Effect<void, AdmissionError> =>
       Effect.uninterruptible(
         Effect.suspend(() => {
           const run = env.run
           if (run === undefined || run.stopping) return Effect.fail(new NotRunningError())
-          return Effect.flatMap(
-            env.permits.takeIfAvailable(1),
-            (admitted): Effect.Effect<void, PoolBusyError | NotRunningError> => {
-              if (admitted) return admit(run, connection)
-              env.counters.rejected++
-              const maxWorkersCount = Ref.getUnsafe(env.config).maxWorkersCount
-              return Effect.andThen(
-                debug("connection rejected: pool is busy", { remoteAddress: connection.remoteAddress }),
-                Effect.fail(new PoolBusyError({ maxWorkersCount }))
-              )
-            }
+          const host = connection.transport.remoteHost
+          return env.admission.acquire(host).pipe(
+            Effect.tapError((error) =>
+              debug("connection refused", { remoteAddress: connection.remoteAddress, reason: error.message })
+            ),
+            Effect.flatMap(() =>
+              // A put that waited in the queue may have waited through a stop.
+              env.run === run && !run.stopping
+                ? admit(run, connection)
+                : Effect.andThen(env.admission.release(host), Effect.fail(new NotRunningError()))
+            )
           )
         })
       )
@@ -240,6 +258,7 @@ export const make = <E = never, R = never>(
         if (run === undefined) return Effect.void
         const config = Ref.getUnsafe(env.config)
         run.stopping = true
+        env.admission.rejectWaiters()
         // Sessions waiting for a message take what already arrived and close;
         // busy ones finish their message first.
         for (const session of run.sessions) session.wake?.()
@@ -267,7 +286,7 @@ export const make = <E = never, R = never>(
         Effect.gen(function* () {
           const next = yield* ManagerConfig.make(input, Ref.getUnsafe(env.config))
           yield* Ref.set(env.config, next)
-          yield* env.permits.resize(permitsFor(next))
+          yield* env.admission.resize
           const changed = env.configChanged
           env.configChanged = yield* Deferred.make<void>()
           yield* Deferred.succeed(changed, undefined)
@@ -285,8 +304,11 @@ export const make = <E = never, R = never>(
         workers: c.workers,
         busy: c.busy,
         idle: env.idleCount(),
+        waiting: env.admission.waiting(),
         accepted: c.accepted,
         rejected: c.rejected,
+        rejectedByAddress: c.rejectedByAddress,
+        queueTimeouts: c.queueTimeouts,
         messages: c.messages,
         bytesRead: c.bytesRead,
         bytesWritten: env.bytesWritten(),
@@ -295,6 +317,7 @@ export const make = <E = never, R = never>(
         closedBySize: c.closedBySize,
         closedByPeer: c.closedByPeer,
         closedByStop: c.closedByStop,
+        closedByMessageLimit: c.closedByMessageLimit,
         interruptedByDrain: c.interruptedByDrain,
         spawned: c.spawned,
         retired: c.retired

@@ -19,7 +19,12 @@ describe("ManagerConfig", () => {
         clientsDeadline: 3000,
         idleWorkerTimeout: 2000,
         maxMessageBytes: 1048576,
-        drainTimeout: 30000
+        drainTimeout: 30000,
+        admissionPolicy: "reject",
+        queueSize: 100,
+        queueTimeout: 1000,
+        maxConnectionsPerAddress: 0,
+        maxMessagesPerConnection: 0
       })
     })
   )
@@ -68,6 +73,8 @@ describe("ManagerConfig", () => {
       assert.include((yield* invalid({ debug: "yes" })).message, 'debug = "yes"')
       assert.include((yield* invalid({ clientsDeadline: "soon" })).message, 'clientsDeadline = "soon"')
       assert.include((yield* invalid({ drainTimeout: -5 })).message, "drainTimeout = -5")
+      assert.include((yield* invalid({ admissionPolicy: "wait" })).message, 'admissionPolicy = "wait"')
+      assert.include((yield* invalid({ maxConnectionsPerAddress: -1 })).message, "maxConnectionsPerAddress = -1")
     })
   )
 

@@ -28,7 +28,7 @@ describe("PoolManager metrics", () => {
       assert.strictEqual(seriesValue(snapshots, "pool_workers_idle"), 0)
       assert.strictEqual(seriesValue(snapshots, "pool_workers_max"), 2)
       assert.strictEqual(seriesValue(snapshots, "pool_connections_accepted_total"), 2)
-      assert.strictEqual(seriesValue(snapshots, "pool_connections_rejected_total"), 1)
+      assert.strictEqual(seriesValue(snapshots, "pool_connections_rejected_total", "busy"), 1)
       assert.strictEqual(seriesValue(snapshots, "pool_messages_total"), 1)
       assert.strictEqual(seriesValue(snapshots, "pool_bytes_read_total"), 5)
       assert.strictEqual(seriesValue(snapshots, "pool_bytes_written_total"), 8)

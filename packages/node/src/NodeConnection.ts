@@ -86,6 +86,7 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
 
   return {
     remoteAddress,
+    remoteHost: socket.remoteAddress ?? "unix",
     get failure() {
       return failure
     },

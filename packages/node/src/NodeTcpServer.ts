@@ -95,7 +95,8 @@ export const make = (
         manager.put(connection).pipe(
           Effect.catchTags({
             PoolBusyError: () => Effect.sync(() => refuse(connection)),
-            NotRunningError: () => Effect.sync(() => refuse(connection))
+            NotRunningError: () => Effect.sync(() => refuse(connection)),
+            AddressLimitError: () => Effect.sync(() => refuse(connection))
           })
         )
       )

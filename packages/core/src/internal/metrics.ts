@@ -89,12 +89,19 @@ export const register = (env: Env, scope: Scope.Scope): Effect.Effect<void> =>
       env.run !== undefined && !env.run.stopping ? 1 : 0
     )
     count(counter("pool_connections_accepted_total", "Connections admitted by put"), () => c.accepted)
-    count(counter("pool_connections_rejected_total", "Connections refused by put: pool busy"), () => c.rejected)
+    value(gauge("pool_connections_waiting", "Connections waiting for a worker (queue policy)"), () =>
+      env.admission.waiting()
+    )
+    const refused = "Connections refused by put, by reason"
+    count(counter("pool_connections_rejected_total", refused, { reason: "busy" }), () => c.rejected)
+    count(counter("pool_connections_rejected_total", refused, { reason: "address" }), () => c.rejectedByAddress)
+    count(counter("pool_queue_timeouts_total", "Connections refused after waiting queueTimeout"), () => c.queueTimeouts)
     const closed = "Connections closed by the pool, by reason"
     count(counter("pool_connections_closed_total", closed, { reason: "deadline" }), () => c.closedByDeadline)
     count(counter("pool_connections_closed_total", closed, { reason: "size" }), () => c.closedBySize)
     count(counter("pool_connections_closed_total", closed, { reason: "peer" }), () => c.closedByPeer)
     count(counter("pool_connections_closed_total", closed, { reason: "stop" }), () => c.closedByStop)
+    count(counter("pool_connections_closed_total", closed, { reason: "messages" }), () => c.closedByMessageLimit)
     count(counter("pool_connections_closed_total", closed, { reason: "callback" }), () => c.callbackFailures)
     count(counter("pool_connections_closed_total", closed, { reason: "drain" }), () => c.interruptedByDrain)
     count(counter("pool_messages_total", "Messages handed to the callback"), () => c.messages)

@@ -53,7 +53,7 @@ const awaitMessage = (run: Run, session: Session, transport: Transport, timeoutM
   })
 
 /** Why a session closed its connection, for counters and debug logs. */
-export type CloseReason = "peer closed" | "deadline" | "message too large" | "callback failed" | "stopping"
+export type CloseReason = "peer closed" | "deadline" | "message too large" | "message limit" | "stopping"
 
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
@@ -63,6 +63,7 @@ export type CloseReason = "peer closed" | "deadline" | "message too large" | "ca
 export const serve = (env: Env, run: Run, session: Session, connection: Connection): Effect.Effect<void> => {
   const transport = connection.transport
   const counters = env.counters
+  let served = 0
 
   const close = (reason: CloseReason, config: ManagerConfig): Effect.Effect<void> => {
     switch (reason) {
@@ -74,6 +75,9 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
         break
       case "message too large":
         counters.closedBySize++
+        break
+      case "message limit":
+        counters.closedByMessageLimit++
         break
       case "stopping":
         counters.closedByStop++
@@ -139,7 +143,10 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       },
       onSuccess: () => {
         env.callbackDuration.observe((performance.now() - started) / 1000)
-        return next
+        served++
+        return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
+          ? close("message limit", config)
+          : next
       }
     })
   }

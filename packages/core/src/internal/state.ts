@@ -3,10 +3,11 @@
  * Everything here is touched only from synchronous steps of fibers, which on
  * one JavaScript thread makes each step atomic: no locks are needed for it.
  */
-import type { Context, Deferred, Fiber, Pool, Ref, Scope, Semaphore } from "effect"
+import type { Context, Deferred, Fiber, Pool, Ref, Scope } from "effect"
 import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback } from "../PoolManager.ts"
+import type { Admission } from "./admission.ts"
 import type { DurationHistogram } from "./metrics.ts"
 
 /** A worker, as the scoped `Pool` holds it. */
@@ -17,7 +18,12 @@ export interface Worker {
 /** Running totals since the manager was made. */
 export interface Counters {
   accepted: number
+  /** Refused because the pool was busy (at once, or after waiting in the queue). */
   rejected: number
+  rejectedByAddress: number
+  queued: number
+  queueTimeouts: number
+  closedByMessageLimit: number
   busy: number
   workers: number
   spawned: number
@@ -55,7 +61,7 @@ export interface Run {
 export interface Env {
   readonly config: Ref.Ref<ManagerConfig>
   readonly counters: Counters
-  readonly permits: Semaphore.Semaphore
+  readonly admission: Admission
   readonly callback: Callback<unknown, unknown>
   /** The context `make` ran in: workers run their callbacks with it. */
   readonly context: Context.Context<unknown>
@@ -73,6 +79,10 @@ export interface Env {
 export const makeCounters = (): Counters => ({
   accepted: 0,
   rejected: 0,
+  rejectedByAddress: 0,
+  queued: 0,
+  queueTimeouts: 0,
+  closedByMessageLimit: 0,
   busy: 0,
   workers: 0,
   spawned: 0,
