@@ -17,6 +17,7 @@
  */
 
 import * as Net from "node:net"
+import * as Tls from "node:tls"
 import { type Connection, PoolManager } from "@pool-manager/core"
 import { Context, Effect, Layer, type Scope } from "effect"
 import { flow } from "effect/Function"
@@ -43,6 +44,12 @@ export interface Options {
   readonly busyReply?: string | Uint8Array | undefined
   /** Options for every accepted socket's `Connection`. */
   readonly connection?: NodeConnection.Options | undefined
+  /**
+   * Serve TLS: `node:tls` server options (`key`, `cert`, `ca`, ...). Connections
+   * reach the pool once their handshake completed; a failed handshake destroys
+   * the socket. `handshakeTimeout` defaults to 10 seconds.
+   */
+  readonly tls?: Tls.TlsOptions | undefined
 }
 
 /**
@@ -106,10 +113,16 @@ export const make = (
       Effect.callback<Net.Server, ListenError>((resume) => {
         // allowHalfOpen: a client that sends its last message and half-closes
         // still gets the reply; the connection closes the socket itself.
-        const server = Net.createServer({ allowHalfOpen: true, noDelay: true })
+        const server =
+          options.tls === undefined
+            ? Net.createServer({ allowHalfOpen: true, noDelay: true })
+            : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
+                "tlsClientError",
+                (_error, socket) => socket.destroy()
+              )
         const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
         server.once("error", onError)
-        server.on("connection", onConnection)
+        server.on(options.tls === undefined ? "connection" : "secureConnection", onConnection)
         const listenOptions: Net.ListenOptions =
           options.path !== undefined
             ? { path: options.path }
