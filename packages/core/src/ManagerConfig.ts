@@ -118,19 +118,19 @@ const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromSt
 )
 
 const InputSchema = Schema.Struct({
-  debug: Schema.optionalKey(Schema.Boolean),
-  bufferSize: Schema.optionalKey(Count),
-  minWorkersCount: Schema.optionalKey(Count),
-  maxWorkersCount: Schema.optionalKey(Count),
-  clientsDeadline: Schema.optionalKey(NonNegativeDuration),
-  idleWorkerTimeout: Schema.optionalKey(NonNegativeDuration),
-  maxMessageBytes: Schema.optionalKey(Size),
-  drainTimeout: Schema.optionalKey(NonNegativeDuration),
-  admissionPolicy: Schema.optionalKey(Schema.Literals(["reject", "queue"])),
-  queueSize: Schema.optionalKey(Count),
-  queueTimeout: Schema.optionalKey(NonNegativeDuration),
-  maxConnectionsPerAddress: Schema.optionalKey(Count),
-  maxMessagesPerConnection: Schema.optionalKey(Count)
+  debug: Schema.optional(Schema.Boolean),
+  bufferSize: Schema.optional(Count),
+  minWorkersCount: Schema.optional(Count),
+  maxWorkersCount: Schema.optional(Count),
+  clientsDeadline: Schema.optional(NonNegativeDuration),
+  idleWorkerTimeout: Schema.optional(NonNegativeDuration),
+  maxMessageBytes: Schema.optional(Size),
+  drainTimeout: Schema.optional(NonNegativeDuration),
+  admissionPolicy: Schema.optional(Schema.Literals(["reject", "queue"])),
+  queueSize: Schema.optional(Count),
+  queueTimeout: Schema.optional(NonNegativeDuration),
+  maxConnectionsPerAddress: Schema.optional(Count),
+  maxMessagesPerConnection: Schema.optional(Count)
 })
 
 const decodeInput = Schema.decodeUnknownEffect(InputSchema)

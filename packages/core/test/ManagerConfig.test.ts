@@ -53,6 +53,13 @@ describe("ManagerConfig", () => {
     })
   )
 
+  it.effect("fields present but undefined count as left out", () =>
+    Effect.gen(function* () {
+      const config = yield* ManagerConfig.make({ bufferSize: undefined, clientsDeadline: undefined, debug: undefined })
+      assert.strictEqual(config.bufferSize, 5120)
+    })
+  )
+
   it.effect("fields left out keep the base config", () =>
     Effect.gen(function* () {
       const base = yield* ManagerConfig.make({ minWorkersCount: 2, maxWorkersCount: 8, debug: true })

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+/**
+ * The `pool-manager` executable: the spec's example TCP server with every
+ * setting as a flag (`pool-manager --help`). Each message is answered `OK`,
+ * or `ERROR` when it is empty; a client refused because the pool is busy gets
+ * `ERROR_SERVER_BUSY` and is closed.
+ *
+ * Node 24 runs this TypeScript file directly (type stripping).
+ */
+import { Effect } from "effect"
+import { run } from "../src/NodeCli.ts"
+
+run({
+  name: "pool-manager",
+  version: "0.1.0",
+  description:
+    "The spec's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
+  // The spec's callback. A write can only fail once the client is gone, and
+  // then there is nobody to tell, so the failure is dropped.
+  callback: (conn, _body, len) => Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+})

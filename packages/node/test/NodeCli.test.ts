@@ -1,0 +1,257 @@
+/**
+ * The `pool-manager` command, run as a child process the way a user runs it:
+ * `--help`, rejected flags, serving on port 0, and a graceful SIGINT.
+ */
+
+import * as ChildProcess from "node:child_process"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import { NodeServices } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Option } from "effect"
+import { Command } from "effect/cli"
+import { NodeCli } from "../src/index.ts"
+import { connect } from "./client.ts"
+
+const bin = fileURLToPath(new URL("../bin/pool-manager.ts", import.meta.url))
+const packageDir = fileURLToPath(new URL("..", import.meta.url))
+
+/** Polls `check` every 20 ms until it returns a value, failing after `timeout` ms. */
+const poll = <A>(what: string, check: () => A | undefined, timeout: number, details: () => string) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeout
+    while (true) {
+      const value = check()
+      if (value !== undefined) return value
+      if (Date.now() > deadline) return yield* Effect.fail(new Error(`timed out waiting for ${what}${details()}`))
+      yield* Effect.sleep("20 millis")
+    }
+  })
+
+/** Runs `node ...args` (the tests' own Node); killed when the scope closes if still running. */
+const spawnNode = (args: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const child = ChildProcess.spawn(process.execPath, args, { cwd: packageDir, stdio: ["ignore", "pipe", "pipe"] })
+      const output = { stdout: "", stderr: "", exit: undefined as number | string | undefined }
+      child.stdout.on("data", (chunk) => {
+        output.stdout += chunk
+      })
+      child.stderr.on("data", (chunk) => {
+        output.stderr += chunk
+      })
+      child.on("exit", (code, signal) => {
+        output.exit = code ?? signal ?? "unknown"
+      })
+      const details = () => `\n--- stdout:\n${output.stdout}\n--- stderr:\n${output.stderr}`
+      return {
+        process: child,
+        output,
+        waitFor: (pattern: RegExp, timeout = 20_000) =>
+          poll(`${pattern}`, () => pattern.exec(output.stdout) ?? undefined, timeout, details),
+        exit: (timeout = 20_000) => poll("the process to exit", () => output.exit, timeout, details)
+      }
+    }),
+    ({ process }) =>
+      Effect.sync(() => {
+        if (process.exitCode === null && process.signalCode === null) process.kill("SIGKILL")
+      })
+  )
+
+/** Starts a server and waits for its `listening on` line; returns it with its port. */
+const startServer = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const child = yield* spawnNode(args)
+    const match = yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /)
+    return { child, port: Number(match[1]) }
+  })
+
+/** Runs the bin to completion. */
+const runBin = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const child = yield* spawnNode([bin, ...args])
+    const code = yield* child.exit()
+    return { code, ...child.output }
+  }).pipe(Effect.scoped)
+
+describe("NodeCli", () => {
+  it("parses durations as people type them", () => {
+    const millis = (text: string) => Option.map(NodeCli.parseDuration(text), Duration.toMillis)
+    assert.deepStrictEqual(millis("3s"), Option.some(3000))
+    assert.deepStrictEqual(millis("500 millis"), Option.some(500))
+    assert.deepStrictEqual(millis("500ms"), Option.some(500))
+    assert.deepStrictEqual(millis("2 seconds"), Option.some(2000))
+    assert.deepStrictEqual(millis("1.5m"), Option.some(90_000))
+    assert.deepStrictEqual(millis("250"), Option.some(250))
+    assert.deepStrictEqual(millis("0"), Option.some(0))
+    assert.isTrue(Option.isSome(NodeCli.parseDuration("infinity")))
+    for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN"]) assert.isTrue(Option.isNone(NodeCli.parseDuration(bad)))
+  })
+
+  it.live(
+    "--help lists every flag with its default",
+    () =>
+      Effect.gen(function* () {
+        const { code, stdout } = yield* runBin(["--help"])
+        assert.strictEqual(code, 0)
+        const expected = {
+          host: "127.0.0.1",
+          port: "6263",
+          path: "none",
+          "min-workers": "0",
+          "max-workers": "0",
+          "buffer-size": "5120",
+          "clients-deadline": "3s",
+          "idle-worker-timeout": "2s",
+          "max-message-bytes": "1048576",
+          "drain-timeout": "30s",
+          "busy-reply": "ERROR_SERVER_BUSY",
+          debug: "false"
+        }
+        for (const [flag, fallback] of Object.entries(expected)) {
+          const line = stdout.split("\n").find((l) => l.trimStart().startsWith(`--${flag} `))
+          assert.isDefined(line, `--${flag} is listed in:\n${stdout}`)
+          assert.include(line, `(default: ${fallback})`)
+        }
+      }),
+    60_000
+  )
+
+  it.live(
+    "rejects bad flags and values with exit code 1 and a message naming the flag",
+    () =>
+      Effect.gen(function* () {
+        const cases: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string>]> = [
+          [
+            ["--max-workers", "-1"],
+            ["--max-workers", "-1"]
+          ],
+          [
+            ["--min-workers", "5", "--max-workers", "2"],
+            ["--min-workers", "--max-workers"]
+          ],
+          [
+            ["--port", "abc"],
+            ["--port", "abc"]
+          ],
+          [["--bogus"], ["--bogus"]]
+        ]
+        const results = yield* Effect.forEach(cases, ([args]) => runBin(args), { concurrency: "unbounded" })
+        results.forEach((result, i) => {
+          const [args, mentions] = cases[i]!
+          assert.strictEqual(result.code, 1, `exit code for ${args.join(" ")}`)
+          for (const mention of mentions) assert.include(result.stderr, mention, `message for ${args.join(" ")}`)
+          assert.notInclude(result.stdout, "listening on")
+        })
+      }),
+    60_000
+  )
+
+  // The same validation in-process (faster than a process per case).
+  it.effect("names the flag for every kind of bad value", () =>
+    Effect.gen(function* () {
+      const cli = Command.runWith(NodeCli.command({ callback: () => Effect.void }), { version: "test" })
+      const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+        [["--port", "70000"], "Invalid value for flag --port"],
+        [["--buffer-size", "NaN"], "Invalid value for flag --buffer-size"],
+        [["--min-workers", "1.5"], "Invalid value for flag --min-workers"],
+        [["--max-message-bytes", "0"], "Invalid value for flag --max-message-bytes"],
+        [["--clients-deadline", "soon"], "Invalid value for flag --clients-deadline"],
+        [["--drain-timeout", "-5s"], "--drain-timeout"],
+        [["--min-workers", "3", "--max-workers", "1"], "Invalid value for flag --min-workers (minWorkersCount): 3"]
+      ]
+      for (const [args, expected] of cases) {
+        const error = yield* Effect.flip(cli(args))
+        assert.strictEqual(error._tag, "ShowHelp", args.join(" "))
+        const messages = error._tag === "ShowHelp" ? error.errors.map((e) => e.message).join("\n") : ""
+        assert.include(messages, expected, args.join(" "))
+      }
+    }).pipe(Effect.provide(NodeServices.layer))
+  )
+
+  it("lets a flag override a default it contradicts, but not another flag", () => {
+    const none: NodeCli.Settings = {
+      host: Option.none(),
+      port: Option.none(),
+      path: Option.none(),
+      minWorkers: Option.none(),
+      maxWorkers: Option.none(),
+      bufferSize: Option.none(),
+      clientsDeadline: Option.none(),
+      idleWorkerTimeout: Option.none(),
+      maxMessageBytes: Option.none(),
+      drainTimeout: Option.none(),
+      busyReply: Option.none(),
+      debug: Option.none()
+    }
+    const defaults = { minWorkersCount: 5, maxWorkersCount: 10 }
+    const workers = (args: Partial<NodeCli.Settings>) =>
+      Effect.runSync(
+        NodeCli.makeConfig({ ...none, ...args }, defaults).pipe(
+          Effect.map(({ manager }) => [manager.minWorkersCount, manager.maxWorkersCount]),
+          Effect.catch((error) => Effect.succeed(error.message))
+        )
+      )
+    assert.deepStrictEqual(workers({}), [5, 10])
+    assert.deepStrictEqual(workers({ maxWorkers: Option.some(3) }), [3, 3])
+    assert.deepStrictEqual(workers({ minWorkers: Option.some(20) }), [20, 20])
+    assert.deepStrictEqual(workers({ maxWorkers: Option.some(0) }), [5, 0])
+    assert.include(workers({ minWorkers: Option.some(4), maxWorkers: Option.some(2) }), "minWorkersCount")
+  })
+
+  it.live(
+    "serves OK on --port 0, refuses the client beyond --max-workers, and exits 0 on SIGINT",
+    () =>
+      Effect.gen(function* () {
+        const { child, port } = yield* startServer([bin, "--port", "0", "--max-workers", "2"])
+        assert.match(child.output.stdout, /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
+        for (let i = 0; i < 2; i++) {
+          const client = yield* connect(port)
+          yield* client.send("HI!")
+          assert.strictEqual(yield* client.receive(2), "OK")
+        }
+        const refused = yield* connect(port)
+        yield* refused.closed()
+        assert.strictEqual(refused.received(), "ERROR_SERVER_BUSY")
+        child.process.kill("SIGINT")
+        assert.strictEqual(yield* child.exit(), 0)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "on SIGINT, answers every request already in flight, then exits 0",
+    () =>
+      Effect.gen(function* () {
+        // A server whose callback takes 500 ms, so the requests are still in the
+        // callback when the signal arrives.
+        const script = `
+          const { Effect } = await import("effect")
+          const { run } = await import(${JSON.stringify(pathToFileURL(fileURLToPath(new URL("../src/NodeCli.ts", import.meta.url))).href)})
+          run({
+            name: "slow",
+            args: ["--port", "0"],
+            callback: (conn, _body, len) =>
+              Effect.sync(() => console.log("handling")).pipe(
+                Effect.andThen(Effect.sleep("500 millis")),
+                Effect.andThen(conn.write(len > 0 ? "OK" : "ERROR")),
+                Effect.ignore
+              )
+          })`
+        const { child, port } = yield* startServer(["--input-type=module", "--eval", script])
+        const clients = []
+        for (let i = 0; i < 3; i++) {
+          const client = yield* connect(port)
+          yield* client.send("HI!")
+          clients.push(client)
+        }
+        yield* child.waitFor(/(handling\n[\s\S]*){3}/)
+        child.process.kill("SIGINT")
+        for (const client of clients) {
+          assert.strictEqual(yield* client.receive(2), "OK")
+          yield* client.closed()
+        }
+        assert.strictEqual(yield* child.exit(), 0)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
