@@ -8,52 +8,18 @@
  * deadline nor a stop can drop bytes that arrived.
  */
 import { Cause, Duration, Effect, Ref } from "effect"
-import { type Connection, concat, type ReadyEvent, type Transport } from "../Connection.ts"
+import { type Connection, concat, type ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Env, Run, Session } from "./state.ts"
-
-type WaitEvent = ReadyEvent | "stop"
-
-const events: Record<WaitEvent, Effect.Effect<WaitEvent>> = {
-  readable: Effect.succeed("readable"),
-  timeout: Effect.succeed("timeout"),
-  done: Effect.succeed("done"),
-  stop: Effect.succeed("stop")
-}
 
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
 
-/**
- * One callback that resolves on bytes, end of stream, deadline or stop.
- * `session.wake` is the stop path: set only while this wait is pending.
- */
-const awaitMessage = (run: Run, session: Session, transport: Transport, timeoutMillis: number) =>
-  Effect.callback<WaitEvent>((resume) => {
-    if (run.stopping) return resume(events.stop)
-    let settled = false
-    const settle = (event: WaitEvent) => {
-      if (settled) return
-      settled = true
-      session.wake = undefined
-      resume(events[event])
-    }
-    const cancel = transport.awaitReadable(timeoutMillis, settle)
-    if (settled) return
-    session.wake = () => {
-      cancel()
-      settle("stop")
-    }
-    return Effect.sync(() => {
-      if (settled) return
-      settled = true
-      session.wake = undefined
-      cancel()
-    })
-  })
-
 /** Why a session closed its connection, for counters and debug logs. */
 export type CloseReason = "peer closed" | "deadline" | "message too large" | "message limit" | "stopping"
+
+/** What a wait ends with: the next message, or why the connection ends. */
+type Step = Uint8Array | CloseReason
 
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
@@ -63,9 +29,15 @@ export type CloseReason = "peer closed" | "deadline" | "message too large" | "me
 export const serve = (env: Env, run: Run, session: Session, connection: Connection): Effect.Effect<void> => {
   const transport = connection.transport
   const counters = env.counters
+  // Per-message state. A session handles one message at a time, so the hot
+  // path reuses these (and the closures below) instead of allocating them.
+  let config = Ref.getUnsafe(env.config)
   let served = 0
+  let started = 0
+  let pending: ((step: Effect.Effect<Step>) => void) | undefined
+  let cancelWait: (() => void) | undefined
 
-  const close = (reason: CloseReason, config: ManagerConfig): Effect.Effect<void> => {
+  const close = (reason: CloseReason): Effect.Effect<void> => {
     switch (reason) {
       case "peer closed":
         counters.closedByPeer++
@@ -96,7 +68,80 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       : Effect.void
   }
 
+  // Frames one message starting with `first` (the spec's rule: keep reading
+  // while each read filled bufferSize), but never waits for a continuation
+  // that has not arrived: an exact multiple of bufferSize is delivered as is.
+  const frame = (first: Uint8Array): Step => {
+    const bufferSize = config.bufferSize
+    let total = first.length
+    if (total < bufferSize) return total > config.maxMessageBytes ? "message too large" : first
+    const chunks = [first]
+    while (total <= config.maxMessageBytes) {
+      const chunk = transport.poll(bufferSize)
+      if (chunk === undefined) break
+      chunks.push(chunk)
+      total += chunk.length
+      if (chunk.length < bufferSize) break
+    }
+    return total > config.maxMessageBytes ? "message too large" : concat(chunks, total)
+  }
+
+  // What the connection offers without waiting: a message, a reason to close,
+  // or nothing yet. Bytes already buffered come first, so bytes that arrived
+  // before a stop or a peer close are still served.
+  const take = (): Step | undefined => {
+    config = Ref.getUnsafe(env.config)
+    const first = transport.poll(config.bufferSize)
+    if (first !== undefined) return frame(first)
+    if (transport.failure !== undefined) return "peer closed"
+    if (run.stopping) return "stopping"
+    return undefined
+  }
+
+  const finish = (step: Step) => {
+    const resume = pending!
+    pending = undefined
+    cancelWait = undefined
+    session.wake = undefined
+    resume(Effect.succeed(step))
+  }
+
+  const onReady = (event: ReadyEvent) => {
+    if (pending === undefined) return
+    if (event === "timeout") return finish("deadline")
+    const step = take()
+    if (step !== undefined) return finish(step)
+    cancelWait = transport.awaitReadable(deadlineMillis(config), onReady) // woken for nothing: wait on
+  }
+
+  // The stop path: set as `session.wake` only while a wait is pending.
+  const wake = () => {
+    if (pending === undefined) return
+    cancelWait?.()
+    finish(take() ?? "stopping")
+  }
+
+  const cancel = Effect.sync(() => {
+    if (pending === undefined) return
+    pending = undefined
+    session.wake = undefined
+    cancelWait?.()
+    cancelWait = undefined
+  })
+
+  // One callback per message that resolves with the message, or with why the
+  // connection ends: bytes, end of stream, deadline or stop.
+  const nextStep = Effect.callback<Step>((resume) => {
+    const step = take()
+    if (step !== undefined) return resume(Effect.succeed(step))
+    pending = resume
+    session.wake = wake
+    cancelWait = transport.awaitReadable(deadlineMillis(config), onReady)
+    return cancel
+  })
+
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+    env.callbackDuration.observe((performance.now() - started) / 1000)
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     counters.callbackFailures++
@@ -106,64 +151,30 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     )
   }
 
-  // Frames one message starting with `first` (the spec's rule: keep reading
-  // while each read filled bufferSize), but never waits for a continuation
-  // that has not arrived: an exact multiple of bufferSize is delivered as is.
-  const dispatch = (first: Uint8Array, config: ManagerConfig): Effect.Effect<void> => {
-    const bufferSize = config.bufferSize
-    let total = first.length
-    let body = first
-    if (first.length >= bufferSize) {
-      const chunks = [first]
-      while (total <= config.maxMessageBytes) {
-        const chunk = transport.poll(bufferSize)
-        if (chunk === undefined) break
-        chunks.push(chunk)
-        total += chunk.length
-        if (chunk.length < bufferSize) break
-      }
-      if (total > config.maxMessageBytes) return close("message too large", config)
-      body = concat(chunks, total)
-    } else if (total > config.maxMessageBytes) {
-      return close("message too large", config)
-    }
+  const onCallbackSuccess = (): Effect.Effect<void> => {
+    env.callbackDuration.observe((performance.now() - started) / 1000)
+    served++
+    return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
+      ? close("message limit")
+      : loop
+  }
+
+  const handlers = { onFailure: onCallbackFailure, onSuccess: onCallbackSuccess }
+
+  const handle = (step: Step): Effect.Effect<void> => {
+    if (typeof step === "string") return close(step)
     counters.messages++
-    counters.bytesRead += total
-    const started = performance.now()
+    counters.bytesRead += step.length
+    started = performance.now()
     let handled: Effect.Effect<void, unknown, unknown>
     try {
-      handled = env.callback(connection, body, total)
+      handled = env.callback(connection, step, step.length)
     } catch (defect) {
       handled = Effect.die(defect)
     }
-    return Effect.matchCauseEffect(handled as Effect.Effect<void, unknown>, {
-      onFailure: (cause) => {
-        env.callbackDuration.observe((performance.now() - started) / 1000)
-        return onCallbackFailure(cause)
-      },
-      onSuccess: () => {
-        env.callbackDuration.observe((performance.now() - started) / 1000)
-        served++
-        return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
-          ? close("message limit", config)
-          : next
-      }
-    })
+    return Effect.matchCauseEffect(handled as Effect.Effect<void, unknown>, handlers)
   }
 
-  const onEvent = (event: WaitEvent): Effect.Effect<void> =>
-    event === "timeout" ? close("deadline", Ref.getUnsafe(env.config)) : next
-
-  // Takes what is buffered first and waits only when nothing is, so bytes that
-  // arrived before a stop or a peer close are still served.
-  const next: Effect.Effect<void> = Effect.suspend(() => {
-    const config = Ref.getUnsafe(env.config)
-    const first = transport.poll(config.bufferSize)
-    if (first !== undefined) return dispatch(first, config)
-    if (transport.failure !== undefined) return close("peer closed", config)
-    if (run.stopping) return close("stopping", config)
-    return Effect.flatMap(awaitMessage(run, session, transport, deadlineMillis(config)), onEvent)
-  })
-
-  return next
+  const loop: Effect.Effect<void> = Effect.flatMap(nextStep, handle)
+  return loop
 }
