@@ -15,7 +15,11 @@
  *
  * @since 0.1.0
  */
-import { Clock, Deferred, Duration, Effect, type Fiber } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import { ConnectionError } from "./PoolError.ts"
 
 /**

@@ -8,7 +8,11 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Predicate, Schema, SchemaIssue } from "effect"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import { ConfigError } from "./PoolError.ts"
 
 /**

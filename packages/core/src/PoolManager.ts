@@ -17,7 +17,17 @@
  *
  * @since 0.1.0
  */
-import { Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Pool, Ref, Scope, Semaphore } from "effect"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Pool from "effect/Pool"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
 import type { Connection } from "./Connection.ts"
 import type { AdmissionError } from "./internal/admission.ts"
 import * as Admission from "./internal/admission.ts"

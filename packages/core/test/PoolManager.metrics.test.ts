@@ -6,7 +6,7 @@ import { Connection } from "../src/index.ts"
 import { connect, settle, started } from "./utils.ts"
 
 const seriesValue = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string, reason?: string) => {
-  const found = snapshots.find((s) => s.id === id && (reason === undefined || s.attributes?.["reason"] === reason))
+  const found = snapshots.find((s) => s.id === id && (reason === undefined || s.attributes?.reason === reason))
   if (found === undefined) throw new Error(`no metric ${id}`)
   const state = found.state as { count?: number; value?: number }
   return state.count ?? state.value

@@ -1,239 +1,67 @@
 /**
- * The standalone server as an `effect/cli` command: flags for where to listen
- * and for the pool's settings, validation that names the offending
- * flag, one parsable "listening" log line, and a graceful stop on SIGINT or
- * SIGTERM that exits with code 0.
+ * The standalone server as an `effect/cli` command: flags for where to listen,
+ * for the pool's settings and for operating it (a config file re-read on
+ * SIGHUP, TLS, a Prometheus metrics endpoint, text or JSON logs, several
+ * processes), validation that names the offending flag, one parsable
+ * "listening" log line, and a graceful stop on SIGINT or SIGTERM that exits
+ * with code 0.
  *
  * The pieces are exported separately so a bigger CLI can reuse them: `flags`
- * (the flag record), `makeConfig` (flag values to configuration), `validate`
- * (configuration errors as CLI errors), `serve` (run a configured server) and
- * `runMain` (the signal-aware process runner). To add flags (a metrics port, a
- * log format, a config file...), spread `flags(defaults)` into your own
- * `Command.make` record and call `makeConfig` and `serve` from its handler.
+ * (the flag record), `makeConfig` (defaults, config file and flags to
+ * configuration), `validate` (configuration errors as CLI errors), `serve`
+ * (run a configured server) and `runMain` (the signal-aware process runner);
+ * the configuration half lives in `NodeCliConfig` and is re-exported here. To
+ * add flags, spread `flags(defaults)` into your own `Command.make` record and
+ * call `makeConfig` and `serve` from its handler.
  *
  * @since 0.1.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { ManagerConfig, type PoolError, PoolManager } from "@pool-manager/core"
-import { Cause, Duration, Effect, Exit, Layer, Option, References, Runtime, Schema } from "effect"
-import { CliError, Command, Flag, GlobalFlag } from "effect/cli"
-import { NetAddress } from "effect/net"
+import * as Fs from "node:fs/promises"
+import * as Tls from "node:tls"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeServices from "@effect/platform-node/NodeServices"
+import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
+import type * as PoolError from "@pool-manager/core/PoolError"
+import * as PoolManager from "@pool-manager/core/PoolManager"
+import * as Cause from "effect/Cause"
+import * as CliError from "effect/cli/CliError"
+import * as Command from "effect/cli/Command"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import {
+  type Defaults,
+  describeConfig,
+  flagNames,
+  flags,
+  listeningLine,
+  makeConfig,
+  type ServerConfig,
+  type Settings
+} from "./NodeCliConfig.ts"
+import * as NodeCluster from "./NodeCluster.ts"
+import * as NodeConfigFile from "./NodeConfigFile.ts"
 import type { ListenError } from "./NodeError.ts"
+import * as NodeLogging from "./NodeLogging.ts"
+import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
 
-/**
- * Defaults for the flags: any `ManagerConfig` field plus where to listen and
- * what to answer a refused client. Fields left out take the library defaults
- * (`ManagerConfig.defaults`, 127.0.0.1:6263, `ERROR_SERVER_BUSY`).
- *
- * @category models
- * @since 0.1.0
- */
-export interface Defaults extends ManagerConfig.Input {
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly path?: string | undefined
-  readonly busyReply?: string | undefined
-}
-
-/**
- * The parsed flags. A flag not given is `None`: `makeConfig` applies the
- * defaults, so it can tell a default from a choice.
- *
- * @category models
- * @since 0.1.0
- */
-export interface Settings {
-  readonly host: Option.Option<string>
-  readonly port: Option.Option<number>
-  readonly path: Option.Option<string>
-  readonly minWorkers: Option.Option<number>
-  readonly maxWorkers: Option.Option<number>
-  readonly bufferSize: Option.Option<number>
-  readonly clientsDeadline: Option.Option<Duration.Duration>
-  readonly idleWorkerTimeout: Option.Option<Duration.Duration>
-  readonly maxMessageBytes: Option.Option<number>
-  readonly drainTimeout: Option.Option<Duration.Duration>
-  readonly busyReply: Option.Option<string>
-  readonly debug: Option.Option<boolean>
-}
-
-/**
- * A validated server configuration: the pool's and the listener's.
- *
- * @category models
- * @since 0.1.0
- */
-export interface ServerConfig {
-  readonly manager: ManagerConfig.ManagerConfig
-  readonly server: NodeTcpServer.Options
-}
-
-// Milliseconds per unit, with the spellings people (and Duration's own strings) use.
-const units: ReadonlyArray<readonly [RegExp, number]> = [
-  [/^(ns|nanos?)$/, 1e-6],
-  [/^(us|µs|micros?)$/, 1e-3],
-  [/^(|ms|millis?)$/, 1],
-  [/^(s|secs?|seconds?)$/, 1000],
-  [/^(m|mins?|minutes?)$/, 60_000],
-  [/^(h|hours?)$/, 3_600_000],
-  [/^(d|days?)$/, 86_400_000],
-  [/^(w|weeks?)$/, 604_800_000]
-]
-
-/**
- * Parses a duration as people type it: `3s`, `500ms`, `500 millis`,
- * `2 seconds`, `1.5m`, a bare number of milliseconds, or `infinity`.
- * Negative and malformed values give `None`.
- *
- * @category parsing
- * @since 0.1.0
- */
-export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
-  const input = text.trim().toLowerCase()
-  if (input === "infinity") return Option.some(Duration.infinity)
-  const match = /^(\d+(?:\.\d+)?)\s*([a-zµ]*)$/.exec(input)
-  const unit = match === null ? undefined : units.find(([pattern]) => pattern.test(match[2]!))
-  return unit === undefined ? Option.none() : Option.some(Duration.millis(Number(match![1]) * unit[1]))
-}
-
-const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "expected a whole number >= 0" }))
-const Size = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a whole number >= 1" }))
-const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "expected a port 0-65535" }))
-const Host = Schema.String.check(Schema.isNonEmpty({ message: "expected a host name or address" }))
-
-const showDuration = (duration: Duration.Duration): string =>
-  Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
-
-const described = <A>(flag: Flag.Flag<A>, description: string, fallback: unknown): Flag.Flag<Option.Option<A>> =>
-  flag.pipe(Flag.withDescription(`${description} (default: ${String(fallback)})`), Flag.optional)
-
-const durationFlag = (name: string, description: string, fallback: Duration.Duration) =>
-  described(
-    Flag.String(name).pipe(
-      Flag.filterMap(parseDuration, () => "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds"),
-      Flag.withMetavar("duration")
-    ),
-    description,
-    showDuration(fallback)
-  )
-
-const textFlag = (name: string, metavar: string, description: string, fallback: string) =>
-  described(Flag.String(name).pipe(Flag.withMetavar(metavar)), description, fallback)
-
-const countFlag = (name: string, schema: typeof Count, description: string, fallback: number) =>
-  described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
-
-const resolve = (defaults: Defaults) => {
-  const { host, port, path, busyReply, ...input } = defaults
-  return Effect.map(ManagerConfig.make(input), (manager) => ({
-    manager,
-    host: host ?? "127.0.0.1",
-    port: port ?? 6263,
-    path,
-    busyReply: busyReply ?? "ERROR_SERVER_BUSY"
-  }))
-}
-
-/**
- * The server's flags, each optional, with its default from `defaults` shown
- * in `--help`. Throws the `ConfigError` if `defaults` themselves are invalid
- * (a programming error, caught the first time the program runs).
- *
- * @category flags
- * @since 0.1.0
- */
-export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]: Flag.Flag<Settings[K]> } => {
-  const base = Effect.runSync(resolve(defaults))
-  const m = base.manager
-  return {
-    host: described(Flag.String("host").pipe(Flag.withSchema(Host)), "Interface to listen on", base.host),
-    port: described(Flag.Int("port").pipe(Flag.withSchema(Port)), "TCP port; 0 picks a free one", base.port),
-    path: textFlag("path", "file", "Unix socket to listen on instead of host and port", base.path ?? "none"),
-    minWorkers: countFlag("min-workers", Count, "Workers kept alive even when idle", m.minWorkersCount),
-    maxWorkers: countFlag("max-workers", Count, "Most connections served at once; 0 = unlimited", m.maxWorkersCount),
-    bufferSize: countFlag("buffer-size", Count, "Read buffer size in bytes; 0 = 5120", m.bufferSize),
-    clientsDeadline: durationFlag("clients-deadline", "Close a connection silent this long; 0 = 3s", m.clientsDeadline),
-    idleWorkerTimeout: durationFlag("idle-worker-timeout", "Retire extra workers idle this long", m.idleWorkerTimeout),
-    maxMessageBytes: countFlag("max-message-bytes", Size, "Largest message accepted", m.maxMessageBytes),
-    drainTimeout: durationFlag("drain-timeout", "On SIGINT/SIGTERM, wait this long for busy workers", m.drainTimeout),
-    busyReply: textFlag("busy-reply", "text", "Reply to a client refused while all workers are busy", base.busyReply),
-    debug: described(Flag.Boolean("debug"), "Log the pool's events and show Debug logs (off: --no-debug)", m.debug)
-  }
-}
-
-/**
- * The `ManagerConfig` fields set by the flags, with each field's flag name.
- *
- * @category flags
- * @since 0.1.0
- */
-export const flagNames: Readonly<Partial<Record<keyof ManagerConfig.ManagerConfig, string>>> = {
-  minWorkersCount: "min-workers",
-  maxWorkersCount: "max-workers",
-  bufferSize: "buffer-size",
-  clientsDeadline: "clients-deadline",
-  idleWorkerTimeout: "idle-worker-timeout",
-  maxMessageBytes: "max-message-bytes",
-  drainTimeout: "drain-timeout",
-  debug: "debug"
-}
-
-/**
- * Applies the flags given over `defaults` and validates the result with
- * `ManagerConfig.make` (e.g. `--min-workers` must not exceed a non-zero
- * `--max-workers`). A flag given wins over a default it contradicts: with
- * defaults of 5 to 10 workers, `--max-workers 3` lowers the minimum to 3 and
- * `--min-workers 20` raises the maximum to 20; only two flags that contradict
- * each other are an error.
- *
- * @category config
- * @since 0.1.0
- */
-export const makeConfig = (
-  settings: Settings,
-  defaults: Defaults = {}
-): Effect.Effect<ServerConfig, PoolError.ConfigError> =>
-  Effect.gen(function* () {
-    const base = yield* resolve(defaults)
-    let min = Option.getOrElse(settings.minWorkers, () => base.manager.minWorkersCount)
-    let max = Option.getOrElse(settings.maxWorkers, () => base.manager.maxWorkersCount)
-    if (max > 0 && min > max) {
-      if (Option.isNone(settings.minWorkers)) min = max
-      else if (Option.isNone(settings.maxWorkers)) max = min
-    }
-    // Only the flags given: ManagerConfig.make rejects a field that is present but undefined.
-    const input = Object.entries({
-      debug: Option.getOrUndefined(settings.debug),
-      bufferSize: Option.getOrUndefined(settings.bufferSize),
-      minWorkersCount: min,
-      maxWorkersCount: max,
-      clientsDeadline: Option.getOrUndefined(settings.clientsDeadline),
-      idleWorkerTimeout: Option.getOrUndefined(settings.idleWorkerTimeout),
-      maxMessageBytes: Option.getOrUndefined(settings.maxMessageBytes),
-      drainTimeout: Option.getOrUndefined(settings.drainTimeout)
-    } satisfies ManagerConfig.Input).filter(([, value]) => value !== undefined)
-    const manager = yield* ManagerConfig.make(Object.fromEntries(input) as ManagerConfig.Input, base.manager)
-    const path = Option.getOrElse(settings.path, () => base.path)
-    return {
-      manager,
-      server: {
-        host: Option.getOrElse(settings.host, () => base.host),
-        port: Option.getOrElse(settings.port, () => base.port),
-        ...(path === undefined ? {} : { path }),
-        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply)
-      }
-    }
-  })
+export * from "./NodeCliConfig.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>
   text.replace(fieldPattern, (field) => `--${flagNames[field as keyof typeof flagNames]}`)
 
 /**
- * `makeConfig` as a `Command.validate` check: a configuration error becomes a
- * `CliError.ValidationError` naming the flag, shown with the help and exiting
- * with code 1 before the server starts.
+ * Checks the flags as a `Command.validate` step: a configuration error
+ * becomes a `CliError.ValidationError` naming the flag, shown with the help
+ * and exiting with code 1 before the server starts. `--tls-key` and
+ * `--tls-cert` must be given together. (The config file is checked when the
+ * command runs, with an error naming the file.)
  *
  * @category config
  * @since 0.1.0
@@ -241,47 +69,62 @@ const toFlagNames = (text: string): string =>
 export const validate =
   (defaults: Defaults = {}) =>
   (settings: Settings): Effect.Effect<void, CliError.CliError> =>
-    makeConfig(settings, defaults).pipe(
-      Effect.asVoid,
-      Effect.mapError(
-        (error) =>
-          new CliError.ValidationError({
-            message: error.issues
-              .map((issue) => {
-                const flag = flagNames[issue.field as keyof typeof flagNames]
-                const name = flag === undefined ? issue.field : `flag --${flag} (${issue.field})`
-                return `Invalid value for ${name}: ${issue.value}. ${toFlagNames(issue.message)}`
-              })
-              .join("\n")
-          })
+    Effect.gen(function* () {
+      if (Option.isSome(settings.tlsKey) !== Option.isSome(settings.tlsCert)) {
+        const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
+        return yield* new CliError.ValidationError({
+          message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
+        })
+      }
+      yield* makeConfig(settings, defaults).pipe(
+        Effect.mapError(
+          (error) =>
+            new CliError.ValidationError({
+              message: error.issues
+                .map((issue) => {
+                  const flag = flagNames[issue.field as keyof typeof flagNames]
+                  const name = flag === undefined ? issue.field : `flag --${flag} (${issue.field})`
+                  return `Invalid value for ${name}: ${issue.value}. ${toFlagNames(issue.message)}`
+                })
+                .join("\n")
+            })
+        )
       )
-    )
+    })
 
 /**
- * The line logged once listening: the bound address (with the real port
- * when 0 was asked for) and the effective configuration as `flag=value`
- * pairs, e.g. `pool-manager listening on 127.0.0.1:6263 min-workers=0 ...`.
+ * Options for `serve`.
  *
- * @category config
+ * @category models
  * @since 0.1.0
  */
-export const listeningLine = (
-  name: string,
-  address: NetAddress.SocketAddress,
-  config: ManagerConfig.ManagerConfig
-): string => {
-  const where = NetAddress.isInetAddress(address) ? String(address) : `unix:${String(address)}`
-  const pairs = Object.entries(flagNames).map(([field, flag]) => {
-    const value = config[field as keyof ManagerConfig.ManagerConfig]
-    return `${flag}=${Duration.isDuration(value) ? showDuration(value) : String(value)}`
-  })
-  return [`${name} listening on ${where}`, ...pairs].join(" ")
+export interface ServeOptions {
+  /** The program's name, used in log lines (default `pool-manager`). */
+  readonly name?: string | undefined
+  /**
+   * The configuration to apply when SIGHUP re-reads `config.configFile`, from
+   * the file's fields. The default applies them over the running
+   * configuration; `command` applies defaults < file < the flags given.
+   */
+  readonly reconfigure?:
+    | ((file: ManagerConfig.Input) => Effect.Effect<ManagerConfig.ManagerConfig, PoolError.ConfigError>)
+    | undefined
+  /** Called with each configuration a reload applied. */
+  readonly onReload?: ((config: ManagerConfig.ManagerConfig) => void) | undefined
 }
+
+const health = (manager: PoolManager.PoolManager["Service"] | undefined): Effect.Effect<NodeMetricsServer.Health> =>
+  manager === undefined
+    ? Effect.succeed({ healthy: false, detail: "starting" })
+    : Effect.map(manager.stats, ({ running }) => ({ healthy: running, detail: running ? "ok" : "stopping" }))
 
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
- * `listeningLine`, and on interruption stops accepting, then drains the pool
- * (the layers are released in that order).
+ * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
+ * set, and re-reads `config.configFile` on SIGHUP. On interruption it stops
+ * accepting, then drains the pool, then closes the metrics endpoint (which
+ * answers `/healthz` with 503 meanwhile). In a worker of `NodeCluster` the
+ * metrics go to the primary instead, and log lines carry `process` and `pid`.
  *
  * @category running
  * @since 0.1.0
@@ -289,20 +132,62 @@ export const listeningLine = (
 export const serve = <E, R>(
   config: ServerConfig,
   callback: PoolManager.Callback<E, R>,
-  options?: { readonly name?: string | undefined }
-): Effect.Effect<never, ListenError, R> =>
-  Effect.gen(function* () {
-    const server = yield* NodeTcpServer.NodeTcpServer
-    yield* Effect.log(listeningLine(options?.name ?? "pool-manager", server.address, config.manager))
-    return yield* Effect.never
-  }).pipe(
-    Effect.provide(
-      NodeTcpServer.layer(config.server).pipe(
-        // The configuration was validated already, so a ConfigError here is a bug.
-        Layer.provide(Layer.orDie(PoolManager.layer(config.manager, callback)))
+  options?: ServeOptions
+): Effect.Effect<never, ListenError, R> => {
+  const name = options?.name ?? "pool-manager"
+  const worker = NodeCluster.workerNumber()
+  return Effect.gen(function* () {
+    let manager: PoolManager.PoolManager["Service"] | undefined
+    let metricsLine: string | undefined
+    // Started before the pool, so they are closed after it has drained.
+    if (worker !== undefined) {
+      yield* NodeCluster.answerScrapes(Effect.suspend(() => Effect.map(health(manager), ({ healthy }) => healthy)))
+    } else if (config.metrics !== undefined) {
+      const metrics = yield* NodeMetricsServer.make({
+        ...config.metrics,
+        health: Effect.suspend(() => health(manager))
+      })
+      metricsLine = `${name} metrics at ${NodeMetricsServer.url(metrics.address)}/metrics and /healthz`
+    }
+    return yield* Effect.gen(function* () {
+      const pool = yield* PoolManager.PoolManager
+      manager = pool
+      const server = yield* NodeTcpServer.NodeTcpServer
+      const file = config.configFile
+      if (file !== undefined) {
+        const reconfigure =
+          options?.reconfigure ??
+          ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
+        yield* NodeConfigFile.reloadOnSighup(file, (input) =>
+          reconfigure(input).pipe(
+            // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
+            Effect.flatMap((next) => pool.setConfig(next)),
+            Effect.tap((applied) =>
+              Effect.sync(() => options?.onReload?.(applied)).pipe(
+                Effect.andThen(Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`))
+              )
+            )
+          )
+        )
+      }
+      const tls = config.server.tls !== undefined
+      yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
+      if (metricsLine !== undefined) yield* Effect.log(metricsLine)
+      return yield* Effect.never
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(
+        NodeTcpServer.layer(config.server).pipe(
+          // The configuration was validated already, so a ConfigError here is a bug.
+          Layer.provideMerge(Layer.orDie(PoolManager.layer(config.manager, callback)))
+        )
       )
     )
+  }).pipe(
+    Effect.scoped,
+    worker === undefined ? (self) => self : Effect.annotateLogs({ process: worker, pid: process.pid })
   )
+}
 
 /**
  * Options for `command` and `run`.
@@ -321,10 +206,31 @@ export interface Options<E, R> {
   readonly defaults?: Defaults | undefined
 }
 
+const userError = (error: { readonly message: string }) =>
+  new CliError.UserError({ cause: error, userMessage: error.message })
+
+// Read here rather than by the TLS server, so a missing file or a key that
+// does not match its certificate stops the program with one clear line.
+const readTls = (files: { readonly key: string; readonly cert: string }) =>
+  Effect.tryPromise({
+    try: async () => {
+      const key = await Fs.readFile(files.key)
+      const cert = await Fs.readFile(files.cert)
+      Tls.createSecureContext({ key, cert })
+      return { key, cert }
+    },
+    catch: (cause) =>
+      userError({
+        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}: ${(cause as Error).message}`
+      })
+  })
+
 /**
- * The server as a command. `--debug` also lowers the minimum log level to
- * Debug unless `--log-level` is given; a listen failure is reported as a user
- * error (exit code 1).
+ * The server as a command. Without `--log-level`, the minimum level is Debug
+ * while the pool's `debug` is on (also after a reload turned it on) and Info
+ * otherwise. A config file or TLS file that cannot be used, or a listen
+ * failure, is reported as a user error (exit code 1). With `--processes N`
+ * above 1 the process becomes the primary of `NodeCluster`.
  *
  * @category commands
  * @since 0.1.0
@@ -333,17 +239,42 @@ export const command = <E, R>(options: Options<E, R>) => {
   const name = options.name ?? "pool-manager"
   return Command.make(name, flags(options.defaults), (settings: Settings) =>
     Effect.gen(function* () {
-      // Already checked by `validate`, which runs before the handler.
-      const config = yield* Effect.orDie(makeConfig(settings, options.defaults))
       const explicitLevel = yield* GlobalFlag.LogLevel
-      const program = serve(config, options.callback, { name }).pipe(
-        Effect.catchTag("ListenError", (error) =>
-          Effect.fail(new CliError.UserError({ cause: error, userMessage: error.message }))
-        )
+      const path = Option.getOrUndefined(settings.config)
+      const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
+      const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), userError)
+      const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
+      let debug = config.manager.debug
+      const processes = config.processes ?? 1
+      const program: Effect.Effect<never, ListenError | NodeCluster.ClusterError, R> =
+        processes > 1 && NodeCluster.workerNumber() === undefined
+          ? NodeCluster.runPrimary({
+              processes,
+              name,
+              metrics: config.metrics,
+              stopTimeout: Duration.sum(config.manager.drainTimeout, Duration.seconds(10)),
+              forwardSighup: path !== undefined
+            }).pipe(Effect.scoped)
+          : serve({ ...config, server: { ...config.server, tls } }, options.callback, {
+              name,
+              reconfigure: (input) =>
+                Effect.map(makeConfig(settings, options.defaults, input), (applied) => applied.manager),
+              onReload: (applied) => {
+                debug = applied.debug
+              }
+            })
+      return yield* program.pipe(
+        Effect.catchTags({
+          ListenError: (error) => Effect.fail(userError(error)),
+          ClusterError: (error) => Effect.fail(userError(error))
+        }),
+        NodeLogging.provide({
+          format: config.logFormat,
+          // Debug must pass the fibers' own check whenever a reload could turn it on.
+          floor: Option.getOrElse(explicitLevel, () => (debug || path !== undefined ? "Debug" : "Info")),
+          minimumLevel: () => Option.getOrElse(explicitLevel, () => (debug ? "Debug" : "Info"))
+        })
       )
-      return yield* config.manager.debug && Option.isNone(explicitLevel)
-        ? Effect.provideService(program, References.MinimumLogLevel, "Debug")
-        : program
     })
   ).pipe(
     Command.validate(validate(options.defaults)),
@@ -354,7 +285,9 @@ export const command = <E, R>(options: Options<E, R>) => {
 /**
  * `NodeRuntime.runMain`, except that a program interrupted by SIGINT or
  * SIGTERM (and by nothing else) exits with code 0 instead of 130: for a
- * server, being told to stop and stopping gracefully is a success.
+ * server, being told to stop and stopping gracefully is a success. A program
+ * that set `process.exitCode` during its stop (as `NodeCluster` does when a
+ * worker failed) exits with that code.
  *
  * @category running
  * @since 0.1.0
@@ -371,7 +304,9 @@ export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => {
     teardown: (exit, onExit) => {
       process.off("SIGINT", onSignal)
       process.off("SIGTERM", onSignal)
-      if (signalled && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) return onExit(0)
+      if (signalled && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
+        return onExit(Number(process.exitCode ?? 0) || 0)
+      }
       Runtime.defaultTeardown(exit, onExit)
     }
   })
@@ -379,7 +314,8 @@ export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => {
 
 /**
  * Runs `command(options)` as the process's main program (with `runMain`), on
- * the arguments in `process.argv` unless `args` are given.
+ * the arguments in `process.argv` unless `args` are given. (`--processes`
+ * forks this script again with `process.argv`, so it needs a script file.)
  *
  * @category running
  * @since 0.1.0

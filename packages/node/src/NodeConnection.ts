@@ -16,7 +16,8 @@
  */
 
 import type * as Net from "node:net"
-import { Connection, PoolError } from "@pool-manager/core"
+import * as Connection from "@pool-manager/core/Connection"
+import * as PoolError from "@pool-manager/core/PoolError"
 
 /**
  * Options for `make`.

@@ -18,10 +18,14 @@
 
 import * as Net from "node:net"
 import * as Tls from "node:tls"
-import { type Connection, PoolManager } from "@pool-manager/core"
-import { Context, Effect, Layer, type Scope } from "effect"
+import type * as Connection from "@pool-manager/core/Connection"
+import * as PoolManager from "@pool-manager/core/PoolManager"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
-import { NetAddress } from "effect/net"
+import * as Layer from "effect/Layer"
+import * as NetAddress from "effect/net/NetAddress"
+import type * as Scope from "effect/Scope"
 import * as NodeConnection from "./NodeConnection.ts"
 import { ListenError } from "./NodeError.ts"
 

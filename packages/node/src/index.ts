@@ -12,6 +12,21 @@
 export * as NodeCli from "./NodeCli.ts"
 
 /**
+ * Several server processes sharing one port with `node:cluster`, and their
+ * metrics aggregated by the primary.
+ *
+ * @since 0.1.0
+ */
+export * as NodeCluster from "./NodeCluster.ts"
+
+/**
+ * A JSON config file of pool settings, and reloading it on SIGHUP.
+ *
+ * @since 0.1.0
+ */
+export * as NodeConfigFile from "./NodeConfigFile.ts"
+
+/**
  * A `node:net` socket as a pool `Connection`.
  *
  * @since 0.1.0
@@ -24,6 +39,21 @@ export * as NodeConnection from "./NodeConnection.ts"
  * @since 0.1.0
  */
 export * as NodeError from "./NodeError.ts"
+
+/**
+ * The server's log output: text or JSON, with a minimum level that follows
+ * the pool's `debug` setting.
+ *
+ * @since 0.1.0
+ */
+export * as NodeLogging from "./NodeLogging.ts"
+
+/**
+ * An HTTP endpoint serving `/metrics` (Prometheus) and `/healthz`.
+ *
+ * @since 0.1.0
+ */
+export * as NodeMetricsServer from "./NodeMetricsServer.ts"
 
 /**
  * A TCP or unix socket server feeding a `PoolManager`.

@@ -9,6 +9,7 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
+import { NetAddress } from "effect/net"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./client.ts"
 
@@ -73,6 +74,33 @@ const runBin = (args: ReadonlyArray<string>) =>
     return { code, ...child.output }
   }).pipe(Effect.scoped)
 
+const none: NodeCli.Settings = {
+  host: Option.none(),
+  port: Option.none(),
+  path: Option.none(),
+  minWorkers: Option.none(),
+  maxWorkers: Option.none(),
+  bufferSize: Option.none(),
+  clientsDeadline: Option.none(),
+  idleWorkerTimeout: Option.none(),
+  maxMessageBytes: Option.none(),
+  drainTimeout: Option.none(),
+  admissionPolicy: Option.none(),
+  queueSize: Option.none(),
+  queueTimeout: Option.none(),
+  maxConnectionsPerAddress: Option.none(),
+  maxMessagesPerConnection: Option.none(),
+  busyReply: Option.none(),
+  debug: Option.none(),
+  tlsKey: Option.none(),
+  tlsCert: Option.none(),
+  config: Option.none(),
+  metricsPort: Option.none(),
+  metricsHost: Option.none(),
+  logFormat: Option.none(),
+  processes: Option.none()
+}
+
 describe("NodeCli", () => {
   it("parses durations as people type them", () => {
     const millis = (text: string) => Option.map(NodeCli.parseDuration(text), Duration.toMillis)
@@ -104,8 +132,20 @@ describe("NodeCli", () => {
           "idle-worker-timeout": "2s",
           "max-message-bytes": "1048576",
           "drain-timeout": "30s",
+          "admission-policy": "reject",
+          "queue-size": "100",
+          "queue-timeout": "1s",
+          "max-connections-per-address": "0",
+          "max-messages-per-connection": "0",
           "busy-reply": "ERROR_SERVER_BUSY",
-          debug: "false"
+          debug: "false",
+          "tls-key": "none",
+          "tls-cert": "none",
+          config: "none",
+          "metrics-port": "off",
+          "metrics-host": "127.0.0.1",
+          "log-format": "text",
+          processes: "1"
         }
         for (const [flag, fallback] of Object.entries(expected)) {
           const line = stdout.split("\n").find((l) => l.trimStart().startsWith(`--${flag} `))
@@ -157,7 +197,18 @@ describe("NodeCli", () => {
         [["--max-message-bytes", "0"], "Invalid value for flag --max-message-bytes"],
         [["--clients-deadline", "soon"], "Invalid value for flag --clients-deadline"],
         [["--drain-timeout", "-5s"], "--drain-timeout"],
-        [["--min-workers", "3", "--max-workers", "1"], "Invalid value for flag --min-workers (minWorkersCount): 3"]
+        [["--min-workers", "3", "--max-workers", "1"], "Invalid value for flag --min-workers (minWorkersCount): 3"],
+        [["--admission-policy", "maybe"], "--admission-policy"],
+        [["--queue-size", "-1"], "Invalid value for flag --queue-size"],
+        [["--queue-timeout", "soon"], "Invalid value for flag --queue-timeout"],
+        [["--max-connections-per-address", "x"], "Invalid value for flag --max-connections-per-address"],
+        [["--max-messages-per-connection", "-2"], "Invalid value for flag --max-messages-per-connection"],
+        [["--metrics-port", "70000"], "Invalid value for flag --metrics-port"],
+        [["--log-format", "xml"], "--log-format"],
+        [["--processes", "0"], "Invalid value for flag --processes"],
+        [["--config", "/nonexistent/pool.json"], "Invalid value for flag --config"],
+        [["--tls-key", bin], "--tls-key and --tls-cert go together: --tls-cert is missing"],
+        [["--tls-cert", bin], "--tls-key and --tls-cert go together: --tls-key is missing"]
       ]
       for (const [args, expected] of cases) {
         const error = yield* Effect.flip(cli(args))
@@ -169,20 +220,6 @@ describe("NodeCli", () => {
   )
 
   it("lets a flag override a default it contradicts, but not another flag", () => {
-    const none: NodeCli.Settings = {
-      host: Option.none(),
-      port: Option.none(),
-      path: Option.none(),
-      minWorkers: Option.none(),
-      maxWorkers: Option.none(),
-      bufferSize: Option.none(),
-      clientsDeadline: Option.none(),
-      idleWorkerTimeout: Option.none(),
-      maxMessageBytes: Option.none(),
-      drainTimeout: Option.none(),
-      busyReply: Option.none(),
-      debug: Option.none()
-    }
     const defaults = { minWorkersCount: 5, maxWorkersCount: 10 }
     const workers = (args: Partial<NodeCli.Settings>) =>
       Effect.runSync(
@@ -196,6 +233,39 @@ describe("NodeCli", () => {
     assert.deepStrictEqual(workers({ minWorkers: Option.some(20) }), [20, 20])
     assert.deepStrictEqual(workers({ maxWorkers: Option.some(0) }), [5, 0])
     assert.include(workers({ minWorkers: Option.some(4), maxWorkers: Option.some(2) }), "minWorkersCount")
+  })
+
+  it("sets the admission and per-connection fields from their flags, and shows them in the listening line", () => {
+    const config = Effect.runSync(
+      NodeCli.makeConfig({
+        ...none,
+        admissionPolicy: Option.some("queue"),
+        queueSize: Option.some(5),
+        queueTimeout: Option.some(Duration.seconds(2)),
+        maxConnectionsPerAddress: Option.some(3),
+        maxMessagesPerConnection: Option.some(7),
+        metricsPort: Option.some(0),
+        logFormat: Option.some("json"),
+        processes: Option.some(2)
+      })
+    )
+    const { manager } = config
+    assert.deepStrictEqual(
+      [manager.admissionPolicy, manager.queueSize, Duration.toMillis(manager.queueTimeout)],
+      ["queue", 5, 2000]
+    )
+    assert.deepStrictEqual([manager.maxConnectionsPerAddress, manager.maxMessagesPerConnection], [3, 7])
+    assert.deepStrictEqual(config.metrics, { host: "127.0.0.1", port: 0 })
+    assert.deepStrictEqual([config.logFormat, config.processes, config.tlsFiles], ["json", 2, undefined])
+    const line = NodeCli.listeningLine(
+      "pool-manager",
+      NetAddress.inetAddressFromIpStringUnsafe("127.0.0.1", 6263),
+      manager
+    )
+    assert.include(
+      line,
+      "admission-policy=queue queue-size=5 queue-timeout=2s max-connections-per-address=3 max-messages-per-connection=7"
+    )
   })
 
   it.live(

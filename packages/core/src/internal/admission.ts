@@ -9,7 +9,11 @@
  * a newcomer never overtakes them. `maxConnectionsPerAddress` caps admitted
  * plus waiting connections per client host.
  */
-import { Deferred, Duration, Effect, Ref, Semaphore } from "effect"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
+import * as Semaphore from "effect/Semaphore"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { AddressLimitError, NotRunningError, PoolBusyError } from "../PoolError.ts"
 import type { Counters } from "./state.ts"

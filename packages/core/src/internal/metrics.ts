@@ -6,7 +6,10 @@
  * (`Metric.registerUnsafe` with a `get` hook). So metrics cost nothing per
  * event beyond an increment, and nothing at all when nobody reads them.
  */
-import { Effect, Metric, Ref, Scope } from "effect"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
 import type { Env } from "./state.ts"
 
 /** Upper bounds of the callback duration histogram, in seconds. */

@@ -7,7 +7,10 @@
  * only in synchronous steps that also frame and dispatch them, so neither a
  * deadline nor a stop can drop bytes that arrived.
  */
-import { Cause, Duration, Effect, Ref } from "effect"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Ref from "effect/Ref"
 import { type Connection, concat, type ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Env, Run, Session } from "./state.ts"

@@ -3,7 +3,12 @@
  * Everything here is touched only from synchronous steps of fibers, which on
  * one JavaScript thread makes each step atomic: no locks are needed for it.
  */
-import type { Context, Deferred, Fiber, Pool, Ref, Scope } from "effect"
+import type * as Context from "effect/Context"
+import type * as Deferred from "effect/Deferred"
+import type * as Fiber from "effect/Fiber"
+import type * as Pool from "effect/Pool"
+import type * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
 import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback } from "../PoolManager.ts"

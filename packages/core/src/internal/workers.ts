@@ -16,7 +16,13 @@
  * The pool returns released workers to the front of its idle list, so `put`
  * reuses the most recently idle worker first.
  */
-import { Clock, Deferred, Duration, Effect, Pool, Ref, Scope } from "effect"
+import * as Clock from "effect/Clock"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Pool from "effect/Pool"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
 import type { Env, Run, Worker } from "./state.ts"
 
 type Item = Pool.PoolItem<Worker, never>

@@ -1,0 +1,378 @@
+/**
+ * The configuration of the `pool-manager` command: its flags, their defaults,
+ * and how defaults, a config file and flags combine into one validated
+ * `ServerConfig` (defaults < file < flags). `NodeCli` re-exports all of it
+ * and adds the command itself: validation as CLI errors, and running.
+ *
+ * @since 0.1.0
+ */
+import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
+import type * as PoolError from "@pool-manager/core/PoolError"
+import * as Flag from "effect/cli/Flag"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as NetAddress from "effect/net/NetAddress"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as NodeTcpServer from "./NodeTcpServer.ts"
+
+/**
+ * How log lines are written: `text` (Effect's default logger) or `json` (one
+ * JSON object per line).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type LogFormat = "text" | "json"
+
+/**
+ * Defaults for the flags: any `ManagerConfig` field plus where to listen,
+ * what to answer a refused client, and the operational settings. Fields left
+ * out take the library defaults (`ManagerConfig.defaults`, 127.0.0.1:6263,
+ * `ERROR_SERVER_BUSY`, no metrics endpoint, text logs, one process).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Defaults extends ManagerConfig.Input {
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly path?: string | undefined
+  readonly busyReply?: string | undefined
+  /** Port of the metrics endpoint; left out, there is none unless `--metrics-port` is given. */
+  readonly metricsPort?: number | undefined
+  readonly metricsHost?: string | undefined
+  readonly logFormat?: LogFormat | undefined
+  readonly processes?: number | undefined
+}
+
+/**
+ * The parsed flags. A flag not given is `None`: `makeConfig` applies the
+ * defaults, so it can tell a default from a choice.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Settings {
+  readonly host: Option.Option<string>
+  readonly port: Option.Option<number>
+  readonly path: Option.Option<string>
+  readonly minWorkers: Option.Option<number>
+  readonly maxWorkers: Option.Option<number>
+  readonly bufferSize: Option.Option<number>
+  readonly clientsDeadline: Option.Option<Duration.Duration>
+  readonly idleWorkerTimeout: Option.Option<Duration.Duration>
+  readonly maxMessageBytes: Option.Option<number>
+  readonly drainTimeout: Option.Option<Duration.Duration>
+  readonly admissionPolicy: Option.Option<ManagerConfig.AdmissionPolicy>
+  readonly queueSize: Option.Option<number>
+  readonly queueTimeout: Option.Option<Duration.Duration>
+  readonly maxConnectionsPerAddress: Option.Option<number>
+  readonly maxMessagesPerConnection: Option.Option<number>
+  readonly busyReply: Option.Option<string>
+  readonly debug: Option.Option<boolean>
+  readonly tlsKey: Option.Option<string>
+  readonly tlsCert: Option.Option<string>
+  readonly config: Option.Option<string>
+  readonly metricsPort: Option.Option<number>
+  readonly metricsHost: Option.Option<string>
+  readonly logFormat: Option.Option<LogFormat>
+  readonly processes: Option.Option<number>
+}
+
+/**
+ * A validated server configuration: the pool's, the listener's, and the
+ * operational settings (all optional, so `{ manager, server }` is enough for
+ * `NodeCli.serve`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface ServerConfig {
+  readonly manager: ManagerConfig.ManagerConfig
+  readonly server: NodeTcpServer.Options
+  /** PEM files of `--tls-key` and `--tls-cert`; `NodeCli` reads them into `server.tls`. */
+  readonly tlsFiles?: { readonly key: string; readonly cert: string } | undefined
+  /** Where to serve `/metrics` and `/healthz`; none when undefined. */
+  readonly metrics?: { readonly host: string; readonly port: number } | undefined
+  readonly logFormat?: LogFormat | undefined
+  /** Server processes sharing the port (`node:cluster`); 1 = this process serves. */
+  readonly processes?: number | undefined
+  /** The `--config` file, re-read on SIGHUP. */
+  readonly configFile?: string | undefined
+}
+
+const units: ReadonlyArray<readonly [RegExp, number]> = [
+  [/^(ns|nanos?)$/, 1e-6],
+  [/^(us|µs|micros?)$/, 1e-3],
+  [/^(|ms|millis?)$/, 1],
+  [/^(s|secs?|seconds?)$/, 1000],
+  [/^(m|mins?|minutes?)$/, 60_000],
+  [/^(h|hours?)$/, 3_600_000],
+  [/^(d|days?)$/, 86_400_000],
+  [/^(w|weeks?)$/, 604_800_000]
+]
+
+/**
+ * Parses a duration as people type it: `3s`, `500ms`, `500 millis`,
+ * `2 seconds`, `1.5m`, a bare number of milliseconds, or `infinity`.
+ * Negative and malformed values give `None`. Used for the flags and for the
+ * string durations of a config file.
+ *
+ * @category parsing
+ * @since 0.1.0
+ */
+export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
+  const input = text.trim().toLowerCase()
+  if (input === "infinity") return Option.some(Duration.infinity)
+  const match = /^(\d+(?:\.\d+)?)\s*([a-zµ]*)$/.exec(input)
+  const unit = match === null ? undefined : units.find(([pattern]) => pattern.test(match[2]!))
+  return unit === undefined ? Option.none() : Option.some(Duration.millis(Number(match![1]) * unit[1]))
+}
+
+const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "expected a whole number >= 0" }))
+const Size = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a whole number >= 1" }))
+const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "expected a port 0-65535" }))
+const Host = Schema.String.check(Schema.isNonEmpty({ message: "expected a host name or address" }))
+
+const showDuration = (duration: Duration.Duration): string =>
+  Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
+
+const described = <A>(flag: Flag.Flag<A>, description: string, fallback: unknown): Flag.Flag<Option.Option<A>> =>
+  flag.pipe(Flag.withDescription(`${description} (default: ${String(fallback)})`), Flag.optional)
+
+const durationFlag = (name: string, description: string, fallback: Duration.Duration) =>
+  described(
+    Flag.String(name).pipe(
+      Flag.filterMap(parseDuration, () => "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds"),
+      Flag.withMetavar("duration")
+    ),
+    description,
+    showDuration(fallback)
+  )
+
+const textFlag = (name: string, metavar: string, description: string, fallback: string) =>
+  described(Flag.String(name).pipe(Flag.withMetavar(metavar)), description, fallback)
+
+const fileFlag = (name: string, description: string) =>
+  described(Flag.File(name, { mustExist: true }).pipe(Flag.withMetavar("file")), description, "none")
+
+const countFlag = (name: string, schema: typeof Count, description: string, fallback: number) =>
+  described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
+
+const resolve = (defaults: Defaults) => {
+  const { host, port, path, busyReply, metricsPort, metricsHost, logFormat, processes, ...input } = defaults
+  return Effect.map(ManagerConfig.make(input), (manager) => ({
+    manager,
+    host: host ?? "127.0.0.1",
+    port: port ?? 6263,
+    path,
+    busyReply: busyReply ?? "ERROR_SERVER_BUSY",
+    metricsPort,
+    metricsHost: metricsHost ?? "127.0.0.1",
+    logFormat: logFormat ?? ("text" as LogFormat),
+    processes: processes ?? 1
+  }))
+}
+
+/**
+ * The server's flags, each optional, with its default from `defaults` shown
+ * in `--help`. Throws the `ConfigError` if `defaults` themselves are invalid
+ * (a programming error, caught the first time the program runs).
+ *
+ * @category flags
+ * @since 0.1.0
+ */
+export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]: Flag.Flag<Settings[K]> } => {
+  const base = Effect.runSync(resolve(defaults))
+  const m = base.manager
+  const queued = "(queue policy)"
+  return {
+    host: described(Flag.String("host").pipe(Flag.withSchema(Host)), "Interface to listen on", base.host),
+    port: described(Flag.Int("port").pipe(Flag.withSchema(Port)), "TCP port; 0 picks a free one", base.port),
+    path: textFlag("path", "file", "Unix socket to listen on instead of host and port", base.path ?? "none"),
+    minWorkers: countFlag("min-workers", Count, "Workers kept alive even when idle", m.minWorkersCount),
+    maxWorkers: countFlag("max-workers", Count, "Most connections served at once; 0 = unlimited", m.maxWorkersCount),
+    bufferSize: countFlag("buffer-size", Count, "Read buffer size in bytes; 0 = 5120", m.bufferSize),
+    clientsDeadline: durationFlag("clients-deadline", "Close a connection silent this long; 0 = 3s", m.clientsDeadline),
+    idleWorkerTimeout: durationFlag("idle-worker-timeout", "Retire extra workers idle this long", m.idleWorkerTimeout),
+    maxMessageBytes: countFlag("max-message-bytes", Size, "Largest message accepted", m.maxMessageBytes),
+    drainTimeout: durationFlag("drain-timeout", "On SIGINT/SIGTERM, wait this long for busy workers", m.drainTimeout),
+    admissionPolicy: described(
+      Flag.Literals("admission-policy", ["reject", "queue"]).pipe(Flag.withMetavar("reject|queue")),
+      "When every worker is busy: refuse at once, or wait in a queue",
+      m.admissionPolicy
+    ),
+    queueSize: countFlag("queue-size", Count, `Most connections waiting for a worker ${queued}`, m.queueSize),
+    queueTimeout: durationFlag("queue-timeout", `Longest wait for a worker ${queued}`, m.queueTimeout),
+    maxConnectionsPerAddress: countFlag(
+      "max-connections-per-address",
+      Count,
+      "Most connections from one client address; 0 = no limit",
+      m.maxConnectionsPerAddress
+    ),
+    maxMessagesPerConnection: countFlag(
+      "max-messages-per-connection",
+      Count,
+      "Close a connection after this many messages; 0 = no limit",
+      m.maxMessagesPerConnection
+    ),
+    busyReply: textFlag("busy-reply", "text", "Reply to a client refused while all workers are busy", base.busyReply),
+    debug: described(Flag.Boolean("debug"), "Log the pool's events and show Debug logs (off: --no-debug)", m.debug),
+    tlsKey: fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
+    tlsCert: fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
+    config: fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
+    metricsPort: described(
+      Flag.Int("metrics-port").pipe(Flag.withSchema(Port)),
+      "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one",
+      base.metricsPort ?? "off"
+    ),
+    metricsHost: described(
+      Flag.String("metrics-host").pipe(Flag.withSchema(Host)),
+      "Interface of the metrics endpoint",
+      base.metricsHost
+    ),
+    logFormat: described(
+      Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withMetavar("text|json")),
+      "Log lines as text or JSON",
+      base.logFormat
+    ),
+    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes)
+  }
+}
+
+/**
+ * The `ManagerConfig` fields set by the flags, with each field's flag name.
+ *
+ * @category flags
+ * @since 0.1.0
+ */
+export const flagNames: Readonly<Partial<Record<keyof ManagerConfig.ManagerConfig, string>>> = {
+  minWorkersCount: "min-workers",
+  maxWorkersCount: "max-workers",
+  bufferSize: "buffer-size",
+  clientsDeadline: "clients-deadline",
+  idleWorkerTimeout: "idle-worker-timeout",
+  maxMessageBytes: "max-message-bytes",
+  drainTimeout: "drain-timeout",
+  admissionPolicy: "admission-policy",
+  queueSize: "queue-size",
+  queueTimeout: "queue-timeout",
+  maxConnectionsPerAddress: "max-connections-per-address",
+  maxMessagesPerConnection: "max-messages-per-connection",
+  debug: "debug"
+}
+
+// The fields of the flags given: ManagerConfig.make rejects a field that is present but undefined.
+const givenFields = (settings: Settings): ManagerConfig.Input => {
+  const fields = {
+    debug: Option.getOrUndefined(settings.debug),
+    bufferSize: Option.getOrUndefined(settings.bufferSize),
+    minWorkersCount: Option.getOrUndefined(settings.minWorkers),
+    maxWorkersCount: Option.getOrUndefined(settings.maxWorkers),
+    clientsDeadline: Option.getOrUndefined(settings.clientsDeadline),
+    idleWorkerTimeout: Option.getOrUndefined(settings.idleWorkerTimeout),
+    maxMessageBytes: Option.getOrUndefined(settings.maxMessageBytes),
+    drainTimeout: Option.getOrUndefined(settings.drainTimeout),
+    admissionPolicy: Option.getOrUndefined(settings.admissionPolicy),
+    queueSize: Option.getOrUndefined(settings.queueSize),
+    queueTimeout: Option.getOrUndefined(settings.queueTimeout),
+    maxConnectionsPerAddress: Option.getOrUndefined(settings.maxConnectionsPerAddress),
+    maxMessagesPerConnection: Option.getOrUndefined(settings.maxMessagesPerConnection)
+  } satisfies ManagerConfig.Input
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as ManagerConfig.Input
+}
+
+// Applies `input` over `base`. When `input` sets one worker bound and `base`'s
+// other bound contradicts it, the one set wins and moves the other; only an
+// `input` setting both in contradiction is an error.
+const overlay = (
+  base: ManagerConfig.ManagerConfig,
+  input: ManagerConfig.Input
+): Effect.Effect<ManagerConfig.ManagerConfig, PoolError.ConfigError> => {
+  const { minWorkersCount: min, maxWorkersCount: max } = input
+  if (min !== undefined && max === undefined && base.maxWorkersCount > 0 && min > base.maxWorkersCount) {
+    return ManagerConfig.make({ ...input, maxWorkersCount: min }, base)
+  }
+  if (max !== undefined && min === undefined && max > 0 && base.minWorkersCount > max) {
+    return ManagerConfig.make({ ...input, minWorkersCount: max }, base)
+  }
+  return ManagerConfig.make(input, base)
+}
+
+/**
+ * Combines `defaults`, then the fields of a config file (`file`, see
+ * `NodeConfigFile.read`), then the flags given, and validates the result with
+ * `ManagerConfig.make`. Each layer wins over a lower one it contradicts: with
+ * defaults of 5 to 10 workers, `--max-workers 3` lowers the minimum to 3 and
+ * `--min-workers 20` raises the maximum to 20; only two settings of the same
+ * layer that contradict each other are an error.
+ *
+ * @category config
+ * @since 0.1.0
+ */
+export const makeConfig = (
+  settings: Settings,
+  defaults: Defaults = {},
+  file: ManagerConfig.Input = {}
+): Effect.Effect<ServerConfig, PoolError.ConfigError> =>
+  Effect.gen(function* () {
+    const base = yield* resolve(defaults)
+    const manager = yield* overlay(yield* overlay(base.manager, file), givenFields(settings))
+    const path = Option.getOrElse(settings.path, () => base.path)
+    const metricsPort = Option.getOrElse(settings.metricsPort, () => base.metricsPort)
+    const key = Option.getOrUndefined(settings.tlsKey)
+    const cert = Option.getOrUndefined(settings.tlsCert)
+    return {
+      manager,
+      server: {
+        host: Option.getOrElse(settings.host, () => base.host),
+        port: Option.getOrElse(settings.port, () => base.port),
+        ...(path === undefined ? {} : { path }),
+        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply)
+      },
+      tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
+      metrics:
+        metricsPort === undefined
+          ? undefined
+          : { host: Option.getOrElse(settings.metricsHost, () => base.metricsHost), port: metricsPort },
+      logFormat: Option.getOrElse(settings.logFormat, () => base.logFormat),
+      processes: Option.getOrElse(settings.processes, () => base.processes),
+      configFile: Option.getOrUndefined(settings.config)
+    }
+  })
+
+/**
+ * The configuration as `flag=value` pairs, e.g. `min-workers=0 max-workers=10 ...`.
+ *
+ * @category config
+ * @since 0.1.0
+ */
+export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
+  Object.entries(flagNames)
+    .map(([field, flag]) => {
+      const value = config[field as keyof ManagerConfig.ManagerConfig]
+      return `${flag}=${Duration.isDuration(value) ? showDuration(value) : String(value)}`
+    })
+    .join(" ")
+
+/**
+ * The line logged once listening: the bound address (with the real port
+ * when 0 was asked for) and the effective configuration as `flag=value`
+ * pairs, e.g. `pool-manager listening on 127.0.0.1:6263 min-workers=0 ...`;
+ * `tls=true` ends it when serving TLS.
+ *
+ * @category config
+ * @since 0.1.0
+ */
+export const listeningLine = (
+  name: string,
+  address: NetAddress.SocketAddress,
+  config: ManagerConfig.ManagerConfig,
+  options?: { readonly tls?: boolean | undefined }
+): string => {
+  const where = NetAddress.isInetAddress(address) ? String(address) : `unix:${String(address)}`
+  return [`${name} listening on ${where}`, describeConfig(config), ...(options?.tls === true ? ["tls=true"] : [])].join(
+    " "
+  )
+}

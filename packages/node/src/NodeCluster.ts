@@ -1,0 +1,341 @@
+/**
+ * Several server processes sharing one listening port, with `node:cluster`,
+ * to use every core.
+ *
+ * The primary process forks `processes` workers running the same script with
+ * the same arguments; each worker knows its number (1..N) from the
+ * `POOL_MANAGER_PROCESS` environment variable and runs an ordinary server. On
+ * Linux the primary accepts connections and hands them to the workers in
+ * turn; it serves nothing itself. It forwards SIGINT and SIGTERM (as SIGTERM)
+ * and SIGHUP to every worker, waits until all of them have drained and
+ * exited, and replaces a worker that dies while serving (a worker that dies
+ * before it listened is a startup failure: the primary stops the others and
+ * fails).
+ *
+ * Metrics: each worker answers a `scrape` message on the IPC channel with its
+ * `PrometheusMetrics.format` text and whether its pool runs; the primary
+ * serves one `/metrics` with every worker's series labelled
+ * `process="<n>"` (not summed: per-process values stay visible, and
+ * `sum without (process) (...)` adds them up in PromQL) and one `/healthz`.
+ *
+ * @since 0.1.0
+ */
+import Cluster, { type Worker } from "node:cluster"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type { ListenError } from "./NodeError.ts"
+import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+
+/**
+ * The environment variable that tells a forked worker its number (1..N).
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const processEnv = "POOL_MANAGER_PROCESS"
+
+/**
+ * This process's number when it is a worker forked by `runPrimary`, else `undefined`.
+ *
+ * @category workers
+ * @since 0.1.0
+ */
+export const workerNumber = (): number | undefined => {
+  const value = process.env[processEnv]
+  return Cluster.isWorker && value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
+}
+
+/**
+ * The cluster could not start: a worker exited before it listened.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ClusterError extends Schema.TaggedError<ClusterError>()("ClusterError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return this.reason
+  }
+}
+
+const scrapeRequest = "pool-manager:scrape"
+const scrapeReply = "pool-manager:scrape-reply"
+
+interface ScrapeReply {
+  readonly type: typeof scrapeReply
+  readonly id: number
+  readonly metrics: string
+  readonly running: boolean
+}
+
+const isScrapeReply = (message: unknown): message is ScrapeReply =>
+  typeof message === "object" && message !== null && (message as { type?: unknown }).type === scrapeReply
+
+/**
+ * In a worker: until the scope closes, answers the primary's scrape requests
+ * with this process's metrics (`PrometheusMetrics.format` in the current
+ * context) and `running`.
+ *
+ * @category workers
+ * @since 0.1.0
+ */
+export const answerScrapes = (running: Effect.Effect<boolean>): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<never>()
+    const onMessage = (message: unknown) => {
+      const request = message as { type?: unknown; id?: unknown } | null
+      if (request?.type !== scrapeRequest || typeof request.id !== "number") return
+      const id = request.id
+      Effect.runForkWith(context)(
+        Effect.gen(function* () {
+          const reply: ScrapeReply = {
+            type: scrapeReply,
+            id,
+            metrics: yield* PrometheusMetrics.format(),
+            running: yield* running
+          }
+          // The primary may be gone already; there is nobody to tell then.
+          yield* Effect.sync(() => process.send?.(reply, undefined, {}, () => {}))
+        })
+      )
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("message", onMessage)),
+      () => Effect.sync(() => process.off("message", onMessage))
+    )
+  })
+
+/**
+ * One worker's answer to a scrape.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Scrape {
+  /** The worker's number, the value of the `process` label. */
+  readonly process: number
+  readonly metrics: string
+  readonly running: boolean
+}
+
+const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?$/
+
+/**
+ * Merges the Prometheus texts of several processes into one: every sample
+ * gets a `process="<n>"` label, and the samples of a family stay together
+ * under one `# HELP` and `# TYPE` (as the format requires), families in the
+ * order they first appear.
+ *
+ * @category metrics
+ * @since 0.1.0
+ */
+export const aggregate = (scrapes: ReadonlyArray<Omit<Scrape, "running">>): string => {
+  const families = new Map<string, { header: Array<string>; samples: Array<string> }>()
+  const family = (name: string) => {
+    let found = families.get(name)
+    if (found === undefined) {
+      found = { header: [], samples: [] }
+      families.set(name, found)
+    }
+    return found
+  }
+  for (const scrape of scrapes) {
+    let current: string | undefined
+    for (const line of scrape.metrics.split("\n")) {
+      const comment = /^# (HELP|TYPE) (\S+)/.exec(line)
+      if (comment !== null) {
+        current = comment[2]!
+        const header = family(current).header
+        if (!header.some((seen) => seen.startsWith(`# ${comment[1]} `))) header.push(line)
+        continue
+      }
+      const match = sample.exec(line)
+      if (match === null) continue
+      const [, name, labels, value, timestamp] = match
+      const label = `process="${scrape.process}"`
+      const merged = labels === undefined || labels === "{}" ? `{${label}}` : `{${label},${labels.slice(1)}`
+      family(current ?? name!).samples.push(`${name}${merged} ${value}${timestamp ?? ""}`)
+    }
+  }
+  const lines: Array<string> = []
+  for (const { header, samples } of families.values()) lines.push(...header, ...samples)
+  return lines.length === 0 ? "" : `${lines.join("\n")}\n`
+}
+
+/**
+ * Options for `runPrimary`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface PrimaryOptions {
+  /** How many workers to run (at least 1). */
+  readonly processes: number
+  /** The program's name, for log lines (default `pool-manager`). */
+  readonly name?: string | undefined
+  /** Serve the aggregated `/metrics` and `/healthz` here. */
+  readonly metrics?: { readonly host: string; readonly port: number } | undefined
+  /** After forwarding a stop signal, how long to wait for the workers before killing them (default 40 seconds). */
+  readonly stopTimeout?: Duration.Input | undefined
+  /** Forward SIGHUP to the workers (to reload their config file). */
+  readonly forwardSighup?: boolean | undefined
+}
+
+let nextScrapeId = 0
+
+const ask = (worker: Worker, number: number): Effect.Effect<Option.Option<Scrape>> =>
+  Effect.callback<Option.Option<Scrape>>((resume) => {
+    const id = nextScrapeId++
+    const onMessage = (message: unknown) => {
+      if (!isScrapeReply(message) || message.id !== id) return
+      worker.off("message", onMessage)
+      resume(Effect.succeedSome({ process: number, metrics: message.metrics, running: message.running }))
+    }
+    worker.on("message", onMessage)
+    if (!worker.isConnected()) resume(Effect.succeedNone)
+    else worker.send({ type: scrapeRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
+    return Effect.sync(() => worker.off("message", onMessage))
+  }).pipe(
+    Effect.timeoutOption("2 seconds"),
+    Effect.map((answer) => Option.flatten(answer))
+  )
+
+/**
+ * Runs the primary process until interrupted: forks the workers, serves the
+ * aggregated metrics if asked, and on interruption forwards SIGTERM to every
+ * worker and waits for them to exit (killing them after `stopTimeout`). Fails
+ * with `ClusterError` when a worker exits before it listened. After a stop,
+ * `process.exitCode` is 1 if a worker exited with an error.
+ *
+ * @category primary
+ * @since 0.1.0
+ */
+export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, ClusterError | ListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const name = options.name ?? "pool-manager"
+    const context = yield* Effect.context<never>()
+    const log = (effect: Effect.Effect<void>) => void Effect.runForkWith(context)(effect)
+    const workers = new Map<number, Worker>()
+    const listening = new Set<number>()
+    const failed = yield* Deferred.make<never, ClusterError>()
+    const allExited = yield* Deferred.make<void>()
+    let stopping = false
+    let announced = false
+    let failures = 0
+
+    const scrapeAll = Effect.suspend(() =>
+      Effect.forEach(Array.from(workers), ([number, worker]) => ask(worker, number), { concurrency: "unbounded" })
+    ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
+
+    // Started first so it is closed last: /healthz says 503 while the workers drain.
+    if (options.metrics !== undefined) {
+      const server = yield* NodeMetricsServer.make({
+        ...options.metrics,
+        metrics: Effect.map(scrapeAll, (scrapes) => {
+          const up = Array.from({ length: options.processes }, (_, i) => {
+            const answered = scrapes.some((scrape) => scrape.process === i + 1)
+            return `pool_process_up{process="${i + 1}"} ${answered ? 1 : 0}`
+          })
+          const own = [
+            "# HELP pool_processes Server processes configured (--processes)",
+            "# TYPE pool_processes gauge",
+            `pool_processes ${options.processes}`,
+            "# HELP pool_process_up 1 if the process answered this scrape",
+            "# TYPE pool_process_up gauge",
+            ...up
+          ]
+          return `${own.join("\n")}\n${aggregate(scrapes)}`
+        }),
+        health: Effect.suspend(() =>
+          stopping
+            ? Effect.succeed({ healthy: false, detail: "stopping" })
+            : Effect.map(scrapeAll, (scrapes) => {
+                const running = scrapes.filter((scrape) => scrape.running).length
+                return running === options.processes
+                  ? { healthy: true, detail: "ok" }
+                  : { healthy: false, detail: `${running} of ${options.processes} processes running` }
+              })
+        )
+      })
+      yield* Effect.log(`${name} metrics at ${NodeMetricsServer.url(server.address)}/metrics and /healthz`)
+    }
+
+    const fork = (number: number) => {
+      const worker = Cluster.fork({ [processEnv]: String(number) })
+      const pid = worker.process.pid
+      let ready = false
+      workers.set(number, worker)
+      worker.on("listening", (address) => {
+        ready = true
+        listening.add(number)
+        if (announced || listening.size < options.processes) return
+        announced = true
+        const where = address.addressType === -1 ? `unix:${address.address}` : `${address.address}:${address.port}`
+        log(Effect.log(`${name} primary: ${options.processes} processes listening on ${where}`))
+      })
+      worker.on("exit", (code, signal) => {
+        workers.delete(number)
+        listening.delete(number)
+        const how = code === null ? `signal ${signal}` : `code ${code}`
+        if (stopping) {
+          // SIGTERM can arrive before a worker has installed its handler.
+          if (code !== 0 && signal !== "SIGTERM") {
+            failures++
+            log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}`))
+          }
+          if (workers.size === 0) Deferred.doneUnsafe(allExited, Effect.void)
+        } else if (!ready) {
+          Deferred.doneUnsafe(
+            failed,
+            Effect.fail(
+              new ClusterError({ reason: `process ${number} (pid ${pid}) exited with ${how} before listening` })
+            )
+          )
+        } else {
+          log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}; starting a new one`))
+          fork(number)
+        }
+      })
+    }
+
+    const stopAll = Effect.suspend(() => {
+      stopping = true
+      if (workers.size === 0) return Effect.void
+      for (const worker of workers.values()) worker.process.kill("SIGTERM")
+      const timeout = Duration.fromInputUnsafe(options.stopTimeout ?? "40 seconds")
+      return Effect.log(`${name} primary: stopping ${workers.size} processes`).pipe(
+        Effect.andThen(Effect.timeoutOption(Deferred.await(allExited), timeout)),
+        Effect.flatMap((done) => {
+          if (Option.isSome(done)) return Effect.void
+          failures++
+          for (const worker of workers.values()) worker.process.kill("SIGKILL")
+          return Effect.logError(`${name} primary: processes still running after ${Duration.format(timeout)}; killed`)
+        }),
+        Effect.andThen(
+          Effect.sync(() => {
+            if (failures > 0) process.exitCode = 1
+          })
+        )
+      )
+    })
+
+    yield* Effect.addFinalizer(() => stopAll)
+    if (options.forwardSighup === true) {
+      const onSighup = () => {
+        for (const worker of workers.values()) worker.process.kill("SIGHUP")
+      }
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.on("SIGHUP", onSighup)),
+        () => Effect.sync(() => process.off("SIGHUP", onSighup))
+      )
+    }
+    yield* Effect.log(`${name} primary (pid ${process.pid}): starting ${options.processes} processes`)
+    for (let number = 1; number <= options.processes; number++) fork(number)
+    return yield* Deferred.await(failed)
+  })

@@ -1,0 +1,133 @@
+/**
+ * A JSON configuration file for the pool, and reloading it on SIGHUP.
+ *
+ * The file is one JSON object of `ManagerConfig` fields, e.g.
+ * `{ "maxWorkersCount": 10, "clientsDeadline": "3 seconds" }`. Durations are
+ * numbers of milliseconds or strings, in `Duration`'s spelling ("3 seconds")
+ * or the CLI's ("3s", "500ms"). Every field is optional; an unknown field, a
+ * bad value or `minWorkersCount` above a non-zero `maxWorkersCount` is an
+ * error naming the file and the field, so a typo never passes silently.
+ *
+ * @since 0.1.0
+ */
+import * as Fs from "node:fs/promises"
+import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import { parseDuration } from "./NodeCliConfig.ts"
+
+/**
+ * The file could not be read, is not JSON, or is not a valid configuration.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("ConfigFileError", {
+  path: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `config file ${this.path}: ${this.reason}`
+  }
+}
+
+const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout", "queueTimeout"] as const
+
+const issuesText = (error: { readonly issues: ReadonlyArray<{ field: string; value: string; message: string }> }) =>
+  error.issues.map((issue) => `${issue.field}: ${issue.message} (got ${issue.value})`).join("; ")
+
+/**
+ * Parses and validates the text of a config file (`path` is only for
+ * messages). Returns the fields it sets, durations as `Duration`s, ready to
+ * be applied over other settings with `ManagerConfig.make`.
+ *
+ * @category parsing
+ * @since 0.1.0
+ */
+export const parse = (text: string, path: string): Effect.Effect<ManagerConfig.Input, ConfigFileError> =>
+  Effect.gen(function* () {
+    const json = yield* Effect.try({
+      try: () => JSON.parse(text) as unknown,
+      catch: (cause) =>
+        new ConfigFileError({ path, reason: `not valid JSON (${(cause as Error).message.replace(/\s+/g, " ")})` })
+    })
+    if (!Predicate.isObject(json) || Array.isArray(json)) {
+      return yield* new ConfigFileError({ path, reason: "expected a JSON object of ManagerConfig fields" })
+    }
+    const unknown = Object.keys(json).filter((field) => !Object.hasOwn(ManagerConfig.defaults, field))
+    if (unknown.length > 0) {
+      return yield* new ConfigFileError({
+        path,
+        reason: `unknown field ${unknown.map((field) => JSON.stringify(field)).join(", ")} (known: ${Object.keys(ManagerConfig.defaults).join(", ")})`
+      })
+    }
+    const input: Record<string, unknown> = { ...json }
+    // The CLI's spellings ("3s") too; anything else is left for ManagerConfig to reject.
+    for (const field of durationFields) {
+      const value = input[field]
+      if (typeof value === "string") {
+        const parsed = parseDuration(value)
+        if (Option.isSome(parsed)) input[field] = parsed.value
+      }
+    }
+    // Validated on its own, so an error names this file and not a flag.
+    yield* ManagerConfig.make(input as ManagerConfig.Input).pipe(
+      Effect.mapError((error) => new ConfigFileError({ path, reason: issuesText(error) }))
+    )
+    return input as ManagerConfig.Input
+  })
+
+/**
+ * Reads and parses the config file at `path`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const read = (path: string): Effect.Effect<ManagerConfig.Input, ConfigFileError> =>
+  Effect.tryPromise({
+    try: () => Fs.readFile(path, "utf8"),
+    catch: (cause) => new ConfigFileError({ path, reason: `cannot read it (${(cause as Error).message})` })
+  }).pipe(Effect.flatMap((text) => parse(text, path)))
+
+/**
+ * Until the scope closes, re-reads the file at `path` on every SIGHUP and
+ * hands its fields to `apply`. An unreadable or invalid file, or a failure of
+ * `apply`, is logged at Error level and changes nothing. Reloads run one at a
+ * time, in the context this was called in.
+ *
+ * @category reloading
+ * @since 0.1.0
+ */
+export const reloadOnSighup = <E, R>(
+  path: string,
+  apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>
+): Effect.Effect<void, never, R | Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<R>()
+    const lock = yield* Semaphore.make(1)
+    const reload = lock.withPermit(
+      Effect.logInfo("SIGHUP: reloading the config file").pipe(
+        Effect.andThen(read(path)),
+        Effect.flatMap(apply),
+        Effect.catchCause((cause) => {
+          // The message says what is wrong with the file; a stack trace would only bury it.
+          const error = Cause.squash(cause)
+          const message = error instanceof Error ? error.message : String(error)
+          return Effect.logError(`config reload failed, keeping the running configuration: ${message}`)
+        }),
+        Effect.annotateLogs({ configFile: path })
+      )
+    )
+    const onSighup = () => {
+      Effect.runForkWith(context)(reload)
+    }
+    yield* Effect.acquireRelease(
+      Effect.sync(() => process.on("SIGHUP", onSighup)),
+      () => Effect.sync(() => process.off("SIGHUP", onSighup))
+    )
+  })

@@ -1,0 +1,62 @@
+/**
+ * The server's log output: its format (`text`, Effect's default logger, or
+ * `json`, one JSON object per line for log shippers) and a minimum level that
+ * can change while the program runs.
+ *
+ * The level is read per log line rather than fixed in the context, because
+ * fibers serving connections keep the context they were started with: with
+ * `References.MinimumLogLevel` alone, turning `debug` on by reloading the
+ * config file would not show the pool's Debug events.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as Logger from "effect/Logger"
+import type * as LogLevel from "effect/LogLevel"
+import { isGreaterThanOrEqualTo } from "effect/LogLevel"
+import * as References from "effect/References"
+import type { LogFormat } from "./NodeCliConfig.ts"
+
+/**
+ * Options for `provide`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** How lines are written (default `text`). */
+  readonly format?: LogFormat | undefined
+  /** The lowest level `minimumLevel` can ever return: what the fibers are allowed to emit at all. */
+  readonly floor: LogLevel.LogLevel
+  /** The level a line needs to be written, read for every line. */
+  readonly minimumLevel: () => LogLevel.LogLevel
+}
+
+/**
+ * The logger for `format`, writing to stdout.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const logger = (format: LogFormat = "text"): Logger.Logger<unknown, void> =>
+  format === "json" ? Logger.consoleJson : Logger.defaultLogger
+
+/**
+ * Runs `self` with the chosen log format and a minimum level read per line.
+ * Effect's tracer logger (log lines as span events) is kept.
+ *
+ * @category combinators
+ * @since 0.1.0
+ */
+export const provide =
+  (options: Options) =>
+  <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+    const base = logger(options.format)
+    const filtered = Logger.make<unknown, void>((line) => {
+      if (isGreaterThanOrEqualTo(line.logLevel, options.minimumLevel())) base.log(line)
+    })
+    return self.pipe(
+      Effect.provideService(Logger.CurrentLoggers, new Set([filtered, Logger.tracerLogger])),
+      Effect.provideService(References.MinimumLogLevel, options.floor)
+    )
+  }

@@ -1,0 +1,132 @@
+/**
+ * An HTTP endpoint for operators: `GET /metrics` answers the metrics in the
+ * Prometheus text format (by default every series of the context's
+ * `MetricRegistry`, which is where the `PoolManager` registers its own), and
+ * `GET /healthz` answers `200 ok` while the server is healthy and `503` with
+ * the reason otherwise (e.g. while the pool drains).
+ *
+ * It is Effect's HTTP server on `@effect/platform-node` (`NodeHttpServer`):
+ * that package is already a dependency, its server is scoped (closed
+ * gracefully with the scope), and a handler runs in the context it was
+ * started in, so `PrometheusMetrics.format` reads the same registry as the
+ * pool. Two routes need no router: the handler matches the path itself.
+ *
+ * @since 0.1.0
+ */
+import * as Http from "node:http"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Layer from "effect/Layer"
+import * as NetAddress from "effect/net/NetAddress"
+import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
+import type * as Scope from "effect/Scope"
+import { ListenError } from "./NodeError.ts"
+
+/**
+ * What `/healthz` reports: `healthy` selects 200 or 503, `detail` is the body.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Health {
+  readonly healthy: boolean
+  readonly detail: string
+}
+
+/**
+ * Options for `make` and `layer`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Options {
+  /** Interface to bind (default 127.0.0.1: metrics are not for the whole network unless asked). */
+  readonly host?: string | undefined
+  /** TCP port; 0 picks a free one. */
+  readonly port: number
+  /** The `/metrics` body (default `PrometheusMetrics.format()` in the server's context). */
+  readonly metrics?: Effect.Effect<string> | undefined
+  /** The `/healthz` answer, computed per request. */
+  readonly health: Effect.Effect<Health>
+}
+
+/**
+ * The listening metrics server.
+ *
+ * @category services
+ * @since 0.1.0
+ */
+export class NodeMetricsServer extends Context.Service<
+  NodeMetricsServer,
+  {
+    /** The address the server is bound to (with the real port when 0 was asked for). */
+    readonly address: NetAddress.SocketAddress
+  }
+>()("@pool-manager/node/NodeMetricsServer") {}
+
+/**
+ * The content type Prometheus expects for the text exposition format.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+const text = (body: string, status = 200) =>
+  HttpServerResponse.text(body, { status, contentType: "text/plain; charset=utf-8" })
+
+const app = (options: Options) => {
+  const metrics = options.metrics ?? PrometheusMetrics.format()
+  return Effect.gen(function* () {
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const path = request.url.split("?")[0]
+    if (path !== "/metrics" && path !== "/healthz") return text("not found: try /metrics or /healthz\n", 404)
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return HttpServerResponse.text("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } })
+    }
+    if (path === "/metrics") return HttpServerResponse.text(yield* metrics, { contentType })
+    const health = yield* options.health
+    return text(`${health.detail}\n`, health.healthy ? 200 : 503)
+  })
+}
+
+/**
+ * Listens on `host:port` and serves `/metrics` and `/healthz` until the scope
+ * closes (then it stops accepting and closes idle keep-alive connections).
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (options: Options): Effect.Effect<NodeMetricsServer["Service"], ListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const host = options.host ?? "127.0.0.1"
+    const server = yield* NodeHttpServer.make(() => Http.createServer(), {
+      host,
+      port: options.port,
+      // A scrape is short: do not hold a drain back for 20 seconds.
+      gracefulShutdownTimeout: "1 second"
+    }).pipe(Effect.mapError((error) => new ListenError({ address: `${host}:${options.port}`, cause: error.cause })))
+    yield* server.serve(app(options))
+    return NodeMetricsServer.of({ address: server.address })
+  })
+
+/**
+ * `make` as a layer.
+ *
+ * @category layers
+ * @since 0.1.0
+ */
+export const layer = (options: Options): Layer.Layer<NodeMetricsServer, ListenError> =>
+  Layer.effect(NodeMetricsServer, make(options))
+
+/**
+ * The URL of an address, e.g. `http://127.0.0.1:9464`.
+ *
+ * @category utils
+ * @since 0.1.0
+ */
+export const url = (address: NetAddress.SocketAddress): string =>
+  NetAddress.isInetAddress(address) ? `http://${String(address)}` : `unix:${String(address)}`
