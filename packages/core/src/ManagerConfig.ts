@@ -216,6 +216,17 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
         new ConfigError({ issues: [{ field: "config", value: show(input), message: "expected an object" }] })
       )
     }
+    // Schema.DurationFromMillis turns NaN into a zero Duration: a NaN (say
+    // `Number(process.env.DRAIN_MS)` with the variable unset) would silently
+    // mean "no drain at all". Reject it, naming the field.
+    const nan = durationFields.filter((field) => Number.isNaN((input as Record<string, unknown>)[field]))
+    if (nan.length > 0) {
+      return Effect.fail(
+        new ConfigError({
+          issues: nan.map((field) => ({ field, value: "NaN", message: "expected a duration >= 0, got NaN" }))
+        })
+      )
+    }
     return decodeInput(normalizeDurations(input as Record<string, unknown>), {
       errors: "all",
       onExcessProperty: "error"

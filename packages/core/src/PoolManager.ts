@@ -270,8 +270,16 @@ export const make = <E = never, R = never>(
         run.stopping = true
         env.admission.rejectWaiters()
         // Sessions waiting for a message take what already arrived and close;
-        // busy ones finish their message first.
-        for (const session of run.sessions) session.wake?.()
+        // busy ones finish their message first. Bytes already in the kernel
+        // reach a socket only when the event loop polls for I/O: wake them
+        // after it polled once (a timer set from a timer fires a loop
+        // iteration later), so a request sent before the stop is served.
+        // The drain timeout runs meanwhile.
+        setTimeout(() => {
+          setTimeout(() => {
+            for (const session of run.sessions) session.wake?.()
+          }, 0)
+        }, 0)
         if (run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
         const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
         const drained = Deferred.await(run.drained)
@@ -279,7 +287,11 @@ export const make = <E = never, R = never>(
           Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
           Effect.andThen(() => {
             const fibers = Array.from(run.sessions, (session) => session.fiber).filter((fiber) => fiber !== undefined)
-            return fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
+            if (fibers.length === 0) return Effect.void
+            return Effect.logWarning("drainTimeout passed: interrupting the callbacks still running").pipe(
+              Effect.annotateLogs({ busy: fibers.length, drainTimeout: Duration.format(config.drainTimeout) }),
+              Effect.andThen(Fiber.interruptAll(fibers))
+            )
           }),
           // Closing the run's scope shuts its pool down, which retires every worker.
           Effect.andThen(Scope.close(run.scope, Exit.void)),

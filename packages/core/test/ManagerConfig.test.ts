@@ -80,6 +80,7 @@ describe("ManagerConfig", () => {
       assert.include((yield* invalid({ debug: "yes" })).message, 'debug = "yes"')
       assert.include((yield* invalid({ clientsDeadline: "soon" })).message, 'clientsDeadline = "soon"')
       assert.include((yield* invalid({ drainTimeout: -5 })).message, "drainTimeout = -5")
+      assert.include((yield* invalid({ drainTimeout: Number.NaN })).message, "drainTimeout = NaN")
       assert.include((yield* invalid({ admissionPolicy: "wait" })).message, 'admissionPolicy = "wait"')
       assert.include((yield* invalid({ maxConnectionsPerAddress: -1 })).message, "maxConnectionsPerAddress = -1")
     })

@@ -1,0 +1,17 @@
+import { defineProject } from "vitest/config"
+
+/**
+ * The reliability suite: the real server under abuse (floods, resets, signals,
+ * bad config, misbehaving callbacks). Files run one at a time: they measure
+ * times, file descriptors and memory, which a neighbour under load would skew
+ * on a 2-core machine. Not part of `npm test`; run `npm run test:reliability`.
+ */
+export default defineProject({
+  test: {
+    name: "reliability",
+    include: ["**/*.test.ts"],
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+    fileParallelism: false
+  }
+})
