@@ -128,13 +128,14 @@ const scenario = async () => {
   const server = Net.createServer({ allowHalfOpen: true }, (socket) => {
     const connection = NodeConnection.make(socket)
     runFork(
-      manager
-        .put(connection)
-        .pipe(
-          Effect.catch(() =>
-            Effect.sync(() => connection.transport.write("ERROR_SERVER_BUSY", () => connection.transport.close()))
-          )
+      manager.put(connection).pipe(
+        Effect.catch(() =>
+          Effect.sync(() => {
+            connection.transport.write("ERROR_SERVER_BUSY")
+            connection.transport.close()
+          })
         )
+      )
     )
   })
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve))

@@ -20,6 +20,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
+import { withoutStack } from "./internal/errors.ts"
 import { ConnectionError } from "./PoolError.ts"
 
 /**
@@ -53,10 +54,16 @@ export interface Transport {
    */
   awaitReadable(timeoutMillis: number, onReady: (event: ReadyEvent) => void): () => void
   /**
-   * Queues `data` for the peer and calls `onWritten` once the transport can take
-   * more (at once, or after backpressure clears) or with the error that stopped it.
+   * Queues `data` for the peer. Returns `true` when the transport can take more
+   * at once, `false` when it is full (wait with `awaitWritable` before writing
+   * more), or the error that stopped it (nothing was queued then).
    */
-  write(data: Uint8Array | string, onWritten: (error?: ConnectionError) => void): void
+  write(data: Uint8Array | string): boolean | ConnectionError
+  /**
+   * Calls `onReady` once the transport can take more writes, or with the error
+   * that stopped it. Returns a function that cancels the wait.
+   */
+  awaitWritable(onReady: (error?: ConnectionError) => void): () => void
   /** Bytes written to the peer so far (queued ones included). */
   readonly bytesWritten: number
   /** Sends what is queued, then closes. Idempotent. */
@@ -96,6 +103,19 @@ export interface Options {
 }
 
 /**
+ * The `ConnectionError` a transport reports. Closes are normal flow, so it is
+ * built without a stack trace, which would cost more than the rest of a
+ * connection's bookkeeping.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const failure = (reason: ConnectionError["reason"], remoteAddress: string, cause?: unknown): ConnectionError =>
+  withoutStack(
+    () => new ConnectionError(cause === undefined ? { reason, remoteAddress } : { reason, remoteAddress, cause })
+  )
+
+/**
  * Builds a `Connection` over a `Transport`.
  *
  * @category constructors
@@ -103,6 +123,10 @@ export interface Options {
  */
 export const make = (transport: Transport, options?: Options): Connection => {
   const bufferSize = options?.bufferSize ?? 5120
+  const drained = Effect.callback<void, ConnectionError>((resume) => {
+    const cancel = transport.awaitWritable((error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+    return Effect.sync(cancel)
+  })
   const read = Effect.callback<Uint8Array, ConnectionError>((resume) => {
     let cancel: (() => void) | undefined
     const attempt = (): boolean => {
@@ -130,9 +154,11 @@ export const make = (transport: Transport, options?: Options): Connection => {
   return {
     remoteAddress: transport.remoteAddress,
     read,
+    // Most writes are taken at once: only a full transport costs a callback.
     write: (data) =>
-      Effect.callback<void, ConnectionError>((resume) => {
-        transport.write(data, (error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+      Effect.suspend(() => {
+        const written = transport.write(data)
+        return written === true ? Effect.void : written === false ? drained : Effect.fail(written)
       }),
     close: Effect.sync(() => transport.close()),
     transport
@@ -216,7 +242,7 @@ export const makeMemory = (
     let outboundBytes = 0
     let bytesWritten = 0
     let closed = false
-    let failure: ConnectionError | undefined
+    let problem: ConnectionError | undefined
     const closedSignal = yield* Deferred.make<void>()
     let serverWaiter: ((event: ReadyEvent) => void) | undefined
     let clientWaiter: (() => void) | undefined
@@ -234,7 +260,7 @@ export const makeMemory = (
     const closeServer = () => {
       if (closed) return
       closed = true
-      failure ??= new ConnectionError({ reason: "LocalClosed", remoteAddress })
+      problem ??= failure("LocalClosed", remoteAddress)
       Deferred.doneUnsafe(closedSignal, Effect.void)
       wakeServer("done")
       wakeClient()
@@ -244,7 +270,7 @@ export const makeMemory = (
       remoteAddress,
       remoteHost: options?.remoteHost ?? remoteAddress,
       get failure() {
-        return failure
+        return problem
       },
       get bytesWritten() {
         return bytesWritten
@@ -268,7 +294,7 @@ export const makeMemory = (
           onReady("readable")
           return () => {}
         }
-        if (failure !== undefined) {
+        if (problem !== undefined) {
           onReady("done")
           return () => {}
         }
@@ -291,15 +317,20 @@ export const makeMemory = (
           timer = undefined
         }
       },
-      write(data, onWritten) {
-        if (closed) return onWritten(new ConnectionError({ reason: "LocalClosed", remoteAddress }))
+      write(data) {
+        if (closed) return failure("LocalClosed", remoteAddress)
         const bytes = toBytes(data)
-        if (bytes.length === 0) return onWritten()
+        if (bytes.length === 0) return true
         outbound.push(bytes)
         outboundBytes += bytes.length
         bytesWritten += bytes.length
         wakeClient()
-        onWritten()
+        return true
+      },
+      // Memory is never full.
+      awaitWritable(onReady) {
+        onReady(closed ? failure("LocalClosed", remoteAddress) : undefined)
+        return () => {}
       },
       close: closeServer,
       abort: closeServer
@@ -317,7 +348,7 @@ export const makeMemory = (
         if (outboundBytes > 0) {
           resume(Effect.succeed(takeOutbound()))
         } else if (closed) {
-          resume(Effect.fail(new ConnectionError({ reason: "Closed", remoteAddress: "memory-server" })))
+          resume(Effect.fail(failure("Closed", "memory-server")))
         } else {
           clientWaiter = attempt
         }
@@ -343,7 +374,7 @@ export const makeMemory = (
       end: Effect.withFiber((fiber) => {
         if (clientEnded || closed) return Effect.void
         clientEnded = true
-        failure ??= new ConnectionError({ reason: "Closed", remoteAddress })
+        problem ??= failure("Closed", remoteAddress)
         fiber.currentDispatcher.scheduleTask(() => wakeServer("done"), 0)
         return Effect.void
       }),

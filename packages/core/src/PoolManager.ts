@@ -31,6 +31,7 @@ import * as Semaphore from "effect/Semaphore"
 import type { Connection } from "./Connection.ts"
 import type { AdmissionError } from "./internal/admission.ts"
 import * as Admission from "./internal/admission.ts"
+import { withoutStack } from "./internal/errors.ts"
 import * as Metrics from "./internal/metrics.ts"
 import { serve } from "./internal/serve.ts"
 import { type Env, makeCounters, type Run, type Session } from "./internal/state.ts"
@@ -195,69 +196,77 @@ export const make = <E = never, R = never>(
       })
     )
 
-    const release = (run: Run, session: Session, scope: Scope.Closeable): Effect.Effect<void> => {
-      env.counters.busy--
-      env.counters.bytesWritten += session.transport.bytesWritten
-      run.sessions.delete(session)
-      if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
-      return Effect.andThen(env.admission.release(session.transport.remoteHost), Scope.close(scope, Exit.void))
-    }
-
     const endSession =
-      (run: Run, session: Session, scope: Scope.Closeable, connection: Connection) =>
+      (run: Run, session: Session) =>
       (exit: Exit.Exit<void>): Effect.Effect<void> => {
-        if (Exit.isFailure(exit)) {
+        const transport = session.transport
+        if (!session.leased) {
+          // The pool refused to lend a worker (it only does so while shutting
+          // down): put fails, and its caller keeps the connection.
+          session.onLeased?.(false)
+        } else if (Exit.isFailure(exit)) {
           // Cut short by the drain timeout: drop what it had queued.
           env.counters.interruptedByDrain++
-          connection.transport.abort()
+          transport.abort()
         } else {
-          connection.transport.close()
+          transport.close()
         }
-        return release(run, session, scope)
+        env.counters.busy--
+        env.counters.bytesWritten += transport.bytesWritten
+        run.sessions.delete(session)
+        if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
+        return env.admission.release(transport)
       }
 
+    const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
+
+    // The worker is borrowed with Pool.use inside the session's own fiber: no
+    // Scope per connection, and the lease ends exactly when the session does.
+    // The fiber starts at once, so with an idle worker the lease is taken
+    // before it yields; only when a worker must be spawned does put wait for it.
     const admit = (run: Run, connection: Connection): Effect.Effect<void, NotRunningError> => {
-      const session: Session = { transport: connection.transport, wake: undefined, fiber: undefined }
-      const scope = Scope.makeUnsafe()
+      const session: Session = {
+        transport: connection.transport,
+        wake: undefined,
+        fiber: undefined,
+        leased: false,
+        onLeased: undefined
+      }
       // Registered before the worker is borrowed, so a stop that begins while a
       // worker is being spawned still waits for this connection.
       run.sessions.add(session)
       env.counters.busy++
-      return Pool.get(run.pool).pipe(
-        Scope.provide(scope),
-        Effect.matchCauseEffect({
-          onFailure: () => {
-            // The pool only refuses a borrower once it is shutting down; the
-            // caller keeps the connection, as with any failed put.
-            return Effect.andThen(release(run, session, scope), new NotRunningError())
-          },
-          onSuccess: (worker) => {
-            env.counters.accepted++
-            session.fiber = Effect.runForkWith(env.context)(
-              serve(env, run, session, connection).pipe(Effect.onExit(endSession(run, session, scope, connection)))
+      const served = Pool.use(run.pool, (worker) => {
+        session.leased = true
+        env.counters.accepted++
+        session.onLeased?.(true)
+        return Ref.getUnsafe(env.config).debug
+          ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
+              Effect.andThen(serve(env, run, session, connection))
             )
-            return debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress })
-          }
-        })
-      )
+          : serve(env, run, session, connection)
+      })
+      session.fiber = Effect.runForkWith(env.context)(Effect.onExit(served, endSession(run, session)))
+      if (session.leased) return Effect.void
+      if (session.fiber.pollUnsafe() !== undefined) return notRunning()
+      return Effect.callback<void, NotRunningError>((resume) => {
+        session.onLeased = (leased) => {
+          session.onLeased = undefined
+          resume(leased ? Effect.void : notRunning())
+        }
+      })
     }
 
     const put = (connection: Connection): Effect.Effect<void, AdmissionError> =>
       Effect.uninterruptible(
         Effect.suspend(() => {
           const run = env.run
-          if (run === undefined || run.stopping) return Effect.fail(new NotRunningError())
-          const host = connection.transport.remoteHost
-          return env.admission.acquire(host).pipe(
-            Effect.tapError((error) =>
-              debug("connection refused", { remoteAddress: connection.remoteAddress, reason: error.message })
-            ),
-            Effect.flatMap(() =>
-              // A put that waited in the queue may have waited through a stop.
-              env.run === run && !run.stopping
-                ? admit(run, connection)
-                : Effect.andThen(env.admission.release(host), Effect.fail(new NotRunningError()))
-            )
+          if (run === undefined || run.stopping) return notRunning()
+          return Effect.flatMap(env.admission.acquire(connection.transport), () =>
+            // A put that waited in the queue may have waited through a stop.
+            env.run === run && !run.stopping
+              ? admit(run, connection)
+              : Effect.andThen(env.admission.release(connection.transport), notRunning())
           )
         })
       )

@@ -17,7 +17,7 @@
 
 import type * as Net from "node:net"
 import * as Connection from "@pool-manager/core/Connection"
-import * as PoolError from "@pool-manager/core/PoolError"
+import type * as PoolError from "@pool-manager/core/PoolError"
 
 /**
  * Options for `make`.
@@ -52,11 +52,21 @@ const formatAddress = (socket: Net.Socket): string => {
 export const makeTransport = (socket: Net.Socket, options?: Options): Connection.Transport => {
   const remoteAddress = formatAddress(socket)
   const lingerMillis = options?.lingerMillis ?? 5000
+  // Why no more bytes can come, once they can't. The error itself is built on
+  // first use: most connections end without anybody asking for it.
+  let ended: PoolError.ConnectionError["reason"] | undefined
+  let endCause: unknown
   let failure: PoolError.ConnectionError | undefined
   let closing = false
   let waiter: ((event: Connection.ReadyEvent) => void) | undefined
+  // The deadline timer is armed lazily: a wait only records when it started,
+  // and the timer, when it fires, re-arms itself for what is left of the
+  // current wait. Busy connections then cost a clock read per message instead
+  // of a timer reschedule, and a timer fires about once per deadline.
   let timer: NodeJS.Timeout | undefined
-  let timerMillis = -1
+  let timerDue = Infinity
+  let waitMillis = Infinity
+  let waitStarted = 0
 
   const wake = (event: Connection.ReadyEvent) => {
     const current = waiter
@@ -64,24 +74,53 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
     waiter = undefined
     current(event)
   }
-  const fail = (error: PoolError.ConnectionError) => {
-    failure ??= error
+  const end = (reason: PoolError.ConnectionError["reason"], cause?: unknown) => {
+    if (ended === undefined) {
+      ended = reason
+      endCause = cause
+    }
     wake("done")
+  }
+  const getFailure = (): PoolError.ConnectionError | undefined => {
+    if (ended !== undefined && failure === undefined) failure = Connection.failure(ended, remoteAddress, endCause)
+    return failure
   }
   const onReadable = () => {
     if (socket.readableLength > 0) wake("readable")
   }
-  const onTimeout = () => wake("timeout")
+  const arm = (millis: number, now: number) => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = setTimeout(onTimer, millis)
+    timer.unref()
+    timerDue = now + millis
+  }
+  const onTimer = () => {
+    timer = undefined
+    timerDue = Infinity
+    if (waiter === undefined || !Number.isFinite(waitMillis)) return
+    const now = performance.now()
+    const left = waitStarted + waitMillis - now
+    if (left <= 0) wake("timeout")
+    else arm(left, now)
+  }
+  const disarm = () => {
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+    timerDue = Infinity
+  }
+  // One wait at a time (the pool's, or a callback's `read`), so one canceller serves them all.
+  const cancelWait = () => {
+    waiter = undefined
+  }
 
   socket.on("readable", onReadable)
-  socket.on("end", () => fail(new PoolError.ConnectionError({ reason: "Closed", remoteAddress })))
+  socket.on("end", () => end("Closed"))
   socket.on("error", (error: NodeJS.ErrnoException) => {
-    const reason = error.code !== undefined && peerGone.has(error.code) ? "Closed" : "Error"
-    fail(new PoolError.ConnectionError({ reason, remoteAddress, cause: error }))
+    end(error.code !== undefined && peerGone.has(error.code) ? "Closed" : "Error", error)
   })
   socket.on("close", () => {
-    if (timer !== undefined) clearTimeout(timer)
-    fail(new PoolError.ConnectionError({ reason: closing ? "LocalClosed" : "Closed", remoteAddress }))
+    disarm()
+    end(closing ? "LocalClosed" : "Closed")
   })
   if (options?.noDelay !== false) socket.setNoDelay(true)
 
@@ -89,7 +128,7 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
     remoteAddress,
     remoteHost: socket.remoteAddress ?? "unix",
     get failure() {
-      return failure
+      return getFailure()
     },
     get bytesWritten() {
       return socket.bytesWritten
@@ -97,58 +136,63 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
     poll(maxBytes) {
       const buffered = socket.readableLength
       if (buffered === 0) return undefined
-      return socket.read(Math.min(buffered, maxBytes)) ?? undefined
+      // read() without a size takes everything and, unlike read(n), also makes
+      // Node notice an end of stream that arrived with those bytes ('end').
+      return (buffered <= maxBytes ? socket.read() : socket.read(maxBytes)) ?? undefined
     },
     awaitReadable(timeoutMillis, onReady) {
       if (socket.readableLength > 0) {
         onReady("readable")
         return noop
       }
-      // read(0) makes Node notice an end of stream that arrived with the last
-      // bytes taken, and restarts reading from the kernel if it had stopped.
-      if (failure === undefined) socket.read(0)
-      if (failure !== undefined) {
+      if (ended !== undefined) {
         onReady("done")
         return noop
       }
-      const current = (event: Connection.ReadyEvent) => onReady(event)
-      waiter = current
+      waiter = onReady
+      waitMillis = timeoutMillis
       if (Number.isFinite(timeoutMillis)) {
-        if (timer !== undefined && timerMillis === timeoutMillis) {
-          timer.refresh()
-        } else {
-          if (timer !== undefined) clearTimeout(timer)
-          timer = setTimeout(onTimeout, timeoutMillis)
-          timer.unref()
-          timerMillis = timeoutMillis
-        }
+        const now = performance.now()
+        waitStarted = now
+        // An armed timer due no later than this wait's deadline will re-check it.
+        if (timerDue > now + timeoutMillis) arm(timeoutMillis, now)
       }
-      return () => {
-        if (waiter === current) waiter = undefined
-      }
+      return cancelWait
     },
-    write(data, onWritten) {
-      if (closing || socket.destroyed || socket.writableEnded) {
-        return onWritten(new PoolError.ConnectionError({ reason: "LocalClosed", remoteAddress }))
+    write(data) {
+      if (closing || socket.destroyed || socket.writableEnded) return Connection.failure("LocalClosed", remoteAddress)
+      return socket.write(data)
+    },
+    awaitWritable(onReady) {
+      if (ended !== undefined && (closing || socket.destroyed)) {
+        onReady(getFailure())
+        return noop
       }
-      if (socket.write(data)) return onWritten()
+      if (!socket.writableNeedDrain) {
+        onReady()
+        return noop
+      }
       // Backpressure: wait until Node's buffer drains, or the socket dies.
       const onDrain = () => {
         socket.off("close", onClose)
-        onWritten()
+        onReady()
       }
       const onClose = () => {
         socket.off("drain", onDrain)
-        onWritten(failure ?? new PoolError.ConnectionError({ reason: "Closed", remoteAddress }))
+        onReady(getFailure() ?? Connection.failure("Closed", remoteAddress))
       }
       socket.once("drain", onDrain)
       socket.once("close", onClose)
+      return () => {
+        socket.off("drain", onDrain)
+        socket.off("close", onClose)
+      }
     },
     close() {
       if (closing) return
       closing = true
-      if (timer !== undefined) clearTimeout(timer)
-      fail(new PoolError.ConnectionError({ reason: "LocalClosed", remoteAddress }))
+      disarm()
+      end("LocalClosed")
       if (socket.destroyed) return
       // Half-close after what is queued, then discard what the peer still sends
       // until it closes too: destroying a socket with unread bytes would send a
@@ -156,20 +200,51 @@ export const makeTransport = (socket: Net.Socket, options?: Options): Connection
       socket.off("readable", onReadable)
       socket.end()
       socket.resume()
-      const linger = setTimeout(() => socket.destroy(), lingerMillis)
-      linger.unref()
-      socket.once("close", () => clearTimeout(linger))
+      linger(socket, lingerMillis)
     },
     abort() {
       closing = true
-      if (timer !== undefined) clearTimeout(timer)
-      fail(new PoolError.ConnectionError({ reason: "LocalClosed", remoteAddress }))
+      disarm()
+      end("LocalClosed")
       socket.destroy()
     }
   }
 }
 
 const noop = () => {}
+
+// Sockets closing gracefully, with the time they must be destroyed by. One
+// sweeper timer serves them all instead of a timer per closed connection.
+const lingering = new Map<Net.Socket, number>()
+let sweeper: NodeJS.Timeout | undefined
+
+const sweep = () => {
+  const now = performance.now()
+  for (const [socket, due] of lingering) {
+    if (due <= now) {
+      lingering.delete(socket)
+      socket.destroy()
+    }
+  }
+  if (lingering.size === 0 && sweeper !== undefined) {
+    clearInterval(sweeper)
+    sweeper = undefined
+  }
+}
+
+const forget = function (this: Net.Socket) {
+  lingering.delete(this)
+}
+
+const linger = (socket: Net.Socket, millis: number) => {
+  lingering.set(socket, performance.now() + millis)
+  socket.once("close", forget)
+  if (sweeper === undefined) {
+    // Destroyed between `millis` and `millis` + 250 ms after the close began.
+    sweeper = setInterval(sweep, 250)
+    sweeper.unref()
+  }
+}
 
 /**
  * A pool `Connection` over a `node:net` socket (or a `tls.TLSSocket`).

@@ -96,21 +96,22 @@ export const make = (
     const busyReply = options.busyReply ?? "ERROR_SERVER_BUSY"
     let connections = 0
 
-    const refuse = (connection: Connection.Connection) =>
-      connection.transport.write(busyReply, () => connection.transport.close())
+    const refuse = (connection: Connection.Connection) => {
+      // close() sends what is queued before it closes.
+      connection.transport.write(busyReply)
+      connection.transport.close()
+    }
 
+    // Every way put can fail (busy, stopped, address limit) leaves the
+    // connection with us: answer and close it. The put usually completes
+    // synchronously, so look at its exit before registering an observer.
     const onConnection = (socket: Net.Socket) => {
       connections++
       const connection = NodeConnection.make(socket, options.connection)
-      Effect.runForkWith(context)(
-        manager.put(connection).pipe(
-          Effect.catchTags({
-            PoolBusyError: () => Effect.sync(() => refuse(connection)),
-            NotRunningError: () => Effect.sync(() => refuse(connection)),
-            AddressLimitError: () => Effect.sync(() => refuse(connection))
-          })
-        )
-      )
+      const fiber = Effect.runForkWith(context)(manager.put(connection))
+      const exit = fiber.pollUnsafe()
+      if (exit === undefined) fiber.addObserver((exit) => exit._tag === "Failure" && refuse(connection))
+      else if (exit._tag === "Failure") refuse(connection)
     }
 
     const server = yield* Effect.acquireRelease(

@@ -14,8 +14,10 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Semaphore from "effect/Semaphore"
+import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { AddressLimitError, NotRunningError, PoolBusyError } from "../PoolError.ts"
+import { withoutStack } from "./errors.ts"
 import type { Counters } from "./state.ts"
 
 /** Why a waiter woke: a permit is now its own, or the manager stopped. */
@@ -25,10 +27,10 @@ type Wake = "admitted" | "stopped"
 export type AdmissionError = PoolBusyError | NotRunningError | AddressLimitError
 
 export interface Admission {
-  /** Takes a permit for a connection from `host`, waiting only under the queue policy. */
-  readonly acquire: (host: string) => Effect.Effect<void, AdmissionError>
-  /** Gives back the permit of a connection from `host`. */
-  readonly release: (host: string) => Effect.Effect<void>
+  /** Takes a permit for a connection, waiting only under the queue policy. */
+  readonly acquire: (transport: Transport) => Effect.Effect<void, AdmissionError>
+  /** Gives back the permit of a connection. */
+  readonly release: (transport: Transport) => Effect.Effect<void>
   /** Applies a new config's max: resizes the semaphore and admits waiters that now fit. */
   readonly resize: Effect.Effect<void>
   /** Fails every waiter with `NotRunningError` (at stop). */
@@ -49,6 +51,10 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Effect
     const permits = yield* Semaphore.make(permitsFor(Ref.getUnsafe(config)))
     const waiters: Array<Deferred.Deferred<Wake>> = []
     const perHost = new Map<string, number>()
+    // The host each connection was counted under, when a per-address limit
+    // applied at its admission (the limit may change before it ends). Without a
+    // limit nothing is counted, and the host is never even looked up.
+    const countedHost = new WeakMap<Transport, string>()
 
     const leaveHost = (host: string) => {
       const count = (perHost.get(host) ?? 1) - 1
@@ -78,47 +84,71 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Effect
           // A permit handed over just as the timeout fired is still ours: use it.
           const outcome = woke._tag === "Some" ? woke.value : Deferred.isDoneUnsafe(waiter) ? "admitted" : undefined
           if (outcome === "admitted") return Effect.void
-          if (outcome === "stopped") return Effect.fail(new NotRunningError())
+          if (outcome === "stopped") return Effect.fail(withoutStack(() => new NotRunningError()))
           const index = waiters.indexOf(waiter)
           if (index !== -1) waiters.splice(index, 1)
           counters.queueTimeouts++
           counters.rejected++
-          return Effect.fail(new PoolBusyError({ maxWorkersCount: current.maxWorkersCount }))
+          return Effect.fail(withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount })))
         })
       )
     }
 
-    const acquire = (rawHost: string): Effect.Effect<void, AdmissionError> =>
+    const refused = (error: AdmissionError, transport: Transport): Effect.Effect<never, AdmissionError> =>
+      Ref.getUnsafe(config).debug
+        ? Effect.logDebug("connection refused").pipe(
+            Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason: error.message }),
+            Effect.andThen(Effect.fail(error))
+          )
+        : Effect.fail(error)
+
+    const leave = (transport: Transport) => {
+      const host = countedHost.get(transport)
+      if (host === undefined) return
+      countedHost.delete(transport)
+      leaveHost(host)
+    }
+
+    const acquire = (transport: Transport): Effect.Effect<void, AdmissionError> =>
       Effect.suspend(() => {
         const current = Ref.getUnsafe(config)
-        const host = normalizeHost(rawHost)
         const limit = current.maxConnectionsPerAddress
-        const fromHost = perHost.get(host) ?? 0
-        if (limit > 0 && fromHost >= limit) {
-          counters.rejectedByAddress++
-          return Effect.fail(new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit }))
+        if (limit > 0) {
+          const host = normalizeHost(transport.remoteHost)
+          const fromHost = perHost.get(host) ?? 0
+          if (fromHost >= limit) {
+            counters.rejectedByAddress++
+            return refused(
+              withoutStack(() => new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit })),
+              transport
+            )
+          }
+          perHost.set(host, fromHost + 1)
+          countedHost.set(transport, host)
         }
-        perHost.set(host, fromHost + 1)
         const queue = current.admissionPolicy === "queue"
         // With a queue, newcomers wait behind the connections already waiting.
         const fast = queue && waiters.length > 0 ? Effect.succeed(false) : permits.takeIfAvailable(1)
         return Effect.flatMap(fast, (taken): Effect.Effect<void, AdmissionError> => {
           if (taken) return Effect.void
           if (queue && waiters.length < current.queueSize) {
-            return Effect.onError(wait(current), () => Effect.sync(() => leaveHost(host)))
+            return Effect.onError(wait(current), () => Effect.sync(() => leave(transport)))
           }
-          leaveHost(host)
+          leave(transport)
           counters.rejected++
-          return Effect.fail(new PoolBusyError({ maxWorkersCount: current.maxWorkersCount }))
+          return refused(
+            withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount })),
+            transport
+          )
         })
       })
 
     return {
       acquire,
-      release: (host) =>
+      release: (transport) =>
         Effect.suspend(() => {
-          leaveHost(normalizeHost(host))
-          return Effect.andThen(permits.release(1), admitWaiters)
+          leave(transport)
+          return waiters.length === 0 ? permits.release(1) : Effect.andThen(permits.release(1), admitWaiters)
         }),
       resize: Effect.suspend(() => Effect.andThen(permits.resize(permitsFor(Ref.getUnsafe(config))), admitWaiters)),
       rejectWaiters: () => {

@@ -37,7 +37,10 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   let config = Ref.getUnsafe(env.config)
   let served = 0
   let started = 0
-  let pending: ((step: Effect.Effect<Step>) => void) | undefined
+  let pending: ((resumed: Effect.Effect<void>) => void) | undefined
+  // The step a wait ended with, handed over beside the resumption rather than
+  // inside it, so resuming allocates nothing.
+  let ready: Step = "stopping"
   let cancelWait: (() => void) | undefined
 
   const close = (reason: CloseReason): Effect.Effect<void> => {
@@ -106,7 +109,8 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     pending = undefined
     cancelWait = undefined
     session.wake = undefined
-    resume(Effect.succeed(step))
+    ready = step
+    resume(Effect.void)
   }
 
   const onReady = (event: ReadyEvent) => {
@@ -124,23 +128,21 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     finish(take() ?? "stopping")
   }
 
-  const cancel = Effect.sync(() => {
-    if (pending === undefined) return
-    pending = undefined
-    session.wake = undefined
-    cancelWait?.()
-    cancelWait = undefined
-  })
-
   // One callback per message that resolves with the message, or with why the
   // connection ends: bytes, end of stream, deadline or stop.
-  const nextStep = Effect.callback<Step>((resume) => {
+  const nextStep = Effect.callback<void>((resume) => {
     const step = take()
-    if (step !== undefined) return resume(Effect.succeed(step))
+    if (step !== undefined) {
+      ready = step
+      return resume(Effect.void)
+    }
     pending = resume
     session.wake = wake
     cancelWait = transport.awaitReadable(deadlineMillis(config), onReady)
-    return cancel
+    // No canceller: the only interruption is a drain timeout cutting the
+    // session short, after which the transport is aborted, which ends this
+    // wait; a late resume of an interrupted fiber is ignored. Leaving it out
+    // saves a finalizer per message.
   })
 
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
@@ -154,7 +156,8 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     )
   }
 
-  const onCallbackSuccess = (): Effect.Effect<void> => {
+  // One parameter, so matchCauseEffect calls it as is instead of wrapping it per message.
+  const onCallbackSuccess = (_: void): Effect.Effect<void> => {
     env.callbackDuration.observe((performance.now() - started) / 1000)
     served++
     return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
@@ -164,7 +167,8 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
 
   const handlers = { onFailure: onCallbackFailure, onSuccess: onCallbackSuccess }
 
-  const handle = (step: Step): Effect.Effect<void> => {
+  const handle = (_: void): Effect.Effect<void> => {
+    const step = ready
     if (typeof step === "string") return close(step)
     counters.messages++
     counters.bytesRead += step.length

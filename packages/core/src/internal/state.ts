@@ -50,6 +50,10 @@ export interface Session {
   readonly transport: Transport
   wake: (() => void) | undefined
   fiber: Fiber.Fiber<void> | undefined
+  /** Whether the pool has lent the session its worker. */
+  leased: boolean
+  /** Set while put waits for a worker being spawned. */
+  onLeased: ((leased: boolean) => void) | undefined
 }
 
 /** One running period of the manager, from `start` to the end of `stop`. */
