@@ -29,12 +29,14 @@ const buildDir = join(benchDir, "build")
 const serverSources: Record<string, string> = {
   raw: join(benchDir, "servers", "raw.ts"),
   pool: join(benchDir, "servers", "pool.ts"),
-  effect: join(benchDir, "servers", "effect-socket.ts")
+  effect: join(benchDir, "servers", "effect-socket.ts"),
+  pool2: join(benchDir, "servers", "pool-cluster.ts")
 }
 const serverFiles: Record<string, string> = {
   raw: join(buildDir, "raw.js"),
   pool: join(buildDir, "pool.js"),
-  effect: join(buildDir, "effect-socket.js")
+  effect: join(buildDir, "effect-socket.js"),
+  pool2: join(buildDir, "pool-cluster.js")
 }
 
 const usage = `usage: node bench/run.ts [options]
@@ -44,7 +46,8 @@ const usage = `usage: node bench/run.ts [options]
   --connections N   connections of the persistent workload (default 50; --quick: 20)
   --concurrency N   connects in flight in the connect workload (default 50; --quick: 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
-  --servers LIST    comma-separated, from raw,pool,effect (default: all whose file exists)
+  --servers LIST    comma-separated, from raw,pool,effect,pool2 (default: raw,pool,effect; pool2 is
+                    the pool server in 2 processes with node:cluster)
   --workloads LIST  comma-separated, from persistent,connect,many (default: all)
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short; exits 1 if a server fails or a workload completes nothing`
@@ -156,8 +159,28 @@ interface Measurement {
 
 const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 
-/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
-const cpuSeconds = (pid: number): number => {
+/** A process and its descendants (a clustered server's workers are children of its primary). */
+const processTree = (pid: number): Array<number> => {
+  const pids = [pid]
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, "utf8").trim()
+      if (children !== "") pids.push(...children.split(" ").map(Number))
+    } catch {
+      // gone, or not a Linux with /proc/<pid>/task/<tid>/children
+    }
+  }
+  return pids
+}
+
+/** utime + stime of a process and its descendants, in seconds, or NaN if it is gone. */
+const cpuSeconds = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processCpuSeconds(one), 0)
+
+/** VmRSS of a process and its descendants in MB, or 0 if it is gone. */
+const rssMb = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processRssMb(one), 0)
+
+/** utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
+const processCpuSeconds = (pid: number): number => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     // The command name may contain spaces; the fields we want come after its closing parenthesis.
@@ -168,8 +191,8 @@ const cpuSeconds = (pid: number): number => {
   }
 }
 
-/** VmRSS of a process in MB, or 0 if it is gone. */
-const rssMb = (pid: number): number => {
+/** VmRSS of one process in MB, or 0 if it is gone. */
+const processRssMb = (pid: number): number => {
   try {
     const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
     return match?.[1] === undefined ? 0 : Number(match[1]) / 1024

@@ -176,6 +176,8 @@ export interface MemoryClient {
   readonly send: (data: Uint8Array | string) => Effect.Effect<void>
   /** Closes the client's sending side (like a TCP FIN); buffered bytes stay readable. */
   readonly end: Effect.Effect<void>
+  /** Drops the connection (like a TCP reset): the server side's reads end and its writes fail. */
+  readonly reset: Effect.Effect<void>
   /** The next bytes the server wrote (all of them since the last `receive`); waits for some, fails once closed. */
   readonly receive: Effect.Effect<Uint8Array, ConnectionError>
   /** The next bytes the server wrote, decoded as UTF-8. */
@@ -237,6 +239,7 @@ export const makeMemory = (
     const inbound: Array<Uint8Array> = []
     let inboundOffset = 0
     let clientEnded = false
+    let peerReset = false
     // server -> client
     let outbound: Array<Uint8Array> = []
     let outboundBytes = 0
@@ -319,6 +322,7 @@ export const makeMemory = (
       },
       write(data) {
         if (closed) return failure("LocalClosed", remoteAddress)
+        if (peerReset) return problem ?? failure("Closed", remoteAddress)
         const bytes = toBytes(data)
         if (bytes.length === 0) return true
         outbound.push(bytes)
@@ -375,6 +379,15 @@ export const makeMemory = (
         if (clientEnded || closed) return Effect.void
         clientEnded = true
         problem ??= failure("Closed", remoteAddress)
+        fiber.currentDispatcher.scheduleTask(() => wakeServer("done"), 0)
+        return Effect.void
+      }),
+      reset: Effect.withFiber((fiber) => {
+        if (peerReset || closed) return Effect.void
+        peerReset = true
+        clientEnded = true
+        inbound.length = 0
+        problem ??= failure("Closed", remoteAddress, "reset by the peer")
         fiber.currentDispatcher.scheduleTask(() => wakeServer("done"), 0)
         return Effect.void
       }),

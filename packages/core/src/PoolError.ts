@@ -101,3 +101,11 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
     return `connection ${this.remoteAddress} failed: ${String(this.cause)}`
   }
 }
+
+/**
+ * Whether `u` is a `ConnectionError`.
+ *
+ * @category guards
+ * @since 0.1.0
+ */
+export const isConnectionError = (u: unknown): u is ConnectionError => u instanceof ConnectionError

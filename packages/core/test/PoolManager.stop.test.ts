@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, PoolManager } from "../src/index.ts"
+import { Connection, type PoolError, PoolManager } from "../src/index.ts"
 import { connect, type Seen, settle, started } from "./utils.ts"
 
 const decoder = new TextDecoder()
@@ -158,6 +158,26 @@ describe("PoolManager callback failures", () => {
       const client = yield* connect(manager)
       yield* client.send("again")
       assert.strictEqual(yield* client.receiveText, "OK")
+    })
+  )
+
+  it.effect("a write that fails because the peer reset is a peer close, not a callback failure", () =>
+    Effect.gen(function* () {
+      const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn) =>
+        Effect.andThen(Effect.sleep("1 second"), conn.write("late reply"))
+      const manager = yield* PoolManager.make({}, callback)
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send("hello")
+      yield* settle
+      yield* client.reset
+      yield* TestClock.adjust("1 second")
+      yield* client.closed
+      yield* settle
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.callbackFailures, 0)
+      assert.strictEqual(stats.closedByPeer, 1)
+      assert.strictEqual(stats.busy, 0)
     })
   )
 })

@@ -6,8 +6,8 @@
  * flowing mode, so bytes nobody asked for stay in Node's buffer (at most its
  * high-water mark) and then in the kernel, and a client that floods is held
  * back by TCP instead of growing the server's memory. A wait for bytes is one
- * listener slot and one reusable timer per connection (`Timeout.refresh`), with
- * no fiber or race per read.
+ * field and one lazily re-armed timer per connection, with no fiber or race
+ * per read.
  *
  * Use `make` for sockets from your own `net.Server` (as the spec's example
  * does), then `put` the result; `NodeTcpServer` does this for you.
@@ -43,173 +43,206 @@ const formatAddress = (socket: Net.Socket): string => {
   return socket.remoteFamily === "IPv6" ? `[${host}]:${socket.remotePort}` : `${host}:${socket.remotePort}`
 }
 
+type Reason = PoolError.ConnectionError["reason"]
+
+// Listeners shared by every socket: each finds its transport through this
+// property, so a connection costs one object instead of a closure per listener.
+const owner = Symbol("@pool-manager/node/NodeConnection/transport")
+type Owned = Net.Socket & { [owner]: SocketTransport }
+
+function onReadable(this: Owned) {
+  if (this.readableLength > 0) this[owner].wake("readable")
+}
+function onEnd(this: Owned) {
+  this[owner].end("Closed")
+}
+function onError(this: Owned, error: NodeJS.ErrnoException) {
+  this[owner].end(error.code !== undefined && peerGone.has(error.code) ? "Closed" : "Error", error)
+}
+function onClose(this: Owned) {
+  const transport = this[owner]
+  transport.disarm()
+  transport.end(transport.closing ? "LocalClosed" : "Closed")
+}
+
+/**
+ * The `Transport` of a socket: one object per connection, its methods on the
+ * prototype (a server holding 10,000 connections holds 10,000 of these).
+ *
+ * The deadline timer is armed lazily: a wait only records when it started,
+ * and the timer, when it fires, re-arms itself for what is left of the current
+ * wait. Busy connections then cost a clock read per message instead of a timer
+ * reschedule, and a timer fires about once per deadline.
+ */
+class SocketTransport implements Connection.Transport {
+  readonly remoteAddress: string
+  readonly socket: Owned
+  readonly lingerMillis: number
+  // Why no more bytes can come, once they can't. The error itself is built on
+  // first use: most connections end without anybody asking for it.
+  ended: Reason | undefined = undefined
+  endCause: unknown = undefined
+  error: PoolError.ConnectionError | undefined = undefined
+  closing = false
+  waiter: ((event: Connection.ReadyEvent) => void) | undefined = undefined
+  timer: NodeJS.Timeout | undefined = undefined
+  timerDue = Infinity
+  waitMillis = Infinity
+  waitStarted = 0
+  // One wait at a time (the pool's, or a callback's `read`), so one canceller serves them all.
+  readonly cancelWait = () => {
+    this.waiter = undefined
+  }
+  readonly onTimer = () => {
+    this.timer = undefined
+    this.timerDue = Infinity
+    if (this.waiter === undefined || !Number.isFinite(this.waitMillis)) return
+    const now = performance.now()
+    const left = this.waitStarted + this.waitMillis - now
+    if (left <= 0) this.wake("timeout")
+    else this.arm(left, now)
+  }
+
+  constructor(socket: Net.Socket, options: Options | undefined) {
+    this.socket = socket as Owned
+    this.socket[owner] = this
+    this.remoteAddress = formatAddress(socket)
+    this.lingerMillis = options?.lingerMillis ?? 5000
+    socket.on("readable", onReadable)
+    socket.on("end", onEnd)
+    socket.on("error", onError)
+    socket.on("close", onClose)
+    if (options?.noDelay !== false) socket.setNoDelay(true)
+  }
+
+  get remoteHost(): string {
+    return this.socket.remoteAddress ?? "unix"
+  }
+  get failure(): PoolError.ConnectionError | undefined {
+    if (this.ended !== undefined && this.error === undefined) {
+      this.error = Connection.failure(this.ended, this.remoteAddress, this.endCause)
+    }
+    return this.error
+  }
+  get bytesWritten(): number {
+    return this.socket.bytesWritten
+  }
+
+  wake(event: Connection.ReadyEvent): void {
+    const waiter = this.waiter
+    if (waiter === undefined) return
+    this.waiter = undefined
+    waiter(event)
+  }
+  end(reason: Reason, cause?: unknown): void {
+    if (this.ended === undefined) {
+      this.ended = reason
+      this.endCause = cause
+    }
+    this.wake("done")
+  }
+  arm(millis: number, now: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = setTimeout(this.onTimer, millis)
+    this.timer.unref()
+    this.timerDue = now + millis
+  }
+  disarm(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+    this.timerDue = Infinity
+  }
+
+  poll(maxBytes: number): Uint8Array | undefined {
+    const buffered = this.socket.readableLength
+    if (buffered === 0) return undefined
+    // read() without a size takes everything and, unlike read(n), also makes
+    // Node notice an end of stream that arrived with those bytes ('end').
+    return (buffered <= maxBytes ? this.socket.read() : this.socket.read(maxBytes)) ?? undefined
+  }
+  awaitReadable(timeoutMillis: number, onReady: (event: Connection.ReadyEvent) => void): () => void {
+    if (this.socket.readableLength > 0) {
+      onReady("readable")
+      return noop
+    }
+    if (this.ended !== undefined) {
+      onReady("done")
+      return noop
+    }
+    this.waiter = onReady
+    this.waitMillis = timeoutMillis
+    if (Number.isFinite(timeoutMillis)) {
+      const now = performance.now()
+      this.waitStarted = now
+      // An armed timer due no later than this wait's deadline will re-check it.
+      if (this.timerDue > now + timeoutMillis) this.arm(timeoutMillis, now)
+    }
+    return this.cancelWait
+  }
+  write(data: Uint8Array | string): boolean | PoolError.ConnectionError {
+    const socket = this.socket
+    if (this.closing || socket.destroyed || socket.writableEnded) {
+      return Connection.failure("LocalClosed", this.remoteAddress)
+    }
+    return socket.write(data)
+  }
+  awaitWritable(onReady: (error?: PoolError.ConnectionError) => void): () => void {
+    const socket = this.socket
+    if (this.ended !== undefined && (this.closing || socket.destroyed)) {
+      onReady(this.failure)
+      return noop
+    }
+    if (!socket.writableNeedDrain) {
+      onReady()
+      return noop
+    }
+    // Backpressure: wait until Node's buffer drains, or the socket dies.
+    const drained = () => {
+      socket.off("close", closed)
+      onReady()
+    }
+    const closed = () => {
+      socket.off("drain", drained)
+      onReady(this.failure ?? Connection.failure("Closed", this.remoteAddress))
+    }
+    socket.once("drain", drained)
+    socket.once("close", closed)
+    return () => {
+      socket.off("drain", drained)
+      socket.off("close", closed)
+    }
+  }
+  close(): void {
+    if (this.closing) return
+    this.closing = true
+    this.disarm()
+    this.end("LocalClosed")
+    const socket = this.socket
+    if (socket.destroyed) return
+    // Half-close after what is queued, then discard what the peer still sends
+    // until it closes too: destroying a socket with unread bytes would send a
+    // reset, which can make the peer drop our last reply unread.
+    socket.off("readable", onReadable)
+    socket.end()
+    socket.resume()
+    linger(socket, this.lingerMillis)
+  }
+  abort(): void {
+    this.closing = true
+    this.disarm()
+    this.end("LocalClosed")
+    this.socket.destroy()
+  }
+}
+
 /**
  * The pool `Transport` of a socket. Takes ownership of reading from it.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const makeTransport = (socket: Net.Socket, options?: Options): Connection.Transport => {
-  const remoteAddress = formatAddress(socket)
-  const lingerMillis = options?.lingerMillis ?? 5000
-  // Why no more bytes can come, once they can't. The error itself is built on
-  // first use: most connections end without anybody asking for it.
-  let ended: PoolError.ConnectionError["reason"] | undefined
-  let endCause: unknown
-  let failure: PoolError.ConnectionError | undefined
-  let closing = false
-  let waiter: ((event: Connection.ReadyEvent) => void) | undefined
-  // The deadline timer is armed lazily: a wait only records when it started,
-  // and the timer, when it fires, re-arms itself for what is left of the
-  // current wait. Busy connections then cost a clock read per message instead
-  // of a timer reschedule, and a timer fires about once per deadline.
-  let timer: NodeJS.Timeout | undefined
-  let timerDue = Infinity
-  let waitMillis = Infinity
-  let waitStarted = 0
-
-  const wake = (event: Connection.ReadyEvent) => {
-    const current = waiter
-    if (current === undefined) return
-    waiter = undefined
-    current(event)
-  }
-  const end = (reason: PoolError.ConnectionError["reason"], cause?: unknown) => {
-    if (ended === undefined) {
-      ended = reason
-      endCause = cause
-    }
-    wake("done")
-  }
-  const getFailure = (): PoolError.ConnectionError | undefined => {
-    if (ended !== undefined && failure === undefined) failure = Connection.failure(ended, remoteAddress, endCause)
-    return failure
-  }
-  const onReadable = () => {
-    if (socket.readableLength > 0) wake("readable")
-  }
-  const arm = (millis: number, now: number) => {
-    if (timer !== undefined) clearTimeout(timer)
-    timer = setTimeout(onTimer, millis)
-    timer.unref()
-    timerDue = now + millis
-  }
-  const onTimer = () => {
-    timer = undefined
-    timerDue = Infinity
-    if (waiter === undefined || !Number.isFinite(waitMillis)) return
-    const now = performance.now()
-    const left = waitStarted + waitMillis - now
-    if (left <= 0) wake("timeout")
-    else arm(left, now)
-  }
-  const disarm = () => {
-    if (timer !== undefined) clearTimeout(timer)
-    timer = undefined
-    timerDue = Infinity
-  }
-  // One wait at a time (the pool's, or a callback's `read`), so one canceller serves them all.
-  const cancelWait = () => {
-    waiter = undefined
-  }
-
-  socket.on("readable", onReadable)
-  socket.on("end", () => end("Closed"))
-  socket.on("error", (error: NodeJS.ErrnoException) => {
-    end(error.code !== undefined && peerGone.has(error.code) ? "Closed" : "Error", error)
-  })
-  socket.on("close", () => {
-    disarm()
-    end(closing ? "LocalClosed" : "Closed")
-  })
-  if (options?.noDelay !== false) socket.setNoDelay(true)
-
-  return {
-    remoteAddress,
-    remoteHost: socket.remoteAddress ?? "unix",
-    get failure() {
-      return getFailure()
-    },
-    get bytesWritten() {
-      return socket.bytesWritten
-    },
-    poll(maxBytes) {
-      const buffered = socket.readableLength
-      if (buffered === 0) return undefined
-      // read() without a size takes everything and, unlike read(n), also makes
-      // Node notice an end of stream that arrived with those bytes ('end').
-      return (buffered <= maxBytes ? socket.read() : socket.read(maxBytes)) ?? undefined
-    },
-    awaitReadable(timeoutMillis, onReady) {
-      if (socket.readableLength > 0) {
-        onReady("readable")
-        return noop
-      }
-      if (ended !== undefined) {
-        onReady("done")
-        return noop
-      }
-      waiter = onReady
-      waitMillis = timeoutMillis
-      if (Number.isFinite(timeoutMillis)) {
-        const now = performance.now()
-        waitStarted = now
-        // An armed timer due no later than this wait's deadline will re-check it.
-        if (timerDue > now + timeoutMillis) arm(timeoutMillis, now)
-      }
-      return cancelWait
-    },
-    write(data) {
-      if (closing || socket.destroyed || socket.writableEnded) return Connection.failure("LocalClosed", remoteAddress)
-      return socket.write(data)
-    },
-    awaitWritable(onReady) {
-      if (ended !== undefined && (closing || socket.destroyed)) {
-        onReady(getFailure())
-        return noop
-      }
-      if (!socket.writableNeedDrain) {
-        onReady()
-        return noop
-      }
-      // Backpressure: wait until Node's buffer drains, or the socket dies.
-      const onDrain = () => {
-        socket.off("close", onClose)
-        onReady()
-      }
-      const onClose = () => {
-        socket.off("drain", onDrain)
-        onReady(getFailure() ?? Connection.failure("Closed", remoteAddress))
-      }
-      socket.once("drain", onDrain)
-      socket.once("close", onClose)
-      return () => {
-        socket.off("drain", onDrain)
-        socket.off("close", onClose)
-      }
-    },
-    close() {
-      if (closing) return
-      closing = true
-      disarm()
-      end("LocalClosed")
-      if (socket.destroyed) return
-      // Half-close after what is queued, then discard what the peer still sends
-      // until it closes too: destroying a socket with unread bytes would send a
-      // reset, which can make the peer drop our last reply unread.
-      socket.off("readable", onReadable)
-      socket.end()
-      socket.resume()
-      linger(socket, lingerMillis)
-    },
-    abort() {
-      closing = true
-      disarm()
-      end("LocalClosed")
-      socket.destroy()
-    }
-  }
-}
+export const makeTransport = (socket: Net.Socket, options?: Options): Connection.Transport =>
+  new SocketTransport(socket, options)
 
 const noop = () => {}
 

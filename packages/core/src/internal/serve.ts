@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import { type Connection, concat, type ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
+import { isConnectionError } from "../PoolError.ts"
 import type { Env, Run, Session } from "./state.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
@@ -149,6 +150,12 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     env.callbackDuration.observe((performance.now() - started) / 1000)
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    // A write that failed because the peer went away is the peer closing, not
+    // the callback failing: no warning for every client that resets mid-reply.
+    const error = Cause.findErrorOption(cause)
+    if (error._tag === "Some" && isConnectionError(error.value) && transport.failure !== undefined) {
+      return close("peer closed")
+    }
     counters.callbackFailures++
     transport.close()
     return Effect.logWarning("callback failed; closing its connection", cause).pipe(
