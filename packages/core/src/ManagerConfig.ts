@@ -182,7 +182,8 @@ const toConfigError = (input: unknown, issue: SchemaIssue.Issue): ConfigError =>
       path.length === 0
         ? input
         : path.reduce<unknown>((at, key) => (Predicate.isObject(at) ? (at as any)[key] : undefined), input)
-    issues.push({ field, value: show(value), message: found.message })
+    // Optional fields are unions with undefined: say only what a value may be.
+    issues.push({ field, value: show(value), message: found.message.replace(/ \| undefined$/, "") })
   }
   return new ConfigError({ issues })
 }

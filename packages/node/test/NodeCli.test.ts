@@ -3,7 +3,6 @@
  * `--help`, rejected flags, serving on port 0, and a graceful SIGINT.
  */
 
-import * as ChildProcess from "node:child_process"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
@@ -12,51 +11,7 @@ import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./client.ts"
-
-const bin = fileURLToPath(new URL("../bin/pool-manager.ts", import.meta.url))
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
-
-/** Polls `check` every 20 ms until it returns a value, failing after `timeout` ms. */
-const poll = <A>(what: string, check: () => A | undefined, timeout: number, details: () => string) =>
-  Effect.gen(function* () {
-    const deadline = Date.now() + timeout
-    while (true) {
-      const value = check()
-      if (value !== undefined) return value
-      if (Date.now() > deadline) return yield* Effect.fail(new Error(`timed out waiting for ${what}${details()}`))
-      yield* Effect.sleep("20 millis")
-    }
-  })
-
-/** Runs `node ...args` (the tests' own Node); killed when the scope closes if still running. */
-const spawnNode = (args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const child = ChildProcess.spawn(process.execPath, args, { cwd: packageDir, stdio: ["ignore", "pipe", "pipe"] })
-      const output = { stdout: "", stderr: "", exit: undefined as number | string | undefined }
-      child.stdout.on("data", (chunk) => {
-        output.stdout += chunk
-      })
-      child.stderr.on("data", (chunk) => {
-        output.stderr += chunk
-      })
-      child.on("exit", (code, signal) => {
-        output.exit = code ?? signal ?? "unknown"
-      })
-      const details = () => `\n--- stdout:\n${output.stdout}\n--- stderr:\n${output.stderr}`
-      return {
-        process: child,
-        output,
-        waitFor: (pattern: RegExp, timeout = 20_000) =>
-          poll(`${pattern}`, () => pattern.exec(output.stdout) ?? undefined, timeout, details),
-        exit: (timeout = 20_000) => poll("the process to exit", () => output.exit, timeout, details)
-      }
-    }),
-    ({ process }) =>
-      Effect.sync(() => {
-        if (process.exitCode === null && process.signalCode === null) process.kill("SIGKILL")
-      })
-  )
+import { bin, noFlags, spawnNode } from "./cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
 const startServer = (args: ReadonlyArray<string>) =>
@@ -71,35 +26,8 @@ const runBin = (args: ReadonlyArray<string>) =>
   Effect.gen(function* () {
     const child = yield* spawnNode([bin, ...args])
     const code = yield* child.exit()
-    return { code, ...child.output }
+    return { code, stdout: child.stdout(), stderr: child.stderr() }
   }).pipe(Effect.scoped)
-
-const none: NodeCli.Settings = {
-  host: Option.none(),
-  port: Option.none(),
-  path: Option.none(),
-  minWorkers: Option.none(),
-  maxWorkers: Option.none(),
-  bufferSize: Option.none(),
-  clientsDeadline: Option.none(),
-  idleWorkerTimeout: Option.none(),
-  maxMessageBytes: Option.none(),
-  drainTimeout: Option.none(),
-  admissionPolicy: Option.none(),
-  queueSize: Option.none(),
-  queueTimeout: Option.none(),
-  maxConnectionsPerAddress: Option.none(),
-  maxMessagesPerConnection: Option.none(),
-  busyReply: Option.none(),
-  debug: Option.none(),
-  tlsKey: Option.none(),
-  tlsCert: Option.none(),
-  config: Option.none(),
-  metricsPort: Option.none(),
-  metricsHost: Option.none(),
-  logFormat: Option.none(),
-  processes: Option.none()
-}
 
 describe("NodeCli", () => {
   it("parses durations as people type them", () => {
@@ -223,7 +151,7 @@ describe("NodeCli", () => {
     const defaults = { minWorkersCount: 5, maxWorkersCount: 10 }
     const workers = (args: Partial<NodeCli.Settings>) =>
       Effect.runSync(
-        NodeCli.makeConfig({ ...none, ...args }, defaults).pipe(
+        NodeCli.makeConfig({ ...noFlags, ...args }, defaults).pipe(
           Effect.map(({ manager }) => [manager.minWorkersCount, manager.maxWorkersCount]),
           Effect.catch((error) => Effect.succeed(error.message))
         )
@@ -238,7 +166,7 @@ describe("NodeCli", () => {
   it("sets the admission and per-connection fields from their flags, and shows them in the listening line", () => {
     const config = Effect.runSync(
       NodeCli.makeConfig({
-        ...none,
+        ...noFlags,
         admissionPolicy: Option.some("queue"),
         queueSize: Option.some(5),
         queueTimeout: Option.some(Duration.seconds(2)),
@@ -273,7 +201,7 @@ describe("NodeCli", () => {
     () =>
       Effect.gen(function* () {
         const { child, port } = yield* startServer([bin, "--port", "0", "--max-workers", "2"])
-        assert.match(child.output.stdout, /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
+        assert.match(child.stdout(), /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
         for (let i = 0; i < 2; i++) {
           const client = yield* connect(port)
           yield* client.send("HI!")

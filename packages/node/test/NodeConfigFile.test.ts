@@ -11,34 +11,7 @@ import { ManagerConfig } from "@pool-manager/core"
 import { Duration, Effect, Option } from "effect"
 import { NodeCli, NodeConfigFile } from "../src/index.ts"
 import { connect } from "./client.ts"
-import { bin, spawnNode, tempDir } from "./cliProcess.ts"
-
-const none: NodeCli.Settings = {
-  host: Option.none(),
-  port: Option.none(),
-  path: Option.none(),
-  minWorkers: Option.none(),
-  maxWorkers: Option.none(),
-  bufferSize: Option.none(),
-  clientsDeadline: Option.none(),
-  idleWorkerTimeout: Option.none(),
-  maxMessageBytes: Option.none(),
-  drainTimeout: Option.none(),
-  admissionPolicy: Option.none(),
-  queueSize: Option.none(),
-  queueTimeout: Option.none(),
-  maxConnectionsPerAddress: Option.none(),
-  maxMessagesPerConnection: Option.none(),
-  busyReply: Option.none(),
-  debug: Option.none(),
-  tlsKey: Option.none(),
-  tlsCert: Option.none(),
-  config: Option.none(),
-  metricsPort: Option.none(),
-  metricsHost: Option.none(),
-  logFormat: Option.none(),
-  processes: Option.none()
-}
+import { bin, noFlags, spawnNode, tempDir } from "./cliProcess.ts"
 
 const parseError = (text: string) =>
   Effect.runSync(
@@ -113,7 +86,7 @@ describe("NodeConfigFile", () => {
     const defaults = { minWorkersCount: 5, maxWorkersCount: 10, idleWorkerTimeout: Duration.seconds(9) }
     const file = { maxWorkersCount: 3, idleWorkerTimeout: Duration.seconds(5), queueSize: 7, queueTimeout: 800 }
     const config = (settings: Partial<NodeCli.Settings>) =>
-      Effect.runSync(NodeCli.makeConfig({ ...none, ...settings }, defaults, file)).manager
+      Effect.runSync(NodeCli.makeConfig({ ...noFlags, ...settings }, defaults, file)).manager
     // The file's maximum of 3 lowers the default minimum of 5.
     const fromFile = config({})
     assert.deepStrictEqual([fromFile.minWorkersCount, fromFile.maxWorkersCount], [3, 3])

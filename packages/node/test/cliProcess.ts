@@ -10,7 +10,8 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
+import type { NodeCli } from "../src/index.ts"
 
 /** The `pool-manager` executable. */
 export const bin = fileURLToPath(new URL("../bin/pool-manager.ts", import.meta.url))
@@ -36,6 +37,7 @@ export const poll = <A>(what: string, check: () => A | undefined, timeout = 20_0
 export interface CliProcess {
   readonly process: ChildProcess.ChildProcess
   readonly stdout: () => string
+  readonly stderr: () => string
   /** Waits until stdout matches `pattern` (a global pattern: until it matches `count` times). */
   readonly waitFor: (pattern: RegExp, timeout?: number) => Effect.Effect<RegExpExecArray, Error>
   readonly waitForAll: (
@@ -68,6 +70,7 @@ export const spawnNode = (args: ReadonlyArray<string>) =>
       return {
         process: child,
         stdout: () => stdout,
+        stderr: () => stderr,
         waitFor: (pattern, timeout = 30_000) =>
           poll(
             `${pattern}`,
@@ -159,3 +162,31 @@ export const select = (samples: ReadonlyArray<Sample>, name: string, labels: Rec
 /** The sum of the values of `select(samples, name, labels)`. */
 export const total = (samples: ReadonlyArray<Sample>, name: string, labels: Record<string, string> = {}): number =>
   select(samples, name, labels).reduce((sum, sample) => sum + sample.value, 0)
+
+/** Settings with no flag given, to build on in tests of `NodeCli.makeConfig`. */
+export const noFlags: NodeCli.Settings = {
+  host: Option.none(),
+  port: Option.none(),
+  path: Option.none(),
+  minWorkers: Option.none(),
+  maxWorkers: Option.none(),
+  bufferSize: Option.none(),
+  clientsDeadline: Option.none(),
+  idleWorkerTimeout: Option.none(),
+  maxMessageBytes: Option.none(),
+  drainTimeout: Option.none(),
+  admissionPolicy: Option.none(),
+  queueSize: Option.none(),
+  queueTimeout: Option.none(),
+  maxConnectionsPerAddress: Option.none(),
+  maxMessagesPerConnection: Option.none(),
+  busyReply: Option.none(),
+  debug: Option.none(),
+  tlsKey: Option.none(),
+  tlsCert: Option.none(),
+  config: Option.none(),
+  metricsPort: Option.none(),
+  metricsHost: Option.none(),
+  logFormat: Option.none(),
+  processes: Option.none()
+}
