@@ -12,6 +12,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import type { PoolManager } from "@pool-manager/core"
 
 /** The repository root. */
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url))
@@ -51,24 +52,7 @@ export const rssBytes = (pid: number | "self"): number => {
 export const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 /** A line `label {json}` the reliability server prints: its PoolStats plus memory and fds. */
-export interface ServerStats {
-  readonly running: boolean
-  readonly workers: number
-  readonly busy: number
-  readonly idle: number
-  readonly accepted: number
-  readonly rejected: number
-  readonly messages: number
-  readonly bytesRead: number
-  readonly bytesWritten: number
-  readonly callbackFailures: number
-  readonly closedByDeadline: number
-  readonly closedBySize: number
-  readonly closedByPeer: number
-  readonly closedByStop: number
-  readonly interruptedByDrain: number
-  readonly spawned: number
-  readonly retired: number
+export interface ServerStats extends PoolManager.PoolStats {
   readonly rss: number
   readonly heapUsed: number
   readonly heapTotal: number
