@@ -1,6 +1,6 @@
 /**
- * Helpers for the tests that run the `pool-manager` command as a child
- * process: spawn it (killed with the test's scope if still running), wait for
+ * Helpers for the tests that run the `pool-manager` command (or, from
+ * packages/examples, an example) as a child process: spawn it (killed with the test's scope if still running), wait for
  * output, fetch its HTTP endpoints, and parse the Prometheus text format.
  * Every wait is bounded.
  */
@@ -49,11 +49,22 @@ export interface CliProcess {
   readonly exit: (timeout?: number) => Effect.Effect<number | string, Error>
 }
 
-/** Runs `node ...args` with the tests' own Node; killed when the scope closes if still running. */
-export const spawnNode = (args: ReadonlyArray<string>) =>
+/**
+ * Runs `node ...args` with the tests' own Node (in this package's folder unless
+ * `cwd` says otherwise, with `env` added to this process's environment); killed
+ * when the scope closes if still running.
+ */
+export const spawnNode = (
+  args: ReadonlyArray<string>,
+  options?: { readonly cwd?: string | undefined; readonly env?: Readonly<Record<string, string>> | undefined }
+) =>
   Effect.acquireRelease(
     Effect.sync((): CliProcess => {
-      const child = ChildProcess.spawn(process.execPath, args, { cwd: packageDir, stdio: ["ignore", "pipe", "pipe"] })
+      const child = ChildProcess.spawn(process.execPath, args, {
+        cwd: options?.cwd ?? packageDir,
+        env: options?.env === undefined ? process.env : { ...process.env, ...options.env },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
       let stdout = ""
       let stderr = ""
       let exited: number | string | undefined
