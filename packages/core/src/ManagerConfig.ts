@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
+import * as SchemaTransformation from "effect/SchemaTransformation"
 import { ConfigError } from "./PoolError.ts"
 
 /**
@@ -117,7 +118,14 @@ const Count = Schema.Finite.check(
 
 const Size = Count.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a number >= 1" }))
 
-const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromString, Schema.DurationFromMillis]).check(
+// Schema.DurationFromMillis turns NaN into a zero Duration, so a NaN (say
+// `Number(process.env.DRAIN_MS)` with the variable unset) would silently mean
+// "no drain at all": milliseconds must be a number, not NaN (Infinity is "never").
+const Millis = Schema.Number.check(
+  Schema.makeFilter((n) => !Number.isNaN(n) || "expected a number of milliseconds, not NaN")
+).pipe(Schema.decodeTo(Schema.Duration, SchemaTransformation.durationFromMillis))
+
+const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromString, Millis]).check(
   Schema.makeFilter((d) => !Duration.isNegative(d) || "expected a duration >= 0")
 )
 
@@ -215,17 +223,6 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
     if (!Predicate.isObject(input) || Array.isArray(input)) {
       return Effect.fail(
         new ConfigError({ issues: [{ field: "config", value: show(input), message: "expected an object" }] })
-      )
-    }
-    // Schema.DurationFromMillis turns NaN into a zero Duration: a NaN (say
-    // `Number(process.env.DRAIN_MS)` with the variable unset) would silently
-    // mean "no drain at all". Reject it, naming the field.
-    const nan = durationFields.filter((field) => Number.isNaN((input as Record<string, unknown>)[field]))
-    if (nan.length > 0) {
-      return Effect.fail(
-        new ConfigError({
-          issues: nan.map((field) => ({ field, value: "NaN", message: "expected a duration >= 0, got NaN" }))
-        })
       )
     }
     return decodeInput(normalizeDurations(input as Record<string, unknown>), {
