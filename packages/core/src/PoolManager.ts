@@ -204,15 +204,17 @@ export const make = <E = never, R = never>(
           // The pool refused to lend a worker (it only does so while shutting
           // down): put fails, and its caller keeps the connection.
           session.onLeased?.(false)
-        } else if (Exit.isFailure(exit)) {
-          // Cut short by the drain timeout: drop what it had queued.
-          env.counters.interruptedByDrain++
-          transport.abort()
         } else {
-          transport.close()
+          if (Exit.isFailure(exit)) {
+            // Cut short by the drain timeout: drop what it had queued.
+            env.counters.interruptedByDrain++
+            transport.abort()
+          } else {
+            transport.close()
+          }
+          env.counters.bytesWritten += transport.bytesWritten
         }
         env.counters.busy--
-        env.counters.bytesWritten += transport.bytesWritten
         run.sessions.delete(session)
         if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
         return env.admission.release(transport)
