@@ -16,9 +16,8 @@ import * as NetAddress from "effect/net/NetAddress"
 
 const OK = new TextEncoder().encode("OK")
 
-const Pool = PoolManager.layer(
-  { maxWorkersCount: 0, minWorkersCount: 0, ...(process.env.BENCH_NO_DEADLINE ? { clientsDeadline: "Infinity" } : {}) },
-  (conn, _body, len) => (len > 0 ? conn.write(OK) : Effect.void)
+const Pool = PoolManager.layer({ maxWorkersCount: 0, minWorkersCount: 0 }, (conn, _body, len) =>
+  len > 0 ? conn.write(OK) : Effect.void
 )
 const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(Layer.provide(Pool))
 
