@@ -45,10 +45,15 @@ export interface Transport {
   readonly remoteHost: string
   /** Takes up to `maxBytes` of the bytes already buffered; `undefined` when none are. Never waits. */
   poll(maxBytes: number): Uint8Array | undefined
-  /** Set once no more bytes can arrive (peer closed, error, closed here); buffered bytes may remain. */
+  /** True once no more bytes can arrive (peer closed, error, closed here); buffered bytes may remain. */
+  readonly ended: boolean
+  /**
+   * Why no more bytes can arrive, once `ended`. Runtimes may build it on first
+   * access, so hot paths test `ended` instead.
+   */
   readonly failure: ConnectionError | undefined
   /**
-   * Calls `onReady` once: when bytes are buffered or `failure` is set (possibly
+   * Calls `onReady` once: when bytes are buffered or the transport `ended` (possibly
    * before returning), or after `timeoutMillis` (`Infinity` for never) without
    * either. Returns a function that cancels the wait. Consumes nothing.
    */
@@ -115,19 +120,68 @@ export const failure = (reason: ConnectionError["reason"], remoteAddress: string
     () => new ConnectionError(cause === undefined ? { reason, remoteAddress } : { reason, remoteAddress, cause })
   )
 
+// A write of the same small payload (an `OK`, an `ERROR`) reuses its effect:
+// effects are values, and most servers answer with a few constant replies.
+// Larger payloads are not kept, so a connection never pins a big buffer.
+const reusableWriteBytes = 256
+
 /**
- * Builds a `Connection` over a `Transport`.
- *
- * @category constructors
- * @since 0.1.0
+ * The `Connection` `make` returns: one object per connection, its effects
+ * built when first used (most callbacks never `read`), so holding 10,000
+ * connections costs 10,000 small objects.
  */
-export const make = (transport: Transport, options?: Options): Connection => {
-  const bufferSize = options?.bufferSize ?? 5120
-  const drained = Effect.callback<void, ConnectionError>((resume) => {
+class TransportConnection implements Connection {
+  readonly transport: Transport
+  readonly bufferSize: number
+  private readEffect: Effect.Effect<Uint8Array, ConnectionError> | undefined = undefined
+  private drainedEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
+  private closeEffect: Effect.Effect<void> | undefined = undefined
+  private lastData: Uint8Array | string | undefined = undefined
+  private lastWrite: Effect.Effect<void, ConnectionError> | undefined = undefined
+
+  constructor(transport: Transport, bufferSize: number) {
+    this.transport = transport
+    this.bufferSize = bufferSize
+  }
+
+  get remoteAddress(): string {
+    return this.transport.remoteAddress
+  }
+  get read(): Effect.Effect<Uint8Array, ConnectionError> {
+    if (this.readEffect === undefined) this.readEffect = makeRead(this.transport, this.bufferSize)
+    return this.readEffect
+  }
+  get close(): Effect.Effect<void> {
+    if (this.closeEffect === undefined) this.closeEffect = Effect.sync(() => this.transport.close())
+    return this.closeEffect
+  }
+  // A property, not a method: callbacks pass `conn.write` around unbound.
+  readonly write = (data: Uint8Array | string): Effect.Effect<void, ConnectionError> => {
+    if (data === this.lastData) return this.lastWrite!
+    // Most writes are taken at once: only a full transport costs a callback.
+    const effect = Effect.suspend(() => {
+      const written = this.transport.write(data)
+      if (written === true) return Effect.void
+      if (written !== false) return Effect.fail(written)
+      if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this.transport)
+      return this.drainedEffect
+    })
+    if (data.length <= reusableWriteBytes) {
+      this.lastData = data
+      this.lastWrite = effect
+    }
+    return effect
+  }
+}
+
+const makeDrained = (transport: Transport): Effect.Effect<void, ConnectionError> =>
+  Effect.callback<void, ConnectionError>((resume) => {
     const cancel = transport.awaitWritable((error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
     return Effect.sync(cancel)
   })
-  const read = Effect.callback<Uint8Array, ConnectionError>((resume) => {
+
+const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8Array, ConnectionError> =>
+  Effect.callback<Uint8Array, ConnectionError>((resume) => {
     let cancel: (() => void) | undefined
     const attempt = (): boolean => {
       const chunk = transport.poll(bufferSize)
@@ -135,8 +189,8 @@ export const make = (transport: Transport, options?: Options): Connection => {
         resume(Effect.succeed(chunk))
         return true
       }
-      if (transport.failure !== undefined) {
-        resume(Effect.fail(transport.failure))
+      if (transport.ended) {
+        resume(Effect.fail(transport.failure ?? failure("Closed", transport.remoteAddress)))
         return true
       }
       return false
@@ -151,19 +205,15 @@ export const make = (transport: Transport, options?: Options): Connection => {
     wait()
     return Effect.sync(() => cancel?.())
   })
-  return {
-    remoteAddress: transport.remoteAddress,
-    read,
-    // Most writes are taken at once: only a full transport costs a callback.
-    write: (data) =>
-      Effect.suspend(() => {
-        const written = transport.write(data)
-        return written === true ? Effect.void : written === false ? drained : Effect.fail(written)
-      }),
-    close: Effect.sync(() => transport.close()),
-    transport
-  }
-}
+
+/**
+ * Builds a `Connection` over a `Transport`.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const make = (transport: Transport, options?: Options): Connection =>
+  new TransportConnection(transport, options?.bufferSize ?? 5120)
 
 /**
  * The client side of a memory connection.
@@ -272,6 +322,9 @@ export const makeMemory = (
     const transport: Transport = {
       remoteAddress,
       remoteHost: options?.remoteHost ?? remoteAddress,
+      get ended() {
+        return problem !== undefined
+      },
       get failure() {
         return problem
       },

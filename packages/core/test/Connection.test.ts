@@ -62,4 +62,39 @@ describe("Connection.makeMemory", () => {
       assert.strictEqual(text(connection.transport.poll(10)!), "x")
     })
   )
+
+  it.effect("transport.ended turns true once the client ended or reset, with failure saying why", () =>
+    Effect.gen(function* () {
+      const ended = yield* Connection.makeMemory()
+      assert.isFalse(ended.connection.transport.ended)
+      assert.isUndefined(ended.connection.transport.failure)
+      yield* ended.client.send("last")
+      yield* ended.client.end
+      assert.isTrue(ended.connection.transport.ended)
+      assert.strictEqual(ended.connection.transport.failure?.reason, "Closed")
+      // Bytes that arrived before the end are still there.
+      assert.strictEqual(text(ended.connection.transport.poll(10)!), "last")
+
+      const reset = yield* Connection.makeMemory()
+      yield* reset.client.reset
+      assert.isTrue(reset.connection.transport.ended)
+    })
+  )
+
+  it.effect("write of the same small payload reuses one effect, which writes each time it runs", () =>
+    Effect.gen(function* () {
+      const { client, connection } = yield* Connection.makeMemory()
+      const ok = new TextEncoder().encode("OK")
+      const first = connection.write(ok)
+      assert.strictEqual(connection.write(ok), first)
+      assert.strictEqual(connection.write("OK"), connection.write("OK"))
+      yield* first
+      yield* first
+      yield* connection.write("!")
+      assert.strictEqual(yield* client.receiveText, "OKOK!")
+      // A large payload is not kept by the connection: each call builds its own effect.
+      const big = new Uint8Array(4096)
+      assert.notStrictEqual(connection.write(big), connection.write(big))
+    })
+  )
 })

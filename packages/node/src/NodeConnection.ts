@@ -75,12 +75,13 @@ function onClose(this: Owned) {
  * reschedule, and a timer fires about once per deadline.
  */
 class SocketTransport implements Connection.Transport {
-  readonly remoteAddress: string
   readonly socket: Owned
   readonly lingerMillis: number
-  // Why no more bytes can come, once they can't. The error itself is built on
-  // first use: most connections end without anybody asking for it.
-  ended: Reason | undefined = undefined
+  // Why no more bytes can come, once they can't. The error itself, and the
+  // peer's address (a getpeername call), are built on first use: most
+  // connections end without anybody asking for them.
+  endReason: Reason | undefined = undefined
+  address: string | undefined = undefined
   endCause: unknown = undefined
   error: PoolError.ConnectionError | undefined = undefined
   closing = false
@@ -106,7 +107,9 @@ class SocketTransport implements Connection.Transport {
   constructor(socket: Net.Socket, options: Options | undefined) {
     this.socket = socket as Owned
     this.socket[owner] = this
-    this.remoteAddress = formatAddress(socket)
+    // Asking once makes Node cache the peer's name on the socket (one
+    // getpeername), so it can still be formatted after the socket is gone.
+    if (socket.remoteAddress === undefined) this.address = "unix"
     this.lingerMillis = options?.lingerMillis ?? 5000
     socket.on("readable", onReadable)
     socket.on("end", onEnd)
@@ -115,12 +118,19 @@ class SocketTransport implements Connection.Transport {
     if (options?.noDelay !== false) socket.setNoDelay(true)
   }
 
+  get remoteAddress(): string {
+    if (this.address === undefined) this.address = formatAddress(this.socket)
+    return this.address
+  }
   get remoteHost(): string {
     return this.socket.remoteAddress ?? "unix"
   }
+  get ended(): boolean {
+    return this.endReason !== undefined
+  }
   get failure(): PoolError.ConnectionError | undefined {
-    if (this.ended !== undefined && this.error === undefined) {
-      this.error = Connection.failure(this.ended, this.remoteAddress, this.endCause)
+    if (this.endReason !== undefined && this.error === undefined) {
+      this.error = Connection.failure(this.endReason, this.remoteAddress, this.endCause)
     }
     return this.error
   }
@@ -135,8 +145,8 @@ class SocketTransport implements Connection.Transport {
     waiter(event)
   }
   end(reason: Reason, cause?: unknown): void {
-    if (this.ended === undefined) {
-      this.ended = reason
+    if (this.endReason === undefined) {
+      this.endReason = reason
       this.endCause = cause
     }
     this.wake("done")
@@ -165,7 +175,7 @@ class SocketTransport implements Connection.Transport {
       onReady("readable")
       return noop
     }
-    if (this.ended !== undefined) {
+    if (this.endReason !== undefined) {
       onReady("done")
       return noop
     }
@@ -188,7 +198,7 @@ class SocketTransport implements Connection.Transport {
   }
   awaitWritable(onReady: (error?: PoolError.ConnectionError) => void): () => void {
     const socket = this.socket
-    if (this.ended !== undefined && (this.closing || socket.destroyed)) {
+    if (this.endReason !== undefined && (this.closing || socket.destroyed)) {
       onReady(this.failure)
       return noop
     }
@@ -224,6 +234,9 @@ class SocketTransport implements Connection.Transport {
     // reset, which can make the peer drop our last reply unread.
     socket.off("readable", onReadable)
     socket.end()
+    // A peer that already closed its side needs no waiting for: the socket
+    // closes itself once our side is flushed.
+    if (socket.readableEnded) return
     socket.resume()
     linger(socket, this.lingerMillis)
   }

@@ -42,6 +42,26 @@ describe("NodeConnection", () => {
     })
   )
 
+  it.live("knows when the peer ended, and still names the peer after the socket is gone", () =>
+    Effect.gen(function* () {
+      const { port, accept } = yield* listen
+      const client = yield* connect(port)
+      const socket = yield* accept
+      const connection = NodeConnection.make(socket)
+      const local = `127.0.0.1:${client.socket.localPort}`
+      assert.isFalse(connection.transport.ended)
+      client.socket.resetAndDestroy()
+      const error = yield* Effect.flip(connection.read)
+      assert.isTrue(connection.transport.ended)
+      assert.strictEqual(error.reason, "Closed")
+      yield* Effect.sleep("20 millis")
+      assert.isTrue(socket.destroyed)
+      // The address is formatted lazily, from the peer name cached while the socket was open.
+      assert.strictEqual(connection.remoteAddress, local)
+      assert.include(error.message, local)
+    })
+  )
+
   it.live("a pending read is interruptible, and the bytes stay for the next read", () =>
     Effect.gen(function* () {
       const { port, accept } = yield* listen

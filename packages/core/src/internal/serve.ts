@@ -100,7 +100,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     config = Ref.getUnsafe(env.config)
     const first = transport.poll(config.bufferSize)
     if (first !== undefined) return frame(first)
-    if (transport.failure !== undefined) return "peer closed"
+    if (transport.ended) return "peer closed"
     if (run.stopping) return "stopping"
     return undefined
   }
@@ -146,14 +146,21 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     // saves a finalizer per message.
   })
 
+  // The loop is built once: `step` waits, then `handle` returns the callback's
+  // effect (or a close), and `handlers` decide whether to go round again. A
+  // message costs no control-flow objects of its own.
+  let closing = false
+
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+    if (closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
+    closing = true
     env.callbackDuration.observe((performance.now() - started) / 1000)
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     // A write that failed because the peer went away is the peer closing, not
     // the callback failing: no warning for every client that resets mid-reply.
     const error = Cause.findErrorOption(cause)
-    if (error._tag === "Some" && isConnectionError(error.value) && transport.failure !== undefined) {
+    if (error._tag === "Some" && isConnectionError(error.value) && transport.ended) {
       return close("peer closed")
     }
     counters.callbackFailures++
@@ -163,32 +170,37 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     )
   }
 
-  // One parameter, so matchCauseEffect calls it as is instead of wrapping it per message.
-  const onCallbackSuccess = (_: void): Effect.Effect<void> => {
+  // One parameter, so matchCauseEffect calls it as is instead of wrapping it.
+  const onCallbackSuccess = (_: unknown): Effect.Effect<void> => {
+    if (closing) return Effect.void
     env.callbackDuration.observe((performance.now() - started) / 1000)
     served++
-    return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
-      ? close("message limit")
-      : loop
+    if (config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection) {
+      closing = true
+      return close("message limit")
+    }
+    return loop
   }
 
-  const handlers = { onFailure: onCallbackFailure, onSuccess: onCallbackSuccess }
-
-  const handle = (_: void): Effect.Effect<void> => {
+  const handle = (_: void): Effect.Effect<unknown, unknown> => {
     const step = ready
-    if (typeof step === "string") return close(step)
+    if (typeof step === "string") {
+      closing = true
+      return close(step)
+    }
     counters.messages++
     counters.bytesRead += step.length
     started = performance.now()
-    let handled: Effect.Effect<void, unknown, unknown>
     try {
-      handled = env.callback(connection, step, step.length)
+      return env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
     } catch (defect) {
-      handled = Effect.die(defect)
+      return Effect.die(defect)
     }
-    return Effect.matchCauseEffect(handled as Effect.Effect<void, unknown>, handlers)
   }
 
-  const loop: Effect.Effect<void> = Effect.flatMap(nextStep, handle)
+  const loop: Effect.Effect<void> = Effect.matchCauseEffect(Effect.flatMap(nextStep, handle), {
+    onFailure: onCallbackFailure,
+    onSuccess: onCallbackSuccess
+  })
   return loop
 }
