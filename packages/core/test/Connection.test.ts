@@ -67,7 +67,7 @@ describe("Connection.makeMemory", () => {
     Effect.gen(function* () {
       const ended = yield* Connection.makeMemory()
       assert.isFalse(ended.connection.transport.ended)
-      assert.isUndefined(ended.connection.transport.failure)
+      assert.strictEqual(ended.connection.transport.failure, undefined)
       yield* ended.client.send("last")
       yield* ended.client.end
       assert.isTrue(ended.connection.transport.ended)

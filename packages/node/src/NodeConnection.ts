@@ -2,12 +2,14 @@
  * A `node:net` socket as a pool `Connection`.
  *
  * This is written on `node:net` directly rather than on Effect's `Socket`,
- * because the pool's hot path needs pulled reads: the socket is never put in
- * flowing mode, so bytes nobody asked for stay in Node's buffer (at most its
- * high-water mark) and then in the kernel, and a client that floods is held
- * back by TCP instead of growing the server's memory. A wait for bytes is one
- * field and one lazily re-armed timer per connection, with no fiber or race
- * per read.
+ * because the pool's hot path needs pulled reads with bounded buffering. Bytes
+ * arriving while somebody waits are handed over at once (in Node's `'data'`
+ * event, without the extra turn a paused stream's `'readable'` event takes);
+ * bytes nobody asked for are queued, and once a high-water mark of them is
+ * queued the socket is paused, so the rest stay in the kernel and a client
+ * that floods is held back by TCP instead of growing the server's memory. A
+ * wait for bytes is one field and one lazily re-armed timer per connection,
+ * with no fiber or race per read.
  *
  * Use `make` for sockets from your own `net.Server` (as the spec's example
  * does), then `put` the result; `NodeTcpServer` does this for you.
@@ -50,8 +52,8 @@ type Reason = PoolError.ConnectionError["reason"]
 const owner = Symbol("@pool-manager/node/NodeConnection/transport")
 type Owned = Net.Socket & { [owner]: SocketTransport }
 
-function onReadable(this: Owned) {
-  if (this.readableLength > 0) this[owner].wake("readable")
+function onData(this: Owned, chunk: Buffer) {
+  this[owner].push(chunk)
 }
 function onEnd(this: Owned) {
   this[owner].end("Closed")
@@ -85,6 +87,11 @@ class SocketTransport implements Connection.Transport {
   endCause: unknown = undefined
   error: PoolError.ConnectionError | undefined = undefined
   closing = false
+  // Bytes received and not yet polled: the first chunk, then any others.
+  head: Buffer | undefined = undefined
+  rest: Array<Buffer> | undefined = undefined
+  queued = 0
+  paused = false
   waiter: ((event: Connection.ReadyEvent) => void) | undefined = undefined
   timer: NodeJS.Timeout | undefined = undefined
   timerDue = Infinity
@@ -111,7 +118,7 @@ class SocketTransport implements Connection.Transport {
     // getpeername), so it can still be formatted after the socket is gone.
     if (socket.remoteAddress === undefined) this.address = "unix"
     this.lingerMillis = options?.lingerMillis ?? 5000
-    socket.on("readable", onReadable)
+    socket.on("data", onData)
     socket.on("end", onEnd)
     socket.on("error", onError)
     socket.on("close", onClose)
@@ -163,21 +170,43 @@ class SocketTransport implements Connection.Transport {
     this.timerDue = Infinity
   }
 
+  push(chunk: Buffer): void {
+    if (this.head === undefined) this.head = chunk
+    else if (this.rest === undefined) this.rest = [chunk]
+    else this.rest.push(chunk)
+    this.queued += chunk.length
+    this.wake("readable")
+    // Nobody took them: stop reading past the high-water mark until somebody waits again.
+    if (this.queued >= this.socket.readableHighWaterMark && !this.paused) {
+      this.paused = true
+      this.socket.pause()
+    }
+  }
+
   poll(maxBytes: number): Uint8Array | undefined {
-    const buffered = this.socket.readableLength
-    if (buffered === 0) return undefined
-    // read() without a size takes everything and, unlike read(n), also makes
-    // Node notice an end of stream that arrived with those bytes ('end').
-    return (buffered <= maxBytes ? this.socket.read() : this.socket.read(maxBytes)) ?? undefined
+    const head = this.head
+    if (head === undefined) return undefined
+    if (head.length > maxBytes) {
+      this.head = head.subarray(maxBytes)
+      this.queued -= maxBytes
+      return head.subarray(0, maxBytes)
+    }
+    this.head = this.rest === undefined || this.rest.length === 0 ? undefined : this.rest.shift()
+    this.queued -= head.length
+    return head
   }
   awaitReadable(timeoutMillis: number, onReady: (event: Connection.ReadyEvent) => void): () => void {
-    if (this.socket.readableLength > 0) {
+    if (this.head !== undefined) {
       onReady("readable")
       return noop
     }
     if (this.endReason !== undefined) {
       onReady("done")
       return noop
+    }
+    if (this.paused) {
+      this.paused = false
+      this.socket.resume()
     }
     this.waiter = onReady
     this.waitMillis = timeoutMillis
@@ -232,7 +261,10 @@ class SocketTransport implements Connection.Transport {
     // Half-close after what is queued, then discard what the peer still sends
     // until it closes too: destroying a socket with unread bytes would send a
     // reset, which can make the peer drop our last reply unread.
-    socket.off("readable", onReadable)
+    socket.off("data", onData)
+    this.head = undefined
+    this.rest = undefined
+    this.queued = 0
     socket.end()
     // A peer that already closed its side needs no waiting for: the socket
     // closes itself once our side is flushed.
