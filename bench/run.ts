@@ -424,6 +424,12 @@ interface Summary {
   readonly serverCpuPct: number
   readonly clientCpuPct: number
   readonly otherCpuPct: number
+  /**
+   * Median over the rounds of this server's rate divided by raw's in the same
+   * round. Servers of a round run back to back, so this cancels most of the
+   * drift of a shared machine between rounds.
+   */
+  readonly roundRatio: number | undefined
 }
 
 const summarize = (measurements: ReadonlyArray<Measurement>): Array<Summary> => {
@@ -440,6 +446,12 @@ const summarize = (measurements: ReadonlyArray<Measurement>): Array<Summary> => 
       )
       if (ok.length === 0) continue
       const pick = (f: (m: Measurement) => number) => median(ok.map(f))
+      const ratios = ok.flatMap((m) => {
+        const base = measurements.find(
+          (r) => r.workload === workload.name && r.server === "raw" && r.round === m.round && r.client !== undefined
+        )
+        return base !== undefined && base.client!.rate > 0 ? [m.client!.rate / base.client!.rate] : []
+      })
       out.push({
         workload: workload.name,
         server,
@@ -451,7 +463,8 @@ const summarize = (measurements: ReadonlyArray<Measurement>): Array<Summary> => 
         serverRssMb: pick((m) => m.serverRssMb!),
         serverCpuPct: pick((m) => m.serverCpuPct!),
         clientCpuPct: pick((m) => m.clientCpuPct!),
-        otherCpuPct: pick((m) => m.otherCpuPct!)
+        otherCpuPct: pick((m) => m.otherCpuPct!),
+        roundRatio: ratios.length > 0 ? median(ratios) : undefined
       })
     }
   }
@@ -474,6 +487,7 @@ const table = (summary: ReadonlyArray<Summary>): string => {
     "server CPU %",
     "client CPU %",
     "rate ratio vs raw",
+    "same-round rate ratio",
     "p99 ratio vs raw",
     "RSS ratio vs raw",
     "other CPU %"
@@ -492,6 +506,7 @@ const table = (summary: ReadonlyArray<Summary>): string => {
       s.serverCpuPct.toFixed(0),
       s.clientCpuPct.toFixed(0),
       ratio(s.rate, raw?.rate),
+      s.roundRatio === undefined ? "–" : s.roundRatio.toFixed(2),
       ratio(s.p99_us, raw?.p99_us),
       ratio(s.serverRssMb, raw?.serverRssMb),
       s.otherCpuPct.toFixed(0)
@@ -545,7 +560,8 @@ Each server is started fresh for every measurement. Values are the median over t
 errors are the total over the rounds. Server RSS is the peak VmRSS during the measurement window (for "many": while
 holding all ${config.many} connections). CPU % is of one core (a Node server can pass 100% with its GC and libuv
 threads); "other CPU %" is the rest of the machine's busy time in the window (other processes, unattributed kernel
-work): when it is high, the run was disturbed. Workloads: persistent = ${config.connections} connections,
+work): when it is high, the run was disturbed. "same-round rate ratio" is the median of each round's rate over raw's
+in that round (servers of a round run back to back, so this cancels drift between rounds). Workloads: persistent = ${config.connections} connections,
 connect = ${config.concurrency} connect/send/reply/close cycles in flight, many = ${config.many} persistent connections.
 
 ${table(summary)}
