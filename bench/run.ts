@@ -49,6 +49,8 @@ const usage = `usage: node bench/run.ts [options]
   --servers LIST    comma-separated, from raw,pool,effect,pool2 (default: raw,pool,effect; pool2 is
                     the pool server in 2 processes with node:cluster)
   --workloads LIST  comma-separated, from persistent,connect,many (default: all)
+  --node-flags=F    space-separated Node/V8 flags given to every server alike, e.g.
+                    --node-flags=--max-semi-space-size=16 (default: none)
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short; exits 1 if a server fails or a workload completes nothing`
 
@@ -63,6 +65,7 @@ const { values: opts } = parseArgs({
     servers: { type: "string" },
     workloads: { type: "string" },
     json: { type: "string" },
+    "node-flags": { type: "string" },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
   }
@@ -84,7 +87,9 @@ const config = {
   rounds: Math.max(1, num(opts.rounds, 3, 1)),
   connections: num(opts.connections, 50, 20),
   concurrency: num(opts.concurrency, 50, 20),
-  many: num(opts.many, 10_000, 200)
+  many: num(opts.many, 10_000, 200),
+  // Every server gets the same flags, so ratios stay like for like.
+  nodeFlags: (opts["node-flags"] ?? "").split(" ").filter((flag) => flag !== "")
 }
 const servers = (opts.servers ?? "raw,pool,effect").split(",").filter((name) => {
   const file = serverSources[name]
@@ -245,6 +250,7 @@ const startServer = (name: string): Promise<RunningServer> =>
         "-c",
         'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"',
         process.execPath,
+        ...config.nodeFlags,
         "--conditions=@pool-manager/dist",
         serverFiles[name]!
       ],
