@@ -19,7 +19,6 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import type * as Fiber from "effect/Fiber"
 import { withoutStack } from "./internal/errors.ts"
 import { ConnectionError } from "./PoolError.ts"
 
@@ -66,9 +65,10 @@ export interface Transport {
   write(data: Uint8Array | string): boolean | ConnectionError
   /**
    * Calls `onReady` once the transport can take more writes, or with the error
-   * that stopped it. Returns a function that cancels the wait.
+   * that stopped it, or with a `Timeout` error when it could take nothing for
+   * `timeoutMillis` (`Infinity` for never). Returns a function that cancels the wait.
    */
-  awaitWritable(onReady: (error?: ConnectionError) => void): () => void
+  awaitWritable(timeoutMillis: number, onReady: (error?: ConnectionError) => void): () => void
   /** Bytes written to the peer so far (queued ones included). */
   readonly bytesWritten: number
   /** Sends what is queued, then closes. Idempotent. */
@@ -138,6 +138,8 @@ class TransportConnection implements Connection {
   private closeEffect: Effect.Effect<void> | undefined = undefined
   private lastData: Uint8Array | string | undefined = undefined
   private lastWrite: Effect.Effect<void, ConnectionError> | undefined = undefined
+  /** How long a write may wait for a full transport; the pool sets it from `clientsDeadline`. */
+  writeTimeoutMillis = Infinity
 
   constructor(transport: Transport, bufferSize: number) {
     this.transport = transport
@@ -163,7 +165,7 @@ class TransportConnection implements Connection {
       const written = this.transport.write(data)
       if (written === true) return Effect.void
       if (written !== false) return Effect.fail(written)
-      if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this.transport)
+      if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this)
       return this.drainedEffect
     })
     if (data.length <= reusableWriteBytes) {
@@ -174,11 +176,23 @@ class TransportConnection implements Connection {
   }
 }
 
-const makeDrained = (transport: Transport): Effect.Effect<void, ConnectionError> =>
+const makeDrained = (connection: TransportConnection): Effect.Effect<void, ConnectionError> =>
   Effect.callback<void, ConnectionError>((resume) => {
-    const cancel = transport.awaitWritable((error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+    const cancel = connection.transport.awaitWritable(connection.writeTimeoutMillis, (error) =>
+      resume(error === undefined ? Effect.void : Effect.fail(error))
+    )
     return Effect.sync(cancel)
   })
+
+/**
+ * Sets how long `connection`'s writes may wait for its transport to take more
+ * (connections `make` built; others keep their own rule).
+ *
+ * @internal
+ */
+export const setWriteTimeout = (connection: Connection, millis: number): void => {
+  if (connection instanceof TransportConnection) connection.writeTimeoutMillis = millis
+}
 
 const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8Array, ConnectionError> =>
   Effect.callback<Uint8Array, ConnectionError>((resume) => {
@@ -249,6 +263,12 @@ export interface MemoryOptions extends Options {
   readonly remoteAddress?: string | undefined
   /** Defaults to `remoteAddress`. */
   readonly remoteHost?: string | undefined
+  /**
+   * Bytes the server side may have written that the client has not received
+   * before `write` reports the transport full, as a socket's buffers would
+   * (default: unlimited).
+   */
+  readonly writeBufferBytes?: number | undefined
 }
 
 const encoder = new TextEncoder()
@@ -299,6 +319,23 @@ export const makeMemory = (
     const closedSignal = yield* Deferred.make<void>()
     let serverWaiter: ((event: ReadyEvent) => void) | undefined
     let clientWaiter: (() => void) | undefined
+    const writeBufferBytes = options?.writeBufferBytes ?? Infinity
+    let writableWaiter: ((error?: ConnectionError) => void) | undefined
+
+    // Runs `f` after `millis` on the Clock (never when infinite); returns a canceller.
+    const after = (millis: number, f: () => void): (() => void) => {
+      if (!Number.isFinite(millis)) return () => {}
+      const timer = Effect.runForkWith(context)(clock.sleep(Duration.millis(millis)))
+      timer.addObserver((exit) => {
+        if (exit._tag === "Success") f()
+      })
+      return () => timer.interruptUnsafe()
+    }
+    const wakeWritable = (error?: ConnectionError) => {
+      const waiter = writableWaiter
+      writableWaiter = undefined
+      waiter?.(error)
+    }
 
     const wakeServer = (event: ReadyEvent) => {
       const waiter = serverWaiter
@@ -317,6 +354,7 @@ export const makeMemory = (
       Deferred.doneUnsafe(closedSignal, Effect.void)
       wakeServer("done")
       wakeClient()
+      wakeWritable(problem)
     }
 
     const transport: Transport = {
@@ -354,23 +392,18 @@ export const makeMemory = (
           onReady("done")
           return () => {}
         }
-        let timer: Fiber.Fiber<void> | undefined
+        let cancelTimer = () => {}
         const waiter = (event: ReadyEvent) => {
-          timer?.interruptUnsafe()
-          timer = undefined
+          cancelTimer()
           onReady(event)
         }
         serverWaiter = waiter
-        if (Number.isFinite(timeoutMillis)) {
-          timer = Effect.runForkWith(context)(clock.sleep(Duration.millis(timeoutMillis)))
-          timer.addObserver((exit) => {
-            if (exit._tag === "Success" && serverWaiter === waiter) wakeServer("timeout")
-          })
-        }
+        cancelTimer = after(timeoutMillis, () => {
+          if (serverWaiter === waiter) wakeServer("timeout")
+        })
         return () => {
           if (serverWaiter === waiter) serverWaiter = undefined
-          timer?.interruptUnsafe()
-          timer = undefined
+          cancelTimer()
         }
       },
       write(data) {
@@ -382,12 +415,30 @@ export const makeMemory = (
         outboundBytes += bytes.length
         bytesWritten += bytes.length
         wakeClient()
-        return true
+        return outboundBytes < writeBufferBytes
       },
-      // Memory is never full.
-      awaitWritable(onReady) {
-        onReady(closed ? failure("LocalClosed", remoteAddress) : undefined)
-        return () => {}
+      awaitWritable(timeoutMillis, onReady) {
+        if (closed) {
+          onReady(failure("LocalClosed", remoteAddress))
+          return () => {}
+        }
+        if (peerReset || outboundBytes < writeBufferBytes) {
+          onReady(peerReset ? problem : undefined)
+          return () => {}
+        }
+        let cancelTimer = () => {}
+        const waiter = (error?: ConnectionError) => {
+          cancelTimer()
+          onReady(error)
+        }
+        writableWaiter = waiter
+        cancelTimer = after(timeoutMillis, () => {
+          if (writableWaiter === waiter) wakeWritable(failure("Timeout", remoteAddress))
+        })
+        return () => {
+          if (writableWaiter === waiter) writableWaiter = undefined
+          cancelTimer()
+        }
       },
       close: closeServer,
       abort: closeServer
@@ -397,6 +448,7 @@ export const makeMemory = (
       const out = concat(outbound, outboundBytes)
       outbound = []
       outboundBytes = 0
+      wakeWritable()
       return out
     }
 
@@ -441,7 +493,10 @@ export const makeMemory = (
         clientEnded = true
         inbound.length = 0
         problem ??= failure("Closed", remoteAddress, "reset by the peer")
-        fiber.currentDispatcher.scheduleTask(() => wakeServer("done"), 0)
+        fiber.currentDispatcher.scheduleTask(() => {
+          wakeServer("done")
+          wakeWritable(problem)
+        }, 0)
         return Effect.void
       }),
       receive,

@@ -31,7 +31,11 @@ export interface ManagerConfig {
   readonly minWorkersCount: number
   /** Most connections served at once; `0` means unlimited. */
   readonly maxWorkersCount: number
-  /** How long a connection may stay silent while a message is awaited before it is closed. */
+  /**
+   * How long a connection may stay silent while a message is awaited before it
+   * is closed; also how long a reply's write may make no progress (a client
+   * not reading) before it fails and the connection is dropped.
+   */
   readonly clientsDeadline: Duration.Duration
   /** How long a worker above `minWorkersCount` may stay idle before it is retired. */
   readonly idleWorkerTimeout: Duration.Duration

@@ -84,20 +84,24 @@ export class AddressLimitError extends Schema.TaggedError<AddressLimitError>()("
 
 /**
  * A read or write on a `Connection` failed. `reason` tells why: the peer closed
- * its side (`Closed`), the connection was closed locally (`LocalClosed`), or the
- * transport reported an error (`Error`, with its `cause`).
+ * its side (`Closed`), the connection was closed locally (`LocalClosed`), the
+ * transport reported an error (`Error`, with its `cause`), or a write could not
+ * proceed within the write timeout because the peer read nothing (`Timeout`;
+ * the pool applies `clientsDeadline`).
  *
  * @category errors
  * @since 0.1.0
  */
 export class ConnectionError extends Schema.TaggedError<ConnectionError>()("ConnectionError", {
-  reason: Schema.Literals(["Closed", "LocalClosed", "Error"]),
+  reason: Schema.Literals(["Closed", "LocalClosed", "Error", "Timeout"]),
   remoteAddress: Schema.String,
   cause: Schema.optional(Schema.Defect())
 }) {
   override get message(): string {
     if (this.reason === "Closed") return `connection ${this.remoteAddress} was closed by the peer`
     if (this.reason === "LocalClosed") return `connection ${this.remoteAddress} is already closed`
+    if (this.reason === "Timeout")
+      return `connection ${this.remoteAddress} read nothing of what was written to it in time`
     return `connection ${this.remoteAddress} failed: ${String(this.cause)}`
   }
 }

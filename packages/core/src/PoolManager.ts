@@ -92,7 +92,7 @@ export interface PoolStats {
   readonly bytesWritten: number
   /** Total callbacks that failed or died. */
   readonly callbackFailures: number
-  /** Total connections closed because no message came within `clientsDeadline`. */
+  /** Total connections closed because no message came, or a reply's write made no progress, within `clientsDeadline`. */
   readonly closedByDeadline: number
   /** Total connections closed because a message exceeded `maxMessageBytes`. */
   readonly closedBySize: number

@@ -97,4 +97,25 @@ describe("Connection.makeMemory", () => {
       assert.notStrictEqual(connection.write(big), connection.write(big))
     })
   )
+
+  it.effect(
+    "with writeBufferBytes, write reports a full transport and awaitWritable waits for the client or times out",
+    () =>
+      Effect.gen(function* () {
+        const { client, connection } = yield* Connection.makeMemory({ writeBufferBytes: 4 })
+        const transport = connection.transport
+        assert.isTrue(transport.write("ab"))
+        assert.isFalse(transport.write("cd")) // queued, but now full
+        const events: Array<string> = []
+        transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))
+        assert.strictEqual(yield* client.receiveText, "abcd")
+        assert.deepStrictEqual(events, ["writable"])
+        assert.isFalse(transport.write("efgh"))
+        transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))
+        yield* TestClock.adjust(999)
+        assert.deepStrictEqual(events, ["writable"])
+        yield* TestClock.adjust(1)
+        assert.deepStrictEqual(events, ["writable", "Timeout"])
+      })
+  )
 })

@@ -4,6 +4,8 @@ import { TestClock } from "effect/testing"
 import { Connection, PoolError, PoolManager } from "../src/index.ts"
 import { connect, echo, type Seen, settle, started } from "./utils.ts"
 
+const decoder = new TextDecoder()
+
 describe("PoolManager lifecycle", () => {
   it.effect("start twice fails with AlreadyRunningError", () =>
     Effect.gen(function* () {
@@ -212,6 +214,47 @@ describe("PoolManager messages", () => {
       yield* client.closed
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedByDeadline, 1)
+      assert.strictEqual(stats.busy, 0)
+      assert.strictEqual(stats.idle, 1)
+    })
+  )
+
+  it.effect("a reply the client does not read within clientsDeadline drops the connection and frees the worker", () =>
+    Effect.gen(function* () {
+      const replies: Array<string> = []
+      const manager = yield* PoolManager.make({ clientsDeadline: "1 second", maxWorkersCount: 1 }, (conn, body) =>
+        // 8 bytes per write against a 10-byte transport: the second write is
+        // queued, and reports the transport full, so the callback waits for the client.
+        Effect.andThen(conn.write("12345678"), conn.write("12345678")).pipe(
+          Effect.tap(() => Effect.sync(() => replies.push(decoder.decode(body))))
+        )
+      )
+      yield* manager.start
+      // A client that reads within the deadline is served.
+      const reader = yield* connect(manager, { writeBufferBytes: 10 })
+      yield* reader.send("a")
+      yield* settle
+      yield* TestClock.adjust("999 millis")
+      assert.deepStrictEqual(replies, [])
+      assert.strictEqual(yield* reader.receiveText, "1234567812345678")
+      yield* settle
+      assert.deepStrictEqual(replies, ["a"])
+      yield* reader.end
+      yield* reader.closed
+      yield* settle
+      // A client that never reads: the waiting write fails after the deadline, the
+      // connection is dropped as if it had missed a read deadline, the worker is free.
+      const stuck = yield* connect(manager, { writeBufferBytes: 10 })
+      yield* stuck.send("b")
+      yield* settle
+      yield* TestClock.adjust("999 millis")
+      assert.isFalse(yield* stuck.isClosed)
+      yield* TestClock.adjust("1 millis")
+      yield* stuck.closed
+      assert.deepStrictEqual(replies, ["a"])
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.closedByDeadline, 1)
+      assert.strictEqual(stats.callbackFailures, 0)
       assert.strictEqual(stats.busy, 0)
       assert.strictEqual(stats.idle, 1)
     })

@@ -194,7 +194,11 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
     minWorkers: countFlag("min-workers", Count, "Workers kept alive even when idle", m.minWorkersCount),
     maxWorkers: countFlag("max-workers", Count, "Most connections served at once; 0 = unlimited", m.maxWorkersCount),
     bufferSize: countFlag("buffer-size", Count, "Read buffer size in bytes; 0 = 5120", m.bufferSize),
-    clientsDeadline: durationFlag("clients-deadline", "Close a connection silent this long; 0 = 3s", m.clientsDeadline),
+    clientsDeadline: durationFlag(
+      "clients-deadline",
+      "Close a connection silent, or not reading its replies, this long; 0 = 3s",
+      m.clientsDeadline
+    ),
     idleWorkerTimeout: durationFlag("idle-worker-timeout", "Retire extra workers idle this long", m.idleWorkerTimeout),
     maxMessageBytes: countFlag("max-message-bytes", Size, "Largest message accepted", m.maxMessageBytes),
     drainTimeout: durationFlag("drain-timeout", "On SIGINT/SIGTERM, wait this long for busy workers", m.drainTimeout),

@@ -225,7 +225,7 @@ class SocketTransport implements Connection.Transport {
     }
     return socket.write(data)
   }
-  awaitWritable(onReady: (error?: PoolError.ConnectionError) => void): () => void {
+  awaitWritable(timeoutMillis: number, onReady: (error?: PoolError.ConnectionError) => void): () => void {
     const socket = this.socket
     if (this.endReason !== undefined && (this.closing || socket.destroyed)) {
       onReady(this.failure)
@@ -235,20 +235,36 @@ class SocketTransport implements Connection.Transport {
       onReady()
       return noop
     }
-    // Backpressure: wait until Node's buffer drains, or the socket dies.
-    const drained = () => {
-      socket.off("close", closed)
-      onReady()
-    }
-    const closed = () => {
+    // Backpressure: wait until Node's buffer drains, the socket dies, or the
+    // peer has read nothing for timeoutMillis.
+    let timer: NodeJS.Timeout | undefined
+    const finish = (error?: PoolError.ConnectionError) => {
       socket.off("drain", drained)
-      onReady(this.failure ?? Connection.failure("Closed", this.remoteAddress))
+      socket.off("close", closed)
+      if (timer !== undefined) clearTimeout(timer)
+      onReady(error)
     }
+    const drained = () => finish()
+    const closed = () => finish(this.failure ?? Connection.failure("Closed", this.remoteAddress))
     socket.once("drain", drained)
     socket.once("close", closed)
+    if (Number.isFinite(timeoutMillis)) {
+      // A peer that reads slowly but reads is not timed out: each interval in
+      // which Node's buffer shrank starts a new one.
+      let queued = socket.writableLength
+      const check = () => {
+        if (socket.writableLength >= queued) return finish(Connection.failure("Timeout", this.remoteAddress))
+        queued = socket.writableLength
+        timer = setTimeout(check, timeoutMillis)
+        timer.unref()
+      }
+      timer = setTimeout(check, timeoutMillis)
+      timer.unref()
+    }
     return () => {
       socket.off("drain", drained)
       socket.off("close", closed)
+      if (timer !== undefined) clearTimeout(timer)
     }
   }
   close(): void {

@@ -52,6 +52,36 @@ describe("NodeTcpServer", () => {
     })
   )
 
+  it.live("drops a client that stops reading its replies, after clientsDeadline without progress", () =>
+    Effect.gen(function* () {
+      // Larger than what the kernel buffers on loopback, so the write cannot finish.
+      const reply = new Uint8Array(16 * 1024 * 1024)
+      const context = yield* Layer.build(
+        NodeTcpServer.layer({ host: "127.0.0.1", port: 0 }).pipe(
+          Layer.provideMerge(
+            PoolManager.layer({ maxWorkersCount: 1, clientsDeadline: "300 millis" }, (conn) => conn.write(reply))
+          )
+        )
+      )
+      const port = portOf(Context.get(context, NodeTcpServer.NodeTcpServer).address)
+      const manager = Context.get(context, PoolManager.PoolManager)
+      const socket = Net.connect(port, "127.0.0.1")
+      socket.on("error", () => {})
+      yield* Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))
+      socket.pause() // never reads
+      socket.write("HI!")
+      const sent = Date.now()
+      yield* waitUntil(
+        Effect.map(manager.stats, (stats) => stats.closedByDeadline === 1 && stats.busy === 0),
+        "the stuck write to time out"
+      )
+      assert.isAtLeast(Date.now() - sent, 300)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.callbackFailures, 0)
+      assert.strictEqual(stats.idle, 1)
+    })
+  )
+
   it.live("answers ERROR_SERVER_BUSY and closes at max + 1; capacity returns when a client leaves", () =>
     Effect.gen(function* () {
       const { port, manager } = yield* startServer({ maxWorkersCount: 2, clientsDeadline: "1 minute" })

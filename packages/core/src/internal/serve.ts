@@ -11,7 +11,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
-import { type Connection, concat, type ReadyEvent } from "../Connection.ts"
+import { type Connection, concat, type ReadyEvent, setWriteTimeout } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
 import type { Env, Run, Session } from "./state.ts"
@@ -20,7 +20,13 @@ const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
 
 /** Why a session closed its connection, for counters and debug logs. */
-export type CloseReason = "peer closed" | "deadline" | "message too large" | "message limit" | "stopping"
+export type CloseReason =
+  | "peer closed"
+  | "deadline"
+  | "write timeout"
+  | "message too large"
+  | "message limit"
+  | "stopping"
 
 /** What a wait ends with: the next message, or why the connection ends. */
 type Step = Uint8Array | CloseReason
@@ -50,6 +56,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
         counters.closedByPeer++
         break
       case "deadline":
+      case "write timeout":
         counters.closedByDeadline++
         break
       case "message too large":
@@ -62,7 +69,9 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
         counters.closedByStop++
         break
     }
-    transport.close()
+    // A peer that reads nothing cannot be sent the rest either: drop it at once.
+    if (reason === "write timeout") transport.abort()
+    else transport.close()
     if (reason === "message too large") {
       return Effect.logWarning("closing connection: message larger than maxMessageBytes").pipe(
         Effect.annotateLogs({ remoteAddress: transport.remoteAddress, maxMessageBytes: config.maxMessageBytes })
@@ -98,6 +107,8 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // before a stop or a peer close are still served.
   const take = (): Step | undefined => {
     config = Ref.getUnsafe(env.config)
+    // The callback's writes get the same deadline (Go's SetDeadline covers reads and writes).
+    setWriteTimeout(connection, deadlineMillis(config))
     const first = transport.poll(config.bufferSize)
     if (first !== undefined) return frame(first)
     if (transport.ended) return "peer closed"
@@ -160,8 +171,9 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     // A write that failed because the peer went away is the peer closing, not
     // the callback failing: no warning for every client that resets mid-reply.
     const error = Cause.findErrorOption(cause)
-    if (error._tag === "Some" && isConnectionError(error.value) && transport.ended) {
-      return close("peer closed")
+    if (error._tag === "Some" && isConnectionError(error.value)) {
+      if (error.value.reason === "Timeout") return close("write timeout")
+      if (transport.ended) return close("peer closed")
     }
     counters.callbackFailures++
     transport.close()
