@@ -30,13 +30,15 @@ const serverSources: Record<string, string> = {
   raw: join(benchDir, "servers", "raw.ts"),
   pool: join(benchDir, "servers", "pool.ts"),
   effect: join(benchDir, "servers", "effect-socket.ts"),
-  pool2: join(benchDir, "servers", "pool-cluster.ts")
+  pool2: join(benchDir, "servers", "pool-cluster.ts"),
+  poolsync: join(benchDir, "servers", "pool-sync.ts")
 }
 const serverFiles: Record<string, string> = {
   raw: join(buildDir, "raw.js"),
   pool: join(buildDir, "pool.js"),
   effect: join(buildDir, "effect-socket.js"),
-  pool2: join(buildDir, "pool-cluster.js")
+  pool2: join(buildDir, "pool-cluster.js"),
+  poolsync: join(buildDir, "pool-sync.js")
 }
 
 const usage = `usage: node bench/run.ts [options]
@@ -46,8 +48,9 @@ const usage = `usage: node bench/run.ts [options]
   --connections N   connections of the persistent workload (default 50; --quick: 20)
   --concurrency N   connects in flight in the connect workload (default 50; --quick: 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
-  --servers LIST    comma-separated, from raw,pool,effect,pool2 (default: raw,pool,effect; pool2 is
-                    the pool server in 2 processes with node:cluster)
+  --servers LIST    comma-separated, from raw,pool,poolsync,effect,pool2 (default: raw,pool,poolsync,effect;
+                    poolsync is the pool server with a PoolManager.syncCallback; pool2 is the pool server in
+                    2 processes with node:cluster)
   --workloads LIST  comma-separated, from persistent,connect,many (default: all)
   --node-flags=F    space-separated Node/V8 flags given to every server alike, e.g.
                     --node-flags=--max-semi-space-size=16 (default: none)
@@ -91,7 +94,7 @@ const config = {
   // Every server gets the same flags, so ratios stay like for like.
   nodeFlags: (opts["node-flags"] ?? "").split(" ").filter((flag) => flag !== "")
 }
-const servers = (opts.servers ?? "raw,pool,effect").split(",").filter((name) => {
+const servers = (opts.servers ?? "raw,pool,poolsync,effect").split(",").filter((name) => {
   const file = serverSources[name]
   if (file === undefined) throw new Error(`unknown server: ${name}\n${usage}`)
   // Without --servers, skip a server whose program is not written yet.

@@ -60,6 +60,45 @@ export type Callback<E = never, R = never> = (
 ) => Effect.Effect<void, E, R>
 
 /**
+ * A callback that answers without an Effect: it runs synchronously, in the
+ * transport's event that delivered the message, outside any fiber. Build it
+ * with `syncCallback`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface SyncCallback {
+  readonly _tag: "SyncCallback"
+  readonly run: (conn: Connection, requestBody: Uint8Array, requestBodyLen: number) => void
+}
+
+/**
+ * Marks `run` as a synchronous callback: the fast path for servers whose
+ * answer needs no waiting. It writes with `conn.transport.write(data)`, which
+ * queues the bytes at once (it returns `false` when the transport is full, and
+ * the bytes are queued all the same; return to Effect callbacks if you must
+ * wait). A message then costs no fiber resumption, which on the benchmark's
+ * 50 persistent connections was worth ~10% of throughput. Everything else is
+ * as for an Effect callback: deadlines, limits, metrics, and a `run` that
+ * throws is logged and counted and closes its connection.
+ *
+ * @example
+ * ```ts
+ * const OK = new TextEncoder().encode("OK")
+ * PoolManager.layer({}, PoolManager.syncCallback((conn, _body, len) => {
+ *   conn.transport.write(len > 0 ? OK : "ERROR")
+ * }))
+ * ```
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const syncCallback = (run: SyncCallback["run"]): SyncCallback => ({ _tag: "SyncCallback", run })
+
+const isSyncCallback = (callback: Callback<unknown, unknown> | SyncCallback): callback is SyncCallback =>
+  typeof callback === "object" && callback._tag === "SyncCallback"
+
+/**
  * A snapshot of the manager. Counts marked "total" are since `make`.
  *
  * @category models
@@ -147,16 +186,26 @@ export class PoolManager extends Context.Service<
  */
 export const make = <E = never, R = never>(
   config: ManagerConfig.Input,
-  callback: Callback<E, R>
+  callback: Callback<E, R> | SyncCallback
 ): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
+    const sync = isSyncCallback(callback as Callback<unknown, unknown> | SyncCallback)
+      ? (callback as SyncCallback).run
+      : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = makeCounters()
     const env: Env = {
       config: configRef,
       counters,
       admission: yield* Admission.make(configRef, counters),
-      callback: callback as Callback<unknown, unknown>,
+      callback:
+        sync === undefined
+          ? (callback as Callback<unknown, unknown>)
+          : (conn, body, len) => {
+              sync(conn, body, len)
+              return Effect.void
+            },
+      sync,
       // Workers run callbacks in the context `make` ran in, minus its Scope: a
       // callback's finalizers must not pile up in the manager's scope.
       context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
@@ -371,7 +420,7 @@ export const make = <E = never, R = never>(
  */
 export const layer = <E = never, R = never>(
   config: ManagerConfig.Input,
-  callback: Callback<E, R>
+  callback: Callback<E, R> | SyncCallback
 ): Layer.Layer<PoolManager, ConfigError, R> =>
   Layer.effect(
     PoolManager,

@@ -31,6 +31,9 @@ export type CloseReason =
 /** What a wait ends with: the next message, or why the connection ends. */
 type Step = Uint8Array | CloseReason
 
+// Marks a wait that ended because a synchronous callback threw.
+const THROWN: Step = new Uint8Array(0)
+
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
  * is a close with a reason. The caller closes the transport when this exits
@@ -49,6 +52,8 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // inside it, so resuming allocates nothing.
   let ready: Step = "stopping"
   let cancelWait: (() => void) | undefined
+  // What a synchronous callback threw, handed to the fiber to fail with.
+  let thrown: unknown
 
   const close = (reason: CloseReason): Effect.Effect<void> => {
     switch (reason) {
@@ -128,8 +133,28 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   const onReady = (event: ReadyEvent) => {
     if (pending === undefined) return
     if (event === "timeout") return finish("deadline")
-    const step = take()
-    if (step !== undefined) return finish(step)
+    const sync = env.sync
+    while (true) {
+      const step = take()
+      if (step === undefined) break
+      // A synchronous callback answers here, and the fiber sleeps on; anything
+      // else (an Effect callback, a close, a throw) resumes it.
+      if (sync === undefined || typeof step === "string") return finish(step)
+      counters.messages++
+      counters.bytesRead += step.length
+      started = performance.now()
+      try {
+        sync(connection, step, step.length)
+      } catch (defect) {
+        thrown = defect
+        return finish(THROWN)
+      }
+      env.callbackDuration.observe((performance.now() - started) / 1000)
+      served++
+      if (config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection) {
+        return finish("message limit")
+      }
+    }
     cancelWait = transport.awaitReadable(deadlineMillis(config), onReady) // woken for nothing: wait on
   }
 
@@ -196,6 +221,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
 
   const handle = (_: void): Effect.Effect<unknown, unknown> => {
     const step = ready
+    if (step === THROWN) return Effect.die(thrown) // already counted
     if (typeof step === "string") {
       closing = true
       return close(step)

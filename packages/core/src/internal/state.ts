@@ -11,7 +11,7 @@ import type * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
-import type { Callback } from "../PoolManager.ts"
+import type { Callback, SyncCallback } from "../PoolManager.ts"
 import type { Admission } from "./admission.ts"
 import type { DurationHistogram } from "./metrics.ts"
 
@@ -72,6 +72,8 @@ export interface Env {
   readonly counters: Counters
   readonly admission: Admission
   readonly callback: Callback<unknown, unknown>
+  /** Set for a `syncCallback`: run in the transport's event, without resuming the session's fiber. */
+  readonly sync: SyncCallback["run"] | undefined
   /** The context `make` ran in: workers run their callbacks with it. */
   readonly context: Context.Context<unknown>
   /** Completed (and replaced) on every `setConfig`, to wake the reaper. */

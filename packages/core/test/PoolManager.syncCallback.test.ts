@@ -1,0 +1,109 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { TestClock } from "effect/testing"
+import { type ManagerConfig, PoolManager } from "../src/index.ts"
+import { connect, settle } from "./utils.ts"
+
+const decoder = new TextDecoder()
+
+/** A started manager whose synchronous callback answers `OK:<body>`, or throws on `boom`. */
+const startedSync = (config: ManagerConfig.Input, seen: Array<string> = []) =>
+  Effect.gen(function* () {
+    const manager = yield* PoolManager.make(
+      config,
+      PoolManager.syncCallback((conn, body, len) => {
+        const text = decoder.decode(body.subarray(0, len))
+        if (text === "boom") throw new Error("boom")
+        seen.push(text)
+        conn.transport.write(`OK:${text}`)
+      })
+    )
+    yield* manager.start
+    return manager
+  })
+
+describe("PoolManager.syncCallback", () => {
+  it.effect("answers every message on a connection, first and later ones, and counts them", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const manager = yield* startedSync({ maxWorkersCount: 2 }, seen)
+      // A message already there when the connection is put, then messages that arrive later.
+      const early = yield* connect(manager)
+      yield* early.send("one")
+      assert.strictEqual(yield* early.receiveText, "OK:one")
+      for (const text of ["two", "three"]) {
+        yield* early.send(text)
+        assert.strictEqual(yield* early.receiveText, `OK:${text}`)
+      }
+      assert.deepStrictEqual(seen, ["one", "two", "three"])
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 3)
+      assert.strictEqual(stats.busy, 1)
+    })
+  )
+
+  it.effect("keeps the deadline, counted from the last reply", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedSync({ clientsDeadline: "1 second" })
+      const client = yield* connect(manager)
+      yield* TestClock.adjust("900 millis")
+      yield* client.send("ping")
+      assert.strictEqual(yield* client.receiveText, "OK:ping")
+      yield* TestClock.adjust("900 millis")
+      assert.isFalse(yield* client.isClosed)
+      yield* TestClock.adjust("100 millis")
+      yield* client.closed
+      assert.strictEqual((yield* manager.stats).closedByDeadline, 1)
+    })
+  )
+
+  it.effect("closes after maxMessagesPerConnection replies", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedSync({ maxMessagesPerConnection: 2 })
+      const client = yield* connect(manager)
+      yield* client.send("a")
+      assert.strictEqual(yield* client.receiveText, "OK:a")
+      yield* client.send("b")
+      assert.strictEqual(yield* client.receiveText, "OK:b")
+      yield* client.closed
+      yield* settle
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.closedByMessageLimit, 1)
+      assert.strictEqual(stats.busy, 0)
+    })
+  )
+
+  it.effect("a callback that throws closes only its connection, is counted, and the worker serves the next one", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedSync({ maxWorkersCount: 1 })
+      const client = yield* connect(manager)
+      yield* client.send("fine")
+      assert.strictEqual(yield* client.receiveText, "OK:fine")
+      yield* client.send("boom")
+      yield* client.closed
+      yield* settle
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.callbackFailures, 1)
+      assert.strictEqual(stats.busy, 0)
+      const next = yield* connect(manager)
+      yield* next.send("again")
+      assert.strictEqual(yield* next.receiveText, "OK:again")
+    })
+  )
+
+  it.effect("stop answers what already arrived, then closes idle connections", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedSync({})
+      const client = yield* connect(manager)
+      yield* client.send("before")
+      assert.strictEqual(yield* client.receiveText, "OK:before")
+      yield* client.send("late")
+      yield* manager.stop
+      assert.strictEqual(yield* client.receiveText, "OK:late")
+      yield* client.closed
+      const stats = yield* manager.stats
+      assert.isFalse(stats.running)
+      assert.strictEqual(stats.messages, 2)
+    })
+  )
+})
