@@ -7,15 +7,21 @@
  *
  * Node 24 runs this TypeScript file directly (type stripping).
  */
-import { Effect } from "effect"
+import * as PoolManager from "@pool-manager/core/PoolManager"
 import { run } from "../src/NodeCli.ts"
+
+const OK = new TextEncoder().encode("OK")
+const ERROR = new TextEncoder().encode("ERROR")
 
 run({
   name: "pool-manager",
   version: "0.1.0",
   description:
     "The spec's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
-  // The spec's callback. A write can only fail once the client is gone, and
-  // then there is nobody to tell, so the failure is dropped.
-  callback: (conn, _body, len) => Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+  // The spec's callback, on the synchronous fast path: the reply never has to
+  // wait. A write can only fail once the client is gone, and then there is
+  // nobody to tell, so the failure is dropped.
+  callback: PoolManager.syncCallback((conn, _body, len) => {
+    conn.transport.write(len > 0 ? OK : ERROR)
+  })
 })

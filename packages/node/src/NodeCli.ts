@@ -131,7 +131,7 @@ const health = (manager: PoolManager.PoolManager["Service"] | undefined): Effect
  */
 export const serve = <E, R>(
   config: ServerConfig,
-  callback: PoolManager.Callback<E, R>,
+  callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
   options?: ServeOptions
 ): Effect.Effect<never, ListenError, R> => {
   const name = options?.name ?? "pool-manager"
@@ -200,8 +200,8 @@ export interface Options<E, R> {
   readonly name?: string | undefined
   /** What `--help` says the command does. */
   readonly description?: string | undefined
-  /** The callback run for every message. */
-  readonly callback: PoolManager.Callback<E, R>
+  /** The callback run for every message (an Effect callback, or a `PoolManager.syncCallback`). */
+  readonly callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback
   /** Defaults of the flags. */
   readonly defaults?: Defaults | undefined
 }
