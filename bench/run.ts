@@ -54,6 +54,8 @@ const usage = `usage: node bench/run.ts [options]
   --workloads LIST  comma-separated, from persistent,connect,many (default: all)
   --node-flags=F    space-separated Node/V8 flags given to every server alike, e.g.
                     --node-flags=--max-semi-space-size=16 (default: none)
+  --pin             run each server on CPU 1 and the client on CPU 0 (taskset; pool2 is not pinned):
+                    steadier ratios on a shared machine, at the cost of the server's GC threads sharing its CPU
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short; exits 1 if a server fails or a workload completes nothing`
 
@@ -69,6 +71,7 @@ const { values: opts } = parseArgs({
     workloads: { type: "string" },
     json: { type: "string" },
     "node-flags": { type: "string" },
+    pin: { type: "boolean", default: false },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
   }
@@ -243,6 +246,13 @@ interface RunningServer {
   readonly stderr: () => string
 }
 
+// With --pin: the server on CPU 1, the client on CPU 0 (a clustered server needs both, so it is left alone).
+const pinned = (cpu: number, name: string): Array<string> =>
+  opts.pin && name !== "pool2" ? ["taskset", "-c", String(cpu)] : []
+if (opts.pin && (Os.availableParallelism() < 2 || !existsSync("/usr/bin/taskset"))) {
+  throw new Error("--pin needs 2 CPUs and taskset (/usr/bin/taskset)")
+}
+
 /** Starts a server and waits for its `listening <port>` line. */
 const startServer = (name: string): Promise<RunningServer> =>
   new Promise((resolve, reject) => {
@@ -252,6 +262,7 @@ const startServer = (name: string): Promise<RunningServer> =>
       [
         "-c",
         'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"',
+        ...pinned(1, name),
         process.execPath,
         ...config.nodeFlags,
         "--conditions=@pool-manager/dist",
@@ -322,7 +333,10 @@ const runClient = (workload: Workload, server: RunningServer): Promise<{ result:
       "--warmup",
       String(config.warmup)
     ]
-    const child = spawn(clientBinary, args, { stdio: ["ignore", "pipe", "pipe"] })
+    // taskset execs the client, so the child's pid (and CPU time) stays the client's.
+    const child = opts.pin
+      ? spawn("taskset", ["-c", "0", clientBinary, ...args], { stdio: ["ignore", "pipe", "pipe"] })
+      : spawn(clientBinary, args, { stdio: ["ignore", "pipe", "pipe"] })
     const window: Window = {
       cpuStart: 0,
       cpuEnd: 0,
@@ -564,7 +578,7 @@ const summary = summarize(measurements)
 console.log(`
 node ${meta.node} | CPU ${meta.cpu} | ${meta.cores} cores
 command: ${meta.command}
-${config.duration} s per measurement after ${config.warmup} s warmup; ${config.rounds} round(s), servers alternating in a rotated order each round.
+${config.duration} s per measurement after ${config.warmup} s warmup; ${config.rounds} round(s), servers alternating in a rotated order each round.${opts.pin ? "\nPinned: each server on CPU 1 (pool2 not pinned), the client on CPU 0." : ""}
 Each server is started fresh for every measurement. Values are the median over the rounds (each column separately);
 errors are the total over the rounds. Server RSS is the peak VmRSS during the measurement window (for "many": while
 holding all ${config.many} connections). CPU % is of one core (a Node server can pass 100% with its GC and libuv
