@@ -189,9 +189,7 @@ export const make = <E = never, R = never>(
   callback: Callback<E, R> | SyncCallback
 ): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
-    const sync = isSyncCallback(callback as Callback<unknown, unknown> | SyncCallback)
-      ? (callback as SyncCallback).run
-      : undefined
+    const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = makeCounters()
     const env: Env = {

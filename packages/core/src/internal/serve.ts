@@ -45,6 +45,10 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // Per-message state. A session handles one message at a time, so the hot
   // path reuses these (and the closures below) instead of allocating them.
   let config = Ref.getUnsafe(env.config)
+  // The deadline in milliseconds for reads and for the callback's writes (Go's
+  // SetDeadline covers both), derived again only when the config changes.
+  let deadline = deadlineMillis(config)
+  setWriteTimeout(connection, deadline)
   let served = 0
   let started = 0
   let pending: ((resumed: Effect.Effect<void>) => void) | undefined
@@ -111,14 +115,30 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // or nothing yet. Bytes already buffered come first, so bytes that arrived
   // before a stop or a peer close are still served.
   const take = (): Step | undefined => {
-    config = Ref.getUnsafe(env.config)
-    // The callback's writes get the same deadline (Go's SetDeadline covers reads and writes).
-    setWriteTimeout(connection, deadlineMillis(config))
+    const current = Ref.getUnsafe(env.config)
+    if (current !== config) {
+      config = current
+      deadline = deadlineMillis(current)
+      setWriteTimeout(connection, deadline)
+    }
     const first = transport.poll(config.bufferSize)
     if (first !== undefined) return frame(first)
     if (transport.ended) return "peer closed"
     if (run.stopping) return "stopping"
     return undefined
+  }
+
+  // A message's bookkeeping, the same for both kinds of callback.
+  const beginMessage = (message: Uint8Array) => {
+    counters.messages++
+    counters.bytesRead += message.length
+    started = performance.now()
+  }
+  // Records a message handled; true when the connection reached maxMessagesPerConnection.
+  const endMessage = (): boolean => {
+    env.callbackDuration.observe((performance.now() - started) / 1000)
+    served++
+    return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
   }
 
   const finish = (step: Step) => {
@@ -140,22 +160,16 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       // A synchronous callback answers here, and the fiber sleeps on; anything
       // else (an Effect callback, a close, a throw) resumes it.
       if (sync === undefined || typeof step === "string") return finish(step)
-      counters.messages++
-      counters.bytesRead += step.length
-      started = performance.now()
+      beginMessage(step)
       try {
         sync(connection, step, step.length)
       } catch (defect) {
         thrown = defect
         return finish(THROWN)
       }
-      env.callbackDuration.observe((performance.now() - started) / 1000)
-      served++
-      if (config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection) {
-        return finish("message limit")
-      }
+      if (endMessage()) return finish("message limit")
     }
-    cancelWait = transport.awaitReadable(deadlineMillis(config), onReady) // woken for nothing: wait on
+    cancelWait = transport.awaitReadable(deadline, onReady) // woken for nothing: wait on
   }
 
   // The stop path: set as `session.wake` only while a wait is pending.
@@ -175,7 +189,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     }
     pending = resume
     session.wake = wake
-    cancelWait = transport.awaitReadable(deadlineMillis(config), onReady)
+    cancelWait = transport.awaitReadable(deadline, onReady)
     // No canceller: the only interruption is a drain timeout cutting the
     // session short, after which the transport is aborted, which ends this
     // wait; a late resume of an interrupted fiber is ignored. Leaving it out
@@ -210,9 +224,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // One parameter, so matchCauseEffect calls it as is instead of wrapping it.
   const onCallbackSuccess = (_: unknown): Effect.Effect<void> => {
     if (closing) return Effect.void
-    env.callbackDuration.observe((performance.now() - started) / 1000)
-    served++
-    if (config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection) {
+    if (endMessage()) {
       closing = true
       return close("message limit")
     }
@@ -226,9 +238,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       closing = true
       return close(step)
     }
-    counters.messages++
-    counters.bytesRead += step.length
-    started = performance.now()
+    beginMessage(step)
     try {
       return env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
     } catch (defect) {
