@@ -238,10 +238,13 @@ class SocketTransport implements Connection.Transport {
     // Backpressure: wait until Node's buffer drains, the socket dies, or the
     // peer has read nothing for timeoutMillis.
     let timer: NodeJS.Timeout | undefined
-    const finish = (error?: PoolError.ConnectionError) => {
+    const cancel = () => {
       socket.off("drain", drained)
       socket.off("close", closed)
       if (timer !== undefined) clearTimeout(timer)
+    }
+    const finish = (error?: PoolError.ConnectionError) => {
+      cancel()
       onReady(error)
     }
     const drained = () => finish()
@@ -261,11 +264,7 @@ class SocketTransport implements Connection.Transport {
       timer = setTimeout(check, timeoutMillis)
       timer.unref()
     }
-    return () => {
-      socket.off("drain", drained)
-      socket.off("close", closed)
-      if (timer !== undefined) clearTimeout(timer)
-    }
+    return cancel
   }
   close(): void {
     if (this.closing) return
