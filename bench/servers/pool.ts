@@ -1,34 +1,10 @@
 /**
  * Benchmark server using this library: `NodeTcpServer` feeding a `PoolManager`
  * with no worker limits, whose callback answers `OK` to every non-empty message.
- * Prints `listening <port>` once bound to 127.0.0.1 (port 0), exits on SIGTERM
- * (NodeRuntime.runMain interrupts the main fiber; releasing the layers closes
- * the listener, then stops the pool).
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as PoolManager from "@pool-manager/core/PoolManager"
-import * as NodeTcpServer from "@pool-manager/node/NodeTcpServer"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as NetAddress from "effect/net/NetAddress"
+import { runPoolServer } from "./poolServer.ts"
 
 const OK = new TextEncoder().encode("OK")
 
-const Pool = PoolManager.layer({ maxWorkersCount: 0, minWorkersCount: 0 }, (conn, _body, len) =>
-  len > 0 ? conn.write(OK) : Effect.void
-)
-const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(Layer.provide(Pool))
-
-const main = Effect.gen(function* () {
-  const server = yield* NodeTcpServer.NodeTcpServer
-  const port = NetAddress.isInetAddress(server.address) ? server.address.port : -1
-  process.stdout.write(`listening ${port}\n`)
-  return yield* Effect.never
-}).pipe(Effect.provide(Server))
-
-// runMain exits with 130 after an interruption (our SIGTERM); report that as a clean exit.
-NodeRuntime.runMain(main, {
-  teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
-})
+runPoolServer((conn, _body, len) => (len > 0 ? conn.write(OK) : Effect.void))
