@@ -21,10 +21,14 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { type PublicPackage, publicPackages, relative, root, sourceFiles } from "./packages.ts"
 
+const problems: Array<string> = []
+
 interface Example {
   readonly source: string
   /** The line of `source` holding the example's first line of code (1-based). */
   readonly line: number
+  /** How many characters of each source line precede the code (the comment's ` * `). */
+  readonly indent: number
   readonly code: string
 }
 
@@ -34,16 +38,19 @@ const examplesOf = (source: string): Array<Example> => {
   const examples: Array<Example> = []
   for (const comment of text.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
     const firstLine = text.slice(0, comment.index).split("\n").length
-    const lines = comment[0].split("\n").map((line) => line.replace(/^\s*\*( |$)/, ""))
+    const raw = comment[0].split("\n")
+    const lines = raw.map((line) => line.replace(/^\s*\*( |$)/, ""))
     let start: number | undefined
     for (const [i, line] of lines.entries()) {
       if (start === undefined && /^\s*```(ts|typescript)\s*$/.test(line)) start = i + 1
       else if (start !== undefined && /^\s*```\s*$/.test(line)) {
-        examples.push({ source, line: firstLine + start, code: lines.slice(start, i).join("\n") })
+        const indent = raw[start]!.length - lines[start]!.length
+        examples.push({ source, line: firstLine + start, indent, code: lines.slice(start, i).join("\n") })
         start = undefined
       }
     }
-    if (start !== undefined) examples.push({ source, line: firstLine + start, code: "unterminated ``` block" })
+    if (start !== undefined)
+      problems.push(`${relative(source)}:${firstLine + start - 1}: a \`\`\`ts block is not closed`)
   }
   return examples
 }
@@ -52,7 +59,6 @@ const out = path.join(root, "tmp", "doc-examples")
 fs.rmSync(out, { recursive: true, force: true })
 fs.mkdirSync(out, { recursive: true })
 
-const problems: Array<string> = []
 /** Where each written file's lines come from: its name, lines of prelude, example. */
 const written = new Map<string, { readonly prelude: number; readonly example: Example }>()
 
@@ -112,7 +118,8 @@ if (written.size > 0) {
     const file = match === null ? undefined : written.get(match[1]!)
     if (match !== null && file !== undefined) {
       const sourceLine = file.example.line + Number(match[2]) - 1 - file.prelude
-      problems.push(`${relative(file.example.source)}:${sourceLine}:${match[3]}: ${match[4]}`)
+      const column = Number(match[3]) + file.example.indent
+      problems.push(`${relative(file.example.source)}:${sourceLine}:${column}: ${match[4]}`)
     } else if (line.trim() !== "") problems.push(line)
   }
   if (tsc.status !== 0 && problems.length === 0) problems.push(`tsc exited with ${tsc.status ?? tsc.signal}`)
