@@ -5,7 +5,8 @@
  * - TypeDoc's own validation: an export without a doc comment, a `{@link}`
  *   that resolves to nothing, a type that is used but not exported; any
  *   TypeDoc warning counts;
- * - every public module and every export of one has a `@since` tag;
+ * - every public module opens with a doc comment (shown on its page), and
+ *   every public module and every export of one has a `@since` tag;
  * - every link in the generated HTML (from `{@link}`, markdown links in doc
  *   comments or the README, and TypeDoc's own navigation) leads to a file of
  *   the site and, with a `#fragment`, to an element with that id.
@@ -18,7 +19,7 @@ import * as path from "node:path"
 import {
   Application,
   type Comment,
-  type DeclarationReflection,
+  DeclarationReflection,
   type ProjectReflection,
   ReflectionKind,
   type SomeType
@@ -62,6 +63,31 @@ for (const module of project.children ?? []) {
 }
 
 const problems: Array<string> = []
+
+/**
+ * The doc comment a module file opens with, without its tags: what the module
+ * is and how to use it. `index.ts` gives each `export * as` a one-line
+ * comment, which TypeDoc would show instead; the file's own comment says more.
+ */
+const moduleHeader = (file: string): string | undefined => {
+  const match = /^\s*\/\*\*([\s\S]*?)\*\//.exec(fs.readFileSync(file, "utf8"))
+  if (match === null) return undefined
+  const lines = match[1]!.split("\n").map((line) => line.replace(/^\s*\*( |$)/, ""))
+  const tagAt = lines.findIndex((line) => line.startsWith("@"))
+  return (tagAt === -1 ? lines : lines.slice(0, tagAt)).join("\n").trim()
+}
+
+for (const pkg of packages) {
+  const reflection = project.children?.find((child) => child.name === pkg.name)
+  for (const module of pkg.modules) {
+    const header = moduleHeader(module.file)
+    const namespace = reflection?.getChildByName(module.name)
+    if (header === undefined || header === "")
+      problems.push(`${relative(module.file)}: the module does not open with a doc comment`)
+    else if (namespace instanceof DeclarationReflection && namespace.comment !== undefined)
+      namespace.comment.summary = [{ kind: "text", text: header }]
+  }
+}
 
 const commentOf = (reflection: DeclarationReflection): Comment | undefined => {
   if (reflection.comment !== undefined) return reflection.comment
