@@ -69,6 +69,7 @@ export type Callback<E = never, R = never> = (
  */
 export interface SyncCallback {
   readonly _tag: "SyncCallback"
+  /** Answers one message, with the same arguments as a `Callback`; what it throws closes the connection. */
   readonly run: (conn: Connection, requestBody: Uint8Array, requestBodyLen: number) => void
 }
 
