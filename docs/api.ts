@@ -89,6 +89,11 @@ for (const pkg of packages) {
     const namespace = reflection?.getChildByName(module.name)
     if (header === undefined || header === "")
       problems.push(`${relative(module.file)}: the module does not open with a doc comment`)
+    else if (header.includes("{@link"))
+      // The header is shown as Markdown, which TypeDoc does not resolve links in.
+      problems.push(
+        `${relative(module.file)}: {@link} in the module's opening comment; use a Markdown link or \`code\``
+      )
     else if (namespace instanceof DeclarationReflection && namespace.comment !== undefined)
       namespace.comment.summary = [{ kind: "text", text: header }]
   }
