@@ -8,6 +8,6 @@ import { defaultServerConditions } from "vite"
 import type { ViteUserConfig } from "vitest/config"
 
 /** Resolve workspace packages to their sources, then as Node would. */
-export const resolveSources: ViteUserConfig["ssr"] = {
+export const resolveSources: NonNullable<ViteUserConfig["ssr"]> = {
   resolve: { conditions: ["@pool-manager/source", ...defaultServerConditions] }
 }
