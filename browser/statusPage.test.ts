@@ -17,6 +17,9 @@ import { Effect } from "effect"
 import * as Puppeteer from "puppeteer-core"
 import { bin, spawnNode } from "../packages/node/test/cliProcess.ts"
 
+// The part of the DOM the page functions below use (they run in the browser; the project's lib has no DOM).
+declare const document: { querySelector(selector: string): { readonly textContent: string | null } | null }
+
 const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium"
 const screenshot = process.env.UPDATE_SCREENSHOTS
   ? fileURLToPath(new URL("../docs/status-page.png", import.meta.url))
