@@ -12,6 +12,6 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    projects: ["packages/*", "reliability"]
+    projects: ["packages/*", "reliability", "browser"]
   }
 })

@@ -48,6 +48,7 @@ import * as NodeConfigFile from "./NodeConfigFile.ts"
 import type { ListenError } from "./NodeError.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import * as NodeStatusPage from "./NodeStatusPage.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
 
 export * from "./NodeCliConfig.ts"
@@ -145,9 +146,11 @@ export const serve = <E, R>(
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
         ...config.metrics,
-        health: Effect.suspend(() => health(manager))
+        health: Effect.suspend(() => health(manager)),
+        status: Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
       })
-      metricsLine = `${name} metrics at ${NodeMetricsServer.url(metrics.address)}/metrics and /healthz`
+      const url = NodeMetricsServer.url(metrics.address)
+      metricsLine = `${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`
     }
     return yield* Effect.gen(function* () {
       const pool = yield* PoolManager.PoolManager

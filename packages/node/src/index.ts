@@ -56,6 +56,14 @@ export * as NodeLogging from "./NodeLogging.ts"
 export * as NodeMetricsServer from "./NodeMetricsServer.ts"
 
 /**
+ * A live status page for operators, served with the metrics: charts of the
+ * pool's workers, admissions, queue and closes, and its configuration.
+ *
+ * @since 0.1.0
+ */
+export * as NodeStatusPage from "./NodeStatusPage.ts"
+
+/**
  * A TCP or unix socket server feeding a `PoolManager`.
  *
  * @since 0.1.0
