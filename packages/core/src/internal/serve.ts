@@ -14,7 +14,7 @@ import * as Ref from "effect/Ref"
 import { type Connection, concat, type ReadyEvent, setWriteTimeout } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
-import type { Env, Run, Session } from "./state.ts"
+import type { ManagerState, Running, ServedConnection } from "./state.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
@@ -39,7 +39,12 @@ const THROWN: Step = new Uint8Array(0)
  * is a close with a reason. The caller closes the transport when this exits
  * (also when it is interrupted by a drain timeout).
  */
-export const serve = (env: Env, run: Run, session: Session, connection: Connection): Effect.Effect<void> => {
+export const serve = (
+  env: ManagerState,
+  run: Running,
+  session: ServedConnection,
+  connection: Connection
+): Effect.Effect<void> => {
   const transport = connection.transport
   const counters = env.counters
   // Per-message state. A session handles one message at a time, so the hot

@@ -23,11 +23,11 @@ import * as Effect from "effect/Effect"
 import * as Pool from "effect/Pool"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
-import type { Env, Run, Worker } from "./state.ts"
+import type { ManagerState, Running, Worker } from "./state.ts"
 
 type Item = Pool.PoolItem<Worker, never>
 
-const spawn = (env: Env): Effect.Effect<Worker, never, Scope.Scope> =>
+const spawn = (env: ManagerState): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.suspend(() => {
       const worker: Worker = { id: ++env.nextWorkerId }
@@ -52,14 +52,7 @@ const isIdle = (pool: Pool.Pool<Worker>, item: Item): boolean =>
 
 const aliveCount = (pool: Pool.Pool<Worker>): number => pool.state.items.size - pool.state.invalidated.size
 
-/** Number of idle workers in `pool`. */
-export const idleCount = (pool: Pool.Pool<Worker>): number => {
-  let idle = 0
-  for (const item of pool.state.items) if (isIdle(pool, item)) idle++
-  return idle
-}
-
-const retire = (pool: Pool.Pool<Worker>, item: Item, env: Env): Effect.Effect<void> =>
+const retire = (pool: Pool.Pool<Worker>, item: Item, env: ManagerState): Effect.Effect<void> =>
   Effect.suspend(() =>
     // Checked again in the step that retires it: a put may have taken it since.
     isIdle(pool, item) && aliveCount(pool) > Ref.getUnsafe(env.config).minWorkersCount && item.exit._tag === "Success"
@@ -72,7 +65,7 @@ const retire = (pool: Pool.Pool<Worker>, item: Item, env: Env): Effect.Effect<vo
  * one could expire or the config changes.
  */
 const reaper =
-  (env: Env) =>
+  (env: ManagerState) =>
   (pool: Pool.Pool<Worker>): Effect.Effect<void> =>
     Effect.gen(function* () {
       const clock = yield* Clock.Clock
@@ -101,7 +94,7 @@ const reaper =
     })
 
 /** Builds the pool of one running period, in `scope`. */
-export const makePool = (env: Env, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
+export const makePool = (env: ManagerState, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
   Pool.makeWithStrategy({
     acquire: spawn(env),
     min: 0,
@@ -110,16 +103,19 @@ export const makePool = (env: Env, scope: Scope.Scope): Effect.Effect<Pool.Pool<
   }).pipe(Scope.provide(scope))
 
 /**
- * Grows the pool to `minWorkersCount` workers by borrowing that many (idle ones
- * first, the pool spawns the rest) and handing them all back idle.
+ * Grows the pool to `minWorkersCount` workers by borrowing that many more than
+ * are idle now (idle ones first, the pool spawns the rest) and handing them
+ * all back idle. It counts with the manager's own counters, not the pool's
+ * state.
  */
-export const ensureMin = (env: Env, run: Run): Effect.Effect<void> =>
+export const ensureMin = (env: ManagerState, running: Running): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const missing = Ref.getUnsafe(env.config).minWorkersCount - aliveCount(run.pool)
-    if (missing <= 0 || run.stopping) return Effect.void
-    const borrow = idleCount(run.pool) + missing
+    const { busy, workers } = env.counters
+    const missing = Ref.getUnsafe(env.config).minWorkersCount - workers
+    if (missing <= 0 || running.stopping) return Effect.void
+    const borrow = Math.max(0, workers - busy - env.reserved) + missing
     return Effect.scoped(
-      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(run.pool), {
+      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(running.pool), {
         concurrency: "unbounded",
         discard: true
       })
