@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, PoolError } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 const memory = (host = "10.0.0.1") => Connection.makeMemory({ remoteAddress: `${host}:1234`, remoteHost: host })
 

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, PoolError } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 describe("PoolManager.setConfig", () => {
   it.effect("config returns the validated config, with defaults", () =>

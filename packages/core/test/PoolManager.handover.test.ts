@@ -8,7 +8,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, type PoolManager } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 /** Fails the test when a snapshot does not add up. */
 const assertConsistent = (stats: PoolManager.PoolStats, context: string) => {

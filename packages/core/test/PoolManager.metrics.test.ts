@@ -3,7 +3,7 @@ import { Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { Connection } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 const seriesValue = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string, reason?: string) => {
   const found = snapshots.find((s) => s.id === id && (reason === undefined || s.attributes?.reason === reason))

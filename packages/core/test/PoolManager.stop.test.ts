@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, type PoolError, PoolManager } from "../src/index.ts"
-import { connect, type Seen, settle, started } from "./utils.ts"
+import { connect, type Seen, settle, started } from "./utils/manager.ts"
 
 const decoder = new TextDecoder()
 

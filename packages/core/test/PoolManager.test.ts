@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, PoolError, PoolManager } from "../src/index.ts"
-import { connect, echo, type Seen, settle, started } from "./utils.ts"
+import { connect, echo, type Seen, settle, started } from "./utils/manager.ts"
 
 const decoder = new TextDecoder()
 

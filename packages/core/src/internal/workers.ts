@@ -103,17 +103,23 @@ export const makePool = (env: ManagerState, scope: Scope.Scope): Effect.Effect<P
   }).pipe(Scope.provide(scope))
 
 /**
- * Grows the pool to `minWorkersCount` workers by borrowing that many more than
- * are idle now (idle ones first, the pool spawns the rest) and handing them
- * all back idle. It counts with the manager's own counters, not the pool's
- * state.
+ * Grows the pool to `minWorkersCount` workers by borrowing enough workers at
+ * once (idle ones first, the pool spawns the rest) and handing them all back
+ * idle. It counts with the manager's own counters, not the pool's state:
+ * workers not serving a connection are first taken by the connections
+ * reserved for a worker (the pool spawns for those that find none), and only
+ * what is still missing after those spawns is spawned here, so growing to the
+ * minimum never spawns past the maximum.
  */
 export const ensureMin = (env: ManagerState, running: Running): Effect.Effect<void> =>
   Effect.suspend(() => {
     const { busy, workers } = env.counters
-    const missing = Ref.getUnsafe(env.config).minWorkersCount - workers
+    const free = workers - busy
+    const spawnsForReserved = Math.max(0, env.reserved - free)
+    const missing = Ref.getUnsafe(env.config).minWorkersCount - workers - spawnsForReserved
     if (missing <= 0 || running.stopping) return Effect.void
-    const borrow = Math.max(0, workers - busy - env.reserved) + missing
+    // The borrowers queue behind the reserved connections in the pool.
+    const borrow = Math.max(0, free - env.reserved) + missing
     return Effect.scoped(
       Effect.forEach(Array.from({ length: borrow }), () => Pool.get(running.pool), {
         concurrency: "unbounded",

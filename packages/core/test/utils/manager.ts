@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, type ManagerConfig, PoolManager } from "../src/index.ts"
+import { Connection, type ManagerConfig, PoolManager } from "../../src/index.ts"
 
 const decoder = new TextDecoder()
 
