@@ -7,7 +7,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, type PoolManager } from "../src/index.ts"
+import { MemoryConnection, type PoolManager } from "../src/index.ts"
 import { connect, settle, started } from "./utils/manager.ts"
 
 /** Fails the test when a snapshot does not add up. */
@@ -25,7 +25,7 @@ describe("PoolManager stats at every instant", () => {
   it.effect("puts waiting for freshly spawned workers: busy and idle add up after every scheduler turn", () =>
     Effect.gen(function* () {
       const manager = yield* started({ maxWorkersCount: 0, minWorkersCount: 0 })
-      const connections = yield* Effect.forEach([1, 2, 3], () => Connection.makeMemory())
+      const connections = yield* Effect.forEach([1, 2, 3], () => MemoryConnection.make())
       const puts = yield* Effect.forEach(connections, ({ connection }) => Effect.forkChild(manager.put(connection)))
       for (let turn = 0; turn < 20; turn++) {
         const stats = yield* manager.stats
@@ -44,7 +44,7 @@ describe("PoolManager stats at every instant", () => {
   it.effect("with a minimum: the prespawned workers are lent, new ones reserved, never counted twice", () =>
     Effect.gen(function* () {
       const manager = yield* started({ maxWorkersCount: 8, minWorkersCount: 2 })
-      const connections = yield* Effect.forEach([1, 2, 3, 4, 5], () => Connection.makeMemory())
+      const connections = yield* Effect.forEach([1, 2, 3, 4, 5], () => MemoryConnection.make())
       const puts = yield* Effect.forEach(connections, ({ connection }) => Effect.forkChild(manager.put(connection)))
       for (let turn = 0; turn < 20; turn++) {
         assertConsistent(yield* manager.stats, `turn ${turn}`)
@@ -61,7 +61,7 @@ describe("PoolManager queue wait is interruptible", () => {
     Effect.gen(function* () {
       const manager = yield* started({ maxWorkersCount: 1, admissionPolicy: "queue", queueTimeout: "10 seconds" })
       const first = yield* connect(manager)
-      const late = yield* Connection.makeMemory()
+      const late = yield* MemoryConnection.make()
       const waiting = yield* Effect.forkChild(
         Effect.exit(manager.put(late.connection).pipe(Effect.timeout("100 millis")))
       )
@@ -91,8 +91,8 @@ describe("PoolManager queue wait is interruptible", () => {
     Effect.gen(function* () {
       const manager = yield* started({ maxWorkersCount: 1, admissionPolicy: "queue", queueTimeout: "1 hour" })
       const first = yield* connect(manager)
-      const a = yield* Connection.makeMemory()
-      const b = yield* Connection.makeMemory()
+      const a = yield* MemoryConnection.make()
+      const b = yield* MemoryConnection.make()
       const waitingA = yield* Effect.forkChild(manager.put(a.connection))
       yield* settle
       const waitingB = yield* Effect.forkChild(manager.put(b.connection))
@@ -115,7 +115,7 @@ describe("PoolManager queue wait is interruptible", () => {
     Effect.gen(function* () {
       for (const policy of ["reject", "queue"] as const) {
         const manager = yield* started({ maxWorkersCount: 0, admissionPolicy: policy })
-        const { client, connection } = yield* Connection.makeMemory()
+        const { client, connection } = yield* MemoryConnection.make()
         const putting = yield* Effect.forkChild(manager.put(connection), { startImmediately: true })
         yield* Fiber.interrupt(putting)
         const exit = yield* Fiber.await(putting)

@@ -16,7 +16,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Exit, type Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, type ManagerConfig, PoolManager } from "../src/index.ts"
+import { type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { echo, type Seen } from "./utils/manager.ts"
 
 const int = (maximum: number) => Schema.Int.check(Schema.isBetween({ minimum: 0, maximum }))
@@ -29,7 +29,7 @@ type Outcome = "pending" | "admitted" | "refused"
 
 interface Client {
   readonly id: number
-  readonly memory: Connection.MemoryClient
+  readonly memory: MemoryConnection.MemoryClient
   outcome: Outcome
   fiber: Fiber.Fiber<void, unknown> | undefined
   /** Messages sent while the connection was open, by its outcome at the end. */
@@ -94,7 +94,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
       // Generated numbers lean small (they shrink toward 0): spread them over the operations.
       const op = (n * 37 + b) % 100
       if (op < 22 || (op >= 80 && op < 86)) {
-        const memory = yield* Connection.makeMemory()
+        const memory = yield* MemoryConnection.make()
         const client: Client = {
           id: clients.length,
           memory: memory.client,

@@ -11,9 +11,10 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
-import { type Connection, concat, type ReadyEvent, setWriteTimeout } from "../Connection.ts"
+import type { Connection, ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
+import { concat } from "./bytes.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
@@ -53,7 +54,7 @@ export const serve = (
   // The deadline in milliseconds for reads and for the callback's writes (Go's
   // SetDeadline covers both), derived again only when the config changes.
   let deadline = deadlineMillis(config)
-  setWriteTimeout(connection, deadline)
+  transport.writeTimeoutMillis = deadline
   let served = 0
   let started = 0
   let pending: ((resumed: Effect.Effect<void>) => void) | undefined
@@ -124,7 +125,7 @@ export const serve = (
     if (current !== config) {
       config = current
       deadline = deadlineMillis(current)
-      setWriteTimeout(connection, deadline)
+      transport.writeTimeoutMillis = deadline
     }
     const first = transport.poll(config.bufferSize)
     if (first !== undefined) return frame(first)
