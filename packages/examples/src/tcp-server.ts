@@ -15,7 +15,7 @@
  * `poolCallback` directly.
  */
 import type { PoolManager } from "@pool-manager/core"
-import { NodeCli } from "@pool-manager/node"
+import { NodeCli, type NodeCliConfig } from "@pool-manager/node"
 import { Effect } from "effect"
 
 /**
@@ -34,7 +34,7 @@ export const poolCallback: PoolManager.Callback = (conn, _requestBody, requestBo
  *
  * @since 0.1.0
  */
-export const defaults: NodeCli.Defaults = {
+export const defaults: NodeCliConfig.Defaults = {
   debug: true,
   bufferSize: 5120,
   minWorkersCount: 5,

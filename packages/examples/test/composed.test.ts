@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { MemoryConnection } from "@pool-manager/core"
 import { Effect } from "effect"
 import { callback, Greeter } from "../src/composed.ts"
-import { request, startExample } from "./utils.ts"
+import { request, startExample } from "./utils/example.ts"
 
 const encoder = new TextEncoder()
 

@@ -4,7 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { connect, startExample } from "./utils.ts"
+import { connect, startExample } from "./utils/example.ts"
 
 describe("seed-style example", () => {
   it.live(

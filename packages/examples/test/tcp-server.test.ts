@@ -6,7 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { MemoryConnection } from "@pool-manager/core"
 import { Effect } from "effect"
 import { defaults, poolCallback } from "../src/tcp-server.ts"
-import { connect, request, startExample } from "./utils.ts"
+import { connect, request, startExample } from "./utils/example.ts"
 
 const encoder = new TextEncoder()
 

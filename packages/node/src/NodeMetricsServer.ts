@@ -23,7 +23,7 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
-import { ListenError } from "./NodeError.ts"
+import { ListenError } from "./NodeTcpServer.ts"
 
 /**
  * What `/healthz` reports: `healthy` selects 200 or 503, `detail` is the body.

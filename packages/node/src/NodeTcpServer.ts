@@ -25,9 +25,9 @@ import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as NodeConnection from "./NodeConnection.ts"
-import { ListenError } from "./NodeError.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -160,3 +160,26 @@ export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenErro
   make,
   Layer.effect(NodeTcpServer)
 )
+
+/**
+ * The server could not listen: the address is in use, not permitted, or
+ * invalid. `address` is what was asked for; `cause` is Node's error.
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
+  address: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const code = (this.cause as { code?: unknown } | undefined)?.code
+    const hint =
+      code === "EADDRINUSE"
+        ? ": the address is in use (pick another port, or 0 for any free one)"
+        : code === "EACCES"
+          ? ": permission denied (ports below 1024 need privileges)"
+          : ""
+    return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
+  }
+}
