@@ -219,19 +219,25 @@ export const make = <E, R>(
         state.admission.rejectWaiters()
         // Connections waiting for a message take what already arrived and
         // close; busy ones finish their message first. Bytes already in the
-        // kernel reach a socket only when the event loop polls for I/O: wake
-        // them after it polled once (a timer set from a timer fires a loop
-        // iteration later), so a request sent before the stop is served.
-        // The drain timeout runs meanwhile.
-        setTimeout(() => {
-          setTimeout(() => {
-            for (const served of running.connections) served.wake?.()
-          }, 0)
-        }, 0)
+        // kernel reach a socket only when the event loop polls for I/O, so
+        // the waiting ones are woken two scheduler turns later: each turn is
+        // a macrotask of Effect's scheduler (setImmediate on Node), and the
+        // event loop polls for I/O between two of them, so a request sent
+        // before the stop is served. Being scheduler turns, not time, they
+        // need no clock (under TestClock too). The drain timeout runs meanwhile.
+        const wakeWaiting = Effect.yieldNow.pipe(
+          Effect.andThen(Effect.yieldNow),
+          Effect.andThen(
+            Effect.sync(() => {
+              for (const served of running.connections) served.wake?.()
+            })
+          )
+        )
         if (running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
         const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
         const drained = Deferred.await(running.drained)
-        return debug("pool manager stopping", { busy: running.connections.size }).pipe(
+        return Effect.forkChild(wakeWaiting).pipe(
+          Effect.andThen(debug("pool manager stopping", { busy: running.connections.size })),
           Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
           Effect.andThen(() => {
             const fibers = Array.from(running.connections, (served) => served.fiber).filter(
