@@ -1,19 +1,21 @@
 /**
- * The pool manager: the spec's `Manager` as an Effect service.
+ * The pool manager: the Go original's `Manager` (SPEC.md, at the repository
+ * root) as an Effect service. This module is its face; the implementation is
+ * in `internal/manager.ts`, and ARCHITECTURE.md describes how it works.
  *
- * `make` creates a stopped manager (the spec's `CreateManager`); `start`
- * prespawns `minWorkersCount` workers and starts the idle-worker reaper;
- * `put` hands a connection to a free worker (the most recently idle first),
- * else to a new one while under `maxWorkersCount`, else fails with
- * "can't put, pool is busy" — it never waits; `setConfig` changes the
- * configuration while running; `stop` drains gracefully and can be followed by
- * `start` again. `layer` builds a started manager and stops it on release.
+ * `make` creates a stopped manager (the Go original's `CreateManager`);
+ * `start` prespawns `minWorkersCount` workers and starts the idle-worker
+ * reaper; `put` hands a connection to a free worker (the most recently idle
+ * first), else to a new one while under `maxWorkersCount`, else fails with
+ * "can't put, pool is busy" at once (or, under the `"queue"` policy, after
+ * waiting); `setConfig` changes the configuration while running; `stop`
+ * drains gracefully and can be followed by `start` again. `layer` builds a
+ * started manager and stops it on release.
  *
- * Design: the config lives in a `Ref`; a `Semaphore` sized to
- * `maxWorkersCount` admits connections (resized live); workers are items of a
- * scoped `Pool` (see `internal/workers.ts`), borrowed once per connection —
- * never per message; each connection is served by its own fiber running the
- * loop in `internal/serve.ts`.
+ * Design: the config lives in a `Ref`; admission caps the connections served
+ * at `maxWorkersCount` (live); workers are items of a scoped `Pool`, borrowed
+ * once per connection — never per message; each connection is served by its
+ * own fiber.
  *
  * @since 0.1.0
  */
@@ -33,7 +35,7 @@ import type {
 } from "./PoolError.ts"
 
 /**
- * The callback run for every message (the spec's
+ * The callback run for every message (the Go original's
  * `func(conn net.Conn, requestBody []byte, requestBodyLen int)`). A failure or
  * defect is logged and counted, and closes that connection only.
  *
@@ -147,7 +149,9 @@ export class PoolManager extends Context.Service<
     /**
      * Hands `conn` to a worker; returns once a worker owns it. Under the default
      * `"reject"` policy it never waits for capacity; under `"queue"` it waits up
-     * to `queueTimeout`. On failure the caller still owns `conn`.
+     * to `queueTimeout`, and the wait can be interrupted. The hand-over is
+     * atomic: when `put` fails or is interrupted, the pool has not touched
+     * `conn` and the caller still owns it.
      */
     readonly put: (conn: Connection) => Effect.Effect<void, PoolBusyError | NotRunningError | AddressLimitError>
     /** The current configuration. */
@@ -162,7 +166,7 @@ export class PoolManager extends Context.Service<
 >()("@pool-manager/core/PoolManager") {}
 
 /**
- * Creates a stopped manager (the spec's `CreateManager`). Closing the scope
+ * Creates a stopped manager (the Go original's `CreateManager`). Closing the scope
  * stops it gracefully.
  *
  * @category constructors

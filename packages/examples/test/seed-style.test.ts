@@ -1,5 +1,5 @@
 /**
- * The spec's example written like the Go code (`src/seed-style.ts`), started
+ * The Go original's example written like the Go code (`src/seed-style.ts`), started
  * as a child process on port 0.
  */
 import { assert, describe, it } from "@effect/vitest"

@@ -1,5 +1,5 @@
 /**
- * The spec's example server (`src/tcp-server.ts`): its callback, its
+ * The Go original's example server (`src/tcp-server.ts`): its callback, its
  * defaults, and the program itself started as a child process on port 0.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -22,7 +22,7 @@ describe("tcp-server example", () => {
     })
   )
 
-  it("uses the spec's configuration as its defaults", () => {
+  it("uses the Go original's configuration as its defaults", () => {
     assert.deepStrictEqual(defaults, {
       debug: true,
       bufferSize: 5120,

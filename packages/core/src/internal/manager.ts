@@ -35,7 +35,7 @@ import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Stats from "./stats.ts"
 import { ensureMin, makePool } from "./workers.ts"
 
-const isSyncCallback = (callback: Callback<unknown, unknown> | SyncCallback): callback is SyncCallback =>
+const isSyncCallback = (callback: Callback<any, any> | SyncCallback): callback is SyncCallback =>
   typeof callback === "object" && callback._tag === "SyncCallback"
 
 const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
@@ -45,9 +45,7 @@ export const make = <E, R>(
   callback: Callback<E, R> | SyncCallback
 ): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
-    const sync = isSyncCallback(callback as Callback<unknown, unknown> | SyncCallback)
-      ? (callback as SyncCallback).run
-      : undefined
+    const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = Counters.make()
     const state: ManagerState = {

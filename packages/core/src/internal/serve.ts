@@ -1,6 +1,6 @@
 /**
  * The loop a worker runs for the connection it owns: wait for bytes (with the
- * deadline, and wakeable by `stop`), frame one message by the spec's rule,
+ * deadline, and wakeable by `stop`), frame one message by the Go original's rule (SPEC.md),
  * hand it to the callback, repeat until the connection ends.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
@@ -99,7 +99,7 @@ export const serve = (
       : Effect.void
   }
 
-  // Frames one message starting with `first` (the spec's rule: keep reading
+  // Frames one message starting with `first` (the Go original's rule: keep reading
   // while each read filled bufferSize), but never waits for a continuation
   // that has not arrived: an exact multiple of bufferSize is delivered as is.
   const frame = (first: Uint8Array): Step => {
