@@ -95,9 +95,9 @@ export interface PoolStats {
   readonly running: boolean
   /** Workers alive now, busy or idle. */
   readonly workers: number
-  /** Connections being served now. */
+  /** Connections a worker owns now (counted from the moment the worker is lent). */
   readonly busy: number
-  /** Workers waiting for a connection now. */
+  /** Workers waiting for a connection now (not those just spawned for a connection that waits for them). */
   readonly idle: number
   /** Total connections admitted by `put`. */
   readonly accepted: number
