@@ -10,7 +10,7 @@
  * never ends what is already there, so the bound is what they shrink toward).
  * After every step: workers >= min while running, none after a stop. At the
  * end: every message sent on a connection whose put succeeded reached the
- * callback, and nothing was served on, nor was closed by the pool, a
+ * callback and was answered, and nothing was served on, nor was closed by the pool, a
  * connection whose put failed or was interrupted.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -31,6 +31,8 @@ interface Client {
   readonly id: number
   readonly memory: MemoryConnection.MemoryClient
   outcome: Outcome
+  /** Whether the client closed its sending side (later sends are dropped, as on a socket). */
+  ended: boolean
   fiber: Fiber.Fiber<void, unknown> | undefined
   /** Messages sent while the connection was open, by its outcome at the end. */
   readonly sent: Array<string>
@@ -99,6 +101,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
           id: clients.length,
           memory: memory.client,
           outcome: "pending",
+          ended: false,
           fiber: undefined,
           sent: []
         }
@@ -122,7 +125,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
         }
       } else if (op < 47) {
         const client = pick(clients, a)
-        if (client !== undefined && !(yield* client.memory.isClosed)) {
+        if (client !== undefined && !client.ended && !(yield* client.memory.isClosed)) {
           const message = `c${client.id}m${client.sent.length}`
           client.sent.push(message)
           yield* client.memory.send(message)
@@ -132,6 +135,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
         const client = pick(clients, a)
         if (client !== undefined) {
           yield* client.memory.end
+          client.ended = true
           trace.push(`end(c${client.id})`)
         }
       } else if (op < 63) {
@@ -150,7 +154,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
         if (running) {
           // Sometimes bytes arrive just before the stop, with no chance to be read first.
           const client = pick(clients, a)
-          if (client !== undefined && b % 2 === 0 && !(yield* client.memory.isClosed)) {
+          if (client !== undefined && b % 2 === 0 && !client.ended && !(yield* client.memory.isClosed)) {
             const message = `c${client.id}m${client.sent.length}`
             client.sent.push(message)
             yield* client.memory.send(message)
@@ -199,7 +203,17 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
     for (const client of clients) {
       assert.notStrictEqual(client.outcome, "pending", `c${client.id} still pending after stop`)
       if (client.outcome === "admitted") {
-        for (const message of client.sent) assert.isTrue(served.has(message), `${message} lost ${where()}`)
+        // Every connection is closed by now: take all the replies it got.
+        let replies = ""
+        while (true) {
+          const reply = yield* Effect.exit(client.memory.receiveText)
+          if (Exit.isFailure(reply)) break
+          replies += reply.value
+        }
+        for (const message of client.sent) {
+          assert.isTrue(served.has(message), `${message} lost ${where()}`)
+          assert.include(replies, `OK:${message}`, `${message} not answered ${where()}`)
+        }
       } else {
         for (const message of client.sent)
           assert.isFalse(served.has(message), `${message} served after a failed put ${where()}`)
