@@ -78,8 +78,9 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
     // Lets every fiber that can run do so, checking the invariants at every turn.
     const settle = Effect.gen(function* () {
       for (let turn = 0; turn < 12; turn++) {
-        yield* TestClock.adjust(0)
         yield* Effect.yieldNow
+        yield* check
+        yield* TestClock.adjust(0)
         yield* check
       }
       for (const client of clients) {
@@ -108,6 +109,8 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
         clients.push(client)
         client.fiber = yield* Effect.forkChild(manager.put(memory.connection), { startImmediately: true })
         trace.push(`put(c${client.id})`)
+        // The put ran as far as it could without waiting: the numbers must add up already.
+        yield* check
         const exit = client.fiber.pollUnsafe()
         if (exit !== undefined && Exit.isFailure(exit) && running && config.admissionPolicy === "reject") {
           const stats = yield* manager.stats
