@@ -5,14 +5,17 @@
  * when it is exhausted, while this manager's min and max change live and
  * `put` must never wait. So the pool is built with no minimum and no maximum
  * and three things sit around it:
- * - admission: a `Semaphore` sized to `maxWorkersCount` is taken before
- *   `Pool.get`, so `get` only ever reuses an idle worker or spawns one;
+ * - admission (`admission.ts`): a connection holds one of `maxWorkersCount`
+ *   slots before it borrows a worker, so borrowing only ever reuses an idle
+ *   worker or spawns one;
  * - the minimum: `ensureMin` borrows enough workers at once to make the pool
  *   grow to `minWorkersCount`, then hands them back idle (at start, and when
  *   `setConfig` raises it);
  * - retirement: the pool's strategy runs a reaper that reads the live config,
  *   and retires workers idle for `idleWorkerTimeout`, oldest first, never
- *   going below `minWorkersCount` and never touching a busy one.
+ *   going below `minWorkersCount` and never touching a busy one. The strategy
+ *   is the only code that reads the pool's own state; everything else counts
+ *   with the manager's counters.
  * The pool returns released workers to the front of its idle list, so `put`
  * reuses the most recently idle worker first.
  */
