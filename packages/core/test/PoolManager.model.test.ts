@@ -10,8 +10,11 @@
  * never ends what is already there, so the bound is what they shrink toward).
  * After every step: workers >= min while running, none after a stop. At the
  * end: every message sent on a connection whose put succeeded reached the
- * callback and was answered, and nothing was served on, nor was closed by the pool, a
- * connection whose put failed or was interrupted.
+ * callback and was answered, and nothing was served on, nor was closed by the
+ * pool, a connection whose put failed or was interrupted.
+ *
+ * The seed is fixed so that `npm test` is repeatable; `POOL_MODEL_SEED=n`
+ * explores another sequence of runs, and a failure prints a replay token.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Exit, type Fiber, Schema } from "effect"
