@@ -29,16 +29,16 @@ const buildDir = join(benchDir, "build")
 const serverSources: Record<string, string> = {
   raw: join(benchDir, "servers", "raw.ts"),
   pool: join(benchDir, "servers", "pool.ts"),
-  effect: join(benchDir, "servers", "effect-socket.ts"),
-  pool2: join(benchDir, "servers", "pool-cluster.ts"),
-  poolsync: join(benchDir, "servers", "pool-sync.ts")
+  "effect-socket": join(benchDir, "servers", "effect-socket.ts"),
+  "pool-cluster": join(benchDir, "servers", "pool-cluster.ts"),
+  "pool-sync": join(benchDir, "servers", "pool-sync.ts")
 }
 const serverFiles: Record<string, string> = {
   raw: join(buildDir, "raw.js"),
   pool: join(buildDir, "pool.js"),
-  effect: join(buildDir, "effect-socket.js"),
-  pool2: join(buildDir, "pool-cluster.js"),
-  poolsync: join(buildDir, "pool-sync.js")
+  "effect-socket": join(buildDir, "effect-socket.js"),
+  "pool-cluster": join(buildDir, "pool-cluster.js"),
+  "pool-sync": join(buildDir, "pool-sync.js")
 }
 
 const usage = `usage: node bench/run.ts [options]
@@ -48,13 +48,14 @@ const usage = `usage: node bench/run.ts [options]
   --connections N   connections of the persistent workload (default 50; --quick: 20)
   --concurrency N   connects in flight in the connect workload (default 50; --quick: 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
-  --servers LIST    comma-separated, from raw,pool,poolsync,effect,pool2 (default: raw,pool,poolsync,effect;
-                    poolsync is the pool server with a PoolManager.syncCallback; pool2 is the pool server in
-                    2 processes with node:cluster)
+  --servers LIST    comma-separated, from raw,pool,pool-sync,effect-socket,pool-cluster (each the name of its
+                    file in bench/servers/; default: raw,pool,pool-sync,effect-socket; pool-sync is the pool
+                    server with a PoolManager.syncCallback; pool-cluster is the pool server in 2 processes
+                    with node:cluster)
   --workloads LIST  comma-separated, from persistent,connect,many (default: all)
   --node-flags=F    space-separated Node/V8 flags given to every server alike, e.g.
                     --node-flags=--max-semi-space-size=16 (default: none)
-  --pin             run each server on CPU 1 and the client on CPU 0 (taskset; pool2 is not pinned):
+  --pin             run each server on CPU 1 and the client on CPU 0 (taskset; pool-cluster is not pinned):
                     steadier ratios on a shared machine, at the cost of the server's GC threads sharing its CPU
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short; exits 1 if a server fails or a workload completes nothing`
@@ -97,7 +98,7 @@ const config = {
   // Every server gets the same flags, so ratios stay like for like.
   nodeFlags: (opts["node-flags"] ?? "").split(" ").filter((flag) => flag !== "")
 }
-const servers = (opts.servers ?? "raw,pool,poolsync,effect").split(",").filter((name) => {
+const servers = (opts.servers ?? "raw,pool,pool-sync,effect-socket").split(",").filter((name) => {
   const file = serverSources[name]
   if (file === undefined) throw new Error(`unknown server: ${name}\n${usage}`)
   // Without --servers, skip a server whose program is not written yet.
@@ -248,7 +249,7 @@ interface RunningServer {
 
 // With --pin: the server on CPU 1, the client on CPU 0 (a clustered server needs both, so it is left alone).
 const pinned = (cpu: number, name: string): Array<string> =>
-  opts.pin && name !== "pool2" ? ["taskset", "-c", String(cpu)] : []
+  opts.pin && name !== "pool-cluster" ? ["taskset", "-c", String(cpu)] : []
 if (opts.pin && (Os.availableParallelism() < 2 || !existsSync("/usr/bin/taskset"))) {
   throw new Error("--pin needs 2 CPUs and taskset (/usr/bin/taskset)")
 }
@@ -577,7 +578,7 @@ const summary = summarize(measurements)
 console.log(`
 node ${meta.node} | CPU ${meta.cpu} | ${meta.cores} cores
 command: ${meta.command}
-${config.duration} s per measurement after ${config.warmup} s warmup; ${config.rounds} round(s), servers alternating in a rotated order each round.${opts.pin ? "\nPinned: each server on CPU 1 (pool2 not pinned), the client on CPU 0." : ""}
+${config.duration} s per measurement after ${config.warmup} s warmup; ${config.rounds} round(s), servers alternating in a rotated order each round.${opts.pin ? "\nPinned: each server on CPU 1 (pool-cluster not pinned), the client on CPU 0." : ""}
 Each server is started fresh for every measurement. Values are the median over the rounds (each column separately);
 errors are the total over the rounds. Server RSS is the peak VmRSS during the measurement window (for "many": while
 holding all ${config.many} connections). CPU % is of one core (a Node server can pass 100% with its GC and libuv

@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Puppeteer from "puppeteer-core"
-import { bin, spawnNode } from "../packages/node/test/cliProcess.ts"
+import { bin, spawnNode } from "../packages/node/test/utils/cliProcess.ts"
 
 // The part of the DOM the page functions below use (they run in the browser; the project's lib has no DOM).
 declare const document: { querySelector(selector: string): { readonly textContent: string | null } | null }

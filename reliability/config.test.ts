@@ -3,7 +3,7 @@
  * a clear error naming the field; a live `setConfig` keeps the old config.
  * The API in-process (`PoolManager.make`), the CLI as a child process.
  */
-import { Connection, ManagerConfig, PoolManager } from "@pool-manager/core"
+import { ManagerConfig, MemoryConnection, PoolManager } from "@pool-manager/core"
 import { Effect, Exit } from "effect"
 import { afterEach, describe, expect, it } from "vitest"
 import { cliBin, killAll, report, spawnNode } from "./harness.ts"
@@ -80,7 +80,7 @@ describe("invalid configuration", () => {
             rejected[show(input)] = error!.message
           }
           // Still running, with the old limits.
-          const { client, connection } = yield* Connection.makeMemory()
+          const { client, connection } = yield* MemoryConnection.make()
           yield* manager.put(connection)
           yield* client.send("HI!")
           expect(yield* client.receiveText).toBe("OK")

@@ -24,7 +24,7 @@
 import * as Fs from "node:fs"
 import { parseArgs } from "node:util"
 import { type ManagerConfig, PoolManager } from "@pool-manager/core"
-import { NodeCli, NodeTcpServer } from "@pool-manager/node"
+import { NodeCli, NodeCliConfig, NodeTcpServer } from "@pool-manager/node"
 import { Context, Duration, Effect, Layer, Schedule } from "effect"
 
 const { values } = parseArgs({
@@ -94,7 +94,7 @@ const program = Effect.gen(function* () {
   const started = Context.get(context, PoolManager.PoolManager)
   manager = started
   const server = Context.get(context, NodeTcpServer.NodeTcpServer)
-  yield* Effect.log(NodeCli.listeningLine("reliability-server", server.address, yield* started.config))
+  yield* Effect.log(NodeCliConfig.listeningLine("reliability-server", server.address, yield* started.config))
   if (statsInterval > 0) {
     yield* Effect.forkScoped(
       Effect.repeat(printStats("stats", started), Schedule.spaced(Duration.millis(statsInterval)))

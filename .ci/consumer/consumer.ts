@@ -7,7 +7,7 @@
  * when every check below held.
  */
 import * as Net from "node:net"
-import { Connection, ManagerConfig, type PoolError, PoolManager } from "@pool-manager/core"
+import { type Connection, ManagerConfig, MemoryConnection, type PoolError, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeConnection, NodeTcpServer } from "@pool-manager/node"
 import { Effect, Layer } from "effect"
 
@@ -35,15 +35,16 @@ const request = (port: number, message: string): Effect.Effect<string, Error> =>
 
 const okCallback: PoolManager.Callback = (conn, _body, len) => Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
 
-// PoolManager.make, Connection.makeMemory and PoolError tags through Effect.catchTag.
+// PoolManager.make, MemoryConnection.make (a Connection.Connection) and PoolError tags through Effect.catchTag.
 const inMemory = Effect.gen(function* () {
   const manager = yield* PoolManager.make({ maxWorkersCount: 1 }, okCallback)
   yield* manager.start
-  const first = yield* Connection.makeMemory()
-  yield* manager.put(first.connection)
+  const first = yield* MemoryConnection.make()
+  const connection: Connection.Connection = first.connection
+  yield* manager.put(connection)
   yield* first.client.send("HI!")
   yield* check("an in-memory connection is answered OK", (yield* first.client.receiveText) === "OK")
-  const second = yield* Connection.makeMemory()
+  const second = yield* MemoryConnection.make()
   const refused = yield* manager.put(second.connection).pipe(
     Effect.as("admitted"),
     Effect.catchTag("PoolBusyError", (error: PoolError.PoolBusyError) => Effect.succeed(error._tag))

@@ -1,10 +1,12 @@
 /**
- * The configuration of a pool manager: the spec's `ManagerConfig` (debug,
- * bufferSize, min/max workers, clientsDeadline) plus the limits a server on an
- * open port needs (idle worker timeout, message size limit, drain timeout).
+ * The configuration of a pool manager: the Go original's `ManagerConfig`
+ * (debug, bufferSize, min/max workers, clientsDeadline; see SPEC.md) plus the
+ * limits a server on an open port needs (idle worker timeout, message size
+ * limit, drain timeout, admission policy, per-address and per-connection
+ * limits).
  *
  * Inputs are validated with Schema; every field is optional, and as in the
- * spec, `0` for `bufferSize` or `clientsDeadline` means "the default".
+ * Go original, `0` for `bufferSize` or `clientsDeadline` means "the default".
  *
  * @since 0.1.0
  */
@@ -15,105 +17,6 @@ import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
 import { ConfigError } from "./PoolError.ts"
-
-/**
- * A validated configuration, with every default applied.
- *
- * @category models
- * @since 0.1.0
- */
-export interface ManagerConfig {
-  /** Log the spec's events (put, spawn, reap, stop) at Debug level. */
-  readonly debug: boolean
-  /** Largest chunk read from a connection at once, in bytes; also the framing unit. */
-  readonly bufferSize: number
-  /** Workers kept alive while running, even when idle. */
-  readonly minWorkersCount: number
-  /** Most connections served at once; `0` means unlimited. */
-  readonly maxWorkersCount: number
-  /**
-   * How long a connection may stay silent while a message is awaited before it
-   * is closed; also how long a reply's write may make no progress (a client
-   * not reading) before it fails and the connection is dropped.
-   */
-  readonly clientsDeadline: Duration.Duration
-  /** How long a worker above `minWorkersCount` may stay idle before it is retired. */
-  readonly idleWorkerTimeout: Duration.Duration
-  /** Largest message accepted; a longer one closes its connection. */
-  readonly maxMessageBytes: number
-  /** How long `stop` waits for busy workers before interrupting them. */
-  readonly drainTimeout: Duration.Duration
-  /**
-   * What `put` does when every worker is busy at `maxWorkersCount`: `"reject"`
-   * fails at once (the spec's behaviour); `"queue"` waits up to `queueTimeout`
-   * for a worker, with at most `queueSize` connections waiting.
-   */
-  readonly admissionPolicy: AdmissionPolicy
-  /** Most connections waiting for a worker under the `"queue"` policy. */
-  readonly queueSize: number
-  /** Longest wait for a worker under the `"queue"` policy. */
-  readonly queueTimeout: Duration.Duration
-  /** Most connections admitted or waiting from one client address; `0` means no limit. */
-  readonly maxConnectionsPerAddress: number
-  /** Messages served on one connection before it is closed; `0` means no limit. */
-  readonly maxMessagesPerConnection: number
-}
-
-/**
- * How `put` treats a connection when the pool is at `maxWorkersCount`.
- *
- * @category models
- * @since 0.1.0
- */
-export type AdmissionPolicy = "reject" | "queue"
-
-/**
- * What `make`, `layer` and `setConfig` accept. Durations take any
- * `Duration.Input` ("3 seconds", a number of milliseconds, a `Duration`).
- *
- * @category models
- * @since 0.1.0
- */
-export interface Input {
-  readonly debug?: boolean | undefined
-  readonly bufferSize?: number | undefined
-  readonly minWorkersCount?: number | undefined
-  readonly maxWorkersCount?: number | undefined
-  readonly clientsDeadline?: Duration.Input | undefined
-  readonly idleWorkerTimeout?: Duration.Input | undefined
-  readonly maxMessageBytes?: number | undefined
-  readonly drainTimeout?: Duration.Input | undefined
-  readonly admissionPolicy?: AdmissionPolicy | undefined
-  readonly queueSize?: number | undefined
-  readonly queueTimeout?: Duration.Input | undefined
-  readonly maxConnectionsPerAddress?: number | undefined
-  readonly maxMessagesPerConnection?: number | undefined
-}
-
-/**
- * The defaults: the spec's (5120-byte buffer, 3 second deadline, no minimum,
- * no maximum, reject when busy) and this library's (2 second idle worker
- * timeout, 1 MiB messages, 30 second drain; when queueing, 100 waiting for at
- * most 1 second; no per-address or per-connection limits).
- *
- * @category constants
- * @since 0.1.0
- */
-export const defaults: ManagerConfig = {
-  debug: false,
-  bufferSize: 5120,
-  minWorkersCount: 0,
-  maxWorkersCount: 0,
-  clientsDeadline: Duration.seconds(3),
-  idleWorkerTimeout: Duration.seconds(2),
-  maxMessageBytes: 1024 * 1024,
-  drainTimeout: Duration.seconds(30),
-  admissionPolicy: "reject",
-  queueSize: 100,
-  queueTimeout: Duration.seconds(1),
-  maxConnectionsPerAddress: 0,
-  maxMessagesPerConnection: 0
-}
 
 const Count = Schema.Finite.check(
   Schema.isInt({ message: "expected a whole number" }),
@@ -133,25 +36,118 @@ const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromSt
   Schema.makeFilter((d) => !Duration.isNegative(d) || "expected a duration >= 0")
 )
 
-const InputSchema = Schema.Struct({
-  debug: Schema.optional(Schema.Boolean),
-  bufferSize: Schema.optional(Count),
-  minWorkersCount: Schema.optional(Count),
-  maxWorkersCount: Schema.optional(Count),
-  clientsDeadline: Schema.optional(NonNegativeDuration),
-  idleWorkerTimeout: Schema.optional(NonNegativeDuration),
-  maxMessageBytes: Schema.optional(Size),
-  drainTimeout: Schema.optional(NonNegativeDuration),
-  admissionPolicy: Schema.optional(Schema.Literals(["reject", "queue"])),
-  queueSize: Schema.optional(Count),
-  queueTimeout: Schema.optional(NonNegativeDuration),
-  maxConnectionsPerAddress: Schema.optional(Count),
-  maxMessagesPerConnection: Schema.optional(Count)
-})
+const Policy = Schema.Literals(["reject", "queue"])
+
+/**
+ * How `put` treats a connection when the pool is at `maxWorkersCount`.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type AdmissionPolicy = typeof Policy.Type
+
+/** A field of the configuration: how an input value is validated, and its default. */
+interface Field<S extends Schema.Top> {
+  readonly schema: S
+  readonly fallback: S["Type"]
+}
+
+const field = <S extends Schema.Top>(schema: S, fallback: S["Type"]): Field<S> => ({ schema, fallback })
+
+/**
+ * The fields of the configuration, written once: their documentation, their
+ * validation and their default. `ManagerConfig`, `Input`, `defaults`, the
+ * input schema, `make` and `toJson` are all derived from this table.
+ */
+const fields = {
+  /** Log the Go original's events (put, spawn, reap, stop) at Debug level. */
+  debug: field(Schema.Boolean, false),
+  /** Largest chunk read from a connection at once, in bytes; also the framing unit (`0` in an input: the default). */
+  bufferSize: field(Count, 5120),
+  /** Workers kept alive while running, even when idle. */
+  minWorkersCount: field(Count, 0),
+  /** Most connections served at once; `0` means unlimited. */
+  maxWorkersCount: field(Count, 0),
+  /**
+   * How long a connection may stay silent while a message is awaited before it
+   * is closed; also how long a reply's write may make no progress (a client
+   * not reading) before it fails and the connection is dropped (`0` in an
+   * input: the default).
+   */
+  clientsDeadline: field(NonNegativeDuration, Duration.seconds(3)),
+  /** How long a worker above `minWorkersCount` may stay idle before it is retired. */
+  idleWorkerTimeout: field(NonNegativeDuration, Duration.seconds(2)),
+  /** Largest message accepted; a longer one closes its connection. */
+  maxMessageBytes: field(Size, 1024 * 1024),
+  /** How long `stop` waits for busy workers before interrupting them. */
+  drainTimeout: field(NonNegativeDuration, Duration.seconds(30)),
+  /**
+   * What `put` does when every worker is busy at `maxWorkersCount`: `"reject"`
+   * fails at once (the Go original's behaviour); `"queue"` waits up to
+   * `queueTimeout` for a worker, with at most `queueSize` connections waiting.
+   */
+  admissionPolicy: field(Policy, "reject"),
+  /** Most connections waiting for a worker under the `"queue"` policy. */
+  queueSize: field(Count, 100),
+  /** Longest wait for a worker under the `"queue"` policy. */
+  queueTimeout: field(NonNegativeDuration, Duration.seconds(1)),
+  /** Most connections admitted or waiting from one client address; `0` means no limit. */
+  maxConnectionsPerAddress: field(Count, 0),
+  /** Messages served on one connection before it is closed; `0` means no limit. */
+  maxMessagesPerConnection: field(Count, 0)
+}
+
+type Fields = typeof fields
+
+/** Fields where `0` in an input selects the default, as in the Go original. */
+const zeroMeansDefault: ReadonlySet<keyof Fields> = new Set(["bufferSize", "clientsDeadline"])
+
+const keys = Object.keys(fields) as ReadonlyArray<keyof Fields>
+
+/**
+ * A validated configuration, with every default applied.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type ManagerConfig = { readonly [K in keyof Fields]: Fields[K]["fallback"] }
+
+/**
+ * What `make`, `layer` and `setConfig` accept: any subset of the fields.
+ * Durations take any `Duration.Input` ("3 seconds", a number of milliseconds,
+ * a `Duration`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Input = {
+  readonly [K in keyof Fields]?:
+    | (Fields[K]["fallback"] extends Duration.Duration ? Duration.Input : Fields[K]["fallback"])
+    | undefined
+}
+
+/**
+ * The defaults: the Go original's (5120-byte buffer, 3 second deadline, no
+ * minimum, no maximum, reject when busy) and this library's (2 second idle
+ * worker timeout, 1 MiB messages, 30 second drain; when queueing, 100 waiting
+ * for at most 1 second; no per-address or per-connection limits).
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const defaults: ManagerConfig = Object.fromEntries(
+  keys.map((key) => [key, fields[key].fallback])
+) as ManagerConfig
+
+const InputSchema = Schema.Struct(
+  Object.fromEntries(keys.map((key) => [key, Schema.optional(fields[key].schema)])) as {
+    readonly [K in keyof Fields]: Schema.optional<Fields[K]["schema"]>
+  }
+)
 
 const decodeInput = Schema.decodeUnknownEffect(InputSchema)
 const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
-const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout", "queueTimeout"] as const
+const durationFields = keys.filter((key) => Duration.isDuration(defaults[key]))
 
 const show = (value: unknown): string => {
   if (Duration.isDuration(value)) return Duration.format(value)
@@ -252,24 +248,13 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
     }).pipe(
       Effect.mapError((error) => toConfigError(input, error.issue)),
       Effect.flatMap((decoded) => {
-        const config: ManagerConfig = {
-          debug: decoded.debug ?? base.debug,
-          bufferSize: decoded.bufferSize === 0 ? defaults.bufferSize : (decoded.bufferSize ?? base.bufferSize),
-          minWorkersCount: decoded.minWorkersCount ?? base.minWorkersCount,
-          maxWorkersCount: decoded.maxWorkersCount ?? base.maxWorkersCount,
-          clientsDeadline:
-            decoded.clientsDeadline !== undefined && Duration.isZero(decoded.clientsDeadline)
-              ? defaults.clientsDeadline
-              : (decoded.clientsDeadline ?? base.clientsDeadline),
-          idleWorkerTimeout: decoded.idleWorkerTimeout ?? base.idleWorkerTimeout,
-          maxMessageBytes: decoded.maxMessageBytes ?? base.maxMessageBytes,
-          drainTimeout: decoded.drainTimeout ?? base.drainTimeout,
-          admissionPolicy: decoded.admissionPolicy ?? base.admissionPolicy,
-          queueSize: decoded.queueSize ?? base.queueSize,
-          queueTimeout: decoded.queueTimeout ?? base.queueTimeout,
-          maxConnectionsPerAddress: decoded.maxConnectionsPerAddress ?? base.maxConnectionsPerAddress,
-          maxMessagesPerConnection: decoded.maxMessagesPerConnection ?? base.maxMessagesPerConnection
+        const merged: Record<string, unknown> = {}
+        for (const key of keys) {
+          const value = decoded[key]
+          const isZero = value === 0 || (Duration.isDuration(value) && Duration.isZero(value))
+          merged[key] = value === undefined ? base[key] : isZero && zeroMeansDefault.has(key) ? defaults[key] : value
         }
+        const config = merged as ManagerConfig
         const error = relationError(config)
         return error === undefined ? Effect.succeed(config) : Effect.fail(error)
       })
@@ -283,18 +268,10 @@ export const make = (input: Input = {}, base: ManagerConfig = defaults): Effect.
  * @category conversions
  * @since 0.1.0
  */
-export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, number | boolean | string> => ({
-  debug: config.debug,
-  bufferSize: config.bufferSize,
-  minWorkersCount: config.minWorkersCount,
-  maxWorkersCount: config.maxWorkersCount,
-  clientsDeadline: Duration.toMillis(config.clientsDeadline),
-  idleWorkerTimeout: Duration.toMillis(config.idleWorkerTimeout),
-  maxMessageBytes: config.maxMessageBytes,
-  drainTimeout: Duration.toMillis(config.drainTimeout),
-  admissionPolicy: config.admissionPolicy,
-  queueSize: config.queueSize,
-  queueTimeout: Duration.toMillis(config.queueTimeout),
-  maxConnectionsPerAddress: config.maxConnectionsPerAddress,
-  maxMessagesPerConnection: config.maxMessagesPerConnection
-})
+export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, number | boolean | string> =>
+  Object.fromEntries(
+    keys.map((key) => {
+      const value = config[key]
+      return [key, Duration.isDuration(value) ? Duration.toMillis(value) : value]
+    })
+  ) as Record<keyof ManagerConfig, number | boolean | string>

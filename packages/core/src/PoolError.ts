@@ -25,7 +25,7 @@ export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError"
 }
 
 /**
- * `start` was called on a manager that is already running (the spec's
+ * `start` was called on a manager that is already running (the Go original's
  * "already running" error). Call `stop` first to restart it.
  *
  * @category errors
@@ -52,7 +52,7 @@ export class NotRunningError extends Schema.TaggedError<NotRunningError>()("NotR
 
 /**
  * Every worker is busy and the pool is at `maxWorkersCount`. The caller still
- * owns the connection; the spec's server answers `ERROR_SERVER_BUSY` and closes it.
+ * owns the connection; the Go original's example server answers `ERROR_SERVER_BUSY` and closes it.
  *
  * @example
  * ```ts

@@ -1,52 +1,41 @@
 /**
- * The pool manager: the spec's `Manager` as an Effect service.
+ * The pool manager: the Go original's `Manager` (SPEC.md, at the repository
+ * root) as an Effect service. This module is its face; the implementation is
+ * in `internal/manager.ts`, and ARCHITECTURE.md describes how it works.
  *
- * `make` creates a stopped manager (the spec's `CreateManager`); `start`
- * prespawns `minWorkersCount` workers and starts the idle-worker reaper;
- * `put` hands a connection to a free worker (the most recently idle first),
- * else to a new one while under `maxWorkersCount`, else fails with
- * "can't put, pool is busy" — it never waits; `setConfig` changes the
- * configuration while running; `stop` drains gracefully and can be followed by
- * `start` again. `layer` builds a started manager and stops it on release.
+ * `make` creates a stopped manager (the Go original's `CreateManager`);
+ * `start` prespawns `minWorkersCount` workers and starts the idle-worker
+ * reaper; `put` hands a connection to a free worker (the most recently idle
+ * first), else to a new one while under `maxWorkersCount`, else fails with
+ * "can't put, pool is busy" at once (or, under the `"queue"` policy, after
+ * waiting); `setConfig` changes the configuration while running; `stop`
+ * drains gracefully and can be followed by `start` again. `layer` builds a
+ * started manager and stops it on release.
  *
- * Design: the config lives in a `Ref`; a `Semaphore` sized to
- * `maxWorkersCount` admits connections (resized live); workers are items of a
- * scoped `Pool` (see `internal/workers.ts`), borrowed once per connection —
- * never per message; each connection is served by its own fiber running the
- * loop in `internal/serve.ts`.
+ * Design: the config lives in a `Ref`; admission caps the connections served
+ * at `maxWorkersCount` (live); workers are items of a scoped `Pool`, borrowed
+ * once per connection — never per message; each connection is served by its
+ * own fiber.
  *
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Pool from "effect/Pool"
-import * as Ref from "effect/Ref"
-import * as Scope from "effect/Scope"
-import * as Semaphore from "effect/Semaphore"
+import type * as Scope from "effect/Scope"
 import type { Connection } from "./Connection.ts"
-import type { AdmissionError } from "./internal/admission.ts"
-import * as Admission from "./internal/admission.ts"
-import { withoutStack } from "./internal/errors.ts"
-import * as Metrics from "./internal/metrics.ts"
-import { serve } from "./internal/serve.ts"
-import { type Env, makeCounters, type Run, type Session } from "./internal/state.ts"
-import { ensureMin, idleCount, makePool } from "./internal/workers.ts"
-import * as ManagerConfig from "./ManagerConfig.ts"
-import {
-  type AddressLimitError,
+import * as internal from "./internal/manager.ts"
+import type * as ManagerConfig from "./ManagerConfig.ts"
+import type {
+  AddressLimitError,
   AlreadyRunningError,
-  type ConfigError,
+  ConfigError,
   NotRunningError,
-  type PoolBusyError
+  PoolBusyError
 } from "./PoolError.ts"
 
 /**
- * The callback run for every message (the spec's
+ * The callback run for every message (the Go original's
  * `func(conn net.Conn, requestBody []byte, requestBodyLen int)`). A failure or
  * defect is logged and counted, and closes that connection only.
  *
@@ -101,9 +90,6 @@ export interface SyncCallback {
  */
 export const syncCallback = (run: SyncCallback["run"]): SyncCallback => ({ _tag: "SyncCallback", run })
 
-const isSyncCallback = (callback: Callback<unknown, unknown> | SyncCallback): callback is SyncCallback =>
-  typeof callback === "object" && callback._tag === "SyncCallback"
-
 /**
  * A snapshot of the manager. Counts marked "total" are since `make`.
  *
@@ -115,9 +101,9 @@ export interface PoolStats {
   readonly running: boolean
   /** Workers alive now, busy or idle. */
   readonly workers: number
-  /** Connections being served now. */
+  /** Connections a worker owns now (counted from the moment the worker is lent). */
   readonly busy: number
-  /** Workers waiting for a connection now. */
+  /** Workers waiting for a connection now (not those just spawned for a connection that waits for them). */
   readonly idle: number
   /** Total connections admitted by `put`. */
   readonly accepted: number
@@ -169,7 +155,9 @@ export class PoolManager extends Context.Service<
     /**
      * Hands `conn` to a worker; returns once a worker owns it. Under the default
      * `"reject"` policy it never waits for capacity; under `"queue"` it waits up
-     * to `queueTimeout`. On failure the caller still owns `conn`.
+     * to `queueTimeout`, and the wait can be interrupted. The hand-over is
+     * atomic: when `put` fails or is interrupted, the pool has not touched
+     * `conn` and the caller still owns it.
      */
     readonly put: (conn: Connection) => Effect.Effect<void, PoolBusyError | NotRunningError | AddressLimitError>
     /** The current configuration. */
@@ -184,12 +172,12 @@ export class PoolManager extends Context.Service<
 >()("@pool-manager/core/PoolManager") {}
 
 /**
- * Creates a stopped manager (the spec's `CreateManager`). Closing the scope
+ * Creates a stopped manager (the Go original's `CreateManager`). Closing the scope
  * stops it gracefully.
  *
  * @example
  * ```ts
- * import { Connection, PoolManager } from "@pool-manager/core"
+ * import { MemoryConnection, PoolManager } from "@pool-manager/core"
  * import { Effect } from "effect"
  *
  * const program = Effect.gen(function* () {
@@ -199,7 +187,7 @@ export class PoolManager extends Context.Service<
  *   yield* manager.start
  *   // An in-memory connection and its client side; NodeConnection.make gives
  *   // the same Connection for a node:net socket.
- *   const { client, connection } = yield* Connection.makeMemory()
+ *   const { client, connection } = yield* MemoryConnection.make()
  *   yield* manager
  *     .put(connection)
  *     .pipe(Effect.catchTag("PoolBusyError", () => Effect.orDie(connection.write("ERROR_SERVER_BUSY"))))
@@ -215,230 +203,11 @@ export class PoolManager extends Context.Service<
  * @category constructors
  * @since 0.1.0
  */
-export const make = <E = never, R = never>(
+export const make: <E = never, R = never>(
   config: ManagerConfig.Input,
   callback: Callback<E, R> | SyncCallback
-): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
-  Effect.gen(function* () {
-    const sync = isSyncCallback(callback) ? callback.run : undefined
-    const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
-    const counters = makeCounters()
-    const env: Env = {
-      config: configRef,
-      counters,
-      admission: yield* Admission.make(configRef, counters),
-      callback:
-        sync === undefined
-          ? (callback as Callback<unknown, unknown>)
-          : (conn, body, len) => {
-              sync(conn, body, len)
-              return Effect.void
-            },
-      sync,
-      // Workers run callbacks in the context `make` ran in, minus its Scope: a
-      // callback's finalizers must not pile up in the manager's scope.
-      context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
-      configChanged: yield* Deferred.make<void>(),
-      run: undefined,
-      nextWorkerId: 0,
-      callbackDuration: Metrics.makeDurationHistogram(),
-      idleCount: () => (env.run === undefined ? 0 : idleCount(env.run.pool)),
-      bytesWritten: () => {
-        let total = env.counters.bytesWritten
-        if (env.run !== undefined) for (const session of env.run.sessions) total += session.transport.bytesWritten
-        return total
-      }
-    }
-    yield* Metrics.register(env, yield* Effect.scope)
-    // start and stop change the running state one at a time; setConfig calls
-    // are serialised separately, so a long drain does not hold up a config change.
-    const lifecycle = yield* Semaphore.make(1)
-    const configLock = yield* Semaphore.make(1)
-    const debug = (message: string, annotations: Record<string, unknown>) =>
-      Ref.getUnsafe(env.config).debug ? Effect.logDebug(message).pipe(Effect.annotateLogs(annotations)) : Effect.void
-
-    const start = lifecycle.withPermit(
-      Effect.gen(function* () {
-        if (env.run !== undefined) return yield* new AlreadyRunningError()
-        const scope = yield* Scope.make()
-        const run: Run = {
-          pool: yield* makePool(env, scope),
-          scope,
-          sessions: new Set(),
-          drained: yield* Deferred.make<void>(),
-          stopping: false
-        }
-        yield* ensureMin(env, run)
-        env.run = run
-        yield* debug("pool manager started", ManagerConfig.toJson(Ref.getUnsafe(env.config)))
-      })
-    )
-
-    const endSession =
-      (run: Run, session: Session) =>
-      (exit: Exit.Exit<void>): Effect.Effect<void> => {
-        const transport = session.transport
-        if (!session.leased) {
-          // The pool refused to lend a worker (it only does so while shutting
-          // down): put fails, and its caller keeps the connection.
-          session.onLeased?.(false)
-        } else {
-          if (Exit.isFailure(exit)) {
-            // Cut short by the drain timeout: drop what it had queued.
-            env.counters.interruptedByDrain++
-            transport.abort()
-          } else {
-            transport.close()
-          }
-          env.counters.bytesWritten += transport.bytesWritten
-        }
-        env.counters.busy--
-        run.sessions.delete(session)
-        if (run.stopping && run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
-        return env.admission.release(transport)
-      }
-
-    const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
-
-    // The worker is borrowed with Pool.use inside the session's own fiber: no
-    // Scope per connection, and the lease ends exactly when the session does.
-    // The fiber starts at once, so with an idle worker the lease is taken
-    // before it yields; only when a worker must be spawned does put wait for it.
-    const admit = (run: Run, connection: Connection): Effect.Effect<void, NotRunningError> => {
-      const session: Session = {
-        transport: connection.transport,
-        wake: undefined,
-        fiber: undefined,
-        leased: false,
-        onLeased: undefined
-      }
-      // Registered before the worker is borrowed, so a stop that begins while a
-      // worker is being spawned still waits for this connection.
-      run.sessions.add(session)
-      env.counters.busy++
-      const served = Pool.use(run.pool, (worker) => {
-        session.leased = true
-        env.counters.accepted++
-        session.onLeased?.(true)
-        return Ref.getUnsafe(env.config).debug
-          ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
-              Effect.andThen(serve(env, run, session, connection))
-            )
-          : serve(env, run, session, connection)
-      })
-      session.fiber = Effect.runForkWith(env.context)(Effect.onExit(served, endSession(run, session)))
-      if (session.leased) return Effect.void
-      if (session.fiber.pollUnsafe() !== undefined) return notRunning()
-      return Effect.callback<void, NotRunningError>((resume) => {
-        session.onLeased = (leased) => {
-          session.onLeased = undefined
-          resume(leased ? Effect.void : notRunning())
-        }
-      })
-    }
-
-    const put = (connection: Connection): Effect.Effect<void, AdmissionError> =>
-      Effect.uninterruptible(
-        Effect.suspend(() => {
-          const run = env.run
-          if (run === undefined || run.stopping) return notRunning()
-          return Effect.flatMap(env.admission.acquire(connection.transport), () =>
-            // A put that waited in the queue may have waited through a stop.
-            env.run === run && !run.stopping
-              ? admit(run, connection)
-              : Effect.andThen(env.admission.release(connection.transport), notRunning())
-          )
-        })
-      )
-
-    const stop = lifecycle.withPermit(
-      Effect.suspend(() => {
-        const run = env.run
-        if (run === undefined) return Effect.void
-        const config = Ref.getUnsafe(env.config)
-        run.stopping = true
-        env.admission.rejectWaiters()
-        // Sessions waiting for a message take what already arrived and close;
-        // busy ones finish their message first. Bytes already in the kernel
-        // reach a socket only when the event loop polls for I/O: wake them
-        // after it polled once (a timer set from a timer fires a loop
-        // iteration later), so a request sent before the stop is served.
-        // The drain timeout runs meanwhile.
-        setTimeout(() => {
-          setTimeout(() => {
-            for (const session of run.sessions) session.wake?.()
-          }, 0)
-        }, 0)
-        if (run.sessions.size === 0) Deferred.doneUnsafe(run.drained, Effect.void)
-        const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
-        const drained = Deferred.await(run.drained)
-        return debug("pool manager stopping", { busy: run.sessions.size }).pipe(
-          Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
-          Effect.andThen(() => {
-            const fibers = Array.from(run.sessions, (session) => session.fiber).filter((fiber) => fiber !== undefined)
-            if (fibers.length === 0) return Effect.void
-            return Effect.logWarning("drainTimeout passed: interrupting the callbacks still running").pipe(
-              Effect.annotateLogs({ busy: fibers.length, drainTimeout: Duration.format(config.drainTimeout) }),
-              Effect.andThen(Fiber.interruptAll(fibers))
-            )
-          }),
-          // Closing the run's scope shuts its pool down, which retires every worker.
-          Effect.andThen(Scope.close(run.scope, Exit.void)),
-          Effect.andThen(() => {
-            env.run = undefined
-            return debug("pool manager stopped", {})
-          })
-        )
-      })
-    )
-
-    const setConfig = (input: ManagerConfig.Input) =>
-      configLock.withPermit(
-        Effect.gen(function* () {
-          const next = yield* ManagerConfig.make(input, Ref.getUnsafe(env.config))
-          yield* Ref.set(env.config, next)
-          yield* env.admission.resize
-          const changed = env.configChanged
-          env.configChanged = yield* Deferred.make<void>()
-          yield* Deferred.succeed(changed, undefined)
-          if (env.run !== undefined) yield* ensureMin(env, env.run)
-          yield* debug("config changed", ManagerConfig.toJson(next))
-          return next
-        })
-      )
-
-    const stats = Effect.sync((): PoolStats => {
-      const run = env.run
-      const c = env.counters
-      return {
-        running: run !== undefined && !run.stopping,
-        workers: c.workers,
-        busy: c.busy,
-        idle: env.idleCount(),
-        waiting: env.admission.waiting(),
-        accepted: c.accepted,
-        rejected: c.rejected,
-        rejectedByAddress: c.rejectedByAddress,
-        queueTimeouts: c.queueTimeouts,
-        messages: c.messages,
-        bytesRead: c.bytesRead,
-        bytesWritten: env.bytesWritten(),
-        callbackFailures: c.callbackFailures,
-        closedByDeadline: c.closedByDeadline,
-        closedBySize: c.closedBySize,
-        closedByPeer: c.closedByPeer,
-        closedByStop: c.closedByStop,
-        closedByMessageLimit: c.closedByMessageLimit,
-        interruptedByDrain: c.interruptedByDrain,
-        spawned: c.spawned,
-        retired: c.retired
-      }
-    })
-
-    yield* Effect.addFinalizer(() => stop)
-
-    return PoolManager.of({ start, put, config: Ref.get(env.config), setConfig, stop, stats })
-  })
+) => Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> = (config, callback) =>
+  Effect.map(internal.make(config, callback), PoolManager.of)
 
 /**
  * A started manager as a layer: built with `make`, started at once, stopped

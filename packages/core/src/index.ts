@@ -6,7 +6,7 @@
  */
 
 /**
- * Connections the pool serves, their transport contract, and in-memory ones for tests.
+ * Connections the pool serves: the transport contract a runtime implements, and the Effect-level connection over it.
  *
  * @since 0.1.0
  */
@@ -18,7 +18,12 @@ export * as Connection from "./Connection.ts"
  * @since 0.1.0
  */
 export * as ManagerConfig from "./ManagerConfig.ts"
-
+/**
+ * An in-memory connection and its client side, for tests of the pool and of callbacks.
+ *
+ * @since 0.1.0
+ */
+export * as MemoryConnection from "./MemoryConnection.ts"
 /**
  * The errors of this package.
  *

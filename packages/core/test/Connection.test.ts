@@ -1,121 +1,37 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection } from "../src/index.ts"
+import { Connection, MemoryConnection } from "../src/index.ts"
 
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
-
-describe("Connection.makeMemory", () => {
-  it.effect("read returns chunks of at most bufferSize, then fails once the client ended", () =>
+describe("Connection.make", () => {
+  it.effect("a write waits for a full transport at most transport.writeTimeoutMillis, then fails with Timeout", () =>
     Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory({ bufferSize: 4, remoteAddress: "10.0.0.1:5" })
-      yield* client.send("abcdefghij")
-      yield* client.end
-      assert.strictEqual(text(yield* connection.read), "abcd")
-      assert.strictEqual(text(yield* connection.read), "efgh")
-      assert.strictEqual(text(yield* connection.read), "ij")
-      const error = yield* Effect.flip(connection.read)
-      assert.strictEqual(error.reason, "Closed")
-      assert.include(error.message, "10.0.0.1:5")
-    })
-  )
-
-  it.effect("a pending read waits for bytes and is interruptible without losing them", () =>
-    Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory()
-      const pending = yield* Effect.forkChild(connection.read)
-      yield* TestClock.adjust(0)
-      yield* Fiber.interrupt(pending)
-      yield* client.send("kept")
-      assert.strictEqual(text(yield* connection.read), "kept")
-    })
-  )
-
-  it.effect("write reaches the client; close is idempotent and seen by the client", () =>
-    Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory()
-      yield* connection.write("he")
-      yield* connection.write(new TextEncoder().encode("llo"))
-      assert.strictEqual(yield* client.receiveText, "hello")
-      yield* connection.close
-      yield* connection.close
-      yield* client.closed
-      assert.strictEqual((yield* Effect.flip(connection.write("late"))).reason, "LocalClosed")
-      assert.strictEqual((yield* Effect.flip(client.receive)).reason, "Closed")
-    })
-  )
-
-  it.effect("awaitReadable times out on the Clock and consumes nothing", () =>
-    Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory()
-      const events: Array<string> = []
-      connection.transport.awaitReadable(1000, (event) => events.push(event))
+      const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
+      // Any Connection over the transport follows the timeout the transport carries.
+      const transport = memory.connection.transport
+      const connection = Connection.make(transport)
+      transport.writeTimeoutMillis = 1000
+      yield* connection.write("ab") // taken, with room left
+      const blocked = yield* Effect.forkChild(Effect.flip(connection.write("cd")), { startImmediately: true })
       yield* TestClock.adjust(999)
-      assert.deepStrictEqual(events, [])
+      assert.isUndefined(blocked.pollUnsafe())
       yield* TestClock.adjust(1)
-      assert.deepStrictEqual(events, ["timeout"])
-      const cancel = connection.transport.awaitReadable(1000, (event) => events.push(event))
-      cancel()
-      yield* client.send("x")
-      yield* TestClock.adjust(2000)
-      assert.deepStrictEqual(events, ["timeout"])
-      assert.strictEqual(text(connection.transport.poll(10)!), "x")
+      const error = yield* Fiber.join(blocked)
+      assert.strictEqual(error.reason, "Timeout")
     })
   )
 
-  it.effect("transport.ended turns true once the client ended or reset, with failure saying why", () =>
+  it.effect("with the default Infinity a write waits until the peer reads", () =>
     Effect.gen(function* () {
-      const ended = yield* Connection.makeMemory()
-      assert.isFalse(ended.connection.transport.ended)
-      assert.strictEqual(ended.connection.transport.failure, undefined)
-      yield* ended.client.send("last")
-      yield* ended.client.end
-      assert.isTrue(ended.connection.transport.ended)
-      assert.strictEqual(ended.connection.transport.failure?.reason, "Closed")
-      // Bytes that arrived before the end are still there.
-      assert.strictEqual(text(ended.connection.transport.poll(10)!), "last")
-
-      const reset = yield* Connection.makeMemory()
-      yield* reset.client.reset
-      assert.isTrue(reset.connection.transport.ended)
+      const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
+      const connection = Connection.make(memory.connection.transport)
+      assert.strictEqual(memory.connection.transport.writeTimeoutMillis, Number.POSITIVE_INFINITY)
+      yield* connection.write("ab")
+      const blocked = yield* Effect.forkChild(connection.write("cd"), { startImmediately: true })
+      yield* TestClock.adjust("1 hour")
+      assert.isUndefined(blocked.pollUnsafe())
+      assert.strictEqual(yield* memory.client.receiveText, "abcd")
+      yield* Fiber.join(blocked)
     })
-  )
-
-  it.effect("write of the same small payload reuses one effect, which writes each time it runs", () =>
-    Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory()
-      const ok = new TextEncoder().encode("OK")
-      const first = connection.write(ok)
-      assert.strictEqual(connection.write(ok), first)
-      assert.strictEqual(connection.write("OK"), connection.write("OK"))
-      yield* first
-      yield* first
-      yield* connection.write("!")
-      assert.strictEqual(yield* client.receiveText, "OKOK!")
-      // A large payload is not kept by the connection: each call builds its own effect.
-      const big = new Uint8Array(4096)
-      assert.notStrictEqual(connection.write(big), connection.write(big))
-    })
-  )
-
-  it.effect(
-    "with writeBufferBytes, write reports a full transport and awaitWritable waits for the client or times out",
-    () =>
-      Effect.gen(function* () {
-        const { client, connection } = yield* Connection.makeMemory({ writeBufferBytes: 4 })
-        const transport = connection.transport
-        assert.isTrue(transport.write("ab"))
-        assert.isFalse(transport.write("cd")) // queued, but now full
-        const events: Array<string> = []
-        transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))
-        assert.strictEqual(yield* client.receiveText, "abcd")
-        assert.deepStrictEqual(events, ["writable"])
-        assert.isFalse(transport.write("efgh"))
-        transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))
-        yield* TestClock.adjust(999)
-        assert.deepStrictEqual(events, ["writable"])
-        yield* TestClock.adjust(1)
-        assert.deepStrictEqual(events, ["writable", "Timeout"])
-      })
   )
 })

@@ -8,7 +8,7 @@ const invalid = (input: unknown) =>
   )
 
 describe("ManagerConfig", () => {
-  it.effect("defaults follow the spec and this library", () =>
+  it.effect("defaults follow the Go original and this library", () =>
     Effect.gen(function* () {
       const config = yield* ManagerConfig.make()
       assert.deepStrictEqual(ManagerConfig.toJson(config), {
@@ -29,7 +29,7 @@ describe("ManagerConfig", () => {
     })
   )
 
-  it.effect("0 for bufferSize or clientsDeadline means the default, as in the spec", () =>
+  it.effect("0 for bufferSize or clientsDeadline means the default, as in the Go original", () =>
     Effect.gen(function* () {
       const config = yield* ManagerConfig.make({ bufferSize: 0, clientsDeadline: 0 })
       assert.strictEqual(config.bufferSize, 5120)

@@ -1,10 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, PoolError } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { MemoryConnection, PoolError } from "../src/index.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
-const memory = (host = "10.0.0.1") => Connection.makeMemory({ remoteAddress: `${host}:1234`, remoteHost: host })
+const memory = (host = "10.0.0.1") => MemoryConnection.make({ remoteAddress: `${host}:1234`, remoteHost: host })
 
 describe("PoolManager admission policy", () => {
   it.effect("queue: a put waits for a worker, first come first served, then is admitted", () =>

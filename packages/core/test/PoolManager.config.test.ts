@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, PoolError } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { MemoryConnection, PoolError } from "../src/index.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 describe("PoolManager.setConfig", () => {
   it.effect("config returns the validated config, with defaults", () =>
@@ -19,7 +19,7 @@ describe("PoolManager.setConfig", () => {
     Effect.gen(function* () {
       const manager = yield* started({ maxWorkersCount: 1 })
       yield* connect(manager)
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.PoolBusyError)
       yield* manager.setConfig({ maxWorkersCount: 2 })
       yield* manager.put(connection)
@@ -37,7 +37,7 @@ describe("PoolManager.setConfig", () => {
         yield* client.send(`m${i}`)
         assert.strictEqual(yield* client.receiveText, `OK:m${i}`)
       }
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.PoolBusyError)
       yield* clients[0]!.end
       yield* clients[1]!.end

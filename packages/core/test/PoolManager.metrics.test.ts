@@ -2,8 +2,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
-import { Connection } from "../src/index.ts"
-import { connect, settle, started } from "./utils.ts"
+import { MemoryConnection } from "../src/index.ts"
+import { connect, settle, started } from "./utils/manager.ts"
 
 const seriesValue = (snapshots: ReadonlyArray<Metric.Metric.Snapshot>, id: string, reason?: string) => {
   const found = snapshots.find((s) => s.id === id && (reason === undefined || s.attributes?.reason === reason))
@@ -20,7 +20,7 @@ describe("PoolManager metrics", () => {
       yield* a.send("hello")
       assert.strictEqual(yield* a.receiveText, "OK:hello")
       yield* connect(manager)
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       yield* Effect.flip(manager.put(connection))
       let snapshots = yield* Metric.snapshot
       assert.strictEqual(seriesValue(snapshots, "pool_workers"), 2)

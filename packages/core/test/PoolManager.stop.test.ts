@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, type PoolError, PoolManager } from "../src/index.ts"
-import { connect, type Seen, settle, started } from "./utils.ts"
+import { MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
+import { connect, type Seen, settle, started } from "./utils/manager.ts"
 
 const decoder = new TextDecoder()
 
@@ -45,7 +45,7 @@ describe("PoolManager.stop", () => {
       const stopping = yield* Effect.forkChild(manager.stop)
       yield* settle
       // put is refused as soon as stop begins
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       assert.strictEqual((yield* Effect.flip(manager.put(connection)))._tag, "NotRunningError")
       assert.isUndefined(stopping.pollUnsafe())
       yield* TestClock.adjust("5 seconds")

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, PoolManager } from "../src/index.ts"
-import { connect, settle } from "./utils.ts"
+import { connect, settle } from "./utils/manager.ts"
 
 const decoder = new TextDecoder()
 

@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, PoolError, PoolManager } from "../src/index.ts"
-import { connect, echo, type Seen, settle, started } from "./utils.ts"
+import { MemoryConnection, PoolError, PoolManager } from "../src/index.ts"
+import { connect, echo, type Seen, settle, started } from "./utils/manager.ts"
 
 const decoder = new TextDecoder()
 
@@ -19,7 +19,7 @@ describe("PoolManager lifecycle", () => {
   it.effect("put before start and after stop fails with NotRunningError", () =>
     Effect.gen(function* () {
       const manager = yield* PoolManager.make({}, echo([]))
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.NotRunningError)
       yield* manager.start
       yield* manager.stop
@@ -122,7 +122,7 @@ describe("PoolManager.put", () => {
       const manager = yield* started({ maxWorkersCount: 2 })
       const a = yield* connect(manager)
       yield* connect(manager)
-      const { connection } = yield* Connection.makeMemory()
+      const { connection } = yield* MemoryConnection.make()
       const error = yield* Effect.flip(manager.put(connection))
       assert.instanceOf(error, PoolError.PoolBusyError)
       assert.strictEqual(error.message, "can't put, pool is busy")
@@ -271,7 +271,7 @@ describe("PoolManager messages", () => {
       yield* client.send("abcdefghij")
       assert.strictEqual(yield* client.receiveText, "OK:abcdefghij")
       // two sends that both arrived before the worker reads: 4 + 2 bytes, one message
-      const { client: early, connection } = yield* Connection.makeMemory()
+      const { client: early, connection } = yield* MemoryConnection.make()
       yield* early.send("abcd")
       yield* early.send("ef")
       yield* manager.put(connection)

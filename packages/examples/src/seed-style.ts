@@ -1,5 +1,5 @@
 /**
- * The spec's example TCP server written the way the Go code is: create the
+ * The Go original's example TCP server written the way the Go code is: create the
  * manager, start it, listen with `net`, and for every accepted connection
  * `Put` it into the pool, answering `ERROR_SERVER_BUSY` and closing it when
  * the pool refuses. This is the low-level API that `NodeTcpServer` (and the

@@ -1,11 +1,11 @@
 /**
- * The spec's "Example TCP Server implementation": a pool of 5 to 10 workers
+ * The Go original's "Example TCP Server implementation": a pool of 5 to 10 workers
  * with a 5120-byte buffer and debug logging, listening on 127.0.0.1:6263,
  * answering `OK` to every message (`ERROR` to an empty one). A client that
  * arrives while all 10 workers are busy gets `ERROR_SERVER_BUSY` and is
  * closed.
  *
- * Unlike the Go example it is a full command line program: the spec's values
+ * Unlike the Go example it is a full command line program: the Go original's values
  * are the defaults of `NodeCli`'s flags, so `npm start -- --port 0
  * --max-workers 3` (or `node --conditions=@pool-manager/source src/tcp-server.ts --help`) works, and SIGINT or
  * SIGTERM stop it gracefully with exit code 0. `seed-style.ts` shows the same
@@ -15,11 +15,11 @@
  * `poolCallback` directly.
  */
 import type { PoolManager } from "@pool-manager/core"
-import { NodeCli } from "@pool-manager/node"
+import { NodeCli, type NodeCliConfig } from "@pool-manager/node"
 import { Effect } from "effect"
 
 /**
- * The spec's `poolCallback`: `OK` when the message has bytes, else `ERROR`.
+ * The Go original's `poolCallback`: `OK` when the message has bytes, else `ERROR`.
  * A failed write means the client is gone, so there is nobody to tell.
  *
  * @since 0.1.0
@@ -28,13 +28,13 @@ export const poolCallback: PoolManager.Callback = (conn, _requestBody, requestBo
   Effect.ignore(conn.write(requestBodyLen > 0 ? "OK" : "ERROR"))
 
 /**
- * The spec's `pool.ManagerConfig{...}` and `net.Listen("tcp", "127.0.0.1:6263")`,
+ * The Go original's `pool.ManagerConfig{...}` and `net.Listen("tcp", "127.0.0.1:6263")`,
  * as the defaults of the flags. `debug: true` also makes `NodeCli` show Debug
  * logs, so the pool's events are visible as they are in the Go example.
  *
  * @since 0.1.0
  */
-export const defaults: NodeCli.Defaults = {
+export const defaults: NodeCliConfig.Defaults = {
   debug: true,
   bufferSize: 5120,
   minWorkersCount: 5,
@@ -47,7 +47,7 @@ if (import.meta.main) {
   NodeCli.run({
     name: "tcp-server",
     description:
-      "The spec's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
+      "The Go original's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
     callback: poolCallback,
     defaults
   })

@@ -4,17 +4,17 @@
  * as a child process on port 0.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Connection } from "@pool-manager/core"
+import { MemoryConnection } from "@pool-manager/core"
 import { Effect } from "effect"
 import { callback, Greeter } from "../src/composed.ts"
-import { request, startExample } from "./utils.ts"
+import { request, startExample } from "./utils/example.ts"
 
 const encoder = new TextEncoder()
 
 describe("composed example", () => {
   it.effect("the callback greets with the services from the layer graph", () =>
     Effect.gen(function* () {
-      const { client, connection } = yield* Connection.makeMemory()
+      const { client, connection } = yield* MemoryConnection.make()
       yield* callback(connection, encoder.encode("ada"), 3)
       assert.strictEqual(yield* client.receiveText, "Hello, ada! (request #1)\n")
       yield* callback(connection, encoder.encode("bob\n"), 4)

@@ -1,10 +1,10 @@
 /**
- * The spec's example written like the Go code (`src/seed-style.ts`), started
+ * The Go original's example written like the Go code (`src/seed-style.ts`), started
  * as a child process on port 0.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { connect, startExample } from "./utils.ts"
+import { connect, startExample } from "./utils/example.ts"
 
 describe("seed-style example", () => {
   it.live(

@@ -1,12 +1,12 @@
 /**
- * The spec's example server (`src/tcp-server.ts`): its callback, its
+ * The Go original's example server (`src/tcp-server.ts`): its callback, its
  * defaults, and the program itself started as a child process on port 0.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Connection } from "@pool-manager/core"
+import { MemoryConnection } from "@pool-manager/core"
 import { Effect } from "effect"
 import { defaults, poolCallback } from "../src/tcp-server.ts"
-import { connect, request, startExample } from "./utils.ts"
+import { connect, request, startExample } from "./utils/example.ts"
 
 const encoder = new TextEncoder()
 
@@ -14,7 +14,7 @@ describe("tcp-server example", () => {
   it.effect("the callback answers OK to a message and ERROR to an empty one", () =>
     Effect.gen(function* () {
       // An empty message cannot be sent over TCP, so the callback is called directly.
-      const { client, connection } = yield* Connection.makeMemory()
+      const { client, connection } = yield* MemoryConnection.make()
       yield* poolCallback(connection, encoder.encode("HI!"), 3)
       assert.strictEqual(yield* client.receiveText, "OK")
       yield* poolCallback(connection, new Uint8Array(0), 0)
@@ -22,7 +22,7 @@ describe("tcp-server example", () => {
     })
   )
 
-  it("uses the spec's configuration as its defaults", () => {
+  it("uses the Go original's configuration as its defaults", () => {
     assert.deepStrictEqual(defaults, {
       debug: true,
       bufferSize: 5120,

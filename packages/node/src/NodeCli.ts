@@ -6,13 +6,13 @@
  * "listening" log line, and a graceful stop on SIGINT or SIGTERM that exits
  * with code 0.
  *
- * The pieces are exported separately so a bigger CLI can reuse them: `flags`
- * (the flag record), `makeConfig` (defaults, config file and flags to
- * configuration), `validate` (configuration errors as CLI errors), `serve`
- * (run a configured server) and `runMain` (the signal-aware process runner);
- * the configuration half lives in `NodeCliConfig` and is re-exported here. To
- * add flags, spread `flags(defaults)` into your own `Command.make` record and
- * call `makeConfig` and `serve` from its handler.
+ * The pieces are exported separately so a bigger CLI can reuse them:
+ * `validate` (configuration errors as CLI errors), `serve` (run a configured
+ * server) and `runMain` (the signal-aware process runner) here, and the
+ * configuration half in `NodeCliConfig`: `flags` (the flag record) and
+ * `makeConfig` (defaults, config file and flags to configuration). To add
+ * flags, spread `NodeCliConfig.flags(defaults)` into your own `Command.make`
+ * record and call `NodeCliConfig.makeConfig` and `serve` from its handler.
  *
  * @since 0.1.0
  */
@@ -45,13 +45,11 @@ import {
 } from "./NodeCliConfig.ts"
 import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeConfigFile from "./NodeConfigFile.ts"
-import type { ListenError } from "./NodeError.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import * as NodeStatusPage from "./NodeStatusPage.ts"
+import type { ListenError } from "./NodeTcpServer.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
-
-export * from "./NodeCliConfig.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>

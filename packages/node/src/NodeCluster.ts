@@ -28,8 +28,8 @@ import * as Option from "effect/Option"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import type { ListenError } from "./NodeError.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import type { ListenError } from "./NodeTcpServer.ts"
 
 /**
  * The environment variable that tells a forked worker its number (1..N).

@@ -87,6 +87,8 @@ class SocketTransport implements Connection.Transport {
   endCause: unknown = undefined
   error: PoolError.ConnectionError | undefined = undefined
   closing = false
+  // How long a write may wait for the socket to drain (the pool sets it from clientsDeadline).
+  writeTimeoutMillis = Infinity
   // Bytes received and not yet polled: the first chunk, then any others.
   head: Buffer | undefined = undefined
   rest: Array<Buffer> | undefined = undefined

@@ -25,8 +25,8 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
-import { ListenError } from "./NodeError.ts"
 import * as NodeStatusPage from "./NodeStatusPage.ts"
+import { ListenError } from "./NodeTcpServer.ts"
 
 /**
  * What `/healthz` reports: `healthy` selects 200 or 503, `detail` is the body.

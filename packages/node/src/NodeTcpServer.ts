@@ -25,9 +25,9 @@ import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as NodeConnection from "./NodeConnection.ts"
-import { ListenError } from "./NodeError.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -184,3 +184,43 @@ export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenErro
   make,
   Layer.effect(NodeTcpServer)
 )
+
+/**
+ * The server could not listen: the address is in use, not permitted, or
+ * invalid. `address` is what was asked for; `cause` is Node's error.
+ *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeTcpServer } from "@pool-manager/node"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Pool = PoolManager.layer({}, (conn) => Effect.ignore(conn.write("OK")))
+ *
+ * // Port taken: say so and fall back to any free port.
+ * const Server = NodeTcpServer.layer({ port: 6263 }).pipe(
+ *   Layer.catchTag("ListenError", (error) =>
+ *     Layer.unwrap(Effect.as(Effect.logWarning(error.message), NodeTcpServer.layer({ port: 0 })))
+ *   ),
+ *   Layer.provide(Pool)
+ * )
+ * ```
+ *
+ * @category errors
+ * @since 0.1.0
+ */
+export class ListenError extends Schema.TaggedError<ListenError>()("ListenError", {
+  address: Schema.String,
+  cause: Schema.Defect()
+}) {
+  override get message(): string {
+    const code = (this.cause as { code?: unknown } | undefined)?.code
+    const hint =
+      code === "EADDRINUSE"
+        ? ": the address is in use (pick another port, or 0 for any free one)"
+        : code === "EACCES"
+          ? ": permission denied (ports below 1024 need privileges)"
+          : ""
+    return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
+  }
+}

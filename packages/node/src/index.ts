@@ -12,6 +12,14 @@
 export * as NodeCli from "./NodeCli.ts"
 
 /**
+ * The CLI's configuration half: its flags, their defaults, and how defaults, a
+ * config file and flags make one configuration.
+ *
+ * @since 0.1.0
+ */
+export * as NodeCliConfig from "./NodeCliConfig.ts"
+
+/**
  * Several server processes sharing one port with `node:cluster`, and their
  * metrics aggregated by the primary.
  *
@@ -32,13 +40,6 @@ export * as NodeConfigFile from "./NodeConfigFile.ts"
  * @since 0.1.0
  */
 export * as NodeConnection from "./NodeConnection.ts"
-
-/**
- * The errors of this package.
- *
- * @since 0.1.0
- */
-export * as NodeError from "./NodeError.ts"
 
 /**
  * The server's log output: text or JSON, with a minimum level that follows

@@ -9,9 +9,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
-import { NodeCli } from "../src/index.ts"
-import { connect } from "./client.ts"
-import { bin, noFlags, spawnNode } from "./cliProcess.ts"
+import { NodeCli, NodeCliConfig } from "../src/index.ts"
+import { connect } from "./utils/client.ts"
+import { bin, noFlags, spawnNode } from "./utils/cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
 const startServer = (args: ReadonlyArray<string>) =>
@@ -31,7 +31,7 @@ const runBin = (args: ReadonlyArray<string>) =>
 
 describe("NodeCli", () => {
   it("parses durations as people type them", () => {
-    const millis = (text: string) => Option.map(NodeCli.parseDuration(text), Duration.toMillis)
+    const millis = (text: string) => Option.map(NodeCliConfig.parseDuration(text), Duration.toMillis)
     assert.deepStrictEqual(millis("3s"), Option.some(3000))
     assert.deepStrictEqual(millis("500 millis"), Option.some(500))
     assert.deepStrictEqual(millis("500ms"), Option.some(500))
@@ -39,8 +39,9 @@ describe("NodeCli", () => {
     assert.deepStrictEqual(millis("1.5m"), Option.some(90_000))
     assert.deepStrictEqual(millis("250"), Option.some(250))
     assert.deepStrictEqual(millis("0"), Option.some(0))
-    assert.isTrue(Option.isSome(NodeCli.parseDuration("infinity")))
-    for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN"]) assert.isTrue(Option.isNone(NodeCli.parseDuration(bad)))
+    assert.isTrue(Option.isSome(NodeCliConfig.parseDuration("infinity")))
+    for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN"])
+      assert.isTrue(Option.isNone(NodeCliConfig.parseDuration(bad)))
   })
 
   it.live(
@@ -149,9 +150,9 @@ describe("NodeCli", () => {
 
   it("lets a flag override a default it contradicts, but not another flag", () => {
     const defaults = { minWorkersCount: 5, maxWorkersCount: 10 }
-    const workers = (args: Partial<NodeCli.Settings>) =>
+    const workers = (args: Partial<NodeCliConfig.Settings>) =>
       Effect.runSync(
-        NodeCli.makeConfig({ ...noFlags, ...args }, defaults).pipe(
+        NodeCliConfig.makeConfig({ ...noFlags, ...args }, defaults).pipe(
           Effect.map(({ manager }) => [manager.minWorkersCount, manager.maxWorkersCount]),
           Effect.catch((error) => Effect.succeed(error.message))
         )
@@ -165,7 +166,7 @@ describe("NodeCli", () => {
 
   it("sets the admission and per-connection fields from their flags, and shows them in the listening line", () => {
     const config = Effect.runSync(
-      NodeCli.makeConfig({
+      NodeCliConfig.makeConfig({
         ...noFlags,
         admissionPolicy: Option.some("queue"),
         queueSize: Option.some(5),
@@ -185,7 +186,7 @@ describe("NodeCli", () => {
     assert.deepStrictEqual([manager.maxConnectionsPerAddress, manager.maxMessagesPerConnection], [3, 7])
     assert.deepStrictEqual(config.metrics, { host: "127.0.0.1", port: 0 })
     assert.deepStrictEqual([config.logFormat, config.processes, config.tlsFiles], ["json", 2, undefined])
-    const line = NodeCli.listeningLine(
+    const line = NodeCliConfig.listeningLine(
       "pool-manager",
       NetAddress.inetAddressFromIpStringUnsafe("127.0.0.1", 6263),
       manager

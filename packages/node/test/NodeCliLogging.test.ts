@@ -6,8 +6,8 @@
 
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { connect } from "./client.ts"
-import { bin, spawnNode } from "./cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { bin, spawnNode } from "./utils/cliProcess.ts"
 
 interface JsonLine {
   readonly message: unknown

@@ -13,7 +13,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../src/index.ts"
-import { bin, spawnNode, tempDir } from "./cliProcess.ts"
+import { bin, spawnNode, tempDir } from "./utils/cliProcess.ts"
 
 /** A self-signed certificate for 127.0.0.1 in `dir`, as PEM files. */
 const certificate = (dir: string, name: string) => {

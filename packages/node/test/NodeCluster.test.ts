@@ -7,8 +7,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeCluster } from "../src/index.ts"
-import { connect } from "./client.ts"
-import { get, parsePrometheus, select, slowServer, spawnNode, total } from "./cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { get, parsePrometheus, select, slowServer, spawnNode, total } from "./utils/cliProcess.ts"
 
 const isAlive = (pid: number): boolean => {
   try {

@@ -9,9 +9,9 @@ import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { ManagerConfig } from "@pool-manager/core"
 import { Duration, Effect, Option } from "effect"
-import { NodeCli, NodeConfigFile } from "../src/index.ts"
-import { connect } from "./client.ts"
-import { bin, noFlags, spawnNode, tempDir } from "./cliProcess.ts"
+import { NodeCliConfig, NodeConfigFile } from "../src/index.ts"
+import { connect } from "./utils/client.ts"
+import { bin, noFlags, spawnNode, tempDir } from "./utils/cliProcess.ts"
 
 const parseError = (text: string) =>
   Effect.runSync(
@@ -85,8 +85,8 @@ describe("NodeConfigFile", () => {
   it("combines defaults < file < flags, each winning over a lower one it contradicts", () => {
     const defaults = { minWorkersCount: 5, maxWorkersCount: 10, idleWorkerTimeout: Duration.seconds(9) }
     const file = { maxWorkersCount: 3, idleWorkerTimeout: Duration.seconds(5), queueSize: 7, queueTimeout: 800 }
-    const config = (settings: Partial<NodeCli.Settings>) =>
-      Effect.runSync(NodeCli.makeConfig({ ...noFlags, ...settings }, defaults, file)).manager
+    const config = (settings: Partial<NodeCliConfig.Settings>) =>
+      Effect.runSync(NodeCliConfig.makeConfig({ ...noFlags, ...settings }, defaults, file)).manager
     // The file's maximum of 3 lowers the default minimum of 5.
     const fromFile = config({})
     assert.deepStrictEqual([fromFile.minWorkersCount, fromFile.maxWorkersCount], [3, 3])

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
 import { Deferred, Effect, Fiber, Queue } from "effect"
 import { NodeConnection } from "../src/index.ts"
-import { connect } from "./client.ts"
+import { connect } from "./utils/client.ts"
 
 /** A plain `net.Server` on a free port whose accepted sockets arrive on a queue. */
 const listen = Effect.gen(function* () {

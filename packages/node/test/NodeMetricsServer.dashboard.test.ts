@@ -11,8 +11,8 @@ import * as Fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { connect } from "./client.ts"
-import { bin, get, parsePrometheus, spawnNode } from "./cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { bin, get, parsePrometheus, spawnNode } from "./utils/cliProcess.ts"
 
 interface Panel {
   readonly id: number

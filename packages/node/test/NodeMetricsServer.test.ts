@@ -8,8 +8,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { ManagerConfig } from "@pool-manager/core"
 import { Effect, Fiber, Logger, Metric } from "effect"
 import { NodeCli } from "../src/index.ts"
-import { connect } from "./client.ts"
-import { bin, get, parsePrometheus, poll, select, spawnNode, total } from "./cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { bin, get, parsePrometheus, poll, select, spawnNode, total } from "./utils/cliProcess.ts"
 
 /** GETs `url` until `check` accepts the answer (every 50 ms, for at most `timeout` ms). */
 const getUntil = (url: string, check: (answer: { status: number; body: string }) => boolean, timeout = 10_000) =>

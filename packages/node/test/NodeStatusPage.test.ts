@@ -10,8 +10,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
 import { Effect, Layer, Metric } from "effect"
 import { NodeMetricsServer, NodeStatusPage, NodeTcpServer } from "../src/index.ts"
-import { connect } from "./client.ts"
-import { get } from "./cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { get } from "./utils/cliProcess.ts"
 
 const healthy = Effect.succeed({ healthy: true, detail: "ok" })
 

@@ -3,7 +3,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { type ManagerConfig, PoolManager } from "@pool-manager/core"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { NodeTcpServer } from "../src/index.ts"
-import { connect, portOf } from "./client.ts"
+import { connect, portOf } from "./utils/client.ts"
 
 /** The spec's callback, recording the length of every message. */
 const specCallback =

@@ -12,7 +12,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
 import { Context, Effect, Layer } from "effect"
 import { NodeTcpServer } from "../src/index.ts"
-import { connect, portOf } from "./client.ts"
+import { connect, portOf } from "./utils/client.ts"
 
 const callback: PoolManager.Callback = (conn, _body, len) => Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
 

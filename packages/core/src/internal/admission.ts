@@ -1,159 +1,196 @@
 /**
  * Admission: whether `put` may hand a connection to a worker now.
  *
- * A `Semaphore` sized to `maxWorkersCount` (unbounded for 0) holds one permit
- * per connection being served; it is resized live, and lowering it never
- * touches connections already admitted. Under the `"queue"` policy a put that
- * finds no permit joins a FIFO of at most `queueSize` waiters for up to
- * `queueTimeout`; permits freed by ending connections go to waiters first, so
- * a newcomer never overtakes them. `maxConnectionsPerAddress` caps admitted
- * plus waiting connections per client host.
+ * A count of slots in use, capped by `maxWorkersCount` (unbounded for 0),
+ * holds one slot per connection between its admission and its end; the cap
+ * follows the live config, and lowering it never touches connections already
+ * admitted. Under the `"queue"` policy a put that finds no free slot joins a
+ * FIFO of at most `queueSize` waiters for up to `queueTimeout`; slots freed by
+ * ending connections go to waiters first, so a newcomer never overtakes them.
+ * `maxConnectionsPerAddress` caps admitted plus waiting connections per
+ * client host.
+ *
+ * Every decision is one synchronous step (one JavaScript thread): a slot is
+ * handed to a waiter in the same step that removes it from the queue, and a
+ * waiter that leaves (timeout, interruption) removes itself in one step too,
+ * so a slot is never both handed over and lost. A wait that ends in failure
+ * or interruption after it was handed a slot gives the slot back.
  */
-import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
-import * as Semaphore from "effect/Semaphore"
 import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { AddressLimitError, NotRunningError, PoolBusyError } from "../PoolError.ts"
+import type { Counters } from "./counters.ts"
 import { withoutStack } from "./errors.ts"
-import type { Counters } from "./state.ts"
-
-/** Why a waiter woke: a permit is now its own, or the manager stopped. */
-type Wake = "admitted" | "stopped"
 
 /** What `acquire` can fail with. */
 export type AdmissionError = PoolBusyError | NotRunningError | AddressLimitError
 
+/** Lets a region of an uninterruptible effect be interrupted (`Effect.uninterruptibleMask`'s `restore`). */
+export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+
 export interface Admission {
-  /** Takes a permit for a connection, waiting only under the queue policy. */
-  readonly acquire: (transport: Transport) => Effect.Effect<void, AdmissionError>
-  /** Gives back the permit of a connection. */
-  readonly release: (transport: Transport) => Effect.Effect<void>
-  /** Applies a new config's max: resizes the semaphore and admits waiters that now fit. */
-  readonly resize: Effect.Effect<void>
+  /**
+   * Takes a slot for a connection, waiting only under the queue policy. Run it
+   * uninterruptibly: only the wait is made interruptible, with `restore`. On
+   * failure or interruption it holds nothing.
+   */
+  readonly acquire: (transport: Transport, restore: Restore) => Effect.Effect<void, AdmissionError>
+  /** Gives back the slot of a connection, handing it to the oldest waiter if any. */
+  readonly release: (transport: Transport) => void
+  /** Applies a new config's max and admits waiters that now fit. */
+  readonly resize: () => void
   /** Fails every waiter with `NotRunningError` (at stop). */
   readonly rejectWaiters: () => void
-  /** Connections waiting for a permit now. */
+  /** Connections waiting for a slot now. */
   readonly waiting: () => number
 }
 
-const permitsFor = (config: ManagerConfig): number =>
+/** A put waiting for a slot; `outcome` is set in the step that settles it. */
+interface Waiter {
+  outcome: "admitted" | "stopped" | undefined
+  resume: (() => void) | undefined
+}
+
+const capacityOf = (config: ManagerConfig): number =>
   config.maxWorkersCount === 0 ? Number.POSITIVE_INFINITY : config.maxWorkersCount
 
 // IPv4 clients of a dual-stack listener show up as ::ffff:a.b.c.d; count them
 // with their plain IPv4 form.
 const normalizeHost = (host: string): string => (host.startsWith("::ffff:") ? host.slice(7) : host)
 
-export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Effect.Effect<Admission> =>
-  Effect.gen(function* () {
-    const permits = yield* Semaphore.make(permitsFor(Ref.getUnsafe(config)))
-    const waiters: Array<Deferred.Deferred<Wake>> = []
-    const perHost = new Map<string, number>()
-    // The host each connection was counted under, when a per-address limit
-    // applied at its admission (the limit may change before it ends). Without a
-    // limit nothing is counted, and the host is never even looked up.
-    const countedHost = new WeakMap<Transport, string>()
+export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admission => {
+  let capacity = capacityOf(Ref.getUnsafe(config))
+  let inUse = 0
+  const waiters: Array<Waiter> = []
+  const perHost = new Map<string, number>()
+  // The host each connection was counted under, when a per-address limit
+  // applied at its admission (the limit may change before it ends). Without a
+  // limit nothing is counted, and the host is never even looked up.
+  const countedHost = new WeakMap<Transport, string>()
 
-    const leaveHost = (host: string) => {
-      const count = (perHost.get(host) ?? 1) - 1
-      if (count === 0) perHost.delete(host)
-      else perHost.set(host, count)
+  const leave = (transport: Transport) => {
+    const host = countedHost.get(transport)
+    if (host === undefined) return
+    countedHost.delete(transport)
+    const count = (perHost.get(host) ?? 1) - 1
+    if (count === 0) perHost.delete(host)
+    else perHost.set(host, count)
+  }
+
+  const settle = (waiter: Waiter, outcome: "admitted" | "stopped") => {
+    waiter.outcome = outcome
+    const resume = waiter.resume
+    waiter.resume = undefined
+    resume?.()
+  }
+
+  // Hands free slots to waiters, oldest first. Settling a waiter may run its
+  // put at once (and that put may give its slot back), so the loop re-reads
+  // the state on every turn.
+  const admitWaiters = () => {
+    while (waiters.length > 0 && inUse < capacity) {
+      inUse++
+      settle(waiters.shift()!, "admitted")
     }
+  }
 
-    // Hands free permits to waiters, oldest first.
-    const admitWaiters: Effect.Effect<void> = Effect.suspend(() => {
-      if (waiters.length === 0) return Effect.void
-      return Effect.flatMap(permits.takeIfAvailable(1), (taken) => {
-        if (!taken) return Effect.void
-        const waiter = waiters.shift()!
-        Deferred.doneUnsafe(waiter, Effect.succeed("admitted"))
-        return admitWaiters
+  const giveBack = () => {
+    inUse--
+    admitWaiters()
+  }
+
+  const refused = (error: AdmissionError, transport: Transport): Effect.Effect<never, AdmissionError> =>
+    Ref.getUnsafe(config).debug
+      ? Effect.logDebug("connection refused").pipe(
+          Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason: error.message }),
+          Effect.andThen(Effect.fail(error))
+        )
+      : Effect.fail(error)
+
+  const busy = (current: ManagerConfig) =>
+    withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount }))
+
+  const wait = (current: ManagerConfig, restore: Restore): Effect.Effect<void, PoolBusyError | NotRunningError> => {
+    const waiter: Waiter = { outcome: undefined, resume: undefined }
+    waiters.push(waiter)
+    const settled = Effect.callback<void>((resume) => {
+      if (waiter.outcome !== undefined) return resume(Effect.void)
+      waiter.resume = () => resume(Effect.void)
+      return Effect.sync(() => {
+        waiter.resume = undefined
       })
     })
-
-    const wait = (current: ManagerConfig): Effect.Effect<void, PoolBusyError | NotRunningError> => {
-      const waiter = Deferred.makeUnsafe<Wake>()
-      waiters.push(waiter)
-      counters.queued++
-      const timeout = Duration.isFinite(current.queueTimeout) ? current.queueTimeout : undefined
-      const awaited = Deferred.await(waiter)
-      return (timeout === undefined ? Effect.asSome(awaited) : Effect.timeoutOption(awaited, timeout)).pipe(
-        Effect.flatMap((woke): Effect.Effect<void, PoolBusyError | NotRunningError> => {
-          // A permit handed over just as the timeout fired is still ours: use it.
-          const outcome = woke._tag === "Some" ? woke.value : Deferred.isDoneUnsafe(waiter) ? "admitted" : undefined
-          if (outcome === "admitted") return Effect.void
-          if (outcome === "stopped") return Effect.fail(withoutStack(() => new NotRunningError()))
+    const timeout = Duration.isFinite(current.queueTimeout) ? current.queueTimeout : undefined
+    return restore(timeout === undefined ? settled : Effect.timeoutOption(settled, timeout)).pipe(
+      Effect.onExit((exit) => {
+        // Still queued: it timed out or was interrupted. Leave in the same step.
+        if (waiter.outcome === undefined) {
           const index = waiters.indexOf(waiter)
           if (index !== -1) waiters.splice(index, 1)
-          counters.queueTimeouts++
-          counters.rejected++
-          return Effect.fail(withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount })))
-        })
-      )
-    }
-
-    const refused = (error: AdmissionError, transport: Transport): Effect.Effect<never, AdmissionError> =>
-      Ref.getUnsafe(config).debug
-        ? Effect.logDebug("connection refused").pipe(
-            Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason: error.message }),
-            Effect.andThen(Effect.fail(error))
-          )
-        : Effect.fail(error)
-
-    const leave = (transport: Transport) => {
-      const host = countedHost.get(transport)
-      if (host === undefined) return
-      countedHost.delete(transport)
-      leaveHost(host)
-    }
-
-    const acquire = (transport: Transport): Effect.Effect<void, AdmissionError> =>
-      Effect.suspend(() => {
-        const current = Ref.getUnsafe(config)
-        const limit = current.maxConnectionsPerAddress
-        if (limit > 0) {
-          const host = normalizeHost(transport.remoteHost)
-          const fromHost = perHost.get(host) ?? 0
-          if (fromHost >= limit) {
-            counters.rejectedByAddress++
-            return refused(
-              withoutStack(() => new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit })),
-              transport
-            )
-          }
-          perHost.set(host, fromHost + 1)
-          countedHost.set(transport, host)
+        } else if (waiter.outcome === "admitted" && Exit.isFailure(exit)) {
+          // Interrupted just after it was handed a slot: pass the slot on.
+          giveBack()
         }
-        const queue = current.admissionPolicy === "queue"
-        // With a queue, newcomers wait behind the connections already waiting.
-        const fast = queue && waiters.length > 0 ? Effect.succeed(false) : permits.takeIfAvailable(1)
-        return Effect.flatMap(fast, (taken): Effect.Effect<void, AdmissionError> => {
-          if (taken) return Effect.void
-          if (queue && waiters.length < current.queueSize) {
-            return Effect.onError(wait(current), () => Effect.sync(() => leave(transport)))
-          }
-          leave(transport)
-          counters.rejected++
+        return Effect.void
+      }),
+      Effect.flatMap((): Effect.Effect<void, PoolBusyError | NotRunningError> => {
+        if (waiter.outcome === "admitted") return Effect.void
+        if (waiter.outcome === "stopped") return Effect.fail(withoutStack(() => new NotRunningError()))
+        counters.queueTimeouts++
+        counters.rejected++
+        return Effect.fail(busy(current))
+      })
+    )
+  }
+
+  const acquire = (transport: Transport, restore: Restore): Effect.Effect<void, AdmissionError> =>
+    Effect.suspend(() => {
+      const current = Ref.getUnsafe(config)
+      const limit = current.maxConnectionsPerAddress
+      if (limit > 0) {
+        const host = normalizeHost(transport.remoteHost)
+        const fromHost = perHost.get(host) ?? 0
+        if (fromHost >= limit) {
+          counters.rejectedByAddress++
           return refused(
-            withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount })),
+            withoutStack(() => new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit })),
             transport
           )
-        })
-      })
+        }
+        perHost.set(host, fromHost + 1)
+        countedHost.set(transport, host)
+      }
+      const queue = current.admissionPolicy === "queue"
+      // With a queue, newcomers wait behind the connections already waiting.
+      if (!(queue && waiters.length > 0) && inUse < capacity) {
+        inUse++
+        return Effect.void
+      }
+      if (queue && waiters.length < current.queueSize) {
+        return Effect.onError(wait(current, restore), () => Effect.sync(() => leave(transport)))
+      }
+      leave(transport)
+      counters.rejected++
+      return refused(busy(current), transport)
+    })
 
-    return {
-      acquire,
-      release: (transport) =>
-        Effect.suspend(() => {
-          leave(transport)
-          return waiters.length === 0 ? permits.release(1) : Effect.andThen(permits.release(1), admitWaiters)
-        }),
-      resize: Effect.suspend(() => Effect.andThen(permits.resize(permitsFor(Ref.getUnsafe(config))), admitWaiters)),
-      rejectWaiters: () => {
-        for (const waiter of waiters.splice(0)) Deferred.doneUnsafe(waiter, Effect.succeed("stopped"))
-      },
-      waiting: () => waiters.length
-    }
-  })
+  return {
+    acquire,
+    release: (transport) => {
+      leave(transport)
+      giveBack()
+    },
+    resize: () => {
+      capacity = capacityOf(Ref.getUnsafe(config))
+      admitWaiters()
+    },
+    rejectWaiters: () => {
+      for (const waiter of waiters.splice(0)) settle(waiter, "stopped")
+    },
+    waiting: () => waiters.length
+  }
+}

@@ -1,3 +1,5 @@
+import { ConnectionError } from "../PoolError.ts"
+
 /**
  * Errors that are expected outcomes (a pool is busy, a peer closed) happen
  * once per connection or more, and capturing a stack trace costs several
@@ -12,3 +14,13 @@ export const withoutStack = <A>(make: () => A): A => {
     Error.stackTraceLimit = limit
   }
 }
+
+/** A `ConnectionError` without a stack trace (see `Connection.failure`). */
+export const connectionFailure = (
+  reason: ConnectionError["reason"],
+  remoteAddress: string,
+  cause?: unknown
+): ConnectionError =>
+  withoutStack(
+    () => new ConnectionError(cause === undefined ? { reason, remoteAddress } : { reason, remoteAddress, cause })
+  )

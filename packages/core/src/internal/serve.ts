@@ -1,6 +1,6 @@
 /**
  * The loop a worker runs for the connection it owns: wait for bytes (with the
- * deadline, and wakeable by `stop`), frame one message by the spec's rule,
+ * deadline, and wakeable by `stop`), frame one message by the Go original's rule (SPEC.md),
  * hand it to the callback, repeat until the connection ends.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
@@ -11,10 +11,11 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
-import { type Connection, concat, type ReadyEvent, setWriteTimeout } from "../Connection.ts"
+import type { Connection, ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
-import type { Env, Run, Session } from "./state.ts"
+import { concat } from "./bytes.ts"
+import type { ManagerState, Running, ServedConnection } from "./state.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
@@ -39,7 +40,12 @@ const THROWN: Step = new Uint8Array(0)
  * is a close with a reason. The caller closes the transport when this exits
  * (also when it is interrupted by a drain timeout).
  */
-export const serve = (env: Env, run: Run, session: Session, connection: Connection): Effect.Effect<void> => {
+export const serve = (
+  env: ManagerState,
+  run: Running,
+  session: ServedConnection,
+  connection: Connection
+): Effect.Effect<void> => {
   const transport = connection.transport
   const counters = env.counters
   // Per-message state. A session handles one message at a time, so the hot
@@ -48,7 +54,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
   // The deadline in milliseconds for reads and for the callback's writes (Go's
   // SetDeadline covers both), derived again only when the config changes.
   let deadline = deadlineMillis(config)
-  setWriteTimeout(connection, deadline)
+  transport.writeTimeoutMillis = deadline
   let served = 0
   let started = 0
   let pending: ((resumed: Effect.Effect<void>) => void) | undefined
@@ -93,7 +99,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
       : Effect.void
   }
 
-  // Frames one message starting with `first` (the spec's rule: keep reading
+  // Frames one message starting with `first` (the Go original's rule: keep reading
   // while each read filled bufferSize), but never waits for a continuation
   // that has not arrived: an exact multiple of bufferSize is delivered as is.
   const frame = (first: Uint8Array): Step => {
@@ -119,7 +125,7 @@ export const serve = (env: Env, run: Run, session: Session, connection: Connecti
     if (current !== config) {
       config = current
       deadline = deadlineMillis(current)
-      setWriteTimeout(connection, deadline)
+      transport.writeTimeoutMillis = deadline
     }
     const first = transport.poll(config.bufferSize)
     if (first !== undefined) return frame(first)

@@ -1,7 +1,8 @@
 /**
- * The mutable state shared by the manager, its workers and its sessions.
- * Everything here is touched only from synchronous steps of fibers, which on
- * one JavaScript thread makes each step atomic: no locks are needed for it.
+ * The plain data shared by the manager, its workers and the connections they
+ * serve. Everything here is touched only from synchronous steps of fibers,
+ * which on one JavaScript thread makes each step atomic: no locks are needed
+ * for it. The behaviour lives in the modules that import this one.
  */
 import type * as Context from "effect/Context"
 import type * as Deferred from "effect/Deferred"
@@ -13,98 +14,62 @@ import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback, SyncCallback } from "../PoolManager.ts"
 import type { Admission } from "./admission.ts"
-import type { DurationHistogram } from "./metrics.ts"
+import type { Counters } from "./counters.ts"
+import type { DurationHistogram } from "./histogram.ts"
 
-/** A worker, as the scoped `Pool` holds it. */
+/**
+ * A worker: an item of the scoped `Pool`, lent to one connection at a time.
+ * It carries no work of its own (the connection's fiber does the work); it is
+ * the unit the pool spawns, keeps idle, lends and retires, with an id for logs.
+ */
 export interface Worker {
   readonly id: number
 }
 
-/** Running totals since the manager was made. */
-export interface Counters {
-  accepted: number
-  /** Refused because the pool was busy (at once, or after waiting in the queue). */
-  rejected: number
-  rejectedByAddress: number
-  queued: number
-  queueTimeouts: number
-  closedByMessageLimit: number
-  busy: number
-  workers: number
-  spawned: number
-  retired: number
-  messages: number
-  bytesRead: number
-  /** Bytes written to connections that have ended (live ones are summed on demand). */
-  bytesWritten: number
-  callbackFailures: number
-  closedByDeadline: number
-  closedBySize: number
-  closedByPeer: number
-  closedByStop: number
-  interruptedByDrain: number
-}
+/**
+ * How far a connection got after `put` admitted it: waiting for a worker
+ * (`"reserved"`), owned by a worker (`"leased"`), or given up before a worker
+ * touched it, because its `put` was interrupted or the pool refused to lend
+ * (`"abandoned"`).
+ */
+export type LeaseState = "reserved" | "leased" | "abandoned"
 
-/** One connection being served. `wake` is set only while it awaits a message. */
-export interface Session {
+/** One admitted connection and the fiber that serves it. */
+export interface ServedConnection {
   readonly transport: Transport
+  lease: LeaseState
+  /** Set only while the connection waits for a message: wakes it at `stop`. */
   wake: (() => void) | undefined
   fiber: Fiber.Fiber<void> | undefined
-  /** Whether the pool has lent the session its worker. */
-  leased: boolean
-  /** Set while put waits for a worker being spawned. */
+  /** Set while `put` waits for the worker being spawned for it. */
   onLeased: ((leased: boolean) => void) | undefined
 }
 
 /** One running period of the manager, from `start` to the end of `stop`. */
-export interface Run {
+export interface Running {
   readonly pool: Pool.Pool<Worker>
   readonly scope: Scope.Closeable
-  readonly sessions: Set<Session>
-  /** Completed when `stopping` and the last session ended. */
+  readonly connections: Set<ServedConnection>
+  /** Completed when `stopping` and the last connection ended. */
   readonly drained: Deferred.Deferred<void>
   stopping: boolean
 }
 
 /** What every part of one manager shares. */
-export interface Env {
+export interface ManagerState {
   readonly config: Ref.Ref<ManagerConfig>
   readonly counters: Counters
+  /** Connections admitted whose worker is still being spawned (their workers are not idle). */
+  reserved: number
   readonly admission: Admission
   readonly callback: Callback<unknown, unknown>
-  /** Set for a `syncCallback`: run in the transport's event, without resuming the session's fiber. */
+  /** Set for a `syncCallback`: run in the transport's event, without resuming the connection's fiber. */
   readonly sync: SyncCallback["run"] | undefined
-  /** The context `make` ran in: workers run their callbacks with it. */
+  /** The context `make` ran in, minus its Scope: connections run their callbacks with it. */
   readonly context: Context.Context<unknown>
   /** Completed (and replaced) on every `setConfig`, to wake the reaper. */
   configChanged: Deferred.Deferred<void>
-  run: Run | undefined
+  running: Running | undefined
   nextWorkerId: number
   readonly callbackDuration: DurationHistogram
-  /** Idle workers now. */
-  readonly idleCount: () => number
-  /** Bytes written so far, by ended and live connections. */
-  readonly bytesWritten: () => number
 }
-
-export const makeCounters = (): Counters => ({
-  accepted: 0,
-  rejected: 0,
-  rejectedByAddress: 0,
-  queued: 0,
-  queueTimeouts: 0,
-  closedByMessageLimit: 0,
-  busy: 0,
-  workers: 0,
-  spawned: 0,
-  retired: 0,
-  messages: 0,
-  bytesRead: 0,
-  bytesWritten: 0,
-  callbackFailures: 0,
-  closedByDeadline: 0,
-  closedBySize: 0,
-  closedByPeer: 0,
-  closedByStop: 0,
-  interruptedByDrain: 0
-})

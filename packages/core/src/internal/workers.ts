@@ -5,14 +5,17 @@
  * when it is exhausted, while this manager's min and max change live and
  * `put` must never wait. So the pool is built with no minimum and no maximum
  * and three things sit around it:
- * - admission: a `Semaphore` sized to `maxWorkersCount` is taken before
- *   `Pool.get`, so `get` only ever reuses an idle worker or spawns one;
+ * - admission (`admission.ts`): a connection holds one of `maxWorkersCount`
+ *   slots before it borrows a worker, so borrowing only ever reuses an idle
+ *   worker or spawns one;
  * - the minimum: `ensureMin` borrows enough workers at once to make the pool
  *   grow to `minWorkersCount`, then hands them back idle (at start, and when
  *   `setConfig` raises it);
  * - retirement: the pool's strategy runs a reaper that reads the live config,
  *   and retires workers idle for `idleWorkerTimeout`, oldest first, never
- *   going below `minWorkersCount` and never touching a busy one.
+ *   going below `minWorkersCount` and never touching a busy one. The strategy
+ *   is the only code that reads the pool's own state; everything else counts
+ *   with the manager's counters.
  * The pool returns released workers to the front of its idle list, so `put`
  * reuses the most recently idle worker first.
  */
@@ -23,11 +26,11 @@ import * as Effect from "effect/Effect"
 import * as Pool from "effect/Pool"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
-import type { Env, Run, Worker } from "./state.ts"
+import type { ManagerState, Running, Worker } from "./state.ts"
 
 type Item = Pool.PoolItem<Worker, never>
 
-const spawn = (env: Env): Effect.Effect<Worker, never, Scope.Scope> =>
+const spawn = (env: ManagerState): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.suspend(() => {
       const worker: Worker = { id: ++env.nextWorkerId }
@@ -52,14 +55,7 @@ const isIdle = (pool: Pool.Pool<Worker>, item: Item): boolean =>
 
 const aliveCount = (pool: Pool.Pool<Worker>): number => pool.state.items.size - pool.state.invalidated.size
 
-/** Number of idle workers in `pool`. */
-export const idleCount = (pool: Pool.Pool<Worker>): number => {
-  let idle = 0
-  for (const item of pool.state.items) if (isIdle(pool, item)) idle++
-  return idle
-}
-
-const retire = (pool: Pool.Pool<Worker>, item: Item, env: Env): Effect.Effect<void> =>
+const retire = (pool: Pool.Pool<Worker>, item: Item, env: ManagerState): Effect.Effect<void> =>
   Effect.suspend(() =>
     // Checked again in the step that retires it: a put may have taken it since.
     isIdle(pool, item) && aliveCount(pool) > Ref.getUnsafe(env.config).minWorkersCount && item.exit._tag === "Success"
@@ -72,7 +68,7 @@ const retire = (pool: Pool.Pool<Worker>, item: Item, env: Env): Effect.Effect<vo
  * one could expire or the config changes.
  */
 const reaper =
-  (env: Env) =>
+  (env: ManagerState) =>
   (pool: Pool.Pool<Worker>): Effect.Effect<void> =>
     Effect.gen(function* () {
       const clock = yield* Clock.Clock
@@ -101,7 +97,7 @@ const reaper =
     })
 
 /** Builds the pool of one running period, in `scope`. */
-export const makePool = (env: Env, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
+export const makePool = (env: ManagerState, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
   Pool.makeWithStrategy({
     acquire: spawn(env),
     min: 0,
@@ -110,16 +106,25 @@ export const makePool = (env: Env, scope: Scope.Scope): Effect.Effect<Pool.Pool<
   }).pipe(Scope.provide(scope))
 
 /**
- * Grows the pool to `minWorkersCount` workers by borrowing that many (idle ones
- * first, the pool spawns the rest) and handing them all back idle.
+ * Grows the pool to `minWorkersCount` workers by borrowing enough workers at
+ * once (idle ones first, the pool spawns the rest) and handing them all back
+ * idle. It counts with the manager's own counters, not the pool's state:
+ * workers not serving a connection are first taken by the connections
+ * reserved for a worker (the pool spawns for those that find none), and only
+ * what is still missing after those spawns is spawned here, so growing to the
+ * minimum never spawns past the maximum.
  */
-export const ensureMin = (env: Env, run: Run): Effect.Effect<void> =>
+export const ensureMin = (env: ManagerState, running: Running): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const missing = Ref.getUnsafe(env.config).minWorkersCount - aliveCount(run.pool)
-    if (missing <= 0 || run.stopping) return Effect.void
-    const borrow = idleCount(run.pool) + missing
+    const { busy, workers } = env.counters
+    const free = workers - busy
+    const spawnsForReserved = Math.max(0, env.reserved - free)
+    const missing = Ref.getUnsafe(env.config).minWorkersCount - workers - spawnsForReserved
+    if (missing <= 0 || running.stopping) return Effect.void
+    // The borrowers queue behind the reserved connections in the pool.
+    const borrow = Math.max(0, free - env.reserved) + missing
     return Effect.scoped(
-      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(run.pool), {
+      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(running.pool), {
         concurrency: "unbounded",
         discard: true
       })

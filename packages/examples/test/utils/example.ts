@@ -9,15 +9,15 @@ import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 // One child-process helper for the whole repository: the CLI's tests own it.
-import { poll, spawnNode } from "../../node/test/cliProcess.ts"
+import { poll, spawnNode } from "../../../node/test/utils/cliProcess.ts"
 
 /** The absolute path of an example source file. */
-export const example = (name: string): string => fileURLToPath(new URL(`../src/${name}`, import.meta.url))
+export const example = (name: string): string => fileURLToPath(new URL(`../../src/${name}`, import.meta.url))
 
 /** Starts an example server and waits for its `listening on <host>:<port>` line. */
 export const startExample = (file: string, args: ReadonlyArray<string> = []) =>
   Effect.gen(function* () {
-    const child = yield* spawnNode([example(file), ...args], { cwd: fileURLToPath(new URL("..", import.meta.url)) })
+    const child = yield* spawnNode([example(file), ...args], { cwd: fileURLToPath(new URL("../..", import.meta.url)) })
     const match = yield* child.waitFor(/listening on [\w.:[\]]+:(\d+)/)
     return { child, port: Number(match[1]) }
   })

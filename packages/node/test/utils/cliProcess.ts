@@ -11,15 +11,15 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Option } from "effect"
-import type { NodeCli } from "../src/index.ts"
+import type { NodeCliConfig } from "../../src/index.ts"
 
 /** The `pool-manager` executable. */
-export const bin = fileURLToPath(new URL("../bin/pool-manager.ts", import.meta.url))
+export const bin = fileURLToPath(new URL("../../bin/pool-manager.ts", import.meta.url))
 
 /** The command with a slow callback for messages starting with `SLOW` (see `fixtures/slow-server.ts`). */
-export const slowServer = fileURLToPath(new URL("./fixtures/slow-server.ts", import.meta.url))
+export const slowServer = fileURLToPath(new URL("../fixtures/slow-server.ts", import.meta.url))
 
-const packageDir = fileURLToPath(new URL("..", import.meta.url))
+const packageDir = fileURLToPath(new URL("../..", import.meta.url))
 
 /** Polls `check` every 20 ms until it returns a value, failing after `timeout` ms. */
 export const poll = <A>(what: string, check: () => A | undefined, timeout = 20_000, details = () => "") =>
@@ -175,8 +175,8 @@ export const select = (samples: ReadonlyArray<Sample>, name: string, labels: Rec
 export const total = (samples: ReadonlyArray<Sample>, name: string, labels: Record<string, string> = {}): number =>
   select(samples, name, labels).reduce((sum, sample) => sum + sample.value, 0)
 
-/** Settings with no flag given, to build on in tests of `NodeCli.makeConfig`. */
-export const noFlags: NodeCli.Settings = {
+/** Settings with no flag given, to build on in tests of `NodeCliConfig.makeConfig`. */
+export const noFlags: NodeCliConfig.Settings = {
   host: Option.none(),
   port: Option.none(),
   path: Option.none(),

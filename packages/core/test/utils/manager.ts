@@ -4,7 +4,7 @@
  */
 import { Effect } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, type ManagerConfig, PoolManager } from "../src/index.ts"
+import { type ManagerConfig, MemoryConnection, PoolManager } from "../../src/index.ts"
 
 const decoder = new TextDecoder()
 
@@ -29,9 +29,9 @@ export const settle = Effect.gen(function* () {
 })
 
 /** A memory connection put into `manager`; fails the test if `put` fails. */
-export const connect = (manager: PoolManager.PoolManager["Service"], options?: Connection.MemoryOptions) =>
+export const connect = (manager: PoolManager.PoolManager["Service"], options?: MemoryConnection.Options) =>
   Effect.gen(function* () {
-    const { client, connection } = yield* Connection.makeMemory(options)
+    const { client, connection } = yield* MemoryConnection.make(options)
     yield* manager.put(connection)
     return client
   })

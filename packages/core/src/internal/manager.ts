@@ -1,0 +1,280 @@
+/**
+ * The manager's implementation: `start`, `put`, `stop`, `setConfig` and
+ * `stats` over the shared state of `state.ts`. `PoolManager.ts` is its face.
+ *
+ * The hand-over in `put` is atomic. `put` runs uninterruptibly except where
+ * it waits (in the admission queue, and for a worker being spawned), and
+ * every wait can be left in one synchronous step that undoes what it held.
+ * The worker takes the connection in the step that completes `put`: the
+ * connection's fiber, once lent its worker, resumes the waiting `put`, which
+ * Effect runs at once, in that same step, to its end. So either a worker owns
+ * the connection and `put` succeeds, or `put` fails or is interrupted and the
+ * pool never touched the connection.
+ */
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Pool from "effect/Pool"
+import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
+import * as Semaphore from "effect/Semaphore"
+import type { Connection } from "../Connection.ts"
+import * as ManagerConfig from "../ManagerConfig.ts"
+import { AlreadyRunningError, type ConfigError, NotRunningError } from "../PoolError.ts"
+import type { Callback, PoolManager, PoolStats, SyncCallback } from "../PoolManager.ts"
+import * as Admission from "./admission.ts"
+import * as Counters from "./counters.ts"
+import { withoutStack } from "./errors.ts"
+import { makeDurationHistogram } from "./histogram.ts"
+import * as Metrics from "./metrics.ts"
+import { serve } from "./serve.ts"
+import type { ManagerState, Running, ServedConnection } from "./state.ts"
+import * as Stats from "./stats.ts"
+import { ensureMin, makePool } from "./workers.ts"
+
+const isSyncCallback = (callback: Callback<any, any> | SyncCallback): callback is SyncCallback =>
+  typeof callback === "object" && callback._tag === "SyncCallback"
+
+const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
+
+export const make = <E, R>(
+  config: ManagerConfig.Input,
+  callback: Callback<E, R> | SyncCallback
+): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const sync = isSyncCallback(callback) ? callback.run : undefined
+    const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
+    const counters = Counters.make()
+    const state: ManagerState = {
+      config: configRef,
+      counters,
+      reserved: 0,
+      admission: Admission.make(configRef, counters),
+      callback:
+        sync === undefined
+          ? (callback as Callback<unknown, unknown>)
+          : (conn, body, len) => {
+              sync(conn, body, len)
+              return Effect.void
+            },
+      sync,
+      // Connections run callbacks in the context `make` ran in, minus its
+      // Scope: a callback's finalizers must not pile up in the manager's scope.
+      context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
+      configChanged: yield* Deferred.make<void>(),
+      running: undefined,
+      nextWorkerId: 0,
+      callbackDuration: makeDurationHistogram()
+    }
+    yield* Metrics.register(state, yield* Effect.scope)
+    // start and stop change the running state one at a time; setConfig calls
+    // are serialised separately, so a long drain does not hold up a config change.
+    const lifecycle = yield* Semaphore.make(1)
+    const configLock = yield* Semaphore.make(1)
+    const debug = (message: string, annotations: Record<string, unknown>) =>
+      Ref.getUnsafe(state.config).debug ? Effect.logDebug(message).pipe(Effect.annotateLogs(annotations)) : Effect.void
+
+    const start = lifecycle.withPermit(
+      Effect.gen(function* () {
+        if (state.running !== undefined) return yield* new AlreadyRunningError()
+        const scope = yield* Scope.make()
+        const running: Running = {
+          pool: yield* makePool(state, scope),
+          scope,
+          connections: new Set(),
+          drained: yield* Deferred.make<void>(),
+          stopping: false
+        }
+        yield* ensureMin(state, running)
+        state.running = running
+        yield* debug("pool manager started", ManagerConfig.toJson(Ref.getUnsafe(state.config)))
+      })
+    )
+
+    // Ends the lease of a connection a worker owned, before the worker goes
+    // back to the pool: so `busy` never counts a connection without a worker.
+    const endLease =
+      (served: ServedConnection) =>
+      (exit: Exit.Exit<void>): Effect.Effect<void> =>
+        Effect.sync(() => {
+          const transport = served.transport
+          if (Exit.isFailure(exit)) {
+            // Cut short by the drain timeout: drop what it had queued.
+            counters.interruptedByDrain++
+            transport.abort()
+          } else {
+            transport.close()
+          }
+          counters.bytesWritten += transport.bytesWritten
+          counters.busy--
+        })
+
+    const unreserve = (served: ServedConnection) => {
+      if (served.lease !== "reserved") return
+      served.lease = "abandoned"
+      state.reserved--
+    }
+
+    const endConnection =
+      (running: Running, served: ServedConnection) =>
+      (_: Exit.Exit<void>): Effect.Effect<void> => {
+        if (served.lease === "reserved") {
+          // The pool refused to lend a worker (it only does so while shutting
+          // down): put fails, and its caller keeps the connection.
+          unreserve(served)
+          served.onLeased?.(false)
+        }
+        running.connections.delete(served)
+        if (running.stopping && running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
+        state.admission.release(served.transport)
+        return Effect.void
+      }
+
+    // The worker is borrowed with Pool.use inside the connection's own fiber:
+    // no Scope per connection, and the lease ends exactly when serving does.
+    // The fiber starts at once, so with an idle worker the lease is taken
+    // before it yields; only when a worker must be spawned does put wait for it.
+    const lend = (
+      running: Running,
+      connection: Connection,
+      restore: Admission.Restore
+    ): Effect.Effect<void, NotRunningError> => {
+      const served: ServedConnection = {
+        transport: connection.transport,
+        lease: "reserved",
+        wake: undefined,
+        fiber: undefined,
+        onLeased: undefined
+      }
+      // Registered before the worker is borrowed, so a stop that begins while a
+      // worker is being spawned still waits for this connection.
+      running.connections.add(served)
+      state.reserved++
+      const serving = Pool.use(running.pool, (worker) => {
+        // The put gave up while the worker was spawned: the worker goes back
+        // idle and the connection stays untouched.
+        if (served.lease === "abandoned") return Effect.void
+        state.reserved--
+        served.lease = "leased"
+        counters.busy++
+        counters.accepted++
+        // Completes a put waiting for this worker, in this very step.
+        served.onLeased?.(true)
+        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
+        return Ref.getUnsafe(state.config).debug
+          ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
+              Effect.andThen(body)
+            )
+          : body
+      })
+      served.fiber = Effect.runForkWith(state.context)(Effect.onExit(serving, endConnection(running, served)))
+      if (served.lease === "leased") return Effect.void
+      if (served.lease === "abandoned") return notRunning()
+      return restore(
+        Effect.callback<void, NotRunningError>((resume) => {
+          served.onLeased = (leased) => {
+            served.onLeased = undefined
+            resume(leased ? Effect.void : notRunning())
+          }
+          return Effect.sync(() => {
+            served.onLeased = undefined
+          })
+        })
+      ).pipe(
+        // Interrupted while the worker is spawned (or before it even waited):
+        // give the connection up in this step; the worker, once spawned, goes
+        // back idle.
+        Effect.onExit((exit) => {
+          if (Exit.isFailure(exit)) unreserve(served)
+          return Effect.void
+        })
+      )
+    }
+
+    const put = (connection: Connection): Effect.Effect<void, Admission.AdmissionError> =>
+      Effect.uninterruptibleMask((restore) =>
+        Effect.suspend(() => {
+          const running = state.running
+          if (running === undefined || running.stopping) return notRunning()
+          return Effect.flatMap(state.admission.acquire(connection.transport, restore), () => {
+            // A put that waited in the queue may have waited through a stop.
+            if (state.running === running && !running.stopping) return lend(running, connection, restore)
+            state.admission.release(connection.transport)
+            return notRunning()
+          })
+        })
+      )
+
+    const stop = lifecycle.withPermit(
+      Effect.suspend(() => {
+        const running = state.running
+        if (running === undefined) return Effect.void
+        const config = Ref.getUnsafe(state.config)
+        running.stopping = true
+        state.admission.rejectWaiters()
+        // Connections waiting for a message take what already arrived and
+        // close; busy ones finish their message first. Bytes already in the
+        // kernel reach a socket only when the event loop polls for I/O, so
+        // the waiting ones are woken two scheduler turns later: each turn is
+        // a macrotask of Effect's scheduler (setImmediate on Node), and the
+        // event loop polls for I/O between two of them, so a request sent
+        // before the stop is served. Being scheduler turns, not time, they
+        // need no clock (under TestClock too). The drain timeout runs meanwhile.
+        const wakeWaiting = Effect.yieldNow.pipe(
+          Effect.andThen(Effect.yieldNow),
+          Effect.andThen(
+            Effect.sync(() => {
+              for (const served of running.connections) served.wake?.()
+            })
+          )
+        )
+        if (running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
+        const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
+        const drained = Deferred.await(running.drained)
+        return Effect.forkChild(wakeWaiting).pipe(
+          Effect.andThen(debug("pool manager stopping", { busy: running.connections.size })),
+          Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
+          Effect.andThen(() => {
+            const fibers = Array.from(running.connections, (served) => served.fiber).filter(
+              (fiber) => fiber !== undefined
+            )
+            if (fibers.length === 0) return Effect.void
+            return Effect.logWarning("drainTimeout passed: interrupting the callbacks still running").pipe(
+              Effect.annotateLogs({ busy: fibers.length, drainTimeout: Duration.format(config.drainTimeout) }),
+              Effect.andThen(Fiber.interruptAll(fibers))
+            )
+          }),
+          // Closing the running period's scope shuts its pool down, which retires every worker.
+          Effect.andThen(Scope.close(running.scope, Exit.void)),
+          Effect.andThen(() => {
+            state.running = undefined
+            return debug("pool manager stopped", {})
+          })
+        )
+      })
+    )
+
+    const setConfig = (input: ManagerConfig.Input) =>
+      configLock.withPermit(
+        Effect.gen(function* () {
+          const next = yield* ManagerConfig.make(input, Ref.getUnsafe(state.config))
+          yield* Ref.set(state.config, next)
+          state.admission.resize()
+          const changed = state.configChanged
+          state.configChanged = yield* Deferred.make<void>()
+          yield* Deferred.succeed(changed, undefined)
+          if (state.running !== undefined) yield* ensureMin(state, state.running)
+          yield* debug("config changed", ManagerConfig.toJson(next))
+          return next
+        })
+      )
+
+    const stats = Effect.sync((): PoolStats => Stats.snapshot(state))
+
+    yield* Effect.addFinalizer(() => stop)
+
+    return { start, put, config: Ref.get(state.config), setConfig, stop, stats }
+  })

@@ -1,0 +1,95 @@
+/**
+ * The adapter from a `Transport` to the Effect-level `Connection` that
+ * callbacks use (`Connection.make`).
+ */
+import * as Effect from "effect/Effect"
+import type { Connection, Transport } from "../Connection.ts"
+import type { ConnectionError } from "../PoolError.ts"
+import { connectionFailure as failure } from "./errors.ts"
+
+// A write of the same small payload (an `OK`, an `ERROR`) reuses its effect:
+// effects are values, and most servers answer with a few constant replies.
+// Larger payloads are not kept, so a connection never pins a big buffer.
+const reusableWriteBytes = 256
+
+/**
+ * The `Connection` `Connection.make` returns: one object per connection, its effects
+ * built when first used (most callbacks never `read`), so holding 10,000
+ * connections costs 10,000 small objects.
+ */
+export class TransportConnection implements Connection {
+  readonly transport: Transport
+  readonly bufferSize: number
+  private readEffect: Effect.Effect<Uint8Array, ConnectionError> | undefined = undefined
+  private drainedEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
+  private closeEffect: Effect.Effect<void> | undefined = undefined
+  private lastData: Uint8Array | string | undefined = undefined
+  private lastWrite: Effect.Effect<void, ConnectionError> | undefined = undefined
+  constructor(transport: Transport, bufferSize: number) {
+    this.transport = transport
+    this.bufferSize = bufferSize
+  }
+
+  get remoteAddress(): string {
+    return this.transport.remoteAddress
+  }
+  get read(): Effect.Effect<Uint8Array, ConnectionError> {
+    if (this.readEffect === undefined) this.readEffect = makeRead(this.transport, this.bufferSize)
+    return this.readEffect
+  }
+  get close(): Effect.Effect<void> {
+    if (this.closeEffect === undefined) this.closeEffect = Effect.sync(() => this.transport.close())
+    return this.closeEffect
+  }
+  // A property, not a method: callbacks pass `conn.write` around unbound.
+  readonly write = (data: Uint8Array | string): Effect.Effect<void, ConnectionError> => {
+    if (data === this.lastData) return this.lastWrite!
+    // Most writes are taken at once: only a full transport costs a callback.
+    const effect = Effect.suspend(() => {
+      const written = this.transport.write(data)
+      if (written === true) return Effect.void
+      if (written !== false) return Effect.fail(written)
+      if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this)
+      return this.drainedEffect
+    })
+    if (data.length <= reusableWriteBytes) {
+      this.lastData = data
+      this.lastWrite = effect
+    }
+    return effect
+  }
+}
+
+const makeDrained = (connection: TransportConnection): Effect.Effect<void, ConnectionError> =>
+  Effect.callback<void, ConnectionError>((resume) => {
+    const cancel = connection.transport.awaitWritable(connection.transport.writeTimeoutMillis, (error) =>
+      resume(error === undefined ? Effect.void : Effect.fail(error))
+    )
+    return Effect.sync(cancel)
+  })
+
+const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8Array, ConnectionError> =>
+  Effect.callback<Uint8Array, ConnectionError>((resume) => {
+    let cancel: (() => void) | undefined
+    const attempt = (): boolean => {
+      const chunk = transport.poll(bufferSize)
+      if (chunk !== undefined) {
+        resume(Effect.succeed(chunk))
+        return true
+      }
+      if (transport.ended) {
+        resume(Effect.fail(transport.failure ?? failure("Closed", transport.remoteAddress)))
+        return true
+      }
+      return false
+    }
+    if (attempt()) return
+    const wait = () => {
+      cancel = transport.awaitReadable(Infinity, () => {
+        cancel = undefined
+        if (!attempt()) wait()
+      })
+    }
+    wait()
+    return Effect.sync(() => cancel?.())
+  })
