@@ -48,6 +48,7 @@ import * as NodeConfigFile from "./NodeConfigFile.ts"
 import type { ListenError } from "./NodeError.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
 
 export * from "./NodeCliConfig.ts"
@@ -74,6 +75,14 @@ export const validate =
         const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
         return yield* new CliError.ValidationError({
           message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
+        })
+      }
+      if (
+        Option.getOrElse(settings.proxyProtocol, () => defaults.proxyProtocol === true) &&
+        Option.isSome(settings.tlsKey)
+      ) {
+        return yield* new CliError.ValidationError({
+          message: "--proxy-protocol cannot be combined with --tls-key/--tls-cert: terminate TLS at the balancer"
         })
       }
       yield* makeConfig(settings, defaults).pipe(
@@ -133,7 +142,7 @@ export const serve = <E, R>(
   config: ServerConfig,
   callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
   options?: ServeOptions
-): Effect.Effect<never, ListenError, R> => {
+): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> => {
   const name = options?.name ?? "pool-manager"
   const worker = NodeCluster.workerNumber()
   return Effect.gen(function* () {
@@ -246,7 +255,11 @@ export const command = <E, R>(options: Options<E, R>) => {
       const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
       let debug = config.manager.debug
       const processes = config.processes ?? 1
-      const program: Effect.Effect<never, ListenError | NodeCluster.ClusterError, R> =
+      const program: Effect.Effect<
+        never,
+        ListenError | NodeProxyProtocol.ProxyProtocolError | NodeCluster.ClusterError,
+        R
+      > =
         processes > 1 && NodeCluster.workerNumber() === undefined
           ? NodeCluster.runPrimary({
               processes,
@@ -266,6 +279,7 @@ export const command = <E, R>(options: Options<E, R>) => {
       return yield* program.pipe(
         Effect.catchTags({
           ListenError: (error) => Effect.fail(userError(error)),
+          ProxyProtocolError: (error) => Effect.fail(userError(error)),
           ClusterError: (error) => Effect.fail(userError(error))
         }),
         NodeLogging.provide({

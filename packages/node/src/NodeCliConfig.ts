@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 
 /**
@@ -44,6 +45,10 @@ export interface Defaults extends ManagerConfig.Input {
   readonly metricsHost?: string | undefined
   readonly logFormat?: LogFormat | undefined
   readonly processes?: number | undefined
+  /** Read a PROXY protocol header (v1 or v2) before each connection (default false). */
+  readonly proxyProtocol?: boolean | undefined
+  /** Who may send that header, as addresses or CIDRs (default loopback). */
+  readonly trustedProxies?: ReadonlyArray<string> | undefined
 }
 
 /**
@@ -78,6 +83,8 @@ export interface Settings {
   readonly metricsHost: Option.Option<string>
   readonly logFormat: Option.Option<LogFormat>
   readonly processes: Option.Option<number>
+  readonly proxyProtocol: Option.Option<boolean>
+  readonly trustedProxies: Option.Option<ReadonlyArray<string>>
 }
 
 /**
@@ -161,7 +168,19 @@ const countFlag = (name: string, schema: typeof Count, description: string, fall
   described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
 
 const resolve = (defaults: Defaults) => {
-  const { host, port, path, busyReply, metricsPort, metricsHost, logFormat, processes, ...input } = defaults
+  const {
+    host,
+    port,
+    path,
+    busyReply,
+    metricsPort,
+    metricsHost,
+    logFormat,
+    processes,
+    proxyProtocol,
+    trustedProxies,
+    ...input
+  } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
     manager,
     host: host ?? "127.0.0.1",
@@ -171,7 +190,9 @@ const resolve = (defaults: Defaults) => {
     metricsPort,
     metricsHost: metricsHost ?? "127.0.0.1",
     logFormat: logFormat ?? ("text" as LogFormat),
-    processes: processes ?? 1
+    processes: processes ?? 1,
+    proxyProtocol: proxyProtocol ?? false,
+    trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies
   }))
 }
 
@@ -241,8 +262,31 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       "Log lines as text or JSON",
       base.logFormat
     ),
-    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes)
+    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes),
+    proxyProtocol: described(
+      Flag.Boolean("proxy-protocol"),
+      "Read a PROXY protocol v1/v2 header from each connection and use the client it names (not with TLS)",
+      base.proxyProtocol
+    ),
+    trustedProxies: described(
+      Flag.String("trusted-proxies").pipe(
+        Flag.filterMap(parseList, () => "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1"),
+        Flag.withMetavar("cidr,...")
+      ),
+      "Peers allowed to send a PROXY protocol header; others are closed",
+      base.trustedProxies.join(",")
+    )
   }
+}
+
+const parseList = (text: string): Option.Option<ReadonlyArray<string>> => {
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+  return entries.length > 0 && NodeProxyProtocol.invalidTrustedProxy(entries) === undefined
+    ? Option.some(entries)
+    : Option.none()
 }
 
 /**
@@ -327,13 +371,16 @@ export const makeConfig = (
     const metricsPort = Option.getOrElse(settings.metricsPort, () => base.metricsPort)
     const key = Option.getOrUndefined(settings.tlsKey)
     const cert = Option.getOrUndefined(settings.tlsCert)
+    const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
+    const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
     return {
       manager,
       server: {
         host: Option.getOrElse(settings.host, () => base.host),
         port: Option.getOrElse(settings.port, () => base.port),
         ...(path === undefined ? {} : { path }),
-        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply)
+        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply),
+        ...(proxyProtocol ? { proxyProtocol: { trustedProxies } } : {})
       },
       tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
       metrics:

@@ -28,6 +28,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import type * as Scope from "effect/Scope"
 import * as NodeConnection from "./NodeConnection.ts"
 import { ListenError } from "./NodeError.ts"
+import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -54,6 +55,14 @@ export interface Options {
    * the socket. `handshakeTimeout` defaults to 10 seconds.
    */
   readonly tls?: Tls.TlsOptions | undefined
+  /**
+   * Read a PROXY protocol header (v1 or v2) from each connection before it
+   * reaches the pool, and use the client it names as the connection's
+   * address (for `maxConnectionsPerAddress` and logs). `true` uses the
+   * defaults of `NodeProxyProtocol.Options` (trusted proxies: loopback only).
+   * Not with `tls` (a `ProxyProtocolError`).
+   */
+  readonly proxyProtocol?: boolean | NodeProxyProtocol.Options | undefined
 }
 
 /**
@@ -69,6 +78,8 @@ export class NodeTcpServer extends Context.Service<
     readonly address: NetAddress.SocketAddress
     /** Connections accepted from the listener so far, admitted or refused. */
     readonly connections: Effect.Effect<number>
+    /** Connections closed for their PROXY protocol header, by reason (all 0 without `proxyProtocol`). */
+    readonly proxyRejected: Effect.Effect<Readonly<Record<NodeProxyProtocol.RejectReason, number>>>
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
@@ -80,6 +91,22 @@ const toSocketAddress = (address: string | Net.AddressInfo | null, options: Opti
     ? NetAddress.unixPathAddress(typeof address === "string" ? address : (options.path ?? ""))
     : NetAddress.inetAddressFromIpStringUnsafe(address.address, address.port)
 
+const noRejections = Object.fromEntries(NodeProxyProtocol.rejectReasons.map((reason) => [reason, 0])) as Record<
+  NodeProxyProtocol.RejectReason,
+  number
+>
+
+const makeGate = (options: Options) => {
+  const proxy = options.proxyProtocol
+  if (proxy === undefined || proxy === false) return Effect.succeed(undefined)
+  if (options.tls !== undefined) {
+    return Effect.fail(
+      new NodeProxyProtocol.ProxyProtocolError({ problem: "it cannot be combined with TLS on the same listener" })
+    )
+  }
+  return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
+}
+
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
  * Closing the scope stops accepting and closes the listener.
@@ -89,7 +116,11 @@ const toSocketAddress = (address: string | Net.AddressInfo | null, options: Opti
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<NodeTcpServer["Service"], ListenError, PoolManager.PoolManager | Scope.Scope> =>
+): Effect.Effect<
+  NodeTcpServer["Service"],
+  ListenError | NodeProxyProtocol.ProxyProtocolError,
+  PoolManager.PoolManager | Scope.Scope
+> =>
   Effect.gen(function* () {
     const manager = yield* PoolManager.PoolManager
     const context = yield* Effect.context<never>()
@@ -105,14 +136,28 @@ export const make = (
     // Every way put can fail (busy, stopped, address limit) leaves the
     // connection with us: answer and close it. The put usually completes
     // synchronously, so look at its exit before registering an observer.
-    const onConnection = (socket: Net.Socket) => {
-      connections++
-      const connection = NodeConnection.make(socket, options.connection)
+    const admit = (socket: Net.Socket, client?: NodeConnection.Client) => {
+      const connection = NodeConnection.make(socket, options.connection, client)
       const fiber = Effect.runForkWith(context)(manager.put(connection))
       const exit = fiber.pollUnsafe()
       if (exit === undefined) fiber.addObserver((exit) => exit._tag === "Failure" && refuse(connection))
       else if (exit._tag === "Failure") refuse(connection)
     }
+    const gate = yield* makeGate(options)
+    const onConnection =
+      gate === undefined
+        ? (socket: Net.Socket) => {
+            connections++
+            admit(socket)
+          }
+        : (socket: Net.Socket) => {
+            connections++
+            gate.admit(socket, (client) => {
+              admit(socket, client)
+              // The gate left the socket paused, holding what followed the header.
+              socket.resume()
+            })
+          }
 
     const server = yield* Effect.acquireRelease(
       Effect.callback<Net.Server, ListenError>((resume) => {
@@ -145,7 +190,8 @@ export const make = (
     )
     return NodeTcpServer.of({
       address: toSocketAddress(server.address(), options),
-      connections: Effect.sync(() => connections)
+      connections: Effect.sync(() => connections),
+      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections)
     })
   })
 
@@ -156,7 +202,9 @@ export const make = (
  * @category layers
  * @since 0.1.0
  */
-export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenError, PoolManager.PoolManager> = flow(
+export const layer: (
+  options?: Options
+) => Layer.Layer<NodeTcpServer, ListenError | NodeProxyProtocol.ProxyProtocolError, PoolManager.PoolManager> = flow(
   make,
   Layer.effect(NodeTcpServer)
 )

@@ -54,7 +54,13 @@ export * as NodeLogging from "./NodeLogging.ts"
  * @since 0.1.0
  */
 export * as NodeMetricsServer from "./NodeMetricsServer.ts"
-
+/**
+ * The PROXY protocol (v1 and v2): the header parser, and the gate that reads
+ * it from connections sent by a trusted balancer.
+ *
+ * @since 0.1.0
+ */
+export * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 /**
  * A TCP or unix socket server feeding a `PoolManager`.
  *
