@@ -122,17 +122,24 @@ export interface ServeOptions {
   readonly onReload?: ((config: ManagerConfig.ManagerConfig) => void) | undefined
 }
 
-const health = (manager: PoolManager.PoolManager["Service"] | undefined): Effect.Effect<NodeMetricsServer.Health> =>
-  manager === undefined
+const health = (
+  manager: PoolManager.PoolManager["Service"] | undefined,
+  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
+): Effect.Effect<NodeMetricsServer.Health> =>
+  manager === undefined || server === undefined
     ? Effect.succeed({ healthy: false, detail: "starting" })
-    : Effect.map(manager.stats, ({ running }) => ({ healthy: running, detail: running ? "ok" : "stopping" }))
+    : Effect.map(Effect.all([manager.stats, server.draining]), ([{ running }, draining]) =>
+        running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
+      )
 
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
- * set, and re-reads `config.configFile` on SIGHUP. On interruption it stops
- * accepting, then drains the pool, then closes the metrics endpoint (which
- * answers `/healthz` with 503 meanwhile). In a worker of `NodeCluster` the
+ * set, and re-reads `config.configFile` on SIGHUP. On interruption `/healthz`
+ * answers 503 at once; the listener keeps accepting for
+ * `config.server.shutdownDelay` (the lame-duck period, ended early by another
+ * signal), then stops accepting, then the pool drains, then the metrics
+ * endpoint closes. In a worker of `NodeCluster` the
  * metrics go to the primary instead, and log lines carry `process` and `pid`.
  *
  * @category running
@@ -147,14 +154,17 @@ export const serve = <E, R>(
   const worker = NodeCluster.workerNumber()
   return Effect.gen(function* () {
     let manager: PoolManager.PoolManager["Service"] | undefined
+    let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
     let metricsLine: string | undefined
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
-      yield* NodeCluster.answerScrapes(Effect.suspend(() => Effect.map(health(manager), ({ healthy }) => healthy)))
+      yield* NodeCluster.answerScrapes(
+        Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
+      )
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
         ...config.metrics,
-        health: Effect.suspend(() => health(manager))
+        health: Effect.suspend(() => health(manager, listener))
       })
       metricsLine = `${name} metrics at ${NodeMetricsServer.url(metrics.address)}/metrics and /healthz`
     }
@@ -162,6 +172,7 @@ export const serve = <E, R>(
       const pool = yield* PoolManager.PoolManager
       manager = pool
       const server = yield* NodeTcpServer.NodeTcpServer
+      listener = server
       const file = config.configFile
       if (file !== undefined) {
         const reconfigure =
@@ -265,7 +276,10 @@ export const command = <E, R>(options: Options<E, R>) => {
               processes,
               name,
               metrics: config.metrics,
-              stopTimeout: Duration.sum(config.manager.drainTimeout, Duration.seconds(10)),
+              stopTimeout: Duration.sum(
+                Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
+                Duration.seconds(10)
+              ),
               forwardSighup: path !== undefined
             }).pipe(Effect.scoped)
           : serve({ ...config, server: { ...config.server, tls } }, options.callback, {

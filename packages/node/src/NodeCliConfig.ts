@@ -49,6 +49,8 @@ export interface Defaults extends ManagerConfig.Input {
   readonly proxyProtocol?: boolean | undefined
   /** Who may send that header, as addresses or CIDRs (default loopback). */
   readonly trustedProxies?: ReadonlyArray<string> | undefined
+  /** On SIGINT/SIGTERM, fail /healthz but keep accepting this long before the drain (default 0). */
+  readonly shutdownDelay?: Duration.Input | undefined
 }
 
 /**
@@ -85,6 +87,7 @@ export interface Settings {
   readonly processes: Option.Option<number>
   readonly proxyProtocol: Option.Option<boolean>
   readonly trustedProxies: Option.Option<ReadonlyArray<string>>
+  readonly shutdownDelay: Option.Option<Duration.Duration>
 }
 
 /**
@@ -179,6 +182,7 @@ const resolve = (defaults: Defaults) => {
     processes,
     proxyProtocol,
     trustedProxies,
+    shutdownDelay,
     ...input
   } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
@@ -192,7 +196,8 @@ const resolve = (defaults: Defaults) => {
     logFormat: logFormat ?? ("text" as LogFormat),
     processes: processes ?? 1,
     proxyProtocol: proxyProtocol ?? false,
-    trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies
+    trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
+    shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0)
   }))
 }
 
@@ -275,6 +280,11 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       ),
       "Peers allowed to send a PROXY protocol header; others are closed",
       base.trustedProxies.join(",")
+    ),
+    shutdownDelay: durationFlag(
+      "shutdown-delay",
+      "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
+      base.shutdownDelay
     )
   }
 }
@@ -380,7 +390,8 @@ export const makeConfig = (
         port: Option.getOrElse(settings.port, () => base.port),
         ...(path === undefined ? {} : { path }),
         busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply),
-        ...(proxyProtocol ? { proxyProtocol: { trustedProxies } } : {})
+        ...(proxyProtocol ? { proxyProtocol: { trustedProxies } } : {}),
+        shutdownDelay: Option.getOrElse(settings.shutdownDelay, () => base.shutdownDelay)
       },
       tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
       metrics:

@@ -21,6 +21,7 @@ import * as Tls from "node:tls"
 import type * as Connection from "@pool-manager/core/Connection"
 import * as PoolManager from "@pool-manager/core/PoolManager"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -63,6 +64,14 @@ export interface Options {
    * Not with `tls` (a `ProxyProtocolError`).
    */
   readonly proxyProtocol?: boolean | NodeProxyProtocol.Options | undefined
+  /**
+   * The lame-duck period (default 0): when the scope closes, `draining` turns
+   * true at once (health checks should fail, see `NodeCli`) while the listener
+   * keeps accepting and the pool keeps serving for this long, so a balancer
+   * notices before connections are refused. Then the listener closes. A
+   * SIGINT or SIGTERM arriving during the period ends it early.
+   */
+  readonly shutdownDelay?: Duration.Input | undefined
 }
 
 /**
@@ -78,6 +87,8 @@ export class NodeTcpServer extends Context.Service<
     readonly address: NetAddress.SocketAddress
     /** Connections accepted from the listener so far, admitted or refused. */
     readonly connections: Effect.Effect<number>
+    /** True from the moment the server began to stop (its lame-duck period, then the pool's drain). */
+    readonly draining: Effect.Effect<boolean>
     /** Connections closed for their PROXY protocol header, by reason (all 0 without `proxyProtocol`). */
     readonly proxyRejected: Effect.Effect<Readonly<Record<NodeProxyProtocol.RejectReason, number>>>
   }
@@ -106,6 +117,27 @@ const makeGate = (options: Options) => {
   }
   return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
 }
+
+// Waits `delay`, or until the next SIGINT or SIGTERM (an operator in a hurry).
+const lameDuck = (delay: Duration.Duration, where: string) =>
+  Effect.log(
+    `shutting down: still accepting on ${where} for ${Duration.format(delay)} before closing (signal again to skip)`
+  ).pipe(
+    Effect.andThen(
+      Effect.callback<void>((resume) => {
+        const done = () => {
+          clearTimeout(timer)
+          process.off("SIGINT", done)
+          process.off("SIGTERM", done)
+          resume(Effect.void)
+        }
+        const timer = setTimeout(done, Duration.toMillis(delay))
+        process.once("SIGINT", done)
+        process.once("SIGTERM", done)
+        return Effect.sync(done)
+      })
+    )
+  )
 
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
@@ -188,8 +220,19 @@ export const make = (
       }),
       (server) => Effect.sync(() => server.close())
     )
+    const address = toSocketAddress(server.address(), options)
+    let draining = false
+    // Added after the listener, so it runs before the listener closes.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        draining = true
+        const delay = Duration.fromInputUnsafe(options.shutdownDelay ?? 0)
+        return Duration.isZero(delay) ? Effect.void : lameDuck(delay, describe(options))
+      })
+    )
     return NodeTcpServer.of({
-      address: toSocketAddress(server.address(), options),
+      address,
+      draining: Effect.sync(() => draining),
       connections: Effect.sync(() => connections),
       proxyRejected: gate?.rejected ?? Effect.succeed(noRejections)
     })

@@ -209,5 +209,6 @@ export const noFlags: NodeCli.Settings = {
   logFormat: Option.none(),
   processes: Option.none(),
   proxyProtocol: Option.none(),
-  trustedProxies: Option.none()
+  trustedProxies: Option.none(),
+  shutdownDelay: Option.none()
 }
