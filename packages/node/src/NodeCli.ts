@@ -33,6 +33,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as NodeAgentCheck from "./NodeAgentCheck.ts"
 import {
   type Defaults,
   describeConfig,
@@ -85,6 +86,12 @@ export const validate =
           message: "--proxy-protocol cannot be combined with --tls-key/--tls-cert: terminate TLS at the balancer"
         })
       }
+      const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
+      if (Option.getOrElse(settings.agentPort, () => defaults.agentPort) !== undefined && processes > 1) {
+        return yield* new CliError.ValidationError({
+          message: "--agent-port needs --processes 1: each process would report only its own share of the workers"
+        })
+      }
       yield* makeConfig(settings, defaults).pipe(
         Effect.mapError(
           (error) =>
@@ -132,6 +139,19 @@ const health = (
         running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
       )
 
+// Before the server listens, and once it stopped, there is nothing to send clients to.
+const agentState = (
+  manager: PoolManager.PoolManager["Service"] | undefined,
+  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
+): Effect.Effect<NodeAgentCheck.State> =>
+  manager === undefined || server === undefined
+    ? Effect.succeed({ draining: true, busy: 0, max: 0 })
+    : Effect.map(Effect.all([manager.stats, manager.config, server.draining]), ([stats, config, draining]) => ({
+        draining: draining || !stats.running,
+        busy: stats.busy,
+        max: config.maxWorkersCount
+      }))
+
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
@@ -139,7 +159,8 @@ const health = (
  * answers 503 at once; the listener keeps accepting for
  * `config.server.shutdownDelay` (the lame-duck period, ended early by another
  * signal), then stops accepting, then the pool drains, then the metrics
- * endpoint closes. In a worker of `NodeCluster` the
+ * endpoint closes. With `config.agent`, an HAProxy agent-check endpoint
+ * reports the free workers as a weight, and `drain` from the signal on. In a worker of `NodeCluster` the
  * metrics go to the primary instead, and log lines carry `process` and `pid`.
  *
  * @category running
@@ -156,6 +177,7 @@ export const serve = <E, R>(
     let manager: PoolManager.PoolManager["Service"] | undefined
     let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
     let metricsLine: string | undefined
+    let agentLine: string | undefined
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
       yield* NodeCluster.answerScrapes(
@@ -167,6 +189,13 @@ export const serve = <E, R>(
         health: Effect.suspend(() => health(manager, listener))
       })
       metricsLine = `${name} metrics at ${NodeMetricsServer.url(metrics.address)}/metrics and /healthz`
+    }
+    if (config.agent !== undefined) {
+      const agent = yield* NodeAgentCheck.make({
+        ...config.agent,
+        state: Effect.suspend(() => agentState(manager, listener))
+      })
+      agentLine = `${name} agent-check at ${String(agent.address)}`
     }
     return yield* Effect.gen(function* () {
       const pool = yield* PoolManager.PoolManager
@@ -193,6 +222,7 @@ export const serve = <E, R>(
       const tls = config.server.tls !== undefined
       yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
+      if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
     }).pipe(
       Effect.scoped,

@@ -51,6 +51,9 @@ export interface Defaults extends ManagerConfig.Input {
   readonly trustedProxies?: ReadonlyArray<string> | undefined
   /** On SIGINT/SIGTERM, fail /healthz but keep accepting this long before the drain (default 0). */
   readonly shutdownDelay?: Duration.Input | undefined
+  /** Port of the HAProxy agent-check endpoint; left out, there is none unless `--agent-port` is given. */
+  readonly agentPort?: number | undefined
+  readonly agentHost?: string | undefined
 }
 
 /**
@@ -88,6 +91,8 @@ export interface Settings {
   readonly proxyProtocol: Option.Option<boolean>
   readonly trustedProxies: Option.Option<ReadonlyArray<string>>
   readonly shutdownDelay: Option.Option<Duration.Duration>
+  readonly agentPort: Option.Option<number>
+  readonly agentHost: Option.Option<string>
 }
 
 /**
@@ -110,6 +115,8 @@ export interface ServerConfig {
   readonly processes?: number | undefined
   /** The `--config` file, re-read on SIGHUP. */
   readonly configFile?: string | undefined
+  /** Where to answer HAProxy's agent checks; none when undefined. */
+  readonly agent?: { readonly host: string; readonly port: number } | undefined
 }
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
@@ -183,6 +190,8 @@ const resolve = (defaults: Defaults) => {
     proxyProtocol,
     trustedProxies,
     shutdownDelay,
+    agentPort,
+    agentHost,
     ...input
   } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
@@ -197,7 +206,9 @@ const resolve = (defaults: Defaults) => {
     processes: processes ?? 1,
     proxyProtocol: proxyProtocol ?? false,
     trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
-    shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0)
+    shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
+    agentPort,
+    agentHost: agentHost ?? "127.0.0.1"
   }))
 }
 
@@ -285,6 +296,16 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       "shutdown-delay",
       "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
       base.shutdownDelay
+    ),
+    agentPort: described(
+      Flag.Int("agent-port").pipe(Flag.withSchema(Port)),
+      "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
+      base.agentPort ?? "off"
+    ),
+    agentHost: described(
+      Flag.String("agent-host").pipe(Flag.withSchema(Host)),
+      "Interface of the agent-check endpoint",
+      base.agentHost
     )
   }
 }
@@ -382,6 +403,7 @@ export const makeConfig = (
     const key = Option.getOrUndefined(settings.tlsKey)
     const cert = Option.getOrUndefined(settings.tlsCert)
     const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
+    const agentPort = Option.getOrElse(settings.agentPort, () => base.agentPort)
     const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
     return {
       manager,
@@ -400,7 +422,11 @@ export const makeConfig = (
           : { host: Option.getOrElse(settings.metricsHost, () => base.metricsHost), port: metricsPort },
       logFormat: Option.getOrElse(settings.logFormat, () => base.logFormat),
       processes: Option.getOrElse(settings.processes, () => base.processes),
-      configFile: Option.getOrUndefined(settings.config)
+      configFile: Option.getOrUndefined(settings.config),
+      agent:
+        agentPort === undefined
+          ? undefined
+          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort }
     }
   })
 

@@ -5,6 +5,14 @@
  */
 
 /**
+ * An HAProxy agent-check endpoint reporting the pool's free capacity as a
+ * weight, and `drain` while stopping.
+ *
+ * @since 0.1.0
+ */
+export * as NodeAgentCheck from "./NodeAgentCheck.ts"
+
+/**
  * The standalone server as an `effect/cli` command, and its reusable pieces.
  *
  * @since 0.1.0

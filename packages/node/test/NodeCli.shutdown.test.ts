@@ -66,11 +66,16 @@ describe("NodeCli --shutdown-delay", () => {
   )
 
   it.live(
-    "--help shows the flag with its default of 0",
+    "--help shows the flags of running behind a balancer with their defaults; --agent-port needs one process",
     () =>
       Effect.gen(function* () {
         const { stdout } = yield* runBin(["--help"])
         assert.match(stdout, /--shutdown-delay[^\n]*\(default: 0\)/)
+        assert.match(stdout, /--agent-port[^\n]*\(default: off\)/)
+        assert.match(stdout, /--agent-host[^\n]*\(default: 127\.0\.0\.1\)/)
+        const cluster = yield* runBin(["--agent-port", "0", "--processes", "2"])
+        assert.strictEqual(cluster.code, 1)
+        assert.include(cluster.stderr, "--agent-port needs --processes 1")
       }),
     60_000
   )

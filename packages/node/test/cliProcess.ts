@@ -210,5 +210,7 @@ export const noFlags: NodeCli.Settings = {
   processes: Option.none(),
   proxyProtocol: Option.none(),
   trustedProxies: Option.none(),
-  shutdownDelay: Option.none()
+  shutdownDelay: Option.none(),
+  agentPort: Option.none(),
+  agentHost: Option.none()
 }
