@@ -177,6 +177,13 @@ const fileFlag = (name: string, description: string) =>
 const countFlag = (name: string, schema: typeof Count, description: string, fallback: number) =>
   described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
 
+// The port of an optional endpoint (off unless given) and the interface it binds.
+const portFlag = (name: string, description: string, fallback: number | undefined) =>
+  described(Flag.Int(name).pipe(Flag.withSchema(Port)), description, fallback ?? "off")
+
+const hostFlag = (name: string, description: string, fallback: string) =>
+  described(Flag.String(name).pipe(Flag.withSchema(Host)), description, fallback)
+
 const resolve = (defaults: Defaults) => {
   const {
     host,
@@ -263,16 +270,12 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
     tlsKey: fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
     tlsCert: fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
     config: fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
-    metricsPort: described(
-      Flag.Int("metrics-port").pipe(Flag.withSchema(Port)),
+    metricsPort: portFlag(
+      "metrics-port",
       "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one",
-      base.metricsPort ?? "off"
+      base.metricsPort
     ),
-    metricsHost: described(
-      Flag.String("metrics-host").pipe(Flag.withSchema(Host)),
-      "Interface of the metrics endpoint",
-      base.metricsHost
-    ),
+    metricsHost: hostFlag("metrics-host", "Interface of the metrics endpoint", base.metricsHost),
     logFormat: described(
       Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withMetavar("text|json")),
       "Log lines as text or JSON",
@@ -297,16 +300,12 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
       base.shutdownDelay
     ),
-    agentPort: described(
-      Flag.Int("agent-port").pipe(Flag.withSchema(Port)),
+    agentPort: portFlag(
+      "agent-port",
       "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
-      base.agentPort ?? "off"
+      base.agentPort
     ),
-    agentHost: described(
-      Flag.String("agent-host").pipe(Flag.withSchema(Host)),
-      "Interface of the agent-check endpoint",
-      base.agentHost
-    )
+    agentHost: hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost)
   }
 }
 
