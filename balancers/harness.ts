@@ -290,3 +290,40 @@ export const acceptedBy = async (backend: Backend): Promise<number> => {
 export const report = (row: string, values: Record<string, unknown>): void => {
   console.log(`[balancers] ${row}: ${JSON.stringify(values)}`)
 }
+
+/**
+ * Sends 20 requests through the balancer on `ports.frontend` and checks that
+ * all were answered `OK` and that each backend took at least 5 of them.
+ */
+export const checkBalancing = async (ports: Ports, label: string): Promise<void> => {
+  // Waiting for the balancer's port made a connection too: count from here.
+  const before = await Promise.all(ports.backends.map(acceptedBy))
+  const outcomes: Array<Outcome> = []
+  for (let i = 0; i < 20; i++) outcomes.push((await request(ports.frontend)).outcome)
+  if (JSON.stringify(tally(outcomes)) !== JSON.stringify({ OK: 20 })) {
+    throw new Error(`${label}: expected 20 OK, got ${JSON.stringify(tally(outcomes))}`)
+  }
+  const after = await Promise.all(ports.backends.map(acceptedBy))
+  const accepted = after.map((n, i) => n - before[i]!)
+  report(label, { accepted })
+  if (accepted[0]! + accepted[1]! !== 20 || Math.min(...accepted) < 5) {
+    throw new Error(`${label}: the backends accepted ${accepted.join(" and ")} of 20`)
+  }
+}
+
+/**
+ * With one backend started with `--max-connections-per-address 1 --debug`
+ * behind the balancer: a client from 127.0.0.2 and one from 127.0.0.3 are
+ * served, a second one from 127.0.0.2 is refused, and the backend's log names
+ * each by its own address. Returns the three outcomes.
+ */
+export const checkClientAddresses = async (ports: Ports, backend: ServerProcess): Promise<Array<Outcome>> => {
+  const first = await request(ports.frontend, { localAddress: "127.0.0.2", hold: true })
+  const other = await request(ports.frontend, { localAddress: "127.0.0.3", hold: true })
+  const second = await request(ports.frontend, { localAddress: "127.0.0.2", hold: true })
+  for (const { socket } of [first, other, second]) socket.destroy()
+  await backend.waitForOutput(/connection put[^\n]*remoteAddress: '127\.0\.0\.2:\d+'/)
+  await backend.waitForOutput(/connection put[^\n]*remoteAddress: '127\.0\.0\.3:\d+'/)
+  await backend.waitForOutput(/connection refused[\s\S]{0,40}remoteAddress: '127\.0\.0\.2:\d+'/)
+  return [first.outcome, other.outcome, second.outcome]
+}
