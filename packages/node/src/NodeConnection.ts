@@ -116,13 +116,13 @@ class SocketTransport implements Connection.Transport {
   constructor(socket: Net.Socket, options: Options | undefined, client: Client | undefined) {
     this.socket = socket as Owned
     this.socket[owner] = this
+    // Asking once makes Node cache the peer's name on the socket (one
+    // getpeername), so it can still be formatted after the socket is gone.
+    if (socket.remoteAddress === undefined) this.address = "unix"
     if (client !== undefined) {
       this.address = client.remoteAddress
       this.host = client.remoteHost
     }
-    // Asking once makes Node cache the peer's name on the socket (one
-    // getpeername), so it can still be formatted after the socket is gone.
-    else if (socket.remoteAddress === undefined) this.address = "unix"
     this.lingerMillis = options?.lingerMillis ?? 5000
     socket.on("data", onData)
     socket.on("end", onEnd)
