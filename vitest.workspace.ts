@@ -14,6 +14,6 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    projects: ["packages/*", "reliability", "balancers"]
+    projects: ["packages/*", "reliability", "browser", "balancers"]
   }
 })

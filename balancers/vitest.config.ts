@@ -1,4 +1,5 @@
 import { defineProject } from "vitest/config"
+import { resolveSources } from "../vitest.shared.ts"
 
 /**
  * The deployment files of `deploy/` run with the real HAProxy and nginx in
@@ -9,6 +10,7 @@ import { defineProject } from "vitest/config"
  * `npm run test:balancers`.
  */
 export default defineProject({
+  ssr: resolveSources,
   test: {
     name: "balancers",
     include: ["**/*.test.ts"],

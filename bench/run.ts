@@ -23,7 +23,7 @@ const repoDir = dirname(benchDir)
 const buildDir = join(benchDir, "build")
 
 // The servers run as compiled JavaScript, as they would in production: the
-// packages from their dist/ (the "@pool-manager/dist" export condition) and the
+// packages from their dist/ (as an installed package resolves) and the
 // server programs from bench/build/. Running .ts through Node's type stripping
 // would add its compiler's memory to every server's RSS.
 const serverSources: Record<string, string> = {
@@ -265,7 +265,6 @@ const startServer = (name: string): Promise<RunningServer> =>
         ...pinned(1, name),
         process.execPath,
         ...config.nodeFlags,
-        "--conditions=@pool-manager/dist",
         serverFiles[name]!
       ],
       { stdio: ["ignore", "pipe", "pipe"] }

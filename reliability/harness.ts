@@ -110,7 +110,11 @@ export const spawnNode = async (
   args: ReadonlyArray<string>,
   options: { readonly waitForListening?: boolean; readonly timeout?: number } = {}
 ): Promise<ServerProcess> => {
-  const child = ChildProcess.spawn(process.execPath, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] })
+  // The workspace's packages run from their sources (README: Development).
+  const child = ChildProcess.spawn(process.execPath, ["--conditions=@pool-manager/source", ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"]
+  })
   live.add(child)
   let output = ""
   const listeners = new Set<() => void>()

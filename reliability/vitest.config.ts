@@ -1,4 +1,5 @@
 import { defineProject } from "vitest/config"
+import { resolveSources } from "../vitest.shared.ts"
 
 /**
  * The reliability suite: the real server under abuse (floods, resets, signals,
@@ -7,6 +8,7 @@ import { defineProject } from "vitest/config"
  * on a 2-core machine. Not part of `npm test`; run `npm run test:reliability`.
  */
 export default defineProject({
+  ssr: resolveSources,
   test: {
     name: "reliability",
     include: ["**/*.test.ts"],

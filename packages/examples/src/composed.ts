@@ -12,7 +12,7 @@
  * releasing it closes the listener first, then drains the pool, then releases
  * the services the callback used.
  *
- * Usage: `node src/composed.ts [port]` (or `PORT=...`; default 6263, 0 picks
+ * Usage: `node --conditions=@pool-manager/source src/composed.ts [port]` (or `PORT=...`; default 6263, 0 picks
  * a free port). Try `printf ada | nc 127.0.0.1 6263`.
  */
 import { PoolManager } from "@pool-manager/core"

@@ -7,7 +7,7 @@
  *
  * Unlike the Go example it is a full command line program: the spec's values
  * are the defaults of `NodeCli`'s flags, so `npm start -- --port 0
- * --max-workers 3` (or `node src/tcp-server.ts --help`) works, and SIGINT or
+ * --max-workers 3` (or `node --conditions=@pool-manager/source src/tcp-server.ts --help`) works, and SIGINT or
  * SIGTERM stop it gracefully with exit code 0. `seed-style.ts` shows the same
  * server written line by line like the Go code.
  *

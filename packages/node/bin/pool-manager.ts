@@ -5,17 +5,22 @@
  * or `ERROR` when it is empty; a client refused because the pool is busy gets
  * `ERROR_SERVER_BUSY` and is closed.
  *
- * Node 24 runs this TypeScript file directly (type stripping).
+ * Published as `dist/bin/pool-manager.js`; inside the repository Node runs this
+ * file directly with `--conditions=@pool-manager/source`.
  */
+import { createRequire } from "node:module"
 import * as PoolManager from "@pool-manager/core/PoolManager"
-import { run } from "../src/NodeCli.ts"
+import { run } from "@pool-manager/node/NodeCli"
+
+// The version printed by `--version` is the installed package's own.
+const { version } = createRequire(import.meta.url)("@pool-manager/node/package.json") as { version: string }
 
 const OK = new TextEncoder().encode("OK")
 const ERROR = new TextEncoder().encode("ERROR")
 
 run({
   name: "pool-manager",
-  version: "0.1.0",
+  version,
   description:
     "The spec's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
   // The spec's callback, on the synchronous fast path: the reply never has to

@@ -50,6 +50,7 @@ import type { ListenError } from "./NodeError.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
+import * as NodeStatusPage from "./NodeStatusPage.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
 
 export * from "./NodeCliConfig.ts"
@@ -186,9 +187,11 @@ export const serve = <E, R>(
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
         ...config.metrics,
-        health: Effect.suspend(() => health(manager, listener))
+        health: Effect.suspend(() => health(manager, listener)),
+        status: Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
       })
-      metricsLine = `${name} metrics at ${NodeMetricsServer.url(metrics.address)}/metrics and /healthz`
+      const url = NodeMetricsServer.url(metrics.address)
+      metricsLine = `${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`
     }
     if (config.agent !== undefined) {
       const agent = yield* NodeAgentCheck.make({

@@ -1,9 +1,11 @@
 /**
  * An HTTP endpoint for operators: `GET /metrics` answers the metrics in the
  * Prometheus text format (by default every series of the context's
- * `MetricRegistry`, which is where the `PoolManager` registers its own), and
+ * `MetricRegistry`, which is where the `PoolManager` registers its own),
  * `GET /healthz` answers `200 ok` while the server is healthy and `503` with
- * the reason otherwise (e.g. while the pool drains).
+ * the reason otherwise (e.g. while the pool drains), and, given a `status`,
+ * `GET /` serves the live status page of `NodeStatusPage` and
+ * `GET /stats.json` the snapshot it polls.
  *
  * It is Effect's HTTP server on `@effect/platform-node` (`NodeHttpServer`):
  * that package is already a dependency, its server is scoped (closed
@@ -24,6 +26,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
 import { ListenError } from "./NodeError.ts"
+import * as NodeStatusPage from "./NodeStatusPage.ts"
 
 /**
  * What `/healthz` reports: `healthy` selects 200 or 503, `detail` is the body.
@@ -51,6 +54,11 @@ export interface Options {
   readonly metrics?: Effect.Effect<string> | undefined
   /** The `/healthz` answer, computed per request. */
   readonly health: Effect.Effect<Health>
+  /**
+   * The `/stats.json` answer (`undefined` while there is no pool yet: 503).
+   * Given, `/` serves the status page; left out, both answer 404.
+   */
+  readonly status?: Effect.Effect<NodeStatusPage.Snapshot | undefined> | undefined
 }
 
 /**
@@ -80,16 +88,33 @@ const text = (body: string, status = 200) =>
 
 const app = (options: Options) => {
   const metrics = options.metrics ?? PrometheusMetrics.format()
+  const status = options.status
+  const paths = status === undefined ? ["/metrics", "/healthz"] : ["/", "/stats.json", "/metrics", "/healthz"]
+  const notFound = `not found: try ${paths.join(" or ")}\n`
   return Effect.gen(function* () {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const path = request.url.split("?")[0]
-    if (path !== "/metrics" && path !== "/healthz") return text("not found: try /metrics or /healthz\n", 404)
+    const path = request.url.split("?")[0] ?? ""
+    if (!paths.includes(path)) return text(notFound, 404)
     if (request.method !== "GET" && request.method !== "HEAD") {
       return HttpServerResponse.text("method not allowed\n", { status: 405, headers: { allow: "GET, HEAD" } })
     }
     if (path === "/metrics") return HttpServerResponse.text(yield* metrics, { contentType })
-    const health = yield* options.health
-    return text(`${health.detail}\n`, health.healthy ? 200 : 503)
+    if (path === "/healthz") {
+      const health = yield* options.health
+      return text(`${health.detail}\n`, health.healthy ? 200 : 503)
+    }
+    if (path === "/") {
+      return HttpServerResponse.text(NodeStatusPage.document, {
+        contentType: "text/html; charset=utf-8",
+        headers: { "cache-control": "no-cache" }
+      })
+    }
+    const snapshot = yield* status!
+    if (snapshot === undefined) return text("starting\n", 503)
+    return HttpServerResponse.text(JSON.stringify(snapshot), {
+      contentType: "application/json",
+      headers: { "cache-control": "no-store" }
+    })
   })
 }
 

@@ -70,6 +70,14 @@ export * as NodeMetricsServer from "./NodeMetricsServer.ts"
  */
 export * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 /**
+ * A live status page for operators, served with the metrics: charts of the
+ * pool's workers, admissions, queue and closes, and its configuration.
+ *
+ * @since 0.1.0
+ */
+export * as NodeStatusPage from "./NodeStatusPage.ts"
+
+/**
  * A TCP or unix socket server feeding a `PoolManager`.
  *
  * @since 0.1.0

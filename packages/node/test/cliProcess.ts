@@ -60,7 +60,8 @@ export const spawnNode = (
 ) =>
   Effect.acquireRelease(
     Effect.sync((): CliProcess => {
-      const child = ChildProcess.spawn(process.execPath, args, {
+      // The workspace's packages run from their sources (README: Development).
+      const child = ChildProcess.spawn(process.execPath, ["--conditions=@pool-manager/source", ...args], {
         cwd: options?.cwd ?? packageDir,
         env: options?.env === undefined ? process.env : { ...process.env, ...options.env },
         stdio: ["ignore", "pipe", "pipe"]
