@@ -66,6 +66,22 @@ describe("NodeCli --shutdown-delay", () => {
   )
 
   it.live(
+    "with --processes 2, a second signal to the primary skips the workers' delay too",
+    () =>
+      Effect.gen(function* () {
+        const child = yield* spawnNode([bin, ..."--port 0 --processes 2 --shutdown-delay 60s".split(" ")])
+        yield* child.waitForAll(/listening on 127\.0\.0\.1:\d+ /, 2)
+        const signalled = Date.now()
+        child.process.kill("SIGTERM")
+        yield* child.waitForAll(/shutting down: still accepting/, 2)
+        child.process.kill("SIGTERM")
+        assert.strictEqual(yield* child.exit(20_000), 0)
+        assert.isBelow(Date.now() - signalled, 20_000)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
     "--help shows the flags of running behind a balancer with their defaults; --agent-port needs one process",
     () =>
       Effect.gen(function* () {
