@@ -20,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as gate from "./internal/proxyGate.ts"
 import * as internal from "./internal/proxyProtocol.ts"
 import type * as NodeConnection from "./NodeConnection.ts"
 
@@ -181,22 +182,8 @@ export type Client = NodeConnection.Client
  * @since 0.1.0
  */
 export const invalidTrustedProxy = (entries: ReadonlyArray<string>): string | undefined => {
-  const list = blockList(entries)
+  const list = gate.blockList(entries)
   return typeof list === "string" ? list : undefined
-}
-
-// The entries as a BlockList, or the first entry that is not an address or CIDR.
-const blockList = (entries: ReadonlyArray<string>): Net.BlockList | string => {
-  const list = new Net.BlockList()
-  for (const entry of entries) {
-    const [address = "", prefix, ...extra] = entry.trim().split("/")
-    const family = Net.isIPv4(address) ? "ipv4" : Net.isIPv6(address) ? "ipv6" : undefined
-    const max = family === "ipv4" ? 32 : 128
-    const bits = prefix === undefined ? max : /^\d{1,3}$/.test(prefix) ? Number(prefix) : Number.NaN
-    if (family === undefined || extra.length > 0 || !(bits >= 0 && bits <= max)) return entry
-    list.addSubnet(address, bits, family)
-  }
-  return list
 }
 
 /**
@@ -211,7 +198,7 @@ export const trustMatcher = (
   entries: ReadonlyArray<string>
 ): Effect.Effect<(address: string | undefined) => boolean, ProxyProtocolError> =>
   Effect.suspend(() => {
-    const list = blockList(entries)
+    const list = gate.blockList(entries)
     if (typeof list === "string") return Effect.fail(badEntry(list))
     return Effect.succeed((address: string | undefined) =>
       address === undefined ? false : list.check(address, Net.isIPv4(address) ? "ipv4" : "ipv6")
@@ -268,6 +255,8 @@ export const makeGate = (options: Options = {}): Effect.Effect<Gate, ProxyProtoc
     const reject = (socket: Net.Socket, reason: RejectReason, detail: string) => {
       counts[reason]++
       const peer = socket.remoteAddress ?? "unknown"
+      // An error the peer's reset may still raise must not go unhandled.
+      socket.on("error", () => {})
       socket.destroy()
       Effect.runForkWith(context)(
         Effect.logWarning(`PROXY protocol: closed a connection from ${peer}: ${detail}`).pipe(
@@ -277,43 +266,11 @@ export const makeGate = (options: Options = {}): Effect.Effect<Gate, ProxyProtoc
     }
 
     const admit = (socket: Net.Socket, onClient: (client: Client | undefined) => void) => {
-      socket.on("error", ignore)
-      if (!trusted(socket.remoteAddress)) {
-        return reject(socket, "untrusted", "the peer is not in the trusted proxies")
-      }
-      let buffered: Buffer = Buffer.alloc(0)
-      const finish = () => {
-        clearTimeout(timer)
-        socket.off("data", onData)
-        socket.off("end", onEnd)
-        socket.off("close", onEnd)
-        socket.off("error", ignore)
-      }
-      const onData = (chunk: Buffer) => {
-        buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
-        const result = internal.parse(buffered, maxHeaderBytes)
-        if (result._tag === "Incomplete") return
-        finish()
-        if (result._tag === "Invalid") return reject(socket, result.problem, result.detail)
-        socket.pause()
-        if (result.header.length < buffered.length) socket.unshift(buffered.subarray(result.header.length))
-        onClient(clientOf(result.header))
-      }
-      const onEnd = () => {
-        finish()
-        reject(socket, "closed", "the peer closed before a complete header")
-      }
-      const timer = setTimeout(() => {
-        finish()
-        reject(socket, "timeout", `no complete header within ${timeoutMillis} ms`)
-      }, timeoutMillis)
-      timer.unref()
-      socket.on("data", onData)
-      socket.once("end", onEnd)
-      socket.once("close", onEnd)
+      if (!trusted(socket.remoteAddress)) return reject(socket, "untrusted", "the peer is not in the trusted proxies")
+      gate.readHeader(socket, timeoutMillis, maxHeaderBytes, (outcome) =>
+        outcome._tag === "Header" ? onClient(clientOf(outcome.header)) : reject(socket, outcome.reason, outcome.detail)
+      )
     }
 
     return { admit, rejected: Effect.sync(() => ({ ...counts })) }
   })
-
-const ignore = () => {}
