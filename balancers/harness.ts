@@ -194,17 +194,18 @@ export const countingServer = fileURLToPath(new URL("./counting-server.ts", impo
 
 /**
  * Starts `pool-manager` (or `script`, a variant of it) as backend `backend`
- * with the flags the deployment files document, and `flags`.
+ * with the flags the deployment files document (`--shutdown-delay 1s` unless
+ * `shutdownDelay` says otherwise), and `flags`.
  */
 export const startBackend = (
   backend: Backend,
   flags: ReadonlyArray<string> = [],
-  script: string = cliBin
+  options: { readonly script?: string; readonly shutdownDelay?: string } = {}
 ): Promise<ServerProcess> =>
   spawnNode([
-    script,
+    options.script ?? cliBin,
     ...`--host 127.0.0.1 --port ${backend.port} --proxy-protocol --metrics-port ${backend.metrics}`.split(" "),
-    ...`--agent-port ${backend.agent} --shutdown-delay 1s`.split(" "),
+    ...`--agent-port ${backend.agent} --shutdown-delay ${options.shutdownDelay ?? "1s"}`.split(" "),
     ...flags
   ])
 
