@@ -10,8 +10,11 @@
  * from `@effect/platform-node`.
  *
  * Each accepted socket goes to `put`; when the pool is busy or stopped, the
- * socket gets `busyReply` and is closed. Releasing the layer stops accepting and
- * closes the listener; the pool, released after it, drains what it admitted.
+ * socket gets `busyReply` and is closed. With `proxyProtocol`, a PROXY
+ * protocol header is read first (see `NodeProxyProtocol`) and the connection
+ * carries the client's address. Releasing the layer marks the server
+ * `draining`, keeps accepting for `shutdownDelay` (0 by default), then closes
+ * the listener; the pool, released after it, drains what it admitted.
  *
  * @since 0.1.0
  */
