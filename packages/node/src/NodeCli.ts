@@ -161,8 +161,9 @@ const agentState = (
  * `config.server.shutdownDelay` (the lame-duck period, ended early by another
  * signal), then stops accepting, then the pool drains, then the metrics
  * endpoint closes. With `config.agent`, an HAProxy agent-check endpoint
- * reports the free workers as a weight, and `drain` from the signal on. In a worker of `NodeCluster` the
- * metrics go to the primary instead, and log lines carry `process` and `pid`.
+ * reports the free workers as a weight, and `drain` from the signal on. In a
+ * worker of `NodeCluster` the metrics go to the primary instead, and log
+ * lines carry `process` and `pid`.
  *
  * @category running
  * @since 0.1.0
