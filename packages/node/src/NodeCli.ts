@@ -79,14 +79,6 @@ export const validate =
           message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
         })
       }
-      if (
-        Option.getOrElse(settings.proxyProtocol, () => defaults.proxyProtocol === true) &&
-        Option.isSome(settings.tlsKey)
-      ) {
-        return yield* new CliError.ValidationError({
-          message: "--proxy-protocol cannot be combined with --tls-key/--tls-cert: terminate TLS at the balancer"
-        })
-      }
       const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
       if (Option.getOrElse(settings.agentPort, () => defaults.agentPort) !== undefined && processes > 1) {
         return yield* new CliError.ValidationError({

@@ -284,7 +284,7 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
     processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes),
     proxyProtocol: described(
       Flag.Boolean("proxy-protocol"),
-      "Read a PROXY protocol v1/v2 header from each connection and use the client it names (not with TLS)",
+      "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
       base.proxyProtocol
     ),
     trustedProxies: described(

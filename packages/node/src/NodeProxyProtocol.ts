@@ -111,7 +111,7 @@ export const defaultTrustedProxies: ReadonlyArray<string> = ["127.0.0.0/8", "::1
 
 /**
  * The PROXY protocol cannot be configured as asked: a `trustedProxies` entry
- * is not an address or CIDR, or it was combined with TLS.
+ * is not an address or CIDR.
  *
  * @category errors
  * @since 0.1.0

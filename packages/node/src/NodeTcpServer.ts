@@ -64,7 +64,8 @@ export interface Options {
    * reaches the pool, and use the client it names as the connection's
    * address (for `maxConnectionsPerAddress` and logs). `true` uses the
    * defaults of `NodeProxyProtocol.Options` (trusted proxies: loopback only).
-   * Not with `tls` (a `ProxyProtocolError`).
+   * With `tls`, the header comes first and TLS starts after it (HAProxy's
+   * `send-proxy` in TCP mode in front of a TLS backend).
    */
   readonly proxyProtocol?: boolean | NodeProxyProtocol.Options | undefined
   /**
@@ -113,12 +114,38 @@ const noRejections = Object.fromEntries(NodeProxyProtocol.rejectReasons.map((rea
 const makeGate = (options: Options) => {
   const proxy = options.proxyProtocol
   if (proxy === undefined || proxy === false) return Effect.succeed(undefined)
-  if (options.tls !== undefined) {
-    return Effect.fail(
-      new NodeProxyProtocol.ProxyProtocolError({ problem: "it cannot be combined with TLS on the same listener" })
-    )
-  }
   return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
+}
+
+// Starts TLS as the server on a socket whose PROXY header was read (what
+// follows it, the client's hello, is still buffered in the socket), within the
+// handshake timeout a TLS server applies; a failed handshake destroys it.
+const startTls = (
+  socket: Net.Socket,
+  options: Tls.TlsOptions,
+  secureContext: Tls.SecureContext,
+  onSecure: (secure: Tls.TLSSocket) => void
+) => {
+  socket.on("error", () => {})
+  const secure = new Tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext,
+    ...(options.requestCert === undefined ? {} : { requestCert: options.requestCert }),
+    ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
+    ...(options.ALPNProtocols === undefined ? {} : { ALPNProtocols: options.ALPNProtocols })
+  })
+  const fail = () => {
+    clearTimeout(timer)
+    secure.destroy()
+    socket.destroy()
+  }
+  const timer = setTimeout(fail, options.handshakeTimeout ?? 10_000)
+  secure.once("error", fail)
+  secure.once("secure", () => {
+    clearTimeout(timer)
+    secure.off("error", fail)
+    onSecure(secure)
+  })
 }
 
 // Waits `delay`, or until the next SIGINT or SIGTERM (an operator in a hurry).
@@ -179,6 +206,10 @@ export const make = (
       else if (exit._tag === "Failure") refuse(connection)
     }
     const gate = yield* makeGate(options)
+    // The PROXY header comes before the TLS handshake: such a server listens
+    // in plain TCP and starts TLS on each socket after its header.
+    const tls = options.tls
+    const secureContext = gate !== undefined && tls !== undefined ? Tls.createSecureContext(tls) : undefined
     const onConnection =
       gate === undefined
         ? (socket: Net.Socket) => {
@@ -188,26 +219,29 @@ export const make = (
         : (socket: Net.Socket) => {
             connections++
             gate.admit(socket, (client) => {
+              if (tls !== undefined && secureContext !== undefined) {
+                return startTls(socket, tls, secureContext, (secure) => admit(secure, client))
+              }
               admit(socket, client)
               // The gate left the socket paused, holding what followed the header.
               socket.resume()
             })
           }
+    const listensTls = tls !== undefined && gate === undefined
 
     const server = yield* Effect.acquireRelease(
       Effect.callback<Net.Server, ListenError>((resume) => {
         // allowHalfOpen: a client that sends its last message and half-closes
         // still gets the reply; the connection closes the socket itself.
-        const server =
-          options.tls === undefined
-            ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-            : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
-                "tlsClientError",
-                (_error, socket) => socket.destroy()
-              )
+        const server = !listensTls
+          ? Net.createServer({ allowHalfOpen: true, noDelay: true })
+          : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
+              "tlsClientError",
+              (_error, socket) => socket.destroy()
+            )
         const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
         server.once("error", onError)
-        server.on(options.tls === undefined ? "connection" : "secureConnection", onConnection)
+        server.on(listensTls ? "secureConnection" : "connection", onConnection)
         const listenOptions: Net.ListenOptions =
           options.path !== undefined
             ? { path: options.path }

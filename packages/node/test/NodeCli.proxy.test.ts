@@ -23,7 +23,7 @@ const connectFrom = (port: number, localAddress: string) =>
 
 describe("NodeCli --proxy-protocol", () => {
   it.live(
-    "--help lists the flags with their defaults; bad values and TLS are refused naming the flag",
+    "--help lists the flags with their defaults; a bad --trusted-proxies is refused naming the flag",
     () =>
       Effect.gen(function* () {
         const help = yield* runBin(["--help"])
@@ -32,9 +32,6 @@ describe("NodeCli --proxy-protocol", () => {
         const bad = yield* runBin(["--proxy-protocol", "--trusted-proxies", "10.0.0.0/99"])
         assert.strictEqual(bad.code, 1)
         assert.include(bad.stderr, "--trusted-proxies")
-        const tls = yield* runBin(["--proxy-protocol", "--tls-key", bin, "--tls-cert", bin])
-        assert.strictEqual(tls.code, 1)
-        assert.include(tls.stderr, "--proxy-protocol cannot be combined with --tls-key")
       }),
     60_000
   )

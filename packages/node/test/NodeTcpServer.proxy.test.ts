@@ -1,9 +1,12 @@
+import * as Net from "node:net"
+import * as Tls from "node:tls"
 import { assert, describe, it } from "@effect/vitest"
 import { type ManagerConfig, PoolManager } from "@pool-manager/core"
 import { Context, Effect, Layer, Metric } from "effect"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import { type NodeProxyProtocol, NodeTcpServer } from "../src/index.ts"
 import { connect, portOf } from "./client.ts"
+import { certificate } from "./utils/certificate.ts"
 import { inet4, inet6, v1, v2 } from "./utils/proxyHeaders.ts"
 
 /** Answers every message with the connection's address, as the pool sees it. */
@@ -134,19 +137,46 @@ describe("NodeTcpServer with proxyProtocol", () => {
     })
   )
 
-  it.effect("refuses bad trusted proxies and TLS with a ProxyProtocolError", () =>
+  it.effect("refuses bad trusted proxies with a ProxyProtocolError", () =>
     Effect.gen(function* () {
       const bad = yield* Effect.flip(start({ trustedProxies: ["10.0.0.0/40"] }))
       assert.strictEqual(bad._tag, "ProxyProtocolError")
       assert.include(bad.message, "10.0.0.0/40")
-      const tls = yield* Effect.flip(
-        Layer.build(
-          NodeTcpServer.layer({ port: 0, proxyProtocol: true, tls: {} }).pipe(
-            Layer.provideMerge(PoolManager.layer({}, echoAddress))
-          )
+    })
+  )
+
+  it.live("with TLS, reads the header first and starts TLS after it; a failed handshake never reaches the pool", () =>
+    Effect.gen(function* () {
+      const { key, cert } = yield* certificate
+      const context = yield* Layer.build(
+        NodeTcpServer.layer({ host: "127.0.0.1", port: 0, proxyProtocol: true, tls: { key, cert } }).pipe(
+          Layer.provideMerge(PoolManager.layer({}, echoAddress))
         )
       )
-      assert.include(tls.message, "TLS")
+      const port = portOf(Context.get(context, NodeTcpServer.NodeTcpServer).address)
+      const manager = Context.get(context, PoolManager.PoolManager)
+      const reply = yield* Effect.callback<string, Error>((resume) => {
+        const raw = Net.connect(port, "127.0.0.1", () => {
+          raw.write(v1("TCP4", ["203.0.113.5", "127.0.0.1", 7000, port]))
+          const secure = Tls.connect({ socket: raw, ca: cert, servername: "localhost" }, () => secure.write("HI"))
+          let text = ""
+          secure.on("data", (chunk) => {
+            text += chunk
+            if (text.endsWith("\n")) resume(Effect.succeed(text))
+          })
+          secure.on("error", (error) => resume(Effect.fail(error)))
+        })
+        return Effect.sync(() => raw.destroy())
+      }).pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(reply, "203.0.113.5:7000\n")
+      // A header, then bytes that are not a TLS hello.
+      const plain = yield* connect(port)
+      yield* plain.send(
+        Buffer.concat([v1("TCP4", ["203.0.113.6", "127.0.0.1", 7000, port]), Buffer.from("GET / HTTP/1.0\r\n\r\n")])
+      )
+      yield* plain.closed()
+      assert.strictEqual(plain.received(), "")
+      assert.strictEqual((yield* manager.stats).accepted, 1)
     })
   )
 })
