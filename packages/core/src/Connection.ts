@@ -295,6 +295,28 @@ export const concat = (chunks: ReadonlyArray<Uint8Array>, total: number): Uint8A
  * timer sleeps on the `Clock` of the context this runs in, so under
  * `it.effect` it follows `TestClock`.
  *
+ * @example
+ * ```ts
+ * import { Connection, type PoolManager } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * // The callback under test: answers each message in upper case.
+ * const shout: PoolManager.Callback = (conn, body) =>
+ *   Effect.orDie(conn.write(new TextDecoder().decode(body).toUpperCase()))
+ *
+ * // With @effect/vitest this is the body of an `it.effect` test.
+ * const test = Effect.gen(function* () {
+ *   const { client, connection } = yield* Connection.makeMemory({ remoteAddress: "10.0.0.7:51000" })
+ *   yield* client.send("hello")
+ *   const body = yield* connection.read
+ *   yield* shout(connection, body, body.length)
+ *   const reply = yield* client.receiveText // "HELLO"
+ *   yield* connection.close
+ *   yield* client.closed
+ *   return reply
+ * })
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */

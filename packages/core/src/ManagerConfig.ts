@@ -219,6 +219,23 @@ const relationError = (config: ManagerConfig): ConfigError | undefined =>
  * `clientsDeadline` selects the default. Unknown fields are rejected, so a
  * misspelt option cannot be silently ignored.
  *
+ * @example
+ * ```ts
+ * import { ManagerConfig } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const config = yield* ManagerConfig.make({ maxWorkersCount: 10, clientsDeadline: "5 seconds" })
+ *   ManagerConfig.toJson(config).clientsDeadline // 5000 (milliseconds)
+ *   // Over a base: fields left out keep its values (maxWorkersCount stays 10).
+ *   const queued = yield* ManagerConfig.make({ admissionPolicy: "queue", queueTimeout: 500 }, config)
+ *   // A bad input fails with a ConfigError naming the field and its value.
+ *   const error = yield* Effect.flip(ManagerConfig.make({ minWorkersCount: 20, maxWorkersCount: 10 }))
+ *   error.issues[0]?.field // "minWorkersCount"
+ *   return queued
+ * })
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */

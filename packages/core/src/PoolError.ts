@@ -54,6 +54,22 @@ export class NotRunningError extends Schema.TaggedError<NotRunningError>()("NotR
  * Every worker is busy and the pool is at `maxWorkersCount`. The caller still
  * owns the connection; the spec's server answers `ERROR_SERVER_BUSY` and closes it.
  *
+ * @example
+ * ```ts
+ * import type { Connection, PoolManager } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * // A listener's side of `put`: on failure it still owns the connection.
+ * const admit = (manager: PoolManager.PoolManager["Service"], connection: Connection.Connection) =>
+ *   manager.put(connection).pipe(
+ *     Effect.catchTags({
+ *       PoolBusyError: () => connection.write("ERROR_SERVER_BUSY").pipe(Effect.ignore, Effect.andThen(connection.close)),
+ *       AddressLimitError: (error) => Effect.logWarning(error.message).pipe(Effect.andThen(connection.close)),
+ *       NotRunningError: () => connection.close
+ *     })
+ *   )
+ * ```
+ *
  * @category errors
  * @since 0.1.0
  */

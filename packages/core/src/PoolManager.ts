@@ -69,6 +69,7 @@ export type Callback<E = never, R = never> = (
  */
 export interface SyncCallback {
   readonly _tag: "SyncCallback"
+  /** Answers one message, with the same arguments as a `Callback`; what it throws closes the connection. */
   readonly run: (conn: Connection, requestBody: Uint8Array, requestBodyLen: number) => void
 }
 
@@ -84,10 +85,15 @@ export interface SyncCallback {
  *
  * @example
  * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ *
  * const OK = new TextEncoder().encode("OK")
- * PoolManager.layer({}, PoolManager.syncCallback((conn, _body, len) => {
- *   conn.transport.write(len > 0 ? OK : "ERROR")
- * }))
+ * const Pool = PoolManager.layer(
+ *   { maxWorkersCount: 10 },
+ *   PoolManager.syncCallback((conn, _body, len) => {
+ *     conn.transport.write(len > 0 ? OK : "ERROR")
+ *   })
+ * )
  * ```
  *
  * @category constructors
@@ -180,6 +186,31 @@ export class PoolManager extends Context.Service<
 /**
  * Creates a stopped manager (the spec's `CreateManager`). Closing the scope
  * stops it gracefully.
+ *
+ * @example
+ * ```ts
+ * import { Connection, PoolManager } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function* () {
+ *   const manager = yield* PoolManager.make({ minWorkersCount: 2, maxWorkersCount: 4 }, (conn, _body, len) =>
+ *     Effect.orDie(conn.write(len > 0 ? "OK" : "ERROR"))
+ *   )
+ *   yield* manager.start
+ *   // An in-memory connection and its client side; NodeConnection.make gives
+ *   // the same Connection for a node:net socket.
+ *   const { client, connection } = yield* Connection.makeMemory()
+ *   yield* manager
+ *     .put(connection)
+ *     .pipe(Effect.catchTag("PoolBusyError", () => Effect.orDie(connection.write("ERROR_SERVER_BUSY"))))
+ *   yield* client.send("HI!")
+ *   const reply = yield* client.receiveText // "OK"
+ *   yield* manager.setConfig({ maxWorkersCount: 10 }) // applied while running
+ *   const { busy } = yield* manager.stats // 1: the connection stays with its worker
+ *   yield* manager.stop
+ *   return { reply, busy }
+ * }).pipe(Effect.scoped) // closing the scope would stop the manager too
+ * ```
  *
  * @category constructors
  * @since 0.1.0
@@ -412,6 +443,26 @@ export const make = <E = never, R = never>(
 /**
  * A started manager as a layer: built with `make`, started at once, stopped
  * gracefully when the layer is released.
+ *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { Context, Effect, Layer } from "effect"
+ *
+ * class Greeter extends Context.Service<Greeter, { readonly greet: (name: string) => string }>()("app/Greeter") {}
+ *
+ * // The callback's requirements become the layer's:
+ * // Layer<PoolManager, ConfigError, Greeter>
+ * const Pool = PoolManager.layer({ maxWorkersCount: 100, clientsDeadline: "10 seconds" }, (conn, body) =>
+ *   Effect.gen(function* () {
+ *     const greeter = yield* Greeter
+ *     yield* conn.write(greeter.greet(new TextDecoder().decode(body)))
+ *   })
+ * )
+ *
+ * // Started when built, stopped gracefully (drained) when released.
+ * const App = Pool.pipe(Layer.provide(Layer.succeed(Greeter, { greet: (name) => `hello ${name}` })))
+ * ```
  *
  * @category layers
  * @since 0.1.0

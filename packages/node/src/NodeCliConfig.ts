@@ -224,6 +224,28 @@ const resolve = (defaults: Defaults) => {
  * in `--help`. Throws the `ConfigError` if `defaults` themselves are invalid
  * (a programming error, caught the first time the program runs).
  *
+ * @example
+ * ```ts
+ * import { NodeServices } from "@effect/platform-node"
+ * import { NodeCli } from "@pool-manager/node"
+ * import { Effect } from "effect"
+ * import { Command, Flag } from "effect/cli"
+ *
+ * // The server's flags plus one of your own: `greet-server --port 7000 --greeting hi`
+ * const defaults: NodeCli.Defaults = { port: 7000, maxWorkersCount: 50 }
+ * const greetServer = Command.make(
+ *   "greet-server",
+ *   { ...NodeCli.flags(defaults), greeting: Flag.String("greeting").pipe(Flag.withDefault("hello")) },
+ *   ({ greeting, ...settings }) =>
+ *     Effect.gen(function* () {
+ *       const config = yield* NodeCli.makeConfig(settings, defaults)
+ *       return yield* NodeCli.serve(config, (conn) => Effect.ignore(conn.write(greeting)), { name: "greet-server" })
+ *     })
+ * ).pipe(Command.validate((input) => NodeCli.validate(defaults)(input)))
+ *
+ * NodeCli.runMain(Command.run(greetServer, { version: "1.0.0" }).pipe(Effect.provide(NodeServices.layer)))
+ * ```
+ *
  * @category flags
  * @since 0.1.0
  */

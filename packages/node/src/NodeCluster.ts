@@ -213,6 +213,22 @@ const ask = (worker: Worker, number: number): Effect.Effect<Option.Option<Scrape
  * with `ClusterError` when a worker exits before it listened. After a stop,
  * `process.exitCode` is 1 if a worker exited with an error.
  *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeCli, NodeCluster, NodeTcpServer } from "@pool-manager/node"
+ * import { Effect, Layer } from "effect"
+ *
+ * // One script, run as the primary and as each of its 4 workers, which share
+ * // port 6263. (`pool-manager --processes 4` does this, with metrics.)
+ * if (NodeCluster.workerNumber() === undefined) {
+ *   NodeCli.runMain(NodeCluster.runPrimary({ processes: 4 }).pipe(Effect.scoped))
+ * } else {
+ *   const Pool = PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK")))
+ *   NodeCli.runMain(Layer.launch(NodeTcpServer.layer({ port: 6263 }).pipe(Layer.provide(Pool))))
+ * }
+ * ```
+ *
  * @category primary
  * @since 0.1.0
  */

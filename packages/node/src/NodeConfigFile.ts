@@ -100,6 +100,23 @@ export const read = (path: string): Effect.Effect<ManagerConfig.Input, ConfigFil
  * `apply`, is logged at Error level and changes nothing. Reloads run one at a
  * time, in the context this was called in.
  *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeConfigFile } from "@pool-manager/node"
+ * import { Effect } from "effect"
+ *
+ * // /etc/pool.json: { "maxWorkersCount": 50, "clientsDeadline": "5s" }
+ * // Applied at start, then again on every `kill -HUP <pid>`; a bad file is
+ * // logged and the running configuration kept.
+ * const program = Effect.gen(function* () {
+ *   const manager = yield* PoolManager.PoolManager
+ *   yield* manager.setConfig(yield* NodeConfigFile.read("/etc/pool.json"))
+ *   yield* NodeConfigFile.reloadOnSighup("/etc/pool.json", (input) => Effect.asVoid(manager.setConfig(input)))
+ *   return yield* Effect.never
+ * }).pipe(Effect.scoped)
+ * ```
+ *
  * @category reloading
  * @since 0.1.0
  */

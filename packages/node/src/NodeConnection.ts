@@ -363,6 +363,36 @@ const linger = (socket: Net.Socket, millis: number) => {
 /**
  * A pool `Connection` over a `node:net` socket (or a `tls.TLSSocket`).
  *
+ * @example
+ * ```ts
+ * import * as Net from "node:net"
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeConnection } from "@pool-manager/node"
+ * import { Effect } from "effect"
+ *
+ * // A listener of your own (NodeTcpServer is the ready-made one): each socket
+ * // becomes a Connection for `put`; a refused one is answered and closed.
+ * const program = Effect.gen(function* () {
+ *   const manager = yield* PoolManager.make({ maxWorkersCount: 10 }, (conn, _body, len) =>
+ *     Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+ *   )
+ *   yield* manager.start
+ *   const runFork = Effect.runForkWith(yield* Effect.context<never>())
+ *   // allowHalfOpen: a client that half-closes after its message still gets the reply
+ *   const listener = Net.createServer({ allowHalfOpen: true }, (socket) => {
+ *     const conn = NodeConnection.make(socket, { bufferSize: 5120 })
+ *     runFork(
+ *       manager.put(conn).pipe(Effect.catch(() => conn.write("ERROR_SERVER_BUSY").pipe(Effect.ignore, Effect.andThen(conn.close))))
+ *     )
+ *   })
+ *   yield* Effect.acquireRelease(
+ *     Effect.sync(() => listener.listen(6263, "127.0.0.1")),
+ *     () => Effect.sync(() => listener.close())
+ *   )
+ *   return yield* Effect.never
+ * }).pipe(Effect.scoped)
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */

@@ -9,6 +9,23 @@ import * as Schema from "effect/Schema"
  * The server could not listen: the address is in use, not permitted, or
  * invalid. `address` is what was asked for; `cause` is Node's error.
  *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeTcpServer } from "@pool-manager/node"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Pool = PoolManager.layer({}, (conn) => Effect.ignore(conn.write("OK")))
+ *
+ * // Port taken: say so and fall back to any free port.
+ * const Server = NodeTcpServer.layer({ port: 6263 }).pipe(
+ *   Layer.catchTag("ListenError", (error) =>
+ *     Layer.unwrap(Effect.as(Effect.logWarning(error.message), NodeTcpServer.layer({ port: 0 })))
+ *   ),
+ *   Layer.provide(Pool)
+ * )
+ * ```
+ *
  * @category errors
  * @since 0.1.0
  */

@@ -45,6 +45,21 @@ export const logger = (format: LogFormat = "text"): Logger.Logger<unknown, void>
  * Runs `self` with the chosen log format and a minimum level read per line.
  * Effect's tracer logger (log lines as span events) is kept.
  *
+ * @example
+ * ```ts
+ * import { NodeLogging } from "@pool-manager/node"
+ * import { Effect } from "effect"
+ *
+ * // JSON lines; Debug lines only while `verbose` is set, e.g. by a reloaded
+ * // config file, without restarting the fibers that log them.
+ * let verbose = false
+ * const program = Effect.gen(function* () {
+ *   yield* Effect.logDebug("not written")
+ *   verbose = true
+ *   yield* Effect.logDebug("written")
+ * }).pipe(NodeLogging.provide({ format: "json", floor: "Debug", minimumLevel: () => (verbose ? "Debug" : "Info") }))
+ * ```
+ *
  * @category combinators
  * @since 0.1.0
  */

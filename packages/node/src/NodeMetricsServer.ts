@@ -122,6 +122,28 @@ const app = (options: Options) => {
  * Listens on `host:port` and serves `/metrics` and `/healthz` until the scope
  * closes (then it stops accepting and closes idle keep-alive connections).
  *
+ * @example
+ * ```ts
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeMetricsServer } from "@pool-manager/node"
+ * import { Effect } from "effect"
+ *
+ * // /metrics: the pool's series (it registers them in the context's registry);
+ * // /healthz: 200 while the pool admits connections, 503 while it drains.
+ * const program = Effect.gen(function* () {
+ *   const manager = yield* PoolManager.PoolManager
+ *   const metrics = yield* NodeMetricsServer.make({
+ *     port: 9464,
+ *     health: Effect.map(manager.stats, ({ running }) => ({ healthy: running, detail: running ? "ok" : "stopping" }))
+ *   })
+ *   yield* Effect.log(`metrics at ${NodeMetricsServer.url(metrics.address)}/metrics`)
+ *   return yield* Effect.never
+ * }).pipe(
+ *   Effect.scoped,
+ *   Effect.provide(PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK"))))
+ * )
+ * ```
+ *
  * @category constructors
  * @since 0.1.0
  */

@@ -279,6 +279,30 @@ export const make = (
  * `make` as a layer. Provide it with a `PoolManager` layer:
  * `NodeTcpServer.layer(options).pipe(Layer.provide(PoolManager.layer(config, callback)))`.
  *
+ * @example
+ * ```ts
+ * import { NodeRuntime } from "@effect/platform-node"
+ * import { PoolManager } from "@pool-manager/core"
+ * import { NodeTcpServer } from "@pool-manager/node"
+ * import { Effect, Layer } from "effect"
+ *
+ * const Pool = PoolManager.layer({ minWorkersCount: 5, maxWorkersCount: 10 }, (conn, _body, len) =>
+ *   Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+ * )
+ *
+ * // Port 0 picks a free port; the NodeTcpServer service says which one.
+ * const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, busyReply: "BUSY\n" }).pipe(Layer.provide(Pool))
+ *
+ * const main = Effect.gen(function* () {
+ *   const server = yield* NodeTcpServer.NodeTcpServer
+ *   yield* Effect.log("listening", server.address)
+ *   return yield* Effect.never
+ * })
+ *
+ * // On SIGINT the listener closes first, then the pool drains what it admitted.
+ * NodeRuntime.runMain(main.pipe(Effect.provide(Server)))
+ * ```
+ *
  * @category layers
  * @since 0.1.0
  */
