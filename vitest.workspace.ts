@@ -6,12 +6,14 @@
  *
  * `reliability` (the real server under abuse, minutes long) is a project too,
  * but `npm test` leaves it out (`--project '!reliability'`); run it with
- * `npm run test:reliability`.
+ * `npm run test:reliability`. `balancers` (the deployment files of `deploy/`
+ * run with the real HAProxy and nginx) is left out the same way; run it with
+ * `npm run test:balancers` after `.ci/install-balancers`.
  */
 import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    projects: ["packages/*", "reliability", "browser"]
+    projects: ["packages/*", "reliability", "browser", "balancers"]
   }
 })

@@ -33,6 +33,7 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Runtime from "effect/Runtime"
+import * as NodeAgentCheck from "./NodeAgentCheck.ts"
 import {
   type Defaults,
   describeConfig,
@@ -47,6 +48,7 @@ import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeConfigFile from "./NodeConfigFile.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import * as NodeStatusPage from "./NodeStatusPage.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
 import * as NodeTcpServer from "./NodeTcpServer.ts"
@@ -73,6 +75,12 @@ export const validate =
         const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
         return yield* new CliError.ValidationError({
           message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
+        })
+      }
+      const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
+      if (Option.getOrElse(settings.agentPort, () => defaults.agentPort) !== undefined && processes > 1) {
+        return yield* new CliError.ValidationError({
+          message: "--agent-port needs --processes 1: each process would report only its own share of the workers"
         })
       }
       yield* makeConfig(settings, defaults).pipe(
@@ -112,18 +120,40 @@ export interface ServeOptions {
   readonly onReload?: ((config: ManagerConfig.ManagerConfig) => void) | undefined
 }
 
-const health = (manager: PoolManager.PoolManager["Service"] | undefined): Effect.Effect<NodeMetricsServer.Health> =>
-  manager === undefined
+const health = (
+  manager: PoolManager.PoolManager["Service"] | undefined,
+  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
+): Effect.Effect<NodeMetricsServer.Health> =>
+  manager === undefined || server === undefined
     ? Effect.succeed({ healthy: false, detail: "starting" })
-    : Effect.map(manager.stats, ({ running }) => ({ healthy: running, detail: running ? "ok" : "stopping" }))
+    : Effect.map(Effect.all([manager.stats, server.draining]), ([{ running }, draining]) =>
+        running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
+      )
+
+// Before the server listens, and once it stopped, there is nothing to send clients to.
+const agentState = (
+  manager: PoolManager.PoolManager["Service"] | undefined,
+  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
+): Effect.Effect<NodeAgentCheck.State> =>
+  manager === undefined || server === undefined
+    ? Effect.succeed({ draining: true, busy: 0, max: 0 })
+    : Effect.map(Effect.all([manager.stats, manager.config, server.draining]), ([stats, config, draining]) => ({
+        draining: draining || !stats.running,
+        busy: stats.busy,
+        max: config.maxWorkersCount
+      }))
 
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
- * set, and re-reads `config.configFile` on SIGHUP. On interruption it stops
- * accepting, then drains the pool, then closes the metrics endpoint (which
- * answers `/healthz` with 503 meanwhile). In a worker of `NodeCluster` the
- * metrics go to the primary instead, and log lines carry `process` and `pid`.
+ * set, and re-reads `config.configFile` on SIGHUP. On interruption `/healthz`
+ * answers 503 at once; the listener keeps accepting for
+ * `config.server.shutdownDelay` (the lame-duck period, ended early by another
+ * signal), then stops accepting, then the pool drains, then the metrics
+ * endpoint closes. With `config.agent`, an HAProxy agent-check endpoint
+ * reports the free workers as a weight, and `drain` from the signal on. In a
+ * worker of `NodeCluster` the metrics go to the primary instead, and log
+ * lines carry `process` and `pid`.
  *
  * @category running
  * @since 0.1.0
@@ -132,28 +162,40 @@ export const serve = <E, R>(
   config: ServerConfig,
   callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
   options?: ServeOptions
-): Effect.Effect<never, ListenError, R> => {
+): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> => {
   const name = options?.name ?? "pool-manager"
   const worker = NodeCluster.workerNumber()
   return Effect.gen(function* () {
     let manager: PoolManager.PoolManager["Service"] | undefined
+    let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
     let metricsLine: string | undefined
+    let agentLine: string | undefined
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
-      yield* NodeCluster.answerScrapes(Effect.suspend(() => Effect.map(health(manager), ({ healthy }) => healthy)))
+      yield* NodeCluster.answerScrapes(
+        Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
+      )
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
         ...config.metrics,
-        health: Effect.suspend(() => health(manager)),
+        health: Effect.suspend(() => health(manager, listener)),
         status: Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
       })
       const url = NodeMetricsServer.url(metrics.address)
       metricsLine = `${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`
     }
+    if (config.agent !== undefined) {
+      const agent = yield* NodeAgentCheck.make({
+        ...config.agent,
+        state: Effect.suspend(() => agentState(manager, listener))
+      })
+      agentLine = `${name} agent-check at ${String(agent.address)}`
+    }
     return yield* Effect.gen(function* () {
       const pool = yield* PoolManager.PoolManager
       manager = pool
       const server = yield* NodeTcpServer.NodeTcpServer
+      listener = server
       const file = config.configFile
       if (file !== undefined) {
         const reconfigure =
@@ -174,6 +216,7 @@ export const serve = <E, R>(
       const tls = config.server.tls !== undefined
       yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
+      if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
     }).pipe(
       Effect.scoped,
@@ -247,13 +290,20 @@ export const command = <E, R>(options: Options<E, R>) => {
       const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
       let debug = config.manager.debug
       const processes = config.processes ?? 1
-      const program: Effect.Effect<never, ListenError | NodeCluster.ClusterError, R> =
+      const program: Effect.Effect<
+        never,
+        ListenError | NodeProxyProtocol.ProxyProtocolError | NodeCluster.ClusterError,
+        R
+      > =
         processes > 1 && NodeCluster.workerNumber() === undefined
           ? NodeCluster.runPrimary({
               processes,
               name,
               metrics: config.metrics,
-              stopTimeout: Duration.sum(config.manager.drainTimeout, Duration.seconds(10)),
+              stopTimeout: Duration.sum(
+                Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
+                Duration.seconds(10)
+              ),
               forwardSighup: path !== undefined
             }).pipe(Effect.scoped)
           : serve({ ...config, server: { ...config.server, tls } }, options.callback, {
@@ -267,6 +317,7 @@ export const command = <E, R>(options: Options<E, R>) => {
       return yield* program.pipe(
         Effect.catchTags({
           ListenError: (error) => Effect.fail(userError(error)),
+          ProxyProtocolError: (error) => Effect.fail(userError(error)),
           ClusterError: (error) => Effect.fail(userError(error))
         }),
         NodeLogging.provide({

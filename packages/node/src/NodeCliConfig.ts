@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 
 /**
@@ -44,6 +45,15 @@ export interface Defaults extends ManagerConfig.Input {
   readonly metricsHost?: string | undefined
   readonly logFormat?: LogFormat | undefined
   readonly processes?: number | undefined
+  /** Read a PROXY protocol header (v1 or v2) before each connection (default false). */
+  readonly proxyProtocol?: boolean | undefined
+  /** Who may send that header, as addresses or CIDRs (default loopback). */
+  readonly trustedProxies?: ReadonlyArray<string> | undefined
+  /** On SIGINT/SIGTERM, fail /healthz but keep accepting this long before the drain (default 0). */
+  readonly shutdownDelay?: Duration.Input | undefined
+  /** Port of the HAProxy agent-check endpoint; left out, there is none unless `--agent-port` is given. */
+  readonly agentPort?: number | undefined
+  readonly agentHost?: string | undefined
 }
 
 /**
@@ -78,6 +88,11 @@ export interface Settings {
   readonly metricsHost: Option.Option<string>
   readonly logFormat: Option.Option<LogFormat>
   readonly processes: Option.Option<number>
+  readonly proxyProtocol: Option.Option<boolean>
+  readonly trustedProxies: Option.Option<ReadonlyArray<string>>
+  readonly shutdownDelay: Option.Option<Duration.Duration>
+  readonly agentPort: Option.Option<number>
+  readonly agentHost: Option.Option<string>
 }
 
 /**
@@ -100,6 +115,8 @@ export interface ServerConfig {
   readonly processes?: number | undefined
   /** The `--config` file, re-read on SIGHUP. */
   readonly configFile?: string | undefined
+  /** Where to answer HAProxy's agent checks; none when undefined. */
+  readonly agent?: { readonly host: string; readonly port: number } | undefined
 }
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
@@ -160,8 +177,30 @@ const fileFlag = (name: string, description: string) =>
 const countFlag = (name: string, schema: typeof Count, description: string, fallback: number) =>
   described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
 
+// The port of an optional endpoint (off unless given) and the interface it binds.
+const portFlag = (name: string, description: string, fallback: number | undefined) =>
+  described(Flag.Int(name).pipe(Flag.withSchema(Port)), description, fallback ?? "off")
+
+const hostFlag = (name: string, description: string, fallback: string) =>
+  described(Flag.String(name).pipe(Flag.withSchema(Host)), description, fallback)
+
 const resolve = (defaults: Defaults) => {
-  const { host, port, path, busyReply, metricsPort, metricsHost, logFormat, processes, ...input } = defaults
+  const {
+    host,
+    port,
+    path,
+    busyReply,
+    metricsPort,
+    metricsHost,
+    logFormat,
+    processes,
+    proxyProtocol,
+    trustedProxies,
+    shutdownDelay,
+    agentPort,
+    agentHost,
+    ...input
+  } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
     manager,
     host: host ?? "127.0.0.1",
@@ -171,7 +210,12 @@ const resolve = (defaults: Defaults) => {
     metricsPort,
     metricsHost: metricsHost ?? "127.0.0.1",
     logFormat: logFormat ?? ("text" as LogFormat),
-    processes: processes ?? 1
+    processes: processes ?? 1,
+    proxyProtocol: proxyProtocol ?? false,
+    trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
+    shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
+    agentPort,
+    agentHost: agentHost ?? "127.0.0.1"
   }))
 }
 
@@ -248,23 +292,53 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
     tlsKey: fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
     tlsCert: fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
     config: fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
-    metricsPort: described(
-      Flag.Int("metrics-port").pipe(Flag.withSchema(Port)),
+    metricsPort: portFlag(
+      "metrics-port",
       "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one",
-      base.metricsPort ?? "off"
+      base.metricsPort
     ),
-    metricsHost: described(
-      Flag.String("metrics-host").pipe(Flag.withSchema(Host)),
-      "Interface of the metrics endpoint",
-      base.metricsHost
-    ),
+    metricsHost: hostFlag("metrics-host", "Interface of the metrics endpoint", base.metricsHost),
     logFormat: described(
       Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withMetavar("text|json")),
       "Log lines as text or JSON",
       base.logFormat
     ),
-    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes)
+    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes),
+    proxyProtocol: described(
+      Flag.Boolean("proxy-protocol"),
+      "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
+      base.proxyProtocol
+    ),
+    trustedProxies: described(
+      Flag.String("trusted-proxies").pipe(
+        Flag.filterMap(parseList, () => "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1"),
+        Flag.withMetavar("cidr,...")
+      ),
+      "Peers allowed to send a PROXY protocol header; others are closed",
+      base.trustedProxies.join(",")
+    ),
+    shutdownDelay: durationFlag(
+      "shutdown-delay",
+      "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
+      base.shutdownDelay
+    ),
+    agentPort: portFlag(
+      "agent-port",
+      "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
+      base.agentPort
+    ),
+    agentHost: hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost)
   }
+}
+
+const parseList = (text: string): Option.Option<ReadonlyArray<string>> => {
+  const entries = text
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0)
+  return entries.length > 0 && NodeProxyProtocol.invalidTrustedProxy(entries) === undefined
+    ? Option.some(entries)
+    : Option.none()
 }
 
 /**
@@ -349,13 +423,18 @@ export const makeConfig = (
     const metricsPort = Option.getOrElse(settings.metricsPort, () => base.metricsPort)
     const key = Option.getOrUndefined(settings.tlsKey)
     const cert = Option.getOrUndefined(settings.tlsCert)
+    const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
+    const agentPort = Option.getOrElse(settings.agentPort, () => base.agentPort)
+    const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
     return {
       manager,
       server: {
         host: Option.getOrElse(settings.host, () => base.host),
         port: Option.getOrElse(settings.port, () => base.port),
         ...(path === undefined ? {} : { path }),
-        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply)
+        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply),
+        ...(proxyProtocol ? { proxyProtocol: { trustedProxies } } : {}),
+        shutdownDelay: Option.getOrElse(settings.shutdownDelay, () => base.shutdownDelay)
       },
       tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
       metrics:
@@ -364,7 +443,11 @@ export const makeConfig = (
           : { host: Option.getOrElse(settings.metricsHost, () => base.metricsHost), port: metricsPort },
       logFormat: Option.getOrElse(settings.logFormat, () => base.logFormat),
       processes: Option.getOrElse(settings.processes, () => base.processes),
-      configFile: Option.getOrUndefined(settings.config)
+      configFile: Option.getOrUndefined(settings.config),
+      agent:
+        agentPort === undefined
+          ? undefined
+          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort }
     }
   })
 

@@ -324,6 +324,12 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
       stopping = true
       if (workers.size === 0) return Effect.void
       for (const worker of workers.values()) worker.process.kill("SIGTERM")
+      // Another signal to the primary is passed on too: it ends the workers' lame-duck period (--shutdown-delay).
+      const again = () => {
+        for (const worker of workers.values()) worker.process.kill("SIGTERM")
+      }
+      process.on("SIGINT", again)
+      process.on("SIGTERM", again)
       const timeout = Duration.fromInputUnsafe(options.stopTimeout ?? "40 seconds")
       return Effect.log(`${name} primary: stopping ${workers.size} processes`).pipe(
         Effect.andThen(Effect.timeoutOption(Deferred.await(allExited), timeout)),
@@ -336,6 +342,12 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
         Effect.andThen(
           Effect.sync(() => {
             if (failures > 0) process.exitCode = 1
+          })
+        ),
+        Effect.ensuring(
+          Effect.sync(() => {
+            process.off("SIGINT", again)
+            process.off("SIGTERM", again)
           })
         )
       )

@@ -84,6 +84,8 @@ class SocketTransport implements Connection.Transport {
   // connections end without anybody asking for them.
   endReason: Reason | undefined = undefined
   address: string | undefined = undefined
+  // The client named by a PROXY protocol header, when there was one.
+  host: string | undefined = undefined
   endCause: unknown = undefined
   error: PoolError.ConnectionError | undefined = undefined
   closing = false
@@ -113,12 +115,16 @@ class SocketTransport implements Connection.Transport {
     else this.arm(left, now)
   }
 
-  constructor(socket: Net.Socket, options: Options | undefined) {
+  constructor(socket: Net.Socket, options: Options | undefined, client: Client | undefined) {
     this.socket = socket as Owned
     this.socket[owner] = this
     // Asking once makes Node cache the peer's name on the socket (one
     // getpeername), so it can still be formatted after the socket is gone.
     if (socket.remoteAddress === undefined) this.address = "unix"
+    if (client !== undefined) {
+      this.address = client.remoteAddress
+      this.host = client.remoteHost
+    }
     this.lingerMillis = options?.lingerMillis ?? 5000
     socket.on("data", onData)
     socket.on("end", onEnd)
@@ -132,7 +138,7 @@ class SocketTransport implements Connection.Transport {
     return this.address
   }
   get remoteHost(): string {
-    return this.socket.remoteAddress ?? "unix"
+    return this.host ?? this.socket.remoteAddress ?? "unix"
   }
   get ended(): boolean {
     return this.endReason !== undefined
@@ -298,13 +304,28 @@ class SocketTransport implements Connection.Transport {
 }
 
 /**
+ * The client a connection stands for when it is not the socket's peer: the
+ * one a PROXY protocol header named (see `NodeProxyProtocol`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export interface Client {
+  /** Shown as the connection's `remoteAddress`, e.g. `192.0.2.1:5000`. */
+  readonly remoteAddress: string
+  /** Shown as its `remoteHost`, which per-address limits count. */
+  readonly remoteHost: string
+}
+
+/**
  * The pool `Transport` of a socket. Takes ownership of reading from it.
+ * `client`, when given, replaces the socket's peer as its address.
  *
  * @category constructors
  * @since 0.1.0
  */
-export const makeTransport = (socket: Net.Socket, options?: Options): Connection.Transport =>
-  new SocketTransport(socket, options)
+export const makeTransport = (socket: Net.Socket, options?: Options, client?: Client): Connection.Transport =>
+  new SocketTransport(socket, options, client)
 
 const noop = () => {}
 
@@ -377,5 +398,5 @@ const linger = (socket: Net.Socket, millis: number) => {
  * @category constructors
  * @since 0.1.0
  */
-export const make = (socket: Net.Socket, options?: Options): Connection.Connection =>
-  Connection.make(makeTransport(socket, options), options)
+export const make = (socket: Net.Socket, options?: Options, client?: Client): Connection.Connection =>
+  Connection.make(makeTransport(socket, options, client), options)

@@ -10,8 +10,11 @@
  * from `@effect/platform-node`.
  *
  * Each accepted socket goes to `put`; when the pool is busy or stopped, the
- * socket gets `busyReply` and is closed. Releasing the layer stops accepting and
- * closes the listener; the pool, released after it, drains what it admitted.
+ * socket gets `busyReply` and is closed. With `proxyProtocol`, a PROXY
+ * protocol header is read first (see `NodeProxyProtocol`) and the connection
+ * carries the client's address. Releasing the layer marks the server
+ * `draining`, keeps accepting for `shutdownDelay` (0 by default), then closes
+ * the listener; the pool, released after it, drains what it admitted.
  *
  * @since 0.1.0
  */
@@ -21,6 +24,7 @@ import * as Tls from "node:tls"
 import type * as Connection from "@pool-manager/core/Connection"
 import * as PoolManager from "@pool-manager/core/PoolManager"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { flow } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -28,6 +32,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as NodeConnection from "./NodeConnection.ts"
+import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -54,6 +59,23 @@ export interface Options {
    * the socket. `handshakeTimeout` defaults to 10 seconds.
    */
   readonly tls?: Tls.TlsOptions | undefined
+  /**
+   * Read a PROXY protocol header (v1 or v2) from each connection before it
+   * reaches the pool, and use the client it names as the connection's
+   * address (for `maxConnectionsPerAddress` and logs). `true` uses the
+   * defaults of `NodeProxyProtocol.Options` (trusted proxies: loopback only).
+   * With `tls`, the header comes first and TLS starts after it (HAProxy's
+   * `send-proxy` in TCP mode in front of a TLS backend).
+   */
+  readonly proxyProtocol?: boolean | NodeProxyProtocol.Options | undefined
+  /**
+   * The lame-duck period (default 0): when the scope closes, `draining` turns
+   * true at once (health checks should fail, see `NodeCli`) while the listener
+   * keeps accepting and the pool keeps serving for this long, so a balancer
+   * notices before connections are refused. Then the listener closes. A
+   * SIGINT or SIGTERM arriving during the period ends it early.
+   */
+  readonly shutdownDelay?: Duration.Input | undefined
 }
 
 /**
@@ -69,6 +91,10 @@ export class NodeTcpServer extends Context.Service<
     readonly address: NetAddress.SocketAddress
     /** Connections accepted from the listener so far, admitted or refused. */
     readonly connections: Effect.Effect<number>
+    /** True from the moment the server began to stop (its lame-duck period, then the pool's drain). */
+    readonly draining: Effect.Effect<boolean>
+    /** Connections closed for their PROXY protocol header, by reason (all 0 without `proxyProtocol`). */
+    readonly proxyRejected: Effect.Effect<Readonly<Record<NodeProxyProtocol.RejectReason, number>>>
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
@@ -80,6 +106,69 @@ const toSocketAddress = (address: string | Net.AddressInfo | null, options: Opti
     ? NetAddress.unixPathAddress(typeof address === "string" ? address : (options.path ?? ""))
     : NetAddress.inetAddressFromIpStringUnsafe(address.address, address.port)
 
+const noRejections = Object.fromEntries(NodeProxyProtocol.rejectReasons.map((reason) => [reason, 0])) as Record<
+  NodeProxyProtocol.RejectReason,
+  number
+>
+
+const makeGate = (options: Options) => {
+  const proxy = options.proxyProtocol
+  if (proxy === undefined || proxy === false) return Effect.succeed(undefined)
+  return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
+}
+
+// Starts TLS as the server on a socket whose PROXY header was read (what
+// follows it, the client's hello, is still buffered in the socket), within the
+// handshake timeout a TLS server applies; a failed handshake destroys it.
+const startTls = (
+  socket: Net.Socket,
+  options: Tls.TlsOptions,
+  secureContext: Tls.SecureContext,
+  onSecure: (secure: Tls.TLSSocket) => void
+) => {
+  socket.on("error", () => {})
+  const secure = new Tls.TLSSocket(socket, {
+    isServer: true,
+    secureContext,
+    ...(options.requestCert === undefined ? {} : { requestCert: options.requestCert }),
+    ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
+    ...(options.ALPNProtocols === undefined ? {} : { ALPNProtocols: options.ALPNProtocols })
+  })
+  const fail = () => {
+    clearTimeout(timer)
+    secure.destroy()
+    socket.destroy()
+  }
+  const timer = setTimeout(fail, options.handshakeTimeout ?? 10_000)
+  secure.once("error", fail)
+  secure.once("secure", () => {
+    clearTimeout(timer)
+    secure.off("error", fail)
+    onSecure(secure)
+  })
+}
+
+// Waits `delay`, or until the next SIGINT or SIGTERM (an operator in a hurry).
+const lameDuck = (delay: Duration.Duration, where: string) =>
+  Effect.log(
+    `shutting down: still accepting on ${where} for ${Duration.format(delay)} before closing (signal again to skip)`
+  ).pipe(
+    Effect.andThen(
+      Effect.callback<void>((resume) => {
+        const done = () => {
+          clearTimeout(timer)
+          process.off("SIGINT", done)
+          process.off("SIGTERM", done)
+          resume(Effect.void)
+        }
+        const timer = setTimeout(done, Duration.toMillis(delay))
+        process.once("SIGINT", done)
+        process.once("SIGTERM", done)
+        return Effect.sync(done)
+      })
+    )
+  )
+
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
  * Closing the scope stops accepting and closes the listener.
@@ -89,7 +178,11 @@ const toSocketAddress = (address: string | Net.AddressInfo | null, options: Opti
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<NodeTcpServer["Service"], ListenError, PoolManager.PoolManager | Scope.Scope> =>
+): Effect.Effect<
+  NodeTcpServer["Service"],
+  ListenError | NodeProxyProtocol.ProxyProtocolError,
+  PoolManager.PoolManager | Scope.Scope
+> =>
   Effect.gen(function* () {
     const manager = yield* PoolManager.PoolManager
     const context = yield* Effect.context<never>()
@@ -105,29 +198,50 @@ export const make = (
     // Every way put can fail (busy, stopped, address limit) leaves the
     // connection with us: answer and close it. The put usually completes
     // synchronously, so look at its exit before registering an observer.
-    const onConnection = (socket: Net.Socket) => {
-      connections++
-      const connection = NodeConnection.make(socket, options.connection)
+    const admit = (socket: Net.Socket, client?: NodeConnection.Client) => {
+      const connection = NodeConnection.make(socket, options.connection, client)
       const fiber = Effect.runForkWith(context)(manager.put(connection))
       const exit = fiber.pollUnsafe()
       if (exit === undefined) fiber.addObserver((exit) => exit._tag === "Failure" && refuse(connection))
       else if (exit._tag === "Failure") refuse(connection)
     }
+    const gate = yield* makeGate(options)
+    // The PROXY header comes before the TLS handshake: such a server listens
+    // in plain TCP and starts TLS on each socket after its header.
+    const tls = options.tls
+    const secureContext = gate !== undefined && tls !== undefined ? Tls.createSecureContext(tls) : undefined
+    const onConnection =
+      gate === undefined
+        ? (socket: Net.Socket) => {
+            connections++
+            admit(socket)
+          }
+        : (socket: Net.Socket) => {
+            connections++
+            gate.admit(socket, (client) => {
+              if (tls !== undefined && secureContext !== undefined) {
+                return startTls(socket, tls, secureContext, (secure) => admit(secure, client))
+              }
+              admit(socket, client)
+              // The gate left the socket paused, holding what followed the header.
+              socket.resume()
+            })
+          }
+    const listensTls = tls !== undefined && gate === undefined
 
     const server = yield* Effect.acquireRelease(
       Effect.callback<Net.Server, ListenError>((resume) => {
         // allowHalfOpen: a client that sends its last message and half-closes
         // still gets the reply; the connection closes the socket itself.
-        const server =
-          options.tls === undefined
-            ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-            : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
-                "tlsClientError",
-                (_error, socket) => socket.destroy()
-              )
+        const server = !listensTls
+          ? Net.createServer({ allowHalfOpen: true, noDelay: true })
+          : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
+              "tlsClientError",
+              (_error, socket) => socket.destroy()
+            )
         const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
         server.once("error", onError)
-        server.on(options.tls === undefined ? "connection" : "secureConnection", onConnection)
+        server.on(listensTls ? "secureConnection" : "connection", onConnection)
         const listenOptions: Net.ListenOptions =
           options.path !== undefined
             ? { path: options.path }
@@ -143,9 +257,21 @@ export const make = (
       }),
       (server) => Effect.sync(() => server.close())
     )
+    const address = toSocketAddress(server.address(), options)
+    let draining = false
+    // Added after the listener, so it runs before the listener closes.
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        draining = true
+        const delay = Duration.fromInputUnsafe(options.shutdownDelay ?? 0)
+        return Duration.isZero(delay) ? Effect.void : lameDuck(delay, describe(options))
+      })
+    )
     return NodeTcpServer.of({
-      address: toSocketAddress(server.address(), options),
-      connections: Effect.sync(() => connections)
+      address,
+      draining: Effect.sync(() => draining),
+      connections: Effect.sync(() => connections),
+      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections)
     })
   })
 
@@ -180,7 +306,9 @@ export const make = (
  * @category layers
  * @since 0.1.0
  */
-export const layer: (options?: Options) => Layer.Layer<NodeTcpServer, ListenError, PoolManager.PoolManager> = flow(
+export const layer: (
+  options?: Options
+) => Layer.Layer<NodeTcpServer, ListenError | NodeProxyProtocol.ProxyProtocolError, PoolManager.PoolManager> = flow(
   make,
   Layer.effect(NodeTcpServer)
 )

@@ -5,6 +5,14 @@
  */
 
 /**
+ * An HAProxy agent-check endpoint reporting the pool's free capacity as a
+ * weight, and `drain` while stopping.
+ *
+ * @since 0.1.0
+ */
+export * as NodeAgentCheck from "./NodeAgentCheck.ts"
+
+/**
  * The standalone server as an `effect/cli` command, and its reusable pieces.
  *
  * @since 0.1.0
@@ -55,7 +63,13 @@ export * as NodeLogging from "./NodeLogging.ts"
  * @since 0.1.0
  */
 export * as NodeMetricsServer from "./NodeMetricsServer.ts"
-
+/**
+ * The PROXY protocol (v1 and v2): the header parser, and the gate that reads
+ * it from connections sent by a trusted balancer.
+ *
+ * @since 0.1.0
+ */
+export * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 /**
  * A live status page for operators, served with the metrics: charts of the
  * pool's workers, admissions, queue and closes, and its configuration.

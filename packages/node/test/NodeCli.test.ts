@@ -11,7 +11,7 @@ import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli, NodeCliConfig } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
-import { bin, noFlags, spawnNode } from "./utils/cliProcess.ts"
+import { bin, noFlags, runBin, spawnNode } from "./utils/cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
 const startServer = (args: ReadonlyArray<string>) =>
@@ -20,14 +20,6 @@ const startServer = (args: ReadonlyArray<string>) =>
     const match = yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /)
     return { child, port: Number(match[1]) }
   })
-
-/** Runs the bin to completion. */
-const runBin = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const child = yield* spawnNode([bin, ...args])
-    const code = yield* child.exit()
-    return { code, stdout: child.stdout(), stderr: child.stderr() }
-  }).pipe(Effect.scoped)
 
 describe("NodeCli", () => {
   it("parses durations as people type them", () => {

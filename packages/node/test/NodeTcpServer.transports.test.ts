@@ -3,54 +3,16 @@
  * test) and over a unix domain socket.
  */
 
-import { execFileSync } from "node:child_process"
-import * as Fs from "node:fs"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import * as Tls from "node:tls"
 import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
 import { Context, Effect, Layer } from "effect"
 import { NodeTcpServer } from "../src/index.ts"
+import { certificate, tempDir } from "./utils/certificate.ts"
 import { connect, portOf } from "./utils/client.ts"
 
 const callback: PoolManager.Callback = (conn, _body, len) => Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
-
-const tempDir = Effect.acquireRelease(
-  Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "pool-manager-test-"))),
-  (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
-)
-
-/** A self-signed certificate for localhost / 127.0.0.1. */
-const certificate = Effect.gen(function* () {
-  const dir = yield* tempDir
-  const key = Path.join(dir, "key.pem")
-  const cert = Path.join(dir, "cert.pem")
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1"
-    ],
-    { stdio: "ignore" }
-  )
-  return { key: Fs.readFileSync(key), cert: Fs.readFileSync(cert) }
-})
 
 const serve = (options: NodeTcpServer.Options) =>
   Effect.map(

@@ -111,6 +111,14 @@ export const spawnNode = (
       })
   )
 
+/** Runs the `pool-manager` bin with `args` to completion: its exit code and output. */
+export const runBin = (args: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const child = yield* spawnNode([bin, ...args])
+    const code = yield* child.exit()
+    return { code, stdout: child.stdout(), stderr: child.stderr() }
+  }).pipe(Effect.scoped)
+
 /** A temporary directory, removed with the scope. */
 export const tempDir = Effect.acquireRelease(
   Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "pool-manager-test-"))),
@@ -200,5 +208,10 @@ export const noFlags: NodeCliConfig.Settings = {
   metricsPort: Option.none(),
   metricsHost: Option.none(),
   logFormat: Option.none(),
-  processes: Option.none()
+  processes: Option.none(),
+  proxyProtocol: Option.none(),
+  trustedProxies: Option.none(),
+  shutdownDelay: Option.none(),
+  agentPort: Option.none(),
+  agentHost: Option.none()
 }

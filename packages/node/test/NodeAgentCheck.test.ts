@@ -1,0 +1,71 @@
+/**
+ * The HAProxy agent-check endpoint: its replies, over loopback in-process and
+ * from the real command through its lame-duck period.
+ */
+import * as Net from "node:net"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { NodeAgentCheck } from "../src/index.ts"
+import { connect, portOf } from "./utils/client.ts"
+import { bin, spawnNode } from "./utils/cliProcess.ts"
+
+/** One agent check as HAProxy makes it: connect, optionally send, read until closed. */
+const check = (port: number, send?: string) =>
+  Effect.callback<string, Error>((resume) => {
+    const socket = Net.connect(port, "127.0.0.1")
+    let text = ""
+    socket.on("data", (chunk) => {
+      text += chunk
+    })
+    socket.on("connect", () => send !== undefined && socket.write(send))
+    socket.on("close", () => resume(Effect.succeed(text)))
+    socket.on("error", (error) => resume(Effect.fail(error)))
+    const timer = setTimeout(() => socket.destroy(new Error("agent check timed out")), 5000)
+    socket.on("close", () => clearTimeout(timer))
+  })
+
+describe("NodeAgentCheck", () => {
+  it("reports free capacity as a weight, 100% without a limit, drain when stopping", () => {
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 0, max: 10 }), "up ready 100%\n")
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 6, max: 10 }), "up ready 40%\n")
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 2, max: 3 }), "up ready 33%\n")
+    // Full (or over, after a reload lowered the limit): 1%, never 0, so a client is told it is busy.
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 10, max: 10 }), "up ready 1%\n")
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 12, max: 10 }), "up ready 1%\n")
+    assert.strictEqual(NodeAgentCheck.reply({ draining: false, busy: 50, max: 0 }), "up ready 100%\n")
+    assert.strictEqual(NodeAgentCheck.reply({ draining: true, busy: 0, max: 10 }), "drain\n")
+  })
+
+  it.live("answers each connection with the state of the moment, whatever the agent sends", () =>
+    Effect.gen(function* () {
+      let state: NodeAgentCheck.State = { draining: false, busy: 3, max: 4 }
+      const agent = yield* NodeAgentCheck.make({ port: 0, state: Effect.sync(() => state) })
+      const port = portOf(agent.address)
+      assert.strictEqual(yield* check(port), "up ready 25%\n")
+      state = { draining: true, busy: 3, max: 4 }
+      assert.strictEqual(yield* check(port, "hello from haproxy\n"), "drain\n")
+    })
+  )
+
+  it.live(
+    "the command reports its busy workers, then drain from SIGTERM through the lame-duck period",
+    () =>
+      Effect.gen(function* () {
+        const flags = "--port 0 --agent-port 0 --max-workers 4 --shutdown-delay 2s"
+        const child = yield* spawnNode([bin, ...flags.split(" ")])
+        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /))[1])
+        const agentPort = Number((yield* child.waitFor(/agent-check at 127\.0\.0\.1:(\d+)/))[1])
+        assert.strictEqual(yield* check(agentPort), "up ready 100%\n")
+        const client = yield* connect(port)
+        yield* client.send("HI!")
+        yield* client.receive(2)
+        assert.strictEqual(yield* check(agentPort), "up ready 75%\n")
+        child.process.kill("SIGTERM")
+        yield* child.waitFor(/shutting down: still accepting/)
+        assert.strictEqual(yield* check(agentPort), "drain\n")
+        client.socket.end()
+        assert.strictEqual(yield* child.exit(10_000), 0)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+})
