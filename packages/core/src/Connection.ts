@@ -87,6 +87,22 @@ export interface Transport {
 /**
  * A connection served by the pool and passed to the callback.
  *
+ * @example
+ * ```ts
+ * import type { Connection, PoolError, PoolManager } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * // A line protocol on top of the pool's messages: answer PING, log and hang up on QUIT.
+ * const reply = (conn: Connection.Connection, command: string) =>
+ *   command === "QUIT"
+ *     ? Effect.log(`${conn.remoteAddress} said goodbye`).pipe(Effect.andThen(conn.write("BYE\n")), Effect.andThen(conn.close))
+ *     : conn.write(command === "PING" ? "PONG\n" : "ERROR unknown command\n")
+ *
+ * // A failed write (the peer went away) closes that connection only.
+ * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, body) =>
+ *   reply(conn, new TextDecoder().decode(body).trim())
+ * ```
+ *
  * @category models
  * @since 0.1.0
  */

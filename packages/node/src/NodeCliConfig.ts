@@ -35,7 +35,7 @@ export type LogFormat = "text" | "json"
  * @category models
  * @since 0.1.0
  */
-export interface Defaults extends ManagerConfig.Input {
+export type Defaults = ManagerConfig.Input & {
   readonly host?: string | undefined
   readonly port?: number | undefined
   readonly path?: string | undefined
@@ -227,18 +227,18 @@ const resolve = (defaults: Defaults) => {
  * @example
  * ```ts
  * import { NodeServices } from "@effect/platform-node"
- * import { NodeCli } from "@pool-manager/node"
+ * import { NodeCli, NodeCliConfig } from "@pool-manager/node"
  * import { Effect } from "effect"
  * import { Command, Flag } from "effect/cli"
  *
  * // The server's flags plus one of your own: `greet-server --port 7000 --greeting hi`
- * const defaults: NodeCli.Defaults = { port: 7000, maxWorkersCount: 50 }
+ * const defaults: NodeCliConfig.Defaults = { port: 7000, maxWorkersCount: 50 }
  * const greetServer = Command.make(
  *   "greet-server",
- *   { ...NodeCli.flags(defaults), greeting: Flag.String("greeting").pipe(Flag.withDefault("hello")) },
+ *   { ...NodeCliConfig.flags(defaults), greeting: Flag.String("greeting").pipe(Flag.withDefault("hello")) },
  *   ({ greeting, ...settings }) =>
  *     Effect.gen(function* () {
- *       const config = yield* NodeCli.makeConfig(settings, defaults)
+ *       const config = yield* NodeCliConfig.makeConfig(settings, defaults)
  *       return yield* NodeCli.serve(config, (conn) => Effect.ignore(conn.write(greeting)), { name: "greet-server" })
  *     })
  * ).pipe(Command.validate((input) => NodeCli.validate(defaults)(input)))
