@@ -83,6 +83,12 @@ export const validate =
           message: "--agent-port needs --processes 1: each process would report only its own share of the workers"
         })
       }
+      const clusterMode = Option.getOrElse(settings.clusterMode, () => defaults.clusterMode)
+      if (clusterMode === "reuseport" && Option.getOrElse(settings.path, () => defaults.path) !== undefined) {
+        return yield* new CliError.ValidationError({
+          message: "--cluster-mode reuseport needs a TCP port: processes share a unix socket (--path) by hand-off"
+        })
+      }
       yield* makeConfig(settings, defaults).pipe(
         Effect.mapError(
           (error) =>
@@ -274,7 +280,9 @@ const readTls = (files: { readonly key: string; readonly cert: string }) =>
  * while the pool's `debug` is on (also after a reload turned it on) and Info
  * otherwise. A config file or TLS file that cannot be used, or a listen
  * failure, is reported as a user error (exit code 1). With `--processes N`
- * above 1 the process becomes the primary of `NodeCluster`.
+ * above 1 the process becomes the primary of `NodeCluster`, in the mode of
+ * `--cluster-mode` (`auto`: `reuseport` on Linux, `handoff` elsewhere and for
+ * `--path`).
  *
  * @category commands
  * @since 0.1.0
@@ -304,7 +312,13 @@ export const command = <E, R>(options: Options<E, R>) => {
                 Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
                 Duration.seconds(10)
               ),
-              forwardSighup: path !== undefined
+              forwardSighup: path !== undefined,
+              mode:
+                config.clusterMode === "auto" || config.clusterMode === undefined
+                  ? config.server.path === undefined
+                    ? NodeCluster.defaultMode()
+                    : "handoff"
+                  : config.clusterMode
             }).pipe(Effect.scoped)
           : serve({ ...config, server: { ...config.server, tls } }, options.callback, {
               name,

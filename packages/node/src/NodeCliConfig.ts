@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 
@@ -45,6 +46,8 @@ export type Defaults = ManagerConfig.Input & {
   readonly metricsHost?: string | undefined
   readonly logFormat?: LogFormat | undefined
   readonly processes?: number | undefined
+  /** How the processes share the port (default `auto`, see `NodeCluster.Mode`). */
+  readonly clusterMode?: NodeCluster.Mode | "auto" | undefined
   /** Read a PROXY protocol header (v1 or v2) before each connection (default false). */
   readonly proxyProtocol?: boolean | undefined
   /** Who may send that header, as addresses or CIDRs (default loopback). */
@@ -88,6 +91,7 @@ export interface Settings {
   readonly metricsHost: Option.Option<string>
   readonly logFormat: Option.Option<LogFormat>
   readonly processes: Option.Option<number>
+  readonly clusterMode: Option.Option<NodeCluster.Mode | "auto">
   readonly proxyProtocol: Option.Option<boolean>
   readonly trustedProxies: Option.Option<ReadonlyArray<string>>
   readonly shutdownDelay: Option.Option<Duration.Duration>
@@ -113,6 +117,8 @@ export interface ServerConfig {
   readonly logFormat?: LogFormat | undefined
   /** Server processes sharing the port (`node:cluster`); 1 = this process serves. */
   readonly processes?: number | undefined
+  /** How they share it: `auto` (`NodeCluster.defaultMode()`; the hand-off for a unix socket), `reuseport` or `handoff`. */
+  readonly clusterMode?: NodeCluster.Mode | "auto" | undefined
   /** The `--config` file, re-read on SIGHUP. */
   readonly configFile?: string | undefined
   /** Where to answer HAProxy's agent checks; none when undefined. */
@@ -194,6 +200,7 @@ const resolve = (defaults: Defaults) => {
     metricsHost,
     logFormat,
     processes,
+    clusterMode,
     proxyProtocol,
     trustedProxies,
     shutdownDelay,
@@ -211,6 +218,7 @@ const resolve = (defaults: Defaults) => {
     metricsHost: metricsHost ?? "127.0.0.1",
     logFormat: logFormat ?? ("text" as LogFormat),
     processes: processes ?? 1,
+    clusterMode: clusterMode ?? ("auto" as NodeCluster.Mode | "auto"),
     proxyProtocol: proxyProtocol ?? false,
     trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
     shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
@@ -304,6 +312,12 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       base.logFormat
     ),
     processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes),
+    clusterMode: described(
+      Flag.Literals("cluster-mode", NodeCluster.modes).pipe(Flag.withMetavar(NodeCluster.modes.join("|"))),
+      "With --processes: each process binds the port (reuseport; the kernel spreads connections) or the " +
+        `primary accepts and hands connections over (handoff); auto = ${NodeCluster.defaultMode()} here, handoff for --path`,
+      base.clusterMode
+    ),
     proxyProtocol: described(
       Flag.Boolean("proxy-protocol"),
       "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
@@ -443,6 +457,7 @@ export const makeConfig = (
           : { host: Option.getOrElse(settings.metricsHost, () => base.metricsHost), port: metricsPort },
       logFormat: Option.getOrElse(settings.logFormat, () => base.logFormat),
       processes: Option.getOrElse(settings.processes, () => base.processes),
+      clusterMode: Option.getOrElse(settings.clusterMode, () => base.clusterMode),
       configFile: Option.getOrUndefined(settings.config),
       agent:
         agentPort === undefined

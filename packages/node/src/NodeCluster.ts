@@ -4,9 +4,19 @@
  *
  * The primary process forks `processes` workers running the same script with
  * the same arguments; each worker knows its number (1..N) from the
- * `POOL_MANAGER_PROCESS` environment variable and runs an ordinary server. On
- * Linux the primary accepts connections and hands them to the workers in
- * turn; it serves nothing itself. It forwards SIGINT and SIGTERM (as SIGTERM)
+ * `POOL_MANAGER_PROCESS` environment variable and runs an ordinary server.
+ * How connections reach the workers is the `mode`:
+ *
+ * - `reuseport` (the default on Linux): each worker binds the port itself
+ *   with `SO_REUSEPORT` (see `NodeTcpServer`'s `reusePort`) and the kernel
+ *   spreads new connections over them by a hash of the client's address and
+ *   port. Nothing passes through the primary. The first worker binds first;
+ *   the others bind the port it got, so port 0 works too.
+ * - `handoff` (elsewhere, and for unix sockets): node:cluster's own sharing;
+ *   the primary accepts every connection and passes it to a worker over IPC,
+ *   in turn.
+ *
+ * The primary serves nothing itself. It forwards SIGINT and SIGTERM (as SIGTERM)
  * and SIGHUP to every worker, waits until all of them have drained and
  * exited, and replaces a worker that dies while serving (a worker that dies
  * before it listened is a startup failure: the primary stops the others and
@@ -21,6 +31,7 @@
  * @since 0.1.0
  */
 import Cluster, { type Worker } from "node:cluster"
+import type * as Net from "node:net"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -28,6 +39,7 @@ import * as Option from "effect/Option"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as ClusterWorker from "./internal/clusterWorker.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
 
@@ -37,7 +49,7 @@ import type { ListenError } from "./NodeTcpServer.ts"
  * @category constants
  * @since 0.1.0
  */
-export const processEnv = "POOL_MANAGER_PROCESS"
+export const processEnv: typeof ClusterWorker.processEnv = ClusterWorker.processEnv
 
 /**
  * This process's number when it is a worker forked by `runPrimary`, else `undefined`.
@@ -45,10 +57,35 @@ export const processEnv = "POOL_MANAGER_PROCESS"
  * @category workers
  * @since 0.1.0
  */
-export const workerNumber = (): number | undefined => {
-  const value = process.env[processEnv]
-  return Cluster.isWorker && value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined
-}
+export const workerNumber: () => number | undefined = ClusterWorker.workerNumber
+
+/**
+ * How connections reach the workers: `reuseport` (each worker binds the port
+ * with `SO_REUSEPORT`, the kernel spreads connections) or `handoff`
+ * (node:cluster's primary accepts them and passes them over IPC).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type Mode = "reuseport" | "handoff"
+
+/**
+ * The modes, in the order `--cluster-mode` lists them (`auto` picks `defaultMode`).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const modes: readonly ["auto", "reuseport", "handoff"] = ["auto", "reuseport", "handoff"]
+
+/**
+ * The mode `auto` picks: `reuseport` on Linux, where the kernel balances
+ * connections over the sockets sharing a port (macOS lets several sockets
+ * bind but gives the connections to one of them), `handoff` elsewhere.
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export const defaultMode = (): Mode => (process.platform === "linux" ? "reuseport" : "handoff")
 
 /**
  * The cluster could not start: a worker exited before it listened.
@@ -185,6 +222,14 @@ export interface PrimaryOptions {
   readonly stopTimeout?: Duration.Input | undefined
   /** Forward SIGHUP to the workers (to reload their config file). */
   readonly forwardSighup?: boolean | undefined
+  /**
+   * How connections reach the workers (default `auto`: `defaultMode()`). In
+   * the `reuseport` mode a worker that listens on a unix socket, or not with
+   * `NodeTcpServer`, falls back to the hand-off for that listener.
+   */
+  readonly mode?: Mode | "auto" | undefined
+  /** Called once every worker listens, with the first worker's address. */
+  readonly onListening?: ((address: Net.AddressInfo | string, mode: Mode) => Effect.Effect<void>) | undefined
 }
 
 let nextScrapeId = 0
@@ -282,18 +327,52 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
       yield* Effect.log(`${name} metrics at ${NodeMetricsServer.url(server.address)}/metrics and /healthz`)
     }
 
+    const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode
+    // reuseport: the port the first worker bound, given to the others (and to replacements).
+    let sharedPort: number | undefined
+    // The hand-off needs no port from the first worker: all start at once.
+    let forkedAll = mode === "handoff"
+
     const fork = (number: number) => {
-      const worker = Cluster.fork({ [processEnv]: String(number) })
+      const env: Record<string, string> = { [processEnv]: String(number), [ClusterWorker.modeEnv]: mode }
+      if (sharedPort !== undefined) env[ClusterWorker.portEnv] = String(sharedPort)
+      const worker = Cluster.fork(env)
       const pid = worker.process.pid
       let ready = false
       workers.set(number, worker)
-      worker.on("listening", (address) => {
+      const onListening = (address: Net.AddressInfo | string) => {
+        if (ready) return
         ready = true
         listening.add(number)
+        if (mode === "reuseport" && sharedPort === undefined && typeof address !== "string") sharedPort = address.port
+        // The first worker listens alone; the others start once its port is known.
+        if (!forkedAll && !stopping) {
+          forkedAll = true
+          for (let next = 2; next <= options.processes; next++) fork(next)
+        }
         if (announced || listening.size < options.processes) return
         announced = true
-        const where = address.addressType === -1 ? `unix:${address.address}` : `${address.address}:${address.port}`
-        log(Effect.log(`${name} primary: ${options.processes} processes listening on ${where}`))
+        const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
+        log(
+          Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${mode})`).pipe(
+            Effect.andThen(options.onListening?.(address, mode) ?? Effect.void)
+          )
+        )
+      }
+      // A hand-off listener is reported by node:cluster, a reuseport one by the worker itself.
+      worker.on("listening", (address) =>
+        onListening(
+          address.addressType === -1
+            ? String(address.address)
+            : {
+                address: address.address ?? "",
+                port: address.port ?? 0,
+                family: address.addressType === 6 ? "IPv6" : "IPv4"
+              }
+        )
+      )
+      worker.on("message", (message: unknown) => {
+        if (ClusterWorker.isListeningMessage(message)) onListening(message.address)
       })
       worker.on("exit", (code, signal) => {
         workers.delete(number)
@@ -364,6 +443,6 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
       )
     }
     yield* Effect.log(`${name} primary (pid ${process.pid}): starting ${options.processes} processes`)
-    for (let number = 1; number <= options.processes; number++) fork(number)
+    for (let number = 1; number <= (forkedAll ? options.processes : 1); number++) fork(number)
     return yield* Deferred.await(failed)
   })

@@ -16,6 +16,10 @@
  * `draining`, keeps accepting for `shutdownDelay` (0 by default), then closes
  * the listener; the pool, released after it, drains what it admitted.
  *
+ * With `reusePort` (and in a worker of `NodeCluster`'s `reuseport` mode,
+ * where it is set for you) each process binds the port itself and the kernel
+ * spreads new connections over them, instead of one process accepting them all.
+ *
  * @since 0.1.0
  */
 
@@ -31,6 +35,7 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as ClusterWorker from "./internal/clusterWorker.ts"
 import * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 
@@ -49,6 +54,13 @@ export interface Options {
   readonly path?: string | undefined
   /** Length of the kernel's queue of connections not yet accepted. */
   readonly backlog?: number | undefined
+  /**
+   * Bind with `SO_REUSEPORT` (Node's `reusePort`; Linux, FreeBSD and a few
+   * others, TCP only): several processes may listen on the same port, and the
+   * kernel spreads new connections over them. Default false; a worker of
+   * `NodeCluster` in the `reuseport` mode sets it by itself.
+   */
+  readonly reusePort?: boolean | undefined
   /** Written to a socket the pool refuses (busy or stopped) before it is closed (default `ERROR_SERVER_BUSY`). */
   readonly busyReply?: string | Uint8Array | undefined
   /** Options for every accepted socket's `Connection`. */
@@ -242,13 +254,18 @@ export const make = (
         const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
         server.once("error", onError)
         server.on(listensTls ? "secureConnection" : "connection", onConnection)
+        // A NodeCluster worker in the reuseport mode binds the port itself, on the first worker's port.
+        const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
         const listenOptions: Net.ListenOptions =
           options.path !== undefined
             ? { path: options.path }
-            : { host: options.host ?? "127.0.0.1", port: options.port ?? 6263 }
+            : { host: options.host ?? "127.0.0.1", port: clustered?.port ?? options.port ?? 6263 }
         if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
+        if (clustered !== undefined || options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
         server.listen(listenOptions, () => {
           server.off("error", onError)
+          const bound = server.address()
+          if (clustered !== undefined && bound !== null && typeof bound !== "string") ClusterWorker.announce(bound)
           // After listening, an error (e.g. EMFILE on accept) must not crash
           // the process: Node retries accepting by itself.
           server.on("error", () => {})

@@ -66,7 +66,8 @@ describe("NodeCli", () => {
           "metrics-port": "off",
           "metrics-host": "127.0.0.1",
           "log-format": "text",
-          processes: "1"
+          processes: "1",
+          "cluster-mode": "auto"
         }
         for (const [flag, fallback] of Object.entries(expected)) {
           const line = stdout.split("\n").find((l) => l.trimStart().startsWith(`--${flag} `))
@@ -94,7 +95,15 @@ describe("NodeCli", () => {
             ["--port", "abc"],
             ["--port", "abc"]
           ],
-          [["--bogus"], ["--bogus"]]
+          [["--bogus"], ["--bogus"]],
+          [
+            ["--cluster-mode", "sideways"],
+            ["--cluster-mode", "sideways"]
+          ],
+          [
+            ["--processes", "2", "--cluster-mode", "reuseport", "--path", "/tmp/pool-manager-never.sock"],
+            ["--cluster-mode reuseport", "--path"]
+          ]
         ]
         const results = yield* Effect.forEach(cases, ([args]) => runBin(args), { concurrency: "unbounded" })
         results.forEach((result, i) => {

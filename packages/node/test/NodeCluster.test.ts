@@ -1,9 +1,12 @@
 /**
- * `--processes 2`: two worker processes share the port and both serve, the
- * primary's `/metrics` labels each worker's series with `process`, and
- * SIGTERM to the primary drains both (answering requests in flight) and exits 0.
+ * `--processes 2`, in both cluster modes: two worker processes share the port
+ * and both serve (with `reuseport`, the kernel spreads the connections: both
+ * get some), the primary's `/metrics` labels each worker's series with
+ * `process`, and SIGTERM to the primary drains both (answering requests in
+ * flight) and exits 0.
  */
 
+import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeCluster } from "../src/index.ts"
@@ -18,6 +21,14 @@ const isAlive = (pid: number): boolean => {
     return false
   }
 }
+
+// Another socket can bind the port with SO_REUSEPORT only if its listeners set it too (same user).
+const canShare = (port: number) =>
+  Effect.callback<boolean>((resume) => {
+    const server = Net.createServer()
+    server.once("error", () => resume(Effect.succeed(false)))
+    server.listen({ host: "127.0.0.1", port, reusePort: true }, () => server.close(() => resume(Effect.succeed(true))))
+  })
 
 describe("NodeCluster", () => {
   it("aggregates the texts of several processes with a process label, one family at a time", () => {
@@ -52,9 +63,9 @@ describe("NodeCluster", () => {
     assert.strictEqual(NodeCluster.aggregate([]), "")
   })
 
-  it.live(
-    "runs two serving processes, aggregates their metrics, and drains both on SIGTERM",
-    () =>
+  it.live.each(["reuseport", "handoff"] as const)(
+    "runs two serving processes (%s), aggregates their metrics, and drains both on SIGTERM",
+    (mode) =>
       Effect.gen(function* () {
         const child = yield* spawnNode([
           slowServer,
@@ -64,10 +75,16 @@ describe("NodeCluster", () => {
           "0",
           "--processes",
           "2",
+          "--cluster-mode",
+          mode,
           "--clients-deadline",
           "30s"
         ])
-        const port = Number((yield* child.waitFor(/slow primary: 2 processes listening on 127\.0\.0\.1:(\d+)/))[1])
+        const port = Number(
+          (yield* child.waitFor(
+            new RegExp(`slow primary: 2 processes listening on 127\\.0\\.0\\.1:(\\d+) \\(${mode}\\)`)
+          ))[1]
+        )
         const metricsUrl = (yield* child.waitFor(/slow metrics at (http:\/\/127\.0\.0\.1:\d+)\/metrics/))[1]!
         const lines = yield* child.waitForAll(
           /slow listening on 127\.0\.0\.1:(\d+) .*\{ process: (\d), pid: (\d+) \}/,
@@ -80,6 +97,8 @@ describe("NodeCluster", () => {
         assert.deepStrictEqual(lines.map((line) => line[2]).sort(), ["1", "2"])
         const pids = lines.map((line) => Number(line[3]))
         assert.notStrictEqual(pids[0], pids[1])
+        // reuseport: the workers' own sockets, with SO_REUSEPORT; handoff: the primary's, without.
+        assert.strictEqual(yield* canShare(port), mode === "reuseport")
 
         // Twenty requests, each on its own connection.
         yield* Effect.forEach(

@@ -209,6 +209,7 @@ export const noFlags: NodeCliConfig.Settings = {
   metricsHost: Option.none(),
   logFormat: Option.none(),
   processes: Option.none(),
+  clusterMode: Option.none(),
   proxyProtocol: Option.none(),
   trustedProxies: Option.none(),
   shutdownDelay: Option.none(),
