@@ -5,12 +5,44 @@
  * or `ERROR` when it is empty; a client refused because the pool is busy gets
  * `ERROR_SERVER_BUSY` and is closed.
  *
+ * It runs with V8's young generation capped at 16 MB a semi-space
+ * (`--max-semi-space-size=16`): holding many connections, the server's
+ * per-connection state survives scavenges, and V8 would otherwise grow the
+ * young generation to 64 MB a semi-space (BENCHMARKS.md: RSS at 10,000
+ * connections). A flag must be given before V8 starts, so when Node was not
+ * started with it (on the command line or in `NODE_OPTIONS`) this program
+ * replaces itself, before loading anything else, with the same command plus
+ * the flag (`process.execve`: same process id, so signals and supervisors
+ * see no difference). `node --max-semi-space-size=0` runs with V8's default
+ * sizing instead; on Windows, which has no `execve`, it runs as started.
+ *
  * Published as `dist/bin/pool-manager.js`; inside the repository Node runs this
  * file directly with `--conditions=@pool-manager/source`.
  */
 import { createRequire } from "node:module"
-import * as PoolManager from "@pool-manager/core/PoolManager"
-import { run } from "@pool-manager/node/NodeCli"
+
+const semiSpace = "--max-semi-space-size"
+const nodeFlags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)]
+const given = nodeFlags.some((flag) => {
+  const name = flag.replaceAll("_", "-")
+  return name === semiSpace || name.startsWith(`${semiSpace}=`)
+})
+if (!given && process.execve !== undefined) {
+  try {
+    process.execve(process.execPath, [
+      process.execPath,
+      ...process.execArgv,
+      `${semiSpace}=16`,
+      ...process.argv.slice(1)
+    ])
+  } catch {
+    // Not permitted here (a sandbox): serve as started, with V8's default sizing.
+  }
+}
+
+// Loaded after the decision above, so a replaced process never loads them.
+const PoolManager = await import("@pool-manager/core/PoolManager")
+const { run } = await import("@pool-manager/node/NodeCli")
 
 // The version printed by `--version` is the installed package's own.
 const { version } = createRequire(import.meta.url)("@pool-manager/node/package.json") as { version: string }
