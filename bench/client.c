@@ -2,7 +2,8 @@
  * Load client for the pool-manager benchmark (bench/run.ts builds and drives it).
  *
  * Protocol: send "HI!" (3 bytes), wait for "OK" (2 bytes), repeat. One request
- * in flight per connection, so a reply is always exactly 2 bytes.
+ * in flight per connection, so a reply is always exactly 2 bytes. With
+ * --size B (the sweep's echo protocol), send B bytes and wait for B bytes back.
  *
  *   --mode persistent --connections N --duration S [--warmup S]
  *       open N connections, then every connection loops request -> reply;
@@ -16,6 +17,10 @@
  *       connect, and full-speed traffic would starve the server's accepts.
  *   --mode connect --concurrency C --duration S [--warmup S]
  *       keep C cycles in flight: connect, send, read reply, close.
+ *   --size B (1..65536, either mode)
+ *       echo protocol: each request is B bytes, its reply the same B bytes
+ *       (a request larger than the socket's send buffer is written as the
+ *       socket drains, while the reply may already be arriving).
  *
  * Single-threaded epoll with non-blocking sockets, so it stays cheap next to a
  * single-threaded Node server. Latencies go into a log-scale histogram.
@@ -42,6 +47,7 @@
 #define SUB_BITS 5            /* 32 sub-buckets per power of two: ~3% resolution */
 #define SUB (1 << SUB_BITS)
 #define HIST_SIZE (64 * SUB)
+#define MAX_SIZE 65536
 
 enum { ST_FREE, ST_CONNECTING, ST_WAITING, ST_PARKED };
 enum { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DONE };
@@ -50,6 +56,8 @@ typedef struct {
   int fd;
   int state;
   int got;         /* reply bytes received so far */
+  int sent;        /* request bytes written so far */
+  int want_out;    /* EPOLLOUT requested: the request did not fit the send buffer */
   uint64_t t0;     /* start of the current request (or connect), ns */
   uint64_t cycle0; /* connect mode: start of the whole cycle, ns */
   uint32_t gen;    /* bumped per socket, so a stale epoll event for a closed fd is ignored */
@@ -60,6 +68,10 @@ static const char *mode = "persistent";
 static const char *host = "127.0.0.1";
 static int port = 0, nconns = 50, concurrency = 50;
 static double duration = 10, warmup = 0, timeout_s = 5;
+static int size = 0;                     /* 0: HI!/OK; else the echo protocol's message size */
+static int req_len = 3, reply_len = 2;   /* bytes of a request and of its reply */
+static char request[MAX_SIZE] = "HI!";
+static char scratch[MAX_SIZE];
 
 static int ep;
 static Conn *conns;
@@ -122,6 +134,7 @@ static void drop(Conn *c) {
   c->fd = -1;
   c->state = ST_FREE;
   c->got = 0;
+  c->want_out = 0;
 }
 
 static int start_connect(Conn *c) {
@@ -145,16 +158,41 @@ static int start_connect(Conn *c) {
   return 0;
 }
 
-static void send_request(Conn *c) {
-  c->t0 = now_ns();
-  c->got = 0;
-  if (write(c->fd, "HI!", 3) != 3) { /* 3 bytes into an empty send buffer: only fails if the socket is dead */
+static void watch(Conn *c, uint32_t events) {
+  struct epoll_event ev = {.events = events, .data.u64 = ((uint64_t)c->gen << 32) | (uint64_t)(c - conns)};
+  epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Writes what the socket takes of the request; the rest when it is writable again. */
+static void send_more(Conn *c) {
+  while (c->sent < req_len) {
+    ssize_t n = write(c->fd, request + c->sent, (size_t)(req_len - c->sent));
+    if (n > 0) {
+      c->sent += (int)n;
+      continue;
+    }
+    if (n < 0 && errno == EAGAIN) { /* send buffer full: go on when it drains */
+      watch(c, EPOLLIN | EPOLLOUT);
+      c->want_out = 1;
+      return;
+    }
     errors++;
     resets++;
     drop(c);
     return;
   }
+  if (c->want_out) {
+    watch(c, EPOLLIN);
+    c->want_out = 0;
+  }
+}
+
+static void send_request(Conn *c) {
+  c->t0 = now_ns();
+  c->got = 0;
+  c->sent = 0;
   c->state = ST_WAITING;
+  send_more(c); /* HI! into an empty send buffer: only fails if the socket is dead */
 }
 
 static int is_connect_mode(void) { return strcmp(mode, "connect") == 0; }
@@ -180,16 +218,14 @@ static void on_connected(Conn *c) {
     if (is_connect_mode()) start_cycle(c);
     return;
   }
-  struct epoll_event ev = {.events = EPOLLIN, .data.u64 = ((uint64_t)c->gen << 32) | (uint64_t)(c - conns)};
-  epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+  watch(c, EPOLLIN);
   if (!is_connect_mode()) connected++;
   send_request(c);
   if (c->state == ST_FREE && is_connect_mode()) start_cycle(c);
 }
 
 static void on_readable(Conn *c) {
-  char buf[64];
-  ssize_t n = read(c->fd, buf, sizeof buf);
+  ssize_t n = read(c->fd, scratch, sizeof scratch);
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0 || c->state != ST_WAITING) { /* closed or reset by the server, or an unsolicited byte */
     errors++;
@@ -200,7 +236,7 @@ static void on_readable(Conn *c) {
     return;
   }
   c->got += (int)n;
-  if (c->got < 2) return;
+  if (c->got < reply_len) return;
   if (c->opening) {
     c->opening = 0;
     opening_now--;
@@ -267,10 +303,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--duration")) duration = atof(v);
     else if (!strcmp(k, "--warmup")) warmup = atof(v);
     else if (!strcmp(k, "--timeout")) timeout_s = atof(v);
+    else if (!strcmp(k, "--size")) size = atoi(v);
     else usage();
     i++;
   }
-  if (port <= 0 || (strcmp(mode, "persistent") && strcmp(mode, "connect"))) usage();
+  if (port <= 0 || (strcmp(mode, "persistent") && strcmp(mode, "connect")) || size < 0 || size > MAX_SIZE) usage();
+  if (size > 0) {
+    req_len = reply_len = size;
+    memset(request, 'x', (size_t)size);
+  }
   raise_nofile();
   memset(&addr, 0, sizeof addr);
   addr.sin_family = AF_INET;
@@ -301,7 +342,10 @@ int main(int argc, char **argv) {
       Conn *c = &conns[events[i].data.u64 & 0xffffffffu];
       if (c->fd < 0 || c->gen != (uint32_t)(events[i].data.u64 >> 32)) continue; /* dropped earlier in this batch */
       if (c->state == ST_CONNECTING) on_connected(c);
-      else on_readable(c);
+      else {
+        if ((events[i].events & EPOLLOUT) && c->sent < req_len) send_more(c);
+        if (c->fd >= 0 && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c);
+      }
     }
     uint64_t now = now_ns();
     if (now - last_tick > 100000000ull) {
@@ -329,10 +373,10 @@ int main(int argc, char **argv) {
   }
 
   double secs = (double)(t_end - t_measure) / 1e9;
-  printf("{\"mode\":\"%s\",\"slots\":%d,\"connected\":%llu,\"completed\":%llu,\"errors\":%llu,"
+  printf("{\"mode\":\"%s\",\"size\":%d,\"slots\":%d,\"connected\":%llu,\"completed\":%llu,\"errors\":%llu,"
          "\"connect_errors\":%llu,\"resets\":%llu,\"timeouts\":%llu,\"connect_s\":%.3f,\"duration_s\":%.3f,"
          "\"rate\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu,\"cpu_s\":%.3f}\n",
-         mode, nslots, (unsigned long long)connected, (unsigned long long)completed, (unsigned long long)errors,
+         mode, size, nslots, (unsigned long long)connected, (unsigned long long)completed, (unsigned long long)errors,
          (unsigned long long)connect_errors, (unsigned long long)resets, (unsigned long long)timeouts,
          is_connect_mode() ? 0.0 : (double)(t_phase - t_begin) / 1e9, secs, (double)completed / secs,
          (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.99),

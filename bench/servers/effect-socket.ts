@@ -1,6 +1,7 @@
 /**
  * Benchmark server using Effect 4.1's own `NodeSocketServer`: per connection,
- * pull a batch with a 3 s timeout and write `OK` per chunk.
+ * pull a batch with a 3 s timeout and write `OK` per chunk (with `--echo`,
+ * the chunk itself).
  * Prints `listening <port>` once bound to 127.0.0.1 (port 0), exits on SIGTERM
  * (NodeRuntime.runMain interrupts the main fiber, which closes the server).
  */
@@ -14,6 +15,7 @@ import type * as Socket from "effect/socket/Socket"
 import * as SocketServer from "effect/socket/SocketServer"
 
 const OK = new TextEncoder().encode("OK")
+const echo = process.argv.includes("--echo")
 
 const handle = (socket: Socket.Socket) =>
   Effect.gen(function* () {
@@ -21,7 +23,7 @@ const handle = (socket: Socket.Socket) =>
     const writer = yield* socket.writer
     while (true) {
       const chunks = yield* Effect.timeout(pull, "3 seconds")
-      for (let i = 0; i < chunks.length; i++) yield* writer.write(OK)
+      for (let i = 0; i < chunks.length; i++) yield* writer.write(echo ? chunks[i]! : OK)
     }
   }).pipe(
     Effect.scoped,

@@ -1,28 +1,35 @@
 /**
  * The pool server of `pool.ts` in two processes sharing the port with
- * `node:cluster` (what `pool-manager --processes 2` does). The primary forks
- * two workers and prints `listening <port>` once both listen; SIGTERM to the
- * primary stops both. On a 2-core machine the load client competes with the
- * two workers for the cores, so this row shows contention as much as scaling.
+ * `NodeCluster.runPrimary` (what `pool-manager --processes 2` does), in the
+ * mode given as the first argument: `reuseport` (each worker binds the port,
+ * the kernel spreads connections) or `handoff` (the primary accepts and
+ * passes sockets over IPC). The primary prints `listening <port>` once both
+ * listen; SIGTERM to the primary stops both, and each prints its
+ * `accepted <n>` on stderr. On a 2-core machine the load client competes with
+ * the two workers for the cores, so this row shows contention as much as
+ * scaling.
  */
-import cluster from "node:cluster"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as NodeCluster from "@pool-manager/node/NodeCluster"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Logger from "effect/Logger"
 
-const processes = 2
+const mode = process.argv[2] === "handoff" ? "handoff" : "reuseport"
 
-if (cluster.isPrimary) {
-  let listening = 0
-  cluster.on("listening", (_worker, address) => {
-    if (++listening === processes) process.stdout.write(`listening ${address.port}\n`)
-  })
-  for (let i = 0; i < processes; i++) cluster.fork()
-  process.on("SIGTERM", () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill("SIGTERM")
-    cluster.on("exit", () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0)
-    })
+if (NodeCluster.workerNumber() === undefined) {
+  const main = NodeCluster.runPrimary({
+    processes: 2,
+    mode,
+    onListening: (address) =>
+      Effect.sync(() => process.stdout.write(`listening ${typeof address === "string" ? -1 : address.port}\n`))
+  }).pipe(Effect.scoped, Effect.provide(Logger.layer([])))
+  NodeRuntime.runMain(main, {
+    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
   })
 } else {
-  // Each worker runs the single-process server; cluster shares its port-0 listener.
+  // Each worker runs the single-process server; only the primary says where it listens.
   process.stdout.write = () => true
   await import("./pool.ts")
 }

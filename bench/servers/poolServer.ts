@@ -3,7 +3,8 @@
  * feeding a `PoolManager` with no worker limits and the given callback. Prints
  * `listening <port>` once bound, exits on SIGTERM (NodeRuntime.runMain
  * interrupts the main fiber; releasing the layers closes the listener, then
- * stops the pool).
+ * stops the pool) after printing `accepted <n>` on stderr. In a worker of
+ * `NodeCluster` (pool-cluster.ts) the listener follows the cluster's mode.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as PoolManager from "@pool-manager/core/PoolManager"
@@ -14,6 +15,9 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 
+/** `--echo`: answer each message with itself (the sweep's echo protocol). */
+export const echo: boolean = process.argv.includes("--echo")
+
 export const runPoolServer = (callback: PoolManager.Callback<unknown> | PoolManager.SyncCallback): void => {
   const Pool = PoolManager.layer({ maxWorkersCount: 0, minWorkersCount: 0 }, callback)
   const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(Layer.provide(Pool))
@@ -22,8 +26,14 @@ export const runPoolServer = (callback: PoolManager.Callback<unknown> | PoolMana
     const server = yield* NodeTcpServer.NodeTcpServer
     const port = NetAddress.isInetAddress(server.address) ? server.address.port : -1
     process.stdout.write(`listening ${port}\n`)
+    // The spread of a cluster's connections is read from these lines.
+    yield* Effect.addFinalizer(() =>
+      Effect.flatMap(server.connections, (accepted) =>
+        Effect.sync(() => process.stderr.write(`accepted ${accepted}\n`))
+      )
+    )
     return yield* Effect.never
-  }).pipe(Effect.provide(Server))
+  }).pipe(Effect.scoped, Effect.provide(Server))
 
   // runMain exits with 130 after an interruption (our SIGTERM); report that as a clean exit.
   NodeRuntime.runMain(main, {
