@@ -29,7 +29,7 @@ const dashes = ["", "6 3", "2 2", "8 3 2 3", "", "6 3", "2 2", ""]
 
 const panelWidth = 320
 const panelHeight = 230
-const margin = { left: 58, right: 26, top: 26, bottom: 44 }
+const margin = { left: 58, right: 26, top: 26, bottom: 50 }
 const legendHeight = 26
 
 const xml = (text: string) => text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
@@ -79,11 +79,15 @@ const renderPanel = (chart: Chart, panel: Panel, offsetX: number, offsetY: numbe
       `<text x="${offsetX + margin.left - 4}" y="${y}" text-anchor="end" dominant-baseline="middle">${xml(panel.format(tick))}</text>`
     )
   }
+  let lastLabel = Number.NEGATIVE_INFINITY
   for (const x of chart.xs) {
-    const at = px(x).toFixed(1)
+    const at = px(x)
+    // A label too close to the previous one (10k and 20k on a log axis) goes one line lower.
+    const lower = at - lastLabel < 34
+    lastLabel = lower ? lastLabel : at
     out.push(
-      `<line x1="${at}" x2="${at}" y1="${offsetY + margin.top}" y2="${offsetY + margin.top + h}" stroke="#eee"/>`,
-      `<text x="${at}" y="${offsetY + margin.top + h + 14}" text-anchor="middle">${xml(chart.xLabel(x))}</text>`
+      `<line x1="${at.toFixed(1)}" x2="${at.toFixed(1)}" y1="${offsetY + margin.top}" y2="${offsetY + margin.top + h}" stroke="#eee"/>`,
+      `<text x="${at.toFixed(1)}" y="${offsetY + margin.top + h + (lower ? 25 : 14)}" text-anchor="middle">${xml(chart.xLabel(x))}</text>`
     )
   }
   out.push(
@@ -125,7 +129,8 @@ export const svg = (chart: Chart): string => {
   })
   const panels = chart.panels.map((panel, i) => renderPanel(chart, panel, i * panelWidth, legendHeight + 22))
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${xml(chart.title)}</title>`,
     `<rect width="${width}" height="${height}" fill="#fff"/>`,
     `<text x="12" y="14" font-size="13" font-weight="bold">${xml(chart.title)}</text>`,
     ...legend,

@@ -25,7 +25,7 @@ import {
   type Settings,
   servers as serverSpecs
 } from "./harness.ts"
-import { runSweep } from "./sweep.ts"
+import { reportSaved, runSweep, type SweepMeasurement } from "./sweep.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 
@@ -48,6 +48,7 @@ ${Object.entries(serverSpecs)
   --sweep           the scaling sweep instead of the workloads: req/s, p99 and RSS against connections
                     (1 to 20k) and message size (16 B to 64 KiB, echoed), charts written to --charts
   --charts DIR      where --sweep writes its SVGs (default bench/charts; with --quick bench/build/charts)
+  --sweep-from FILE with --sweep: no measuring, the charts and tables again from the --json of a sweep
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short (with --sweep: two points per axis); exits 1 if a server fails
                     or a workload completes nothing`
@@ -66,6 +67,7 @@ const { values: opts } = parseArgs({
     "node-flags": { type: "string" },
     pin: { type: "boolean", default: false },
     sweep: { type: "boolean", default: false },
+    "sweep-from": { type: "string" },
     charts: { type: "string" },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
@@ -249,19 +251,31 @@ const meta = {
   workloads: workloads.map((w) => w.name)
 }
 
+const sweepOptions = {
+  servers,
+  settings,
+  rounds: config.rounds,
+  quick: opts.quick,
+  connections: config.connections,
+  chartDir: opts.charts ?? join(benchDir, opts.quick ? "build" : "", "charts")
+}
+if (opts.sweep && opts["sweep-from"] !== undefined) {
+  const saved = JSON.parse(readFileSync(opts["sweep-from"], "utf8")) as {
+    meta: typeof meta
+    measurements: ReadonlyArray<SweepMeasurement>
+  }
+  reportSaved(
+    { ...sweepOptions, rounds: saved.meta.config.rounds, settings: { ...saved.meta.config, pin: false } },
+    saved.measurements
+  )
+  process.exit(0)
+}
+
 build()
 console.error(`bench: ${JSON.stringify(meta)}`)
 
 if (opts.sweep) {
-  const chartDir = opts.charts ?? join(benchDir, opts.quick ? "build" : "", "charts")
-  const measurements = await runSweep({
-    servers,
-    settings,
-    rounds: config.rounds,
-    quick: opts.quick,
-    connections: config.connections,
-    chartDir
-  })
+  const measurements = await runSweep(sweepOptions)
   if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements }, null, 2)}\n`)
   exitOnFailures(measurements.map((m) => ({ ...m, workload: `${m.axis}=${m.x}` })))
   process.exit(0)

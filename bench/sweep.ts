@@ -31,14 +31,14 @@ interface Axis {
   readonly clientArgs: (x: number) => ReadonlyArray<string>
 }
 
-interface SweepMeasurement extends Measurement {
+export interface SweepMeasurement extends Measurement {
   readonly axis: string
   readonly x: number
 }
 
 const smallSize = 16
 const kib = (bytes: number) => (bytes >= 1024 ? `${bytes / 1024} KiB` : `${bytes} B`)
-const count = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : n.toLocaleString("en-US"))
+const count = (n: number) => (n >= 1000 ? `${Number((n / 1000).toFixed(1))}k` : String(n))
 
 /** The axes: the top connection count is what the file limit allows (a server holds one fd per connection). */
 const axes = (options: SweepOptions): ReadonlyArray<Axis> => {
@@ -154,6 +154,17 @@ export const runSweep = async (options: SweepOptions): Promise<ReadonlyArray<Swe
     }
   }
 
+  report(options, plan, measurements)
+  return measurements
+}
+
+/** The charts and tables of a sweep's measurements (also from a saved `--json`, with `--sweep-from`). */
+export const report = (
+  options: SweepOptions,
+  plan: ReadonlyArray<Axis>,
+  measurements: ReadonlyArray<SweepMeasurement>
+): void => {
+  const { servers, settings } = options
   mkdirSync(options.chartDir, { recursive: true })
   const sections: Array<string> = []
   for (const axis of plan) {
@@ -188,5 +199,14 @@ export const runSweep = async (options: SweepOptions): Promise<ReadonlyArray<Swe
     sections.push(`Against ${axis.title}:\n\n${table(axis, cells, servers)}`)
   }
   console.log(`\n${sections.join("\n\n")}\n`)
-  return measurements
+}
+
+/** Charts and tables again from the `--json` of a sweep, with its own points and servers (no measuring). */
+export const reportSaved = (options: SweepOptions, measurements: ReadonlyArray<SweepMeasurement>): void => {
+  const saved = axes(options).map((axis) => ({
+    ...axis,
+    xs: [...new Set(measurements.filter((m) => m.axis === axis.name).map((m) => m.x))].sort((a, b) => a - b)
+  }))
+  const servers = [...new Set(measurements.map((m) => m.server))]
+  report({ ...options, servers }, saved, measurements)
 }
