@@ -79,8 +79,8 @@ export const modes: readonly ["auto", "reuseport", "handoff"] = ["auto", "reusep
 
 /**
  * The mode `auto` picks: `reuseport` on Linux, where the kernel balances
- * connections over the sockets sharing a port (macOS lets several sockets
- * bind but gives the connections to one of them), `handoff` elsewhere.
+ * new connections over the sockets sharing a port, `handoff` elsewhere
+ * (macOS, for one, lets several sockets bind but does not balance them).
  *
  * @category models
  * @since 0.1.0
@@ -228,7 +228,10 @@ export interface PrimaryOptions {
    * `NodeTcpServer`, falls back to the hand-off for that listener.
    */
   readonly mode?: Mode | "auto" | undefined
-  /** Called once every worker listens, with the first worker's address. */
+  /**
+   * Called once every worker listens, with the address they share and how
+   * the last of them listens (`handoff` when it fell back, see `mode`).
+   */
   readonly onListening?: ((address: Net.AddressInfo | string, mode: Mode) => Effect.Effect<void>) | undefined
 }
 
@@ -340,7 +343,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
       const pid = worker.process.pid
       let ready = false
       workers.set(number, worker)
-      const onListening = (address: Net.AddressInfo | string) => {
+      const onListening = (address: Net.AddressInfo | string, via: Mode) => {
         if (ready) return
         ready = true
         listening.add(number)
@@ -354,8 +357,8 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
         announced = true
         const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
         log(
-          Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${mode})`).pipe(
-            Effect.andThen(options.onListening?.(address, mode) ?? Effect.void)
+          Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
+            Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
           )
         )
       }
@@ -368,11 +371,12 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
                 address: address.address ?? "",
                 port: address.port ?? 0,
                 family: address.addressType === 6 ? "IPv6" : "IPv4"
-              }
+              },
+          "handoff"
         )
       )
       worker.on("message", (message: unknown) => {
-        if (ClusterWorker.isListeningMessage(message)) onListening(message.address)
+        if (ClusterWorker.isListeningMessage(message)) onListening(message.address, "reuseport")
       })
       worker.on("exit", (code, signal) => {
         workers.delete(number)

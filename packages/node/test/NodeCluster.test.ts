@@ -3,10 +3,12 @@
  * and both serve (with `reuseport`, the kernel spreads the connections: both
  * get some), the primary's `/metrics` labels each worker's series with
  * `process`, and SIGTERM to the primary drains both (answering requests in
- * flight) and exits 0.
+ * flight) and exits 0. A unix socket is shared by hand-off.
  */
 
 import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeCluster } from "../src/index.ts"
@@ -148,5 +150,23 @@ describe("NodeCluster", () => {
         assert.deepStrictEqual(pids.map(isAlive), [false, false])
       }).pipe(Effect.scoped),
     90_000
+  )
+
+  it.live(
+    "on a unix socket, --cluster-mode auto shares it by hand-off",
+    () =>
+      Effect.gen(function* () {
+        const path = Path.join(Os.tmpdir(), `pool-manager-cluster-${process.pid}.sock`)
+        const child = yield* spawnNode([slowServer, "--path", path, "--processes", "2"])
+        yield* child.waitFor(/slow primary: 2 processes listening on unix:\S+ \(handoff\)/)
+        for (let i = 0; i < 4; i++) {
+          const client = yield* connect(path)
+          yield* client.send("HI!")
+          assert.strictEqual(yield* client.receive(2), "OK")
+        }
+        child.process.kill("SIGTERM")
+        assert.strictEqual(yield* child.exit(), 0)
+      }).pipe(Effect.scoped),
+    60_000
   )
 })
