@@ -11,6 +11,8 @@
  * the connection and `put` succeeds, or `put` fails or is interrupted and the
  * pool never touched the connection.
  */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -21,6 +23,7 @@ import * as Pool from "effect/Pool"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Tracer from "effect/Tracer"
 import type { Connection } from "../Connection.ts"
 import * as ManagerConfig from "../ManagerConfig.ts"
 import { AlreadyRunningError, type ConfigError, NotRunningError } from "../PoolError.ts"
@@ -33,6 +36,7 @@ import * as Metrics from "./metrics.ts"
 import { serve } from "./serve.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Stats from "./stats.ts"
+import * as Tracing from "./tracing.ts"
 import { ensureMin, makePool } from "./workers.ts"
 
 const isSyncCallback = (callback: Callback<any, any> | SyncCallback): callback is SyncCallback =>
@@ -48,11 +52,15 @@ export const make = <E, R>(
     const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = Counters.make()
+    // Connections run callbacks in the context `make` ran in, minus its
+    // Scope: a callback's finalizers must not pile up in the manager's scope.
+    const context = Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<never>
+    const queueWait = makeDurationHistogram()
     const state: ManagerState = {
       config: configRef,
       counters,
       reserved: 0,
-      admission: Admission.make(configRef, counters),
+      admission: Admission.make(configRef, counters, queueWait, Context.get(context, Clock.Clock)),
       callback:
         sync === undefined
           ? (callback as Callback<unknown, unknown>)
@@ -61,14 +69,15 @@ export const make = <E, R>(
               return Effect.void
             },
       sync,
-      // Connections run callbacks in the context `make` ran in, minus its
-      // Scope: a callback's finalizers must not pile up in the manager's scope.
-      context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
+      context,
       configChanged: yield* Deferred.make<void>(),
       running: undefined,
       nextWorkerId: 0,
-      callbackDuration: makeDurationHistogram()
+      callbackDuration: makeDurationHistogram(),
+      queueWait,
+      tracing: Tracing.make(context)
     }
+    const tracing = state.tracing
     yield* Metrics.register(state, yield* Effect.scope)
     // start and stop change the running state one at a time; setConfig calls
     // are serialised separately, so a long drain does not hold up a config change.
@@ -104,6 +113,7 @@ export const make = <E, R>(
           if (Exit.isFailure(exit)) {
             // Cut short by the drain timeout: drop what it had queued.
             counters.interruptedByDrain++
+            served.closeReason = "drain"
             transport.abort()
           } else {
             transport.close()
@@ -120,13 +130,14 @@ export const make = <E, R>(
 
     const endConnection =
       (running: Running, served: ServedConnection) =>
-      (_: Exit.Exit<void>): Effect.Effect<void> => {
+      (exit: Exit.Exit<void>): Effect.Effect<void> => {
         if (served.lease === "reserved") {
           // The pool refused to lend a worker (it only does so while shutting
           // down): put fails, and its caller keeps the connection.
           unreserve(served)
           served.onLeased?.(false)
         }
+        if (served.span !== undefined) endConnectionSpan(served, exit)
         running.connections.delete(served)
         if (running.stopping && running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
         state.admission.release(served.transport)
@@ -140,14 +151,19 @@ export const make = <E, R>(
     const lend = (
       running: Running,
       connection: Connection,
-      restore: Admission.Restore
+      restore: Admission.Restore,
+      span: Tracer.Span | undefined
     ): Effect.Effect<void, NotRunningError> => {
       const served: ServedConnection = {
         transport: connection.transport,
         lease: "reserved",
         wake: undefined,
         fiber: undefined,
-        onLeased: undefined
+        onLeased: undefined,
+        span,
+        messages: 0,
+        bytesRead: 0,
+        closeReason: undefined
       }
       // Registered before the worker is borrowed, so a stop that begins while a
       // worker is being spawned still waits for this connection.
@@ -161,6 +177,7 @@ export const make = <E, R>(
         served.lease = "leased"
         counters.busy++
         counters.accepted++
+        span?.attribute("pool.worker_id", worker.id)
         // Completes a put waiting for this worker, in this very step.
         served.onLeased?.(true)
         const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
@@ -170,7 +187,9 @@ export const make = <E, R>(
             )
           : body
       })
-      served.fiber = Effect.runForkWith(state.context)(Effect.onExit(serving, endConnection(running, served)))
+      // Under its span, the callback's own spans nest in the connection's.
+      const context = span === undefined ? state.context : Context.add(state.context, Tracer.ParentSpan, span)
+      served.fiber = Effect.runForkWith(context)(Effect.onExit(serving, endConnection(running, served)))
       if (served.lease === "leased") return Effect.void
       if (served.lease === "abandoned") return notRunning()
       return restore(
@@ -194,19 +213,91 @@ export const make = <E, R>(
       )
     }
 
-    const put = (connection: Connection): Effect.Effect<void, Admission.AdmissionError> =>
+    const admit = (
+      connection: Connection,
+      trace: PutTrace | undefined
+    ): Effect.Effect<void, Admission.AdmissionError> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
           const running = state.running
           if (running === undefined || running.stopping) return notRunning()
-          return Effect.flatMap(state.admission.acquire(connection.transport, restore), () => {
+          return Effect.flatMap(state.admission.acquire(connection.transport, restore, trace), () => {
             // A put that waited in the queue may have waited through a stop.
-            if (state.running === running && !running.stopping) return lend(running, connection, restore)
+            if (state.running === running && !running.stopping)
+              return lend(running, connection, restore, trace === undefined ? undefined : admitted(trace, connection))
             state.admission.release(connection.transport)
             return notRunning()
           })
         })
       )
+
+    // Tracing: a put records when it began, under which span, and whether it
+    // queued; its connection's span starts then, and a put that queued or was
+    // refused gets a `pool.put` span of its own.
+    interface PutTrace extends Admission.Ticket {
+      readonly parent: Tracer.AnySpan | undefined
+      readonly startTime: bigint
+    }
+
+    const admitted = (trace: PutTrace, connection: Connection): Tracer.Span => {
+      const span = tracing!.start(Tracing.names.connection, trace.parent, trace.startTime, "server")
+      span.attribute("pool.remote_address", connection.remoteAddress)
+      if (trace.queued) endPutSpan(trace, span, connection, "queued", Exit.void)
+      return span
+    }
+
+    const endPutSpan = (
+      trace: PutTrace,
+      parent: Tracer.AnySpan | undefined,
+      connection: Connection,
+      reason: string,
+      exit: Exit.Exit<unknown, unknown>
+    ) => {
+      const span = tracing!.start(Tracing.names.put, parent, trace.startTime, "internal")
+      span.attribute("pool.remote_address", connection.remoteAddress)
+      span.attribute("pool.put.reason", reason)
+      span.attribute("pool.put.waited_seconds", Number(tracing!.now() - trace.startTime) / 1e9)
+      tracing!.end(span, exit)
+    }
+
+    const refusal = (trace: PutTrace, cause: Cause.Cause<Admission.AdmissionError>): string => {
+      const error = Cause.findErrorOption(cause)
+      if (error._tag === "None") return "interrupted"
+      switch (error.value._tag) {
+        case "PoolBusyError":
+          return trace.queued ? "queue timeout" : "busy"
+        case "AddressLimitError":
+          return "address limit"
+        case "NotRunningError":
+          return "not running"
+      }
+    }
+
+    const endConnectionSpan = (served: ServedConnection, exit: Exit.Exit<void>) => {
+      const span = served.span!
+      span.attribute("pool.messages", served.messages)
+      span.attribute("pool.bytes_read", served.bytesRead)
+      span.attribute("pool.bytes_written", served.transport.bytesWritten)
+      span.attribute("pool.close_reason", served.lease === "abandoned" ? "abandoned" : (served.closeReason ?? "closed"))
+      tracing!.end(span, exit)
+    }
+
+    const put: (connection: Connection) => Effect.Effect<void, Admission.AdmissionError> =
+      tracing === undefined
+        ? (connection) => admit(connection, undefined)
+        : (connection) =>
+            Effect.withFiber((fiber) => {
+              const trace: PutTrace = {
+                parent: Context.getOrUndefined(fiber.context, Tracer.ParentSpan),
+                startTime: tracing.now(),
+                queued: false
+              }
+              return Effect.onError(admit(connection, trace), (cause) =>
+                Effect.sync(() =>
+                  endPutSpan(trace, trace.parent, connection, refusal(trace, cause), Exit.failCause(cause))
+                )
+              )
+            })
 
     const stop = lifecycle.withPermit(
       Effect.suspend(() => {
