@@ -2,7 +2,7 @@
  * The standalone server as an `effect/cli` command: flags for where to listen,
  * for the pool's settings and for operating it (a config file re-read on
  * SIGHUP, TLS, a Prometheus metrics endpoint, text or JSON logs, several
- * processes), validation that names the offending flag, one parsable
+ * processes, OTLP export of traces and metrics), validation that names the offending flag, one parsable
  * "listening" log line, and a graceful stop on SIGINT or SIGTERM that exits
  * with code 0.
  *
@@ -48,6 +48,7 @@ import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeConfigFile from "./NodeConfigFile.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import * as NodeOtlp from "./NodeOtlp.ts"
 import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import * as NodeStatusPage from "./NodeStatusPage.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
@@ -274,7 +275,9 @@ const readTls = (files: { readonly key: string; readonly cert: string }) =>
  * while the pool's `debug` is on (also after a reload turned it on) and Info
  * otherwise. A config file or TLS file that cannot be used, or a listen
  * failure, is reported as a user error (exit code 1). With `--processes N`
- * above 1 the process becomes the primary of `NodeCluster`.
+ * above 1 the process becomes the primary of `NodeCluster`. With
+ * `--otlp-endpoint`, the pool runs under `NodeOtlp.layer`, so it traces its
+ * connections, and what is left to export is posted after the drain.
  *
  * @category commands
  * @since 0.1.0
@@ -314,7 +317,14 @@ export const command = <E, R>(options: Options<E, R>) => {
                 debug = applied.debug
               }
             })
-      return yield* program.pipe(
+      // Released after the server stopped: the last spans (the drained
+      // connections') are exported before the process ends.
+      const otlp = config.otlp
+      const exported =
+        otlp === undefined
+          ? program
+          : Effect.provide(program, NodeOtlp.layer({ endpoint: otlp.endpoint, serviceName: otlp.serviceName ?? name }))
+      return yield* exported.pipe(
         Effect.catchTags({
           ListenError: (error) => Effect.fail(userError(error)),
           ProxyProtocolError: (error) => Effect.fail(userError(error)),

@@ -30,7 +30,8 @@ export type LogFormat = "text" | "json"
  * Defaults for the flags: any `ManagerConfig` field plus where to listen,
  * what to answer a refused client, and the operational settings. Fields left
  * out take the library defaults (`ManagerConfig.defaults`, 127.0.0.1:6263,
- * `ERROR_SERVER_BUSY`, no metrics endpoint, text logs, one process).
+ * `ERROR_SERVER_BUSY`, no metrics endpoint, text logs, one process, no OTLP
+ * export).
  *
  * @category models
  * @since 0.1.0
@@ -54,6 +55,10 @@ export type Defaults = ManagerConfig.Input & {
   /** Port of the HAProxy agent-check endpoint; left out, there is none unless `--agent-port` is given. */
   readonly agentPort?: number | undefined
   readonly agentHost?: string | undefined
+  /** Base URL of an OTLP/HTTP collector to export traces and metrics to; left out, nothing is exported. */
+  readonly otlpEndpoint?: string | undefined
+  /** The `service.name` of the exported telemetry (default: the command's name). */
+  readonly serviceName?: string | undefined
 }
 
 /**
@@ -93,6 +98,9 @@ export interface Settings {
   readonly shutdownDelay: Option.Option<Duration.Duration>
   readonly agentPort: Option.Option<number>
   readonly agentHost: Option.Option<string>
+  readonly messageSpanSampleRate: Option.Option<number>
+  readonly otlpEndpoint: Option.Option<string>
+  readonly serviceName: Option.Option<string>
 }
 
 /**
@@ -117,6 +125,11 @@ export interface ServerConfig {
   readonly configFile?: string | undefined
   /** Where to answer HAProxy's agent checks; none when undefined. */
   readonly agent?: { readonly host: string; readonly port: number } | undefined
+  /**
+   * Where to export traces and metrics over OTLP/HTTP (JSON), and the service
+   * name they carry (undefined: the command's name); none when undefined.
+   */
+  readonly otlp?: { readonly endpoint: string; readonly serviceName?: string | undefined } | undefined
 }
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
@@ -151,6 +164,17 @@ const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "expe
 const Size = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a whole number >= 1" }))
 const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "expected a port 0-65535" }))
 const Host = Schema.String.check(Schema.isNonEmpty({ message: "expected a host name or address" }))
+const Name = Schema.String.check(Schema.isNonEmpty({ message: "expected a name" }))
+
+// An OTLP/HTTP collector's base URL: /v1/traces and /v1/metrics are appended.
+const parseEndpoint = (text: string): Option.Option<string> => {
+  try {
+    const url = new URL(text)
+    return url.protocol === "http:" || url.protocol === "https:" ? Option.some(text) : Option.none()
+  } catch {
+    return Option.none()
+  }
+}
 
 const showDuration = (duration: Duration.Duration): string =>
   Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
@@ -166,6 +190,24 @@ const durationFlag = (name: string, description: string, fallback: Duration.Dura
     ),
     description,
     showDuration(fallback)
+  )
+
+// A text flag turned into a value by `parse`; `expected` says what it takes when that fails.
+const parsedFlag = <A>(
+  name: string,
+  metavar: string,
+  parse: (text: string) => Option.Option<A>,
+  expected: string,
+  description: string,
+  fallback: unknown
+) =>
+  described(
+    Flag.String(name).pipe(
+      Flag.filterMap(parse, () => expected),
+      Flag.withMetavar(metavar)
+    ),
+    description,
+    fallback
   )
 
 const textFlag = (name: string, metavar: string, description: string, fallback: string) =>
@@ -199,6 +241,8 @@ const resolve = (defaults: Defaults) => {
     shutdownDelay,
     agentPort,
     agentHost,
+    otlpEndpoint,
+    serviceName,
     ...input
   } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
@@ -215,7 +259,9 @@ const resolve = (defaults: Defaults) => {
     trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
     shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
     agentPort,
-    agentHost: agentHost ?? "127.0.0.1"
+    agentHost: agentHost ?? "127.0.0.1",
+    otlpEndpoint,
+    serviceName
   }))
 }
 
@@ -309,11 +355,11 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
       base.proxyProtocol
     ),
-    trustedProxies: described(
-      Flag.String("trusted-proxies").pipe(
-        Flag.filterMap(parseList, () => "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1"),
-        Flag.withMetavar("cidr,...")
-      ),
+    trustedProxies: parsedFlag(
+      "trusted-proxies",
+      "cidr,...",
+      parseList,
+      "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1",
       "Peers allowed to send a PROXY protocol header; others are closed",
       base.trustedProxies.join(",")
     ),
@@ -327,7 +373,25 @@ export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]
       "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
       base.agentPort
     ),
-    agentHost: hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost)
+    agentHost: hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost),
+    messageSpanSampleRate: described(
+      Flag.Finite("message-span-sample-rate").pipe(Flag.withMetavar("0..1")),
+      "Share of messages traced with a pool.message span when tracing (--otlp-endpoint)",
+      m.messageSpanSampleRate
+    ),
+    otlpEndpoint: parsedFlag(
+      "otlp-endpoint",
+      "url",
+      parseEndpoint,
+      "an http:// or https:// URL such as http://127.0.0.1:4318",
+      "Export traces and metrics to this OTLP/HTTP collector (JSON to /v1/traces, /v1/metrics)",
+      base.otlpEndpoint ?? "off"
+    ),
+    serviceName: described(
+      Flag.String("service-name").pipe(Flag.withSchema(Name)),
+      "The service.name of exported traces and metrics",
+      base.serviceName ?? "the command's name"
+    )
   }
 }
 
@@ -360,6 +424,7 @@ export const flagNames: Readonly<Partial<Record<keyof ManagerConfig.ManagerConfi
   queueTimeout: "queue-timeout",
   maxConnectionsPerAddress: "max-connections-per-address",
   maxMessagesPerConnection: "max-messages-per-connection",
+  messageSpanSampleRate: "message-span-sample-rate",
   debug: "debug"
 }
 
@@ -378,7 +443,8 @@ const givenFields = (settings: Settings): ManagerConfig.Input => {
     queueSize: Option.getOrUndefined(settings.queueSize),
     queueTimeout: Option.getOrUndefined(settings.queueTimeout),
     maxConnectionsPerAddress: Option.getOrUndefined(settings.maxConnectionsPerAddress),
-    maxMessagesPerConnection: Option.getOrUndefined(settings.maxMessagesPerConnection)
+    maxMessagesPerConnection: Option.getOrUndefined(settings.maxMessagesPerConnection),
+    messageSpanSampleRate: Option.getOrUndefined(settings.messageSpanSampleRate)
   } satisfies ManagerConfig.Input
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as ManagerConfig.Input
 }
@@ -426,6 +492,7 @@ export const makeConfig = (
     const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
     const agentPort = Option.getOrElse(settings.agentPort, () => base.agentPort)
     const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
+    const otlpEndpoint = Option.getOrElse(settings.otlpEndpoint, () => base.otlpEndpoint)
     return {
       manager,
       server: {
@@ -447,7 +514,11 @@ export const makeConfig = (
       agent:
         agentPort === undefined
           ? undefined
-          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort }
+          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort },
+      otlp:
+        otlpEndpoint === undefined
+          ? undefined
+          : { endpoint: otlpEndpoint, serviceName: Option.getOrElse(settings.serviceName, () => base.serviceName) }
     }
   })
 

@@ -16,6 +16,9 @@ import type { NodeCliConfig } from "../../src/index.ts"
 /** The `pool-manager` executable. */
 export const bin = fileURLToPath(new URL("../../bin/pool-manager.ts", import.meta.url))
 
+/** The command with a callback that logs and answers inside its own span (see `fixtures/traced-server.ts`). */
+export const tracedServer = fileURLToPath(new URL("../fixtures/traced-server.ts", import.meta.url))
+
 /** The command with a slow callback for messages starting with `SLOW` (see `fixtures/slow-server.ts`). */
 export const slowServer = fileURLToPath(new URL("../fixtures/slow-server.ts", import.meta.url))
 
@@ -213,5 +216,8 @@ export const noFlags: NodeCliConfig.Settings = {
   trustedProxies: Option.none(),
   shutdownDelay: Option.none(),
   agentPort: Option.none(),
-  agentHost: Option.none()
+  agentHost: Option.none(),
+  messageSpanSampleRate: Option.none(),
+  otlpEndpoint: Option.none(),
+  serviceName: Option.none()
 }
