@@ -12,7 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
-import type * as Tracer from "effect/Tracer"
+import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
@@ -273,8 +273,11 @@ export const serve = (
     beginMessage(step)
     try {
       const effect = env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
-      // The callback's own spans nest under the message's.
-      return messageSpan === undefined ? effect : Effect.withParentSpan(effect, messageSpan)
+      // The callback's own spans nest under the message's. (Not with
+      // `Effect.withParentSpan`, which captures a stack trace per call.)
+      return messageSpan === undefined || env.sync !== undefined
+        ? effect
+        : Effect.provideService(effect, Tracer.ParentSpan, messageSpan)
     } catch (defect) {
       return Effect.die(defect)
     }
