@@ -32,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as Runtime from "effect/Runtime"
 import * as NodeAgentCheck from "./NodeAgentCheck.ts"
 import {
@@ -144,6 +145,21 @@ const agentState = (
         max: config.maxWorkersCount
       }))
 
+// Released after the listener and before the pool: with an OTLP exporter
+// (NodeOtlp), drains the pool, then posts what the exporters hold while the
+// pool's metrics are still registered (its release removes them), so the last
+// report has the final counts. The pool's own release then finds it stopped.
+const flushAfterDrain = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const flusher = yield* Effect.serviceOption(OtlpExporter.Flusher)
+    if (Option.isNone(flusher)) return
+    const pool = yield* PoolManager.PoolManager
+    yield* Effect.addFinalizer(() =>
+      pool.stop.pipe(Effect.andThen(Effect.timeoutOption(flusher.value.flush, "5 seconds")))
+    )
+  })
+)
+
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
@@ -154,7 +170,9 @@ const agentState = (
  * endpoint closes. With `config.agent`, an HAProxy agent-check endpoint
  * reports the free workers as a weight, and `drain` from the signal on. In a
  * worker of `NodeCluster` the metrics go to the primary instead, and log
- * lines carry `process` and `pid`.
+ * lines carry `process` and `pid`. Under `NodeOtlp.layer`, the pool traces
+ * its connections, and once it has drained what the exporters hold is posted,
+ * the pool's final metrics with it.
  *
  * @category running
  * @since 0.1.0
@@ -223,6 +241,7 @@ export const serve = <E, R>(
       Effect.scoped,
       Effect.provide(
         NodeTcpServer.layer(config.server).pipe(
+          Layer.provideMerge(flushAfterDrain),
           // The configuration was validated already, so a ConfigError here is a bug.
           Layer.provideMerge(Layer.orDie(PoolManager.layer(config.manager, callback)))
         )

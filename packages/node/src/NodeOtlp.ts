@@ -6,6 +6,9 @@
  * included. The bodies are OTLP JSON, posted with `fetch` to
  * `<endpoint>/v1/traces` and `<endpoint>/v1/metrics`.
  *
+ * Each process is its own `service.instance.id` (host and pid), so the
+ * metrics of the processes of `--processes N` stay apart.
+ *
  * Spans and metrics are batched and posted every few seconds; when the layer
  * is released (at the end of a graceful stop) whatever is left is posted
  * before the program ends, within a few seconds. Logs stay on stdout: JSON
@@ -14,6 +17,7 @@
  *
  * @since 0.1.0
  */
+import * as Os from "node:os"
 import type * as Duration from "effect/Duration"
 import * as FetchHttpClient from "effect/http/FetchHttpClient"
 import * as Layer from "effect/Layer"
@@ -68,7 +72,11 @@ export interface Options {
  */
 export const layer = (options: Options): Layer.Layer<OtlpExporter.Flusher> => {
   const base = options.endpoint.replace(/\/+$/, "")
-  const resource = { serviceName: options.serviceName, serviceVersion: options.serviceVersion }
+  const resource = {
+    serviceName: options.serviceName,
+    serviceVersion: options.serviceVersion,
+    attributes: { "service.instance.id": `${Os.hostname()}/${process.pid}`, "process.pid": process.pid }
+  }
   return Layer.mergeAll(
     OtlpTracer.layer({
       url: `${base}/v1/traces`,

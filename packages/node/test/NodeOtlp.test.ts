@@ -1,5 +1,5 @@
 /**
- * `--otlp-endpoint`: the command exports its spans to an OTLP/HTTP receiver
+ * `--otlp-endpoint`: the command exports its spans and metrics to an OTLP/HTTP receiver
  * this test runs on loopback, which decodes the JSON bodies. A client's
  * connection, its messages and the callback's own span arrive as one tree,
  * with the pool's attributes, flushed by the graceful stop; the JSON log line
@@ -34,6 +34,17 @@ interface TraceData {
   readonly resourceSpans: ReadonlyArray<{
     readonly resource: { readonly attributes: ReadonlyArray<KeyValue> }
     readonly scopeSpans: ReadonlyArray<{ readonly spans: ReadonlyArray<OtlpSpan> }>
+  }>
+}
+
+interface MetricsData {
+  readonly resourceMetrics: ReadonlyArray<{
+    readonly scopeMetrics: ReadonlyArray<{
+      readonly metrics: ReadonlyArray<{
+        readonly name: string
+        readonly sum?: { readonly dataPoints: ReadonlyArray<{ asInt?: number | string; asDouble?: number }> }
+      }>
+    }>
   }>
 }
 
@@ -104,7 +115,10 @@ describe("NodeOtlp", () => {
         assert.isAbove(batches.length, 0, "no traces were posted")
         const resources = batches.flatMap((batch) => batch.resourceSpans)
         for (const resource of resources) {
-          assert.strictEqual(attributes(resource.resource.attributes)["service.name"], "otlp-test")
+          const described = attributes(resource.resource.attributes)
+          assert.strictEqual(described["service.name"], "otlp-test")
+          assert.strictEqual(described["process.pid"], child.process.pid)
+          assert.match(String(described["service.instance.id"]), new RegExp(`/${child.process.pid}$`))
         }
         const spans = resources.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans))
         const named = (name: string) => spans.filter((span) => span.name === name)
@@ -144,6 +158,17 @@ describe("NodeOtlp", () => {
           assert.strictEqual(span.traceId, connection.traceId)
           assert.strictEqual(attributes(span.attributes)["app.route"], "ok")
         }
+
+        // The metrics went along: the last report (cumulative) has both messages.
+        const reports = (otlp.posted.get("/v1/metrics") ?? []) as Array<MetricsData>
+        const metrics = reports.flatMap((report) =>
+          report.resourceMetrics.flatMap((resource) => resource.scopeMetrics.flatMap((scope) => scope.metrics))
+        )
+        const counted = metrics.filter((metric) => metric.name === "pool_messages_total")
+        assert.isAbove(counted.length, 0, "no pool metrics were posted")
+        const last = counted.at(-1)!.sum!.dataPoints[0]!
+        assert.strictEqual(Number(last.asInt ?? last.asDouble), 2)
+        assert.isTrue(metrics.some((metric) => metric.name === "pool_queue_wait_seconds"))
 
         // The callback's log lines name its span.
         const logged = child
