@@ -217,6 +217,43 @@ describe("PoolManager tracing", () => {
     }).pipe(Effect.provideService(Tracer.Tracer, tracer))
   })
 
+  it.effect("the other refusals and a drained connection say why", () => {
+    const { tracer, named } = recording()
+    const reasons = () => named("pool.put").map((span) => span.attributes.get("pool.put.reason"))
+    return Effect.gen(function* () {
+      const manager = yield* startedWith(
+        {
+          maxWorkersCount: 1,
+          admissionPolicy: "queue",
+          queueTimeout: "10 seconds",
+          maxConnectionsPerAddress: 2,
+          drainTimeout: "1 second"
+        },
+        (conn) => Effect.orDie(conn.write("OK")).pipe(Effect.andThen(Effect.never))
+      )
+      const held = yield* connect(manager)
+      yield* held.send("x")
+      yield* held.receiveText
+      // A third connection from the same host: over maxConnectionsPerAddress with the waiting one.
+      const waiting = yield* Effect.forkChild(connect(manager))
+      yield* settle
+      yield* Effect.flip(manager.put((yield* MemoryConnection.make()).connection))
+      // Interrupted while it waits in the queue.
+      yield* Fiber.interrupt(waiting)
+      assert.deepStrictEqual(reasons(), ["address limit", "interrupted"])
+      // Stopped while its callback runs: cut short after drainTimeout.
+      yield* Effect.forkChild(manager.stop)
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      const [connection] = named("pool.connection")
+      assert.strictEqual(connection!.attributes.get("pool.close_reason"), "drain")
+      assert.isTrue(connection!.status._tag === "Ended" && Exit.isFailure(connection!.status.exit))
+      yield* Effect.flip(manager.put((yield* MemoryConnection.make()).connection))
+      assert.deepStrictEqual(reasons(), ["address limit", "interrupted", "not running"])
+    }).pipe(Effect.provideService(Tracer.Tracer, tracer))
+  })
+
   it.effect("with tracing disabled the pool makes no span", () => {
     const { tracer, spans } = recording()
     return Effect.gen(function* () {

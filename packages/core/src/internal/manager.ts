@@ -11,7 +11,6 @@
  * the connection and `put` succeeds, or `put` fails or is interrupted and the
  * pool never touched the connection.
  */
-import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -137,7 +136,7 @@ export const make = <E, R>(
           unreserve(served)
           served.onLeased?.(false)
         }
-        if (served.span !== undefined) endConnectionSpan(served, exit)
+        if (served.span !== undefined) Tracing.closed(tracing!, served, exit)
         running.connections.delete(served)
         if (running.stopping && running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
         state.admission.release(served.transport)
@@ -177,7 +176,7 @@ export const make = <E, R>(
         served.lease = "leased"
         counters.busy++
         counters.accepted++
-        span?.attribute("pool.worker_id", worker.id)
+        if (span !== undefined) Tracing.leased(span, worker.id)
         // Completes a put waiting for this worker, in this very step.
         served.onLeased?.(true)
         const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
@@ -215,7 +214,7 @@ export const make = <E, R>(
 
     const admit = (
       connection: Connection,
-      trace: PutTrace | undefined
+      trace: Tracing.PutTrace | undefined
     ): Effect.Effect<void, Admission.AdmissionError> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
@@ -224,78 +223,27 @@ export const make = <E, R>(
           return Effect.flatMap(state.admission.acquire(connection.transport, restore, trace), () => {
             // A put that waited in the queue may have waited through a stop.
             if (state.running === running && !running.stopping)
-              return lend(running, connection, restore, trace === undefined ? undefined : admitted(trace, connection))
+              return lend(
+                running,
+                connection,
+                restore,
+                trace === undefined ? undefined : Tracing.admitted(tracing!, trace, connection)
+              )
             state.admission.release(connection.transport)
             return notRunning()
           })
         })
       )
 
-    // Tracing: a put records when it began, under which span, and whether it
-    // queued; its connection's span starts then, and a put that queued or was
-    // refused gets a `pool.put` span of its own.
-    interface PutTrace extends Admission.Ticket {
-      readonly parent: Tracer.AnySpan | undefined
-      readonly startTime: bigint
-    }
-
-    const admitted = (trace: PutTrace, connection: Connection): Tracer.Span => {
-      const span = tracing!.start(Tracing.names.connection, trace.parent, trace.startTime, "server")
-      span.attribute("pool.remote_address", connection.remoteAddress)
-      if (trace.queued) endPutSpan(trace, span, connection, "queued", Exit.void)
-      return span
-    }
-
-    const endPutSpan = (
-      trace: PutTrace,
-      parent: Tracer.AnySpan | undefined,
-      connection: Connection,
-      reason: string,
-      exit: Exit.Exit<unknown, unknown>
-    ) => {
-      const span = tracing!.start(Tracing.names.put, parent, trace.startTime, "internal")
-      span.attribute("pool.remote_address", connection.remoteAddress)
-      span.attribute("pool.put.reason", reason)
-      span.attribute("pool.put.waited_seconds", Number(tracing!.now() - trace.startTime) / 1e9)
-      tracing!.end(span, exit)
-    }
-
-    const refusal = (trace: PutTrace, cause: Cause.Cause<Admission.AdmissionError>): string => {
-      const error = Cause.findErrorOption(cause)
-      if (error._tag === "None") return "interrupted"
-      switch (error.value._tag) {
-        case "PoolBusyError":
-          return trace.queued ? "queue timeout" : "busy"
-        case "AddressLimitError":
-          return "address limit"
-        case "NotRunningError":
-          return "not running"
-      }
-    }
-
-    const endConnectionSpan = (served: ServedConnection, exit: Exit.Exit<void>) => {
-      const span = served.span!
-      span.attribute("pool.messages", served.messages)
-      span.attribute("pool.bytes_read", served.bytesRead)
-      span.attribute("pool.bytes_written", served.transport.bytesWritten)
-      span.attribute("pool.close_reason", served.lease === "abandoned" ? "abandoned" : (served.closeReason ?? "closed"))
-      tracing!.end(span, exit)
-    }
-
     const put: (connection: Connection) => Effect.Effect<void, Admission.AdmissionError> =
       tracing === undefined
         ? (connection) => admit(connection, undefined)
         : (connection) =>
+            // Under the caller's span; a refused put gets a span of its own.
             Effect.withFiber((fiber) => {
-              const trace: PutTrace = {
-                parent: Context.getOrUndefined(fiber.context, Tracer.ParentSpan),
-                startTime: tracing.now(),
-                queued: false
-              }
+              const trace = Tracing.startPut(tracing, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
               return Effect.onError(admit(connection, trace), (cause) =>
-                Effect.sync(() =>
-                  endPutSpan(trace, trace.parent, connection, refusal(trace, cause), Exit.failCause(cause))
-                )
+                Effect.sync(() => Tracing.refused(tracing, trace, connection, cause))
               )
             })
 

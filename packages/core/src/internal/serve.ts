@@ -18,7 +18,7 @@ import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
 import { concat } from "./bytes.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
-import { names } from "./tracing.ts"
+import * as Tracing from "./tracing.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
@@ -155,8 +155,7 @@ export const serve = (
   const sampleMessage = (length: number) => {
     const rate = config.messageSpanSampleRate
     if (rate === 0 || Math.random() >= rate) return
-    messageSpan = tracing!.start(names.message, connectionSpan, tracing!.now(), "internal")
-    messageSpan.attribute("pool.message.bytes", length)
+    messageSpan = Tracing.message(tracing!, connectionSpan!, length)
   }
   const endMessageSpan = (exit: Exit.Exit<unknown, unknown>) => {
     tracing!.end(messageSpan!, exit)
