@@ -23,7 +23,6 @@ import * as References from "effect/References"
 import * as Tracer from "effect/Tracer"
 import type { Connection } from "../Connection.ts"
 import type { AdmissionError, Ticket } from "./admission.ts"
-import type { ServedConnection } from "./state.ts"
 
 /** Makes and ends the pool's spans. */
 export interface Tracing {
@@ -137,8 +136,22 @@ const refusal = (trace: PutTrace, cause: Cause.Cause<AdmissionError>): string =>
 /** The worker a connection's span was lent. */
 export const leased = (span: Tracer.Span, workerId: number): void => span.attribute("pool.worker_id", workerId)
 
+/**
+ * What a connection's span reports when it ends: a `ServedConnection`
+ * (written out here so that `state.ts`, which imports this module's types,
+ * is not imported back).
+ */
+export interface Served {
+  readonly span: Tracer.Span | undefined
+  readonly messages: number
+  readonly bytesRead: number
+  readonly transport: { readonly bytesWritten: number }
+  readonly lease: string
+  readonly closeReason: string | undefined
+}
+
 /** Ends a connection's span with what the serve loop counted and why it closed. */
-export const closed = (tracing: Tracing, served: ServedConnection, exit: Exit.Exit<void>): void => {
+export const closed = (tracing: Tracing, served: Served, exit: Exit.Exit<void>): void => {
   const span = served.span!
   span.attribute("pool.messages", served.messages)
   span.attribute("pool.bytes_read", served.bytesRead)
