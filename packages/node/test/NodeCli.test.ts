@@ -10,7 +10,7 @@ import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli, NodeCliConfig } from "../src/index.ts"
-import { connect } from "./utils/client.ts"
+import { connect, fillPool } from "./utils/client.ts"
 import { bin, noFlags, runBin, spawnNode } from "./utils/cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
@@ -195,13 +195,7 @@ describe("NodeCli", () => {
       Effect.gen(function* () {
         const { child, port } = yield* startServer([bin, "--port", "0", "--max-workers", "2"])
         assert.match(child.stdout(), /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
-        for (let i = 0; i < 2; i++) {
-          const client = yield* connect(port)
-          yield* client.send("HI!")
-          assert.strictEqual(yield* client.receive(2), "OK")
-        }
-        const refused = yield* connect(port)
-        yield* refused.closed()
+        const refused = yield* fillPool(port, 2)
         assert.strictEqual(refused.received(), "ERROR_SERVER_BUSY")
         child.process.kill("SIGINT")
         assert.strictEqual(yield* child.exit(), 0)
