@@ -150,10 +150,10 @@ describe("NodeCli", () => {
         )
       )
     assert.deepStrictEqual(workers({}), [5, 10])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(3) }), [3, 3])
-    assert.deepStrictEqual(workers({ minWorkers: Option.some(20) }), [20, 20])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(0) }), [5, 0])
-    assert.include(workers({ minWorkers: Option.some(4), maxWorkers: Option.some(2) }), "minWorkersCount")
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(3) }), [3, 3])
+    assert.deepStrictEqual(workers({ minWorkersCount: Option.some(20) }), [20, 20])
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(0) }), [5, 0])
+    assert.include(workers({ minWorkersCount: Option.some(4), maxWorkersCount: Option.some(2) }), "minWorkersCount")
   })
 
   it("sets the admission and per-connection fields from their flags, and shows them in the listening line", () => {
