@@ -10,7 +10,7 @@ import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli, NodeCliConfig } from "../src/index.ts"
-import { connect } from "./utils/client.ts"
+import { connect, fillPool } from "./utils/client.ts"
 import { bin, noFlags, runBin, spawnNode } from "./utils/cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
@@ -157,10 +157,10 @@ describe("NodeCli", () => {
         )
       )
     assert.deepStrictEqual(workers({}), [5, 10])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(3) }), [3, 3])
-    assert.deepStrictEqual(workers({ minWorkers: Option.some(20) }), [20, 20])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(0) }), [5, 0])
-    assert.include(workers({ minWorkers: Option.some(4), maxWorkers: Option.some(2) }), "minWorkersCount")
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(3) }), [3, 3])
+    assert.deepStrictEqual(workers({ minWorkersCount: Option.some(20) }), [20, 20])
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(0) }), [5, 0])
+    assert.include(workers({ minWorkersCount: Option.some(4), maxWorkersCount: Option.some(2) }), "minWorkersCount")
   })
 
   it("sets the tracing settings from their flags and defaults; no export without an endpoint", () => {
@@ -220,13 +220,7 @@ describe("NodeCli", () => {
       Effect.gen(function* () {
         const { child, port } = yield* startServer([bin, "--port", "0", "--max-workers", "2"])
         assert.match(child.stdout(), /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
-        for (let i = 0; i < 2; i++) {
-          const client = yield* connect(port)
-          yield* client.send("HI!")
-          assert.strictEqual(yield* client.receive(2), "OK")
-        }
-        const refused = yield* connect(port)
-        yield* refused.closed()
+        const refused = yield* fillPool(port, 2)
         assert.strictEqual(refused.received(), "ERROR_SERVER_BUSY")
         child.process.kill("SIGINT")
         assert.strictEqual(yield* child.exit(), 0)

@@ -11,7 +11,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Option } from "effect"
-import type { NodeCliConfig } from "../../src/index.ts"
+import { NodeCliConfig } from "../../src/index.ts"
 
 /** The `pool-manager` executable. */
 export const bin = fileURLToPath(new URL("../../bin/pool-manager.ts", import.meta.url))
@@ -187,37 +187,6 @@ export const total = (samples: ReadonlyArray<Sample>, name: string, labels: Reco
   select(samples, name, labels).reduce((sum, sample) => sum + sample.value, 0)
 
 /** Settings with no flag given, to build on in tests of `NodeCliConfig.makeConfig`. */
-export const noFlags: NodeCliConfig.Settings = {
-  host: Option.none(),
-  port: Option.none(),
-  path: Option.none(),
-  minWorkers: Option.none(),
-  maxWorkers: Option.none(),
-  bufferSize: Option.none(),
-  clientsDeadline: Option.none(),
-  idleWorkerTimeout: Option.none(),
-  maxMessageBytes: Option.none(),
-  drainTimeout: Option.none(),
-  admissionPolicy: Option.none(),
-  queueSize: Option.none(),
-  queueTimeout: Option.none(),
-  maxConnectionsPerAddress: Option.none(),
-  maxMessagesPerConnection: Option.none(),
-  busyReply: Option.none(),
-  debug: Option.none(),
-  tlsKey: Option.none(),
-  tlsCert: Option.none(),
-  config: Option.none(),
-  metricsPort: Option.none(),
-  metricsHost: Option.none(),
-  logFormat: Option.none(),
-  processes: Option.none(),
-  proxyProtocol: Option.none(),
-  trustedProxies: Option.none(),
-  shutdownDelay: Option.none(),
-  agentPort: Option.none(),
-  agentHost: Option.none(),
-  messageSpanSampleRate: Option.none(),
-  otlpEndpoint: Option.none(),
-  serviceName: Option.none()
-}
+export const noFlags = Object.fromEntries(
+  Object.keys(NodeCliConfig.flags()).map((key) => [key, Option.none()])
+) as unknown as NodeCliConfig.Settings
