@@ -38,19 +38,25 @@ export const binary = (name: string): string => {
   )
 }
 
-/** `count` distinct free TCP ports on 127.0.0.1 (bound then released: free a moment ago). */
+/** `count` distinct free TCP ports on 127.0.0.1 below the ephemeral range (bound then released: free a moment ago). */
 export const freePorts = async (count: number): Promise<Array<number>> => {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<Net.Server>((resolve, reject) => {
-          const server = Net.createServer()
-          server.once("error", reject)
-          server.listen(0, "127.0.0.1", () => resolve(server))
-        })
-    )
-  )
+  // Below Linux's ephemeral range (32768 and up), so no outgoing connection of
+  // HAProxy, nginx or a client can take a port between this check and the
+  // moment a backend (re)binds it, as it does across a rolling restart.
+  const listen = (port: number) =>
+    new Promise<Net.Server | undefined>((resolve) => {
+      const server = Net.createServer()
+      server.once("error", () => resolve(undefined))
+      server.listen(port, "127.0.0.1", () => resolve(server))
+    })
+  const servers: Array<Net.Server> = []
+  let candidate = 20_000 + Math.floor(Math.random() * 12_000)
+  for (let tries = 0; servers.length < count; tries++) {
+    if (tries > 1_000) throw new Error("no free ports between 20000 and 32767 on 127.0.0.1")
+    const server = await listen(candidate)
+    if (server !== undefined) servers.push(server)
+    candidate = candidate >= 32_767 ? 20_000 : candidate + 1
+  }
   const ports = servers.map((server) => (server.address() as Net.AddressInfo).port)
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
   return ports

@@ -2,7 +2,7 @@
  * Row "client writes 50 MB without reading replies": the server's RSS grows
  * less than 64 MB and it keeps answering other clients.
  *
- * Two servers, because the spec's OK server answers a 50 MB flood with only a
+ * Two servers, because the Go original's OK server answers a 50 MB flood with only a
  * few kilobytes ("OK" per message, the kernel's socket buffers swallow them):
  * - the real `pool-manager` CLI (the OK/ERROR server): the whole 50 MB goes
  *   through, the replies are too small to push back;

@@ -1,7 +1,7 @@
 /**
  * Row "random binary garbage, 1 byte to 1 MB": answered per the protocol
  * (OK per message), no crash. The protocol has no delimiters: a message is
- * what one read burst delivers (the spec's framing by bufferSize), so one
+ * what one read burst delivers (the Go original's framing by bufferSize), so one
  * blob can be one message or several, and each gets one "OK".
  *
  * First against the real `pool-manager` CLI; then against the reliability

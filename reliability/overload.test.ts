@@ -1,7 +1,7 @@
 /**
  * Row "5,000 connections beyond max, opened at once": each gets
  * ERROR_SERVER_BUSY and a close; the server's open fds return to baseline.
- * Against the real `pool-manager` CLI with the spec's pool (min 5, max 10).
+ * Against the real `pool-manager` CLI with the Go original's pool (min 5, max 10).
  */
 import { afterEach, describe, expect, it } from "vitest"
 import { connect, exchange, killAll, mb, report, sampler, startCli, waitUntil } from "./harness.ts"

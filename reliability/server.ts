@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The reliability suite's server: the spec's OK/ERROR server built the way an
+ * The reliability suite's server: the Go original's OK/ERROR server built the way an
  * application builds it (`PoolManager.layer` + `NodeTcpServer.layer`, run by
  * `NodeCli.runMain`, so SIGINT/SIGTERM drain and exit 0), with a callback that
  * misbehaves on request and with its state printed as JSON lines.

@@ -61,7 +61,7 @@ const inMemory = Effect.gen(function* () {
 // ManagerConfig: defaults and a ConfigError naming the field.
 const config = Effect.gen(function* () {
   const made: ManagerConfig.ManagerConfig = yield* ManagerConfig.make({ minWorkersCount: 2 })
-  yield* check("ManagerConfig.make keeps the spec's bufferSize default", made.bufferSize === 5120)
+  yield* check("ManagerConfig.make keeps the Go original's bufferSize default", made.bufferSize === 5120)
   const message = yield* ManagerConfig.make({ minWorkersCount: -1 }).pipe(
     Effect.as(""),
     Effect.catchTag("ConfigError", (error) => Effect.succeed(error.message))

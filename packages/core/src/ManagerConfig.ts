@@ -25,6 +25,10 @@ const Count = Schema.Finite.check(
 
 const Size = Count.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a number >= 1" }))
 
+const Rate = Schema.Finite.check(
+  Schema.isBetween({ minimum: 0, maximum: 1 }, { message: "expected a number from 0 to 1" })
+)
+
 // Schema.DurationFromMillis turns NaN into a zero Duration, so a NaN (say
 // `Number(process.env.DRAIN_MS)` with the variable unset) would silently mean
 // "no drain at all": milliseconds must be a number, not NaN (Infinity is "never").
@@ -94,7 +98,12 @@ const fields = {
   /** Most connections admitted or waiting from one client address; `0` means no limit. */
   maxConnectionsPerAddress: field(Count, 0),
   /** Messages served on one connection before it is closed; `0` means no limit. */
-  maxMessagesPerConnection: field(Count, 0)
+  maxMessagesPerConnection: field(Count, 0),
+  /**
+   * The share of messages (0 to 1) traced with a `pool.message` span under
+   * their connection's span, when a tracer is installed; `0` traces none.
+   */
+  messageSpanSampleRate: field(Rate, 0)
 }
 
 type Fields = typeof fields

@@ -24,7 +24,8 @@ describe("ManagerConfig", () => {
         queueSize: 100,
         queueTimeout: 1000,
         maxConnectionsPerAddress: 0,
-        maxMessagesPerConnection: 0
+        maxMessagesPerConnection: 0,
+        messageSpanSampleRate: 0
       })
     })
   )
@@ -82,6 +83,10 @@ describe("ManagerConfig", () => {
       assert.include((yield* invalid({ drainTimeout: -5 })).message, "drainTimeout = -5")
       assert.include((yield* invalid({ drainTimeout: Number.NaN })).message, "drainTimeout = NaN")
       assert.include((yield* invalid({ admissionPolicy: "wait" })).message, 'admissionPolicy = "wait"')
+      assert.include(
+        (yield* invalid({ messageSpanSampleRate: 1.5 })).message,
+        "messageSpanSampleRate = 1.5: expected a number from 0 to 1"
+      )
       assert.include((yield* invalid({ maxConnectionsPerAddress: -1 })).message, "maxConnectionsPerAddress = -1")
     })
   )

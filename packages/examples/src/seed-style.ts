@@ -6,7 +6,7 @@
  * `tcp-server.ts` example) wraps.
  *
  * Usage: `node --conditions=@pool-manager/source src/seed-style.ts [port]` (or `PORT=...`); the default is the
- * spec's 6263, and 0 picks a free port. It prints
+ * Go original's 6263, and 0 picks a free port. It prints
  * `seed-style listening on 127.0.0.1:<port>` once listening. SIGINT or SIGTERM
  * stop it: the listener closes, then the manager's scope closes, which drains
  * the pool. `NodeRuntime.runMain` then exits with 130, as for any interrupted

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `pool-manager` executable: the spec's example TCP server with every
+ * The `pool-manager` executable: the Go original's example TCP server with every
  * setting as a flag (`pool-manager --help`). Each message is answered `OK`,
  * or `ERROR` when it is empty; a client refused because the pool is busy gets
  * `ERROR_SERVER_BUSY` and is closed.
@@ -54,8 +54,8 @@ run({
   name: "pool-manager",
   version,
   description:
-    "The spec's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
-  // The spec's callback, on the synchronous fast path: the reply never has to
+    "The Go original's example TCP server: answers OK to each message, ERROR_SERVER_BUSY when every worker is busy.",
+  // The Go original's callback, on the synchronous fast path: the reply never has to
   // wait. A write can only fail once the client is gone, and then there is
   // nobody to tell, so the failure is dropped.
   callback: PoolManager.syncCallback((conn, _body, len) => {

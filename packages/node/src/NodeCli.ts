@@ -2,7 +2,7 @@
  * The standalone server as an `effect/cli` command: flags for where to listen,
  * for the pool's settings and for operating it (a config file re-read on
  * SIGHUP, TLS, a Prometheus metrics endpoint, text or JSON logs, several
- * processes), validation that names the offending flag, one parsable
+ * processes, OTLP export of traces and metrics), validation that names the offending flag, one parsable
  * "listening" log line, and a graceful stop on SIGINT or SIGTERM that exits
  * with code 0.
  *
@@ -32,6 +32,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as Runtime from "effect/Runtime"
 import * as NodeAgentCheck from "./NodeAgentCheck.ts"
 import {
@@ -48,6 +49,7 @@ import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeConfigFile from "./NodeConfigFile.ts"
 import * as NodeLogging from "./NodeLogging.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import * as NodeOtlp from "./NodeOtlp.ts"
 import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import * as NodeStatusPage from "./NodeStatusPage.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
@@ -149,6 +151,21 @@ const agentState = (
         max: config.maxWorkersCount
       }))
 
+// Released after the listener and before the pool: with an OTLP exporter
+// (NodeOtlp), drains the pool, then posts what the exporters hold while the
+// pool's metrics are still registered (its release removes them), so the last
+// report has the final counts. The pool's own release then finds it stopped.
+const flushAfterDrain = Layer.effectDiscard(
+  Effect.gen(function* () {
+    const flusher = yield* Effect.serviceOption(OtlpExporter.Flusher)
+    if (Option.isNone(flusher)) return
+    const pool = yield* PoolManager.PoolManager
+    yield* Effect.addFinalizer(() =>
+      pool.stop.pipe(Effect.andThen(Effect.timeoutOption(flusher.value.flush, "5 seconds")))
+    )
+  })
+)
+
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
@@ -159,7 +176,9 @@ const agentState = (
  * endpoint closes. With `config.agent`, an HAProxy agent-check endpoint
  * reports the free workers as a weight, and `drain` from the signal on. In a
  * worker of `NodeCluster` the metrics go to the primary instead, and log
- * lines carry `process` and `pid`.
+ * lines carry `process` and `pid`. Under `NodeOtlp.layer`, the pool traces
+ * its connections, and once it has drained what the exporters hold is posted,
+ * the pool's final metrics with it.
  *
  * @category running
  * @since 0.1.0
@@ -228,6 +247,7 @@ export const serve = <E, R>(
       Effect.scoped,
       Effect.provide(
         NodeTcpServer.layer(config.server).pipe(
+          Layer.provideMerge(flushAfterDrain),
           // The configuration was validated already, so a ConfigError here is a bug.
           Layer.provideMerge(Layer.orDie(PoolManager.layer(config.manager, callback)))
         )
@@ -282,7 +302,9 @@ const readTls = (files: { readonly key: string; readonly cert: string }) =>
  * failure, is reported as a user error (exit code 1). With `--processes N`
  * above 1 the process becomes the primary of `NodeCluster`, in the mode of
  * `--cluster-mode` (`auto`: `reuseport` on Linux, `handoff` elsewhere and for
- * `--path`).
+ * `--path`). With `--otlp-endpoint`, the pool runs under `NodeOtlp.layer`, so
+ * it traces its connections, and what is left to export is posted after the
+ * drain.
  *
  * @category commands
  * @since 0.1.0
@@ -328,7 +350,14 @@ export const command = <E, R>(options: Options<E, R>) => {
                 debug = applied.debug
               }
             })
-      return yield* program.pipe(
+      // Released after the server stopped: the last spans (the drained
+      // connections') are exported before the process ends.
+      const otlp = config.otlp
+      const exported =
+        otlp === undefined
+          ? program
+          : Effect.provide(program, NodeOtlp.layer({ endpoint: otlp.endpoint, serviceName: otlp.serviceName ?? name }))
+      return yield* exported.pipe(
         Effect.catchTags({
           ListenError: (error) => Effect.fail(userError(error)),
           ProxyProtocolError: (error) => Effect.fail(userError(error)),

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Flags from "./internal/cliFlags.ts"
 import * as NodeCluster from "./NodeCluster.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
@@ -31,7 +32,8 @@ export type LogFormat = "text" | "json"
  * Defaults for the flags: any `ManagerConfig` field plus where to listen,
  * what to answer a refused client, and the operational settings. Fields left
  * out take the library defaults (`ManagerConfig.defaults`, 127.0.0.1:6263,
- * `ERROR_SERVER_BUSY`, no metrics endpoint, text logs, one process).
+ * `ERROR_SERVER_BUSY`, no metrics endpoint, text logs, one process, no OTLP
+ * export).
  *
  * @category models
  * @since 0.1.0
@@ -57,6 +59,10 @@ export type Defaults = ManagerConfig.Input & {
   /** Port of the HAProxy agent-check endpoint; left out, there is none unless `--agent-port` is given. */
   readonly agentPort?: number | undefined
   readonly agentHost?: string | undefined
+  /** Base URL of an OTLP/HTTP collector to export traces and metrics to; left out, nothing is exported. */
+  readonly otlpEndpoint?: string | undefined
+  /** The `service.name` of the exported telemetry (default: the command's name). */
+  readonly serviceName?: string | undefined
 }
 
 /**
@@ -66,24 +72,11 @@ export type Defaults = ManagerConfig.Input & {
  * @category models
  * @since 0.1.0
  */
-export interface Settings {
+export type Settings = PoolSettings & {
   readonly host: Option.Option<string>
   readonly port: Option.Option<number>
   readonly path: Option.Option<string>
-  readonly minWorkers: Option.Option<number>
-  readonly maxWorkers: Option.Option<number>
-  readonly bufferSize: Option.Option<number>
-  readonly clientsDeadline: Option.Option<Duration.Duration>
-  readonly idleWorkerTimeout: Option.Option<Duration.Duration>
-  readonly maxMessageBytes: Option.Option<number>
-  readonly drainTimeout: Option.Option<Duration.Duration>
-  readonly admissionPolicy: Option.Option<ManagerConfig.AdmissionPolicy>
-  readonly queueSize: Option.Option<number>
-  readonly queueTimeout: Option.Option<Duration.Duration>
-  readonly maxConnectionsPerAddress: Option.Option<number>
-  readonly maxMessagesPerConnection: Option.Option<number>
   readonly busyReply: Option.Option<string>
-  readonly debug: Option.Option<boolean>
   readonly tlsKey: Option.Option<string>
   readonly tlsCert: Option.Option<string>
   readonly config: Option.Option<string>
@@ -97,6 +90,19 @@ export interface Settings {
   readonly shutdownDelay: Option.Option<Duration.Duration>
   readonly agentPort: Option.Option<number>
   readonly agentHost: Option.Option<string>
+  readonly otlpEndpoint: Option.Option<string>
+  readonly serviceName: Option.Option<string>
+}
+
+/**
+ * The parsed flags of the pool's settings: one per `ManagerConfig` field,
+ * named as the field (`flagNames` has each one's flag).
+ *
+ * @category models
+ * @since 0.1.0
+ */
+export type PoolSettings = {
+  readonly [K in keyof ManagerConfig.ManagerConfig]: Option.Option<ManagerConfig.ManagerConfig[K]>
 }
 
 /**
@@ -123,18 +129,12 @@ export interface ServerConfig {
   readonly configFile?: string | undefined
   /** Where to answer HAProxy's agent checks; none when undefined. */
   readonly agent?: { readonly host: string; readonly port: number } | undefined
+  /**
+   * Where to export traces and metrics over OTLP/HTTP (JSON), and the service
+   * name they carry (undefined: the command's name); none when undefined.
+   */
+  readonly otlp?: { readonly endpoint: string; readonly serviceName?: string | undefined } | undefined
 }
-
-const units: ReadonlyArray<readonly [RegExp, number]> = [
-  [/^(ns|nanos?)$/, 1e-6],
-  [/^(us|µs|micros?)$/, 1e-3],
-  [/^(|ms|millis?)$/, 1],
-  [/^(s|secs?|seconds?)$/, 1000],
-  [/^(m|mins?|minutes?)$/, 60_000],
-  [/^(h|hours?)$/, 3_600_000],
-  [/^(d|days?)$/, 86_400_000],
-  [/^(w|weeks?)$/, 604_800_000]
-]
 
 /**
  * Parses a duration as people type it: `3s`, `500ms`, `500 millis`,
@@ -145,50 +145,7 @@ const units: ReadonlyArray<readonly [RegExp, number]> = [
  * @category parsing
  * @since 0.1.0
  */
-export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
-  const input = text.trim().toLowerCase()
-  if (input === "infinity") return Option.some(Duration.infinity)
-  const match = /^(\d+(?:\.\d+)?)\s*([a-zµ]*)$/.exec(input)
-  const unit = match === null ? undefined : units.find(([pattern]) => pattern.test(match[2]!))
-  return unit === undefined ? Option.none() : Option.some(Duration.millis(Number(match![1]) * unit[1]))
-}
-
-const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0, { message: "expected a whole number >= 0" }))
-const Size = Schema.Int.check(Schema.isGreaterThanOrEqualTo(1, { message: "expected a whole number >= 1" }))
-const Port = Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "expected a port 0-65535" }))
-const Host = Schema.String.check(Schema.isNonEmpty({ message: "expected a host name or address" }))
-
-const showDuration = (duration: Duration.Duration): string =>
-  Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
-
-const described = <A>(flag: Flag.Flag<A>, description: string, fallback: unknown): Flag.Flag<Option.Option<A>> =>
-  flag.pipe(Flag.withDescription(`${description} (default: ${String(fallback)})`), Flag.optional)
-
-const durationFlag = (name: string, description: string, fallback: Duration.Duration) =>
-  described(
-    Flag.String(name).pipe(
-      Flag.filterMap(parseDuration, () => "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds"),
-      Flag.withMetavar("duration")
-    ),
-    description,
-    showDuration(fallback)
-  )
-
-const textFlag = (name: string, metavar: string, description: string, fallback: string) =>
-  described(Flag.String(name).pipe(Flag.withMetavar(metavar)), description, fallback)
-
-const fileFlag = (name: string, description: string) =>
-  described(Flag.File(name, { mustExist: true }).pipe(Flag.withMetavar("file")), description, "none")
-
-const countFlag = (name: string, schema: typeof Count, description: string, fallback: number) =>
-  described(Flag.Int(name).pipe(Flag.withSchema(schema)), description, fallback)
-
-// The port of an optional endpoint (off unless given) and the interface it binds.
-const portFlag = (name: string, description: string, fallback: number | undefined) =>
-  described(Flag.Int(name).pipe(Flag.withSchema(Port)), description, fallback ?? "off")
-
-const hostFlag = (name: string, description: string, fallback: string) =>
-  described(Flag.String(name).pipe(Flag.withSchema(Host)), description, fallback)
+export const parseDuration: (text: string) => Option.Option<Duration.Duration> = Flags.parseDuration
 
 const resolve = (defaults: Defaults) => {
   const {
@@ -206,6 +163,8 @@ const resolve = (defaults: Defaults) => {
     shutdownDelay,
     agentPort,
     agentHost,
+    otlpEndpoint,
+    serviceName,
     ...input
   } = defaults
   return Effect.map(ManagerConfig.make(input), (manager) => ({
@@ -223,7 +182,9 @@ const resolve = (defaults: Defaults) => {
     trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
     shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
     agentPort,
-    agentHost: agentHost ?? "127.0.0.1"
+    agentHost: agentHost ?? "127.0.0.1",
+    otlpEndpoint,
+    serviceName
   }))
 }
 
@@ -259,89 +220,96 @@ const resolve = (defaults: Defaults) => {
  */
 export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]: Flag.Flag<Settings[K]> } => {
   const base = Effect.runSync(resolve(defaults))
-  const m = base.manager
-  const queued = "(queue policy)"
   return {
-    host: described(Flag.String("host").pipe(Flag.withSchema(Host)), "Interface to listen on", base.host),
-    port: described(Flag.Int("port").pipe(Flag.withSchema(Port)), "TCP port; 0 picks a free one", base.port),
-    path: textFlag("path", "file", "Unix socket to listen on instead of host and port", base.path ?? "none"),
-    minWorkers: countFlag("min-workers", Count, "Workers kept alive even when idle", m.minWorkersCount),
-    maxWorkers: countFlag("max-workers", Count, "Most connections served at once; 0 = unlimited", m.maxWorkersCount),
-    bufferSize: countFlag("buffer-size", Count, "Read buffer size in bytes; 0 = 5120", m.bufferSize),
-    clientsDeadline: durationFlag(
-      "clients-deadline",
-      "Close a connection silent, or not reading its replies, this long; 0 = 3s",
-      m.clientsDeadline
+    ...Flags.makePoolFlags(base.manager),
+    host: Flags.described(Flag.String("host").pipe(Flag.withSchema(Flags.Host)), "Interface to listen on", base.host),
+    port: Flags.described(
+      Flag.Int("port").pipe(Flag.withSchema(Flags.Port)),
+      "TCP port; 0 picks a free one",
+      base.port
     ),
-    idleWorkerTimeout: durationFlag("idle-worker-timeout", "Retire extra workers idle this long", m.idleWorkerTimeout),
-    maxMessageBytes: countFlag("max-message-bytes", Size, "Largest message accepted", m.maxMessageBytes),
-    drainTimeout: durationFlag("drain-timeout", "On SIGINT/SIGTERM, wait this long for busy workers", m.drainTimeout),
-    admissionPolicy: described(
-      Flag.Literals("admission-policy", ["reject", "queue"]).pipe(Flag.withMetavar("reject|queue")),
-      "When every worker is busy: refuse at once, or wait in a queue",
-      m.admissionPolicy
+    path: Flags.textFlag("path", "file", "Unix socket to listen on instead of host and port", base.path ?? "none"),
+    busyReply: Flags.textFlag(
+      "busy-reply",
+      "text",
+      "Reply to a client refused while all workers are busy",
+      base.busyReply
     ),
-    queueSize: countFlag("queue-size", Count, `Most connections waiting for a worker ${queued}`, m.queueSize),
-    queueTimeout: durationFlag("queue-timeout", `Longest wait for a worker ${queued}`, m.queueTimeout),
-    maxConnectionsPerAddress: countFlag(
-      "max-connections-per-address",
-      Count,
-      "Most connections from one client address; 0 = no limit",
-      m.maxConnectionsPerAddress
-    ),
-    maxMessagesPerConnection: countFlag(
-      "max-messages-per-connection",
-      Count,
-      "Close a connection after this many messages; 0 = no limit",
-      m.maxMessagesPerConnection
-    ),
-    busyReply: textFlag("busy-reply", "text", "Reply to a client refused while all workers are busy", base.busyReply),
-    debug: described(Flag.Boolean("debug"), "Log the pool's events and show Debug logs (off: --no-debug)", m.debug),
-    tlsKey: fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
-    tlsCert: fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
-    config: fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
-    metricsPort: portFlag(
+    tlsKey: Flags.fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
+    tlsCert: Flags.fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
+    config: Flags.fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
+    metricsPort: Flags.portFlag(
       "metrics-port",
       "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one",
       base.metricsPort
     ),
-    metricsHost: hostFlag("metrics-host", "Interface of the metrics endpoint", base.metricsHost),
-    logFormat: described(
+    metricsHost: Flags.hostFlag("metrics-host", "Interface of the metrics endpoint", base.metricsHost),
+    logFormat: Flags.described(
       Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withMetavar("text|json")),
       "Log lines as text or JSON",
       base.logFormat
     ),
-    processes: countFlag("processes", Size, "Server processes sharing the port (node:cluster)", base.processes),
-    clusterMode: described(
+    processes: Flags.countFlag(
+      "processes",
+      Flags.Size,
+      "Server processes sharing the port (node:cluster)",
+      base.processes
+    ),
+    clusterMode: Flags.described(
       Flag.Literals("cluster-mode", NodeCluster.modes).pipe(Flag.withMetavar(NodeCluster.modes.join("|"))),
       "With --processes: each process binds the port (reuseport; the kernel spreads connections) or the " +
         `primary accepts and hands connections over (handoff); auto = ${NodeCluster.defaultMode()} here, handoff for --path`,
       base.clusterMode
     ),
-    proxyProtocol: described(
+    proxyProtocol: Flags.described(
       Flag.Boolean("proxy-protocol"),
       "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
       base.proxyProtocol
     ),
-    trustedProxies: described(
-      Flag.String("trusted-proxies").pipe(
-        Flag.filterMap(parseList, () => "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1"),
-        Flag.withMetavar("cidr,...")
-      ),
+    trustedProxies: Flags.parsedFlag(
+      "trusted-proxies",
+      "cidr,...",
+      parseList,
+      "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1",
       "Peers allowed to send a PROXY protocol header; others are closed",
       base.trustedProxies.join(",")
     ),
-    shutdownDelay: durationFlag(
+    shutdownDelay: Flags.durationFlag(
       "shutdown-delay",
       "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
       base.shutdownDelay
     ),
-    agentPort: portFlag(
+    agentPort: Flags.portFlag(
       "agent-port",
       "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
       base.agentPort
     ),
-    agentHost: hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost)
+    agentHost: Flags.hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost),
+    otlpEndpoint: Flags.parsedFlag(
+      "otlp-endpoint",
+      "url",
+      parseEndpoint,
+      "an http:// or https:// URL such as http://127.0.0.1:4318",
+      "Export traces and metrics to this OTLP/HTTP collector (JSON to /v1/traces, /v1/metrics)",
+      base.otlpEndpoint ?? "off"
+    ),
+    serviceName: Flags.described(
+      Flag.String("service-name").pipe(Flag.withSchema(Name)),
+      "The service.name of exported traces and metrics",
+      base.serviceName ?? "the command's name"
+    )
+  }
+}
+
+const Name = Schema.String.check(Schema.isNonEmpty({ message: "expected a name" }))
+
+// An OTLP/HTTP collector's base URL: /v1/traces and /v1/metrics are appended.
+const parseEndpoint = (text: string): Option.Option<string> => {
+  try {
+    const url = new URL(text)
+    return url.protocol === "http:" || url.protocol === "https:" ? Option.some(text) : Option.none()
+  } catch {
+    return Option.none()
   }
 }
 
@@ -361,41 +329,18 @@ const parseList = (text: string): Option.Option<ReadonlyArray<string>> => {
  * @category flags
  * @since 0.1.0
  */
-export const flagNames: Readonly<Partial<Record<keyof ManagerConfig.ManagerConfig, string>>> = {
-  minWorkersCount: "min-workers",
-  maxWorkersCount: "max-workers",
-  bufferSize: "buffer-size",
-  clientsDeadline: "clients-deadline",
-  idleWorkerTimeout: "idle-worker-timeout",
-  maxMessageBytes: "max-message-bytes",
-  drainTimeout: "drain-timeout",
-  admissionPolicy: "admission-policy",
-  queueSize: "queue-size",
-  queueTimeout: "queue-timeout",
-  maxConnectionsPerAddress: "max-connections-per-address",
-  maxMessagesPerConnection: "max-messages-per-connection",
-  debug: "debug"
-}
+export const flagNames: { readonly [K in keyof ManagerConfig.ManagerConfig]: string } = Object.fromEntries(
+  Flags.poolFields.map((field) => [field, Flags.poolFlags[field].name])
+) as { readonly [K in keyof ManagerConfig.ManagerConfig]: string }
 
 // The fields of the flags given: ManagerConfig.make rejects a field that is present but undefined.
-const givenFields = (settings: Settings): ManagerConfig.Input => {
-  const fields = {
-    debug: Option.getOrUndefined(settings.debug),
-    bufferSize: Option.getOrUndefined(settings.bufferSize),
-    minWorkersCount: Option.getOrUndefined(settings.minWorkers),
-    maxWorkersCount: Option.getOrUndefined(settings.maxWorkers),
-    clientsDeadline: Option.getOrUndefined(settings.clientsDeadline),
-    idleWorkerTimeout: Option.getOrUndefined(settings.idleWorkerTimeout),
-    maxMessageBytes: Option.getOrUndefined(settings.maxMessageBytes),
-    drainTimeout: Option.getOrUndefined(settings.drainTimeout),
-    admissionPolicy: Option.getOrUndefined(settings.admissionPolicy),
-    queueSize: Option.getOrUndefined(settings.queueSize),
-    queueTimeout: Option.getOrUndefined(settings.queueTimeout),
-    maxConnectionsPerAddress: Option.getOrUndefined(settings.maxConnectionsPerAddress),
-    maxMessagesPerConnection: Option.getOrUndefined(settings.maxMessagesPerConnection)
-  } satisfies ManagerConfig.Input
-  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as ManagerConfig.Input
-}
+const givenFields = (settings: Settings): ManagerConfig.Input =>
+  Object.fromEntries(
+    Flags.poolFields.flatMap((field) => {
+      const value: unknown = Option.getOrUndefined(settings[field] as Option.Option<unknown>)
+      return value === undefined ? [] : [[field, value]]
+    })
+  ) as ManagerConfig.Input
 
 // Applies `input` over `base`. When `input` sets one worker bound and `base`'s
 // other bound contradicts it, the one set wins and moves the other; only an
@@ -439,6 +384,7 @@ export const makeConfig = (
     const cert = Option.getOrUndefined(settings.tlsCert)
     const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
     const agentPort = Option.getOrElse(settings.agentPort, () => base.agentPort)
+    const otlpEndpoint = Option.getOrElse(settings.otlpEndpoint, () => base.otlpEndpoint)
     const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
     return {
       manager,
@@ -462,7 +408,11 @@ export const makeConfig = (
       agent:
         agentPort === undefined
           ? undefined
-          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort }
+          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort },
+      otlp:
+        otlpEndpoint === undefined
+          ? undefined
+          : { endpoint: otlpEndpoint, serviceName: Option.getOrElse(settings.serviceName, () => base.serviceName) }
     }
   })
 
@@ -476,7 +426,7 @@ export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
   Object.entries(flagNames)
     .map(([field, flag]) => {
       const value = config[field as keyof ManagerConfig.ManagerConfig]
-      return `${flag}=${Duration.isDuration(value) ? showDuration(value) : String(value)}`
+      return `${flag}=${Duration.isDuration(value) ? Flags.showDuration(value) : String(value)}`
     })
     .join(" ")
 

@@ -11,7 +11,7 @@
  * wait for bytes is one field and one lazily re-armed timer per connection,
  * with no fiber or race per read.
  *
- * Use `make` for sockets from your own `net.Server` (as the spec's example
+ * Use `make` for sockets from your own `net.Server` (as the Go original's example
  * does), then `put` the result; `NodeTcpServer` does this for you.
  *
  * @since 0.1.0

@@ -3,6 +3,10 @@
  * `json`, one JSON object per line for log shippers) and a minimum level that
  * can change while the program runs.
  *
+ * A JSON line written inside a span carries the span's `traceId` and
+ * `spanId`, so a log shipper can join it to the trace (with `--otlp-endpoint`,
+ * the same ids the spans are exported with).
+ *
  * The level is read per log line rather than fixed in the context, because
  * fibers serving connections keep the context they were started with: with
  * `References.MinimumLogLevel` alone, turning `debug` on by reloading the
@@ -10,11 +14,14 @@
  *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Formatter from "effect/Formatter"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
 import { isGreaterThanOrEqualTo } from "effect/LogLevel"
 import * as References from "effect/References"
+import * as Tracer from "effect/Tracer"
 import type { LogFormat } from "./NodeCliConfig.ts"
 
 /**
@@ -33,13 +40,31 @@ export interface Options {
 }
 
 /**
+ * Effect's JSON lines (`Logger.consoleJson`), plus `traceId` and `spanId` when
+ * the line is written inside a span. Spans made while tracing is disabled
+ * carry no ids worth joining, so their lines carry none.
+ *
+ * @category constructors
+ * @since 0.1.0
+ */
+export const jsonLogger: Logger.Logger<unknown, void> = Logger.withConsoleLog(
+  Logger.make((options) => {
+    const line = Logger.formatStructured.log(options)
+    const span = Context.getOrUndefined(options.fiber.context, Tracer.ParentSpan)
+    if (span === undefined || Context.get(span.annotations, Tracer.DisablePropagation))
+      return Formatter.formatJson(line)
+    return Formatter.formatJson({ ...line, traceId: span.traceId, spanId: span.spanId })
+  })
+)
+
+/**
  * The logger for `format`, writing to stdout.
  *
  * @category constructors
  * @since 0.1.0
  */
 export const logger = (format: LogFormat = "text"): Logger.Logger<unknown, void> =>
-  format === "json" ? Logger.consoleJson : Logger.defaultLogger
+  format === "json" ? jsonLogger : Logger.defaultLogger
 
 /**
  * Runs `self` with the chosen log format and a minimum level read per line.

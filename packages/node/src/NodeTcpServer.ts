@@ -1,6 +1,6 @@
 /**
  * A TCP (or unix socket) server that puts every accepted socket into the
- * `PoolManager` — the spec's example server as a layer.
+ * `PoolManager` — the Go original's example server as a layer.
  *
  * Listening is plain `node:net` (`net.createServer`), not Effect's
  * `NodeSocketServer`: that server hands each connection to a handler fiber as
@@ -46,9 +46,9 @@ import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
  * @since 0.1.0
  */
 export interface Options {
-  /** Interface to bind (default 127.0.0.1, as in the spec's example). */
+  /** Interface to bind (default 127.0.0.1, as in the Go original's example). */
   readonly host?: string | undefined
-  /** TCP port; 0 picks a free one (default 6263, as in the spec's example). Ignored with `path`. */
+  /** TCP port; 0 picks a free one (default 6263, as in the Go original's example). Ignored with `path`. */
   readonly port?: number | undefined
   /** A unix domain socket path to listen on instead of host and port. */
   readonly path?: string | undefined

@@ -63,6 +63,15 @@ export * as NodeLogging from "./NodeLogging.ts"
  * @since 0.1.0
  */
 export * as NodeMetricsServer from "./NodeMetricsServer.ts"
+
+/**
+ * Export of traces and metrics to an OpenTelemetry collector over OTLP/HTTP,
+ * with Effect's own exporters.
+ *
+ * @since 0.1.0
+ */
+export * as NodeOtlp from "./NodeOtlp.ts"
+
 /**
  * The PROXY protocol (v1 and v2): the header parser, and the gate that reads
  * it from connections sent by a trusted balancer.

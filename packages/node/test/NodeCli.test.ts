@@ -10,7 +10,7 @@ import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli, NodeCliConfig } from "../src/index.ts"
-import { connect } from "./utils/client.ts"
+import { connect, fillPool } from "./utils/client.ts"
 import { bin, noFlags, runBin, spawnNode } from "./utils/cliProcess.ts"
 
 /** Starts a server and waits for its `listening on` line; returns it with its port. */
@@ -138,7 +138,14 @@ describe("NodeCli", () => {
         [["--processes", "0"], "Invalid value for flag --processes"],
         [["--config", "/nonexistent/pool.json"], "Invalid value for flag --config"],
         [["--tls-key", bin], "--tls-key and --tls-cert go together: --tls-cert is missing"],
-        [["--tls-cert", bin], "--tls-key and --tls-cert go together: --tls-key is missing"]
+        [["--tls-cert", bin], "--tls-key and --tls-cert go together: --tls-key is missing"],
+        [
+          ["--message-span-sample-rate", "1.5"],
+          "Invalid value for flag --message-span-sample-rate (messageSpanSampleRate): 1.5. expected a number from 0 to 1"
+        ],
+        [["--otlp-endpoint", "localhost:4318"], "--otlp-endpoint"],
+        [["--otlp-endpoint", "ftp://127.0.0.1"], "--otlp-endpoint"],
+        [["--service-name", ""], "--service-name"]
       ]
       for (const [args, expected] of cases) {
         const error = yield* Effect.flip(cli(args))
@@ -159,10 +166,28 @@ describe("NodeCli", () => {
         )
       )
     assert.deepStrictEqual(workers({}), [5, 10])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(3) }), [3, 3])
-    assert.deepStrictEqual(workers({ minWorkers: Option.some(20) }), [20, 20])
-    assert.deepStrictEqual(workers({ maxWorkers: Option.some(0) }), [5, 0])
-    assert.include(workers({ minWorkers: Option.some(4), maxWorkers: Option.some(2) }), "minWorkersCount")
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(3) }), [3, 3])
+    assert.deepStrictEqual(workers({ minWorkersCount: Option.some(20) }), [20, 20])
+    assert.deepStrictEqual(workers({ maxWorkersCount: Option.some(0) }), [5, 0])
+    assert.include(workers({ minWorkersCount: Option.some(4), maxWorkersCount: Option.some(2) }), "minWorkersCount")
+  })
+
+  it("sets the tracing settings from their flags and defaults; no export without an endpoint", () => {
+    const make = (args: Partial<NodeCliConfig.Settings>, defaults: NodeCliConfig.Defaults = {}) =>
+      Effect.runSync(NodeCliConfig.makeConfig({ ...noFlags, ...args }, defaults))
+    const none = make({ serviceName: Option.some("ignored") })
+    assert.isUndefined(none.otlp)
+    assert.strictEqual(none.manager.messageSpanSampleRate, 0)
+    const flagged = make({
+      otlpEndpoint: Option.some("http://127.0.0.1:4318"),
+      serviceName: Option.some("edge"),
+      messageSpanSampleRate: Option.some(0.25)
+    })
+    assert.deepStrictEqual(flagged.otlp, { endpoint: "http://127.0.0.1:4318", serviceName: "edge" })
+    assert.strictEqual(flagged.manager.messageSpanSampleRate, 0.25)
+    const defaulted = make({}, { otlpEndpoint: "https://collector:4318", messageSpanSampleRate: 0.5 })
+    assert.deepStrictEqual(defaulted.otlp, { endpoint: "https://collector:4318", serviceName: undefined })
+    assert.strictEqual(defaulted.manager.messageSpanSampleRate, 0.5)
   })
 
   it("sets the admission and per-connection fields from their flags, and shows them in the listening line", () => {
@@ -204,13 +229,7 @@ describe("NodeCli", () => {
       Effect.gen(function* () {
         const { child, port } = yield* startServer([bin, "--port", "0", "--max-workers", "2"])
         assert.match(child.stdout(), /pool-manager listening on 127\.0\.0\.1:\d+ min-workers=0 max-workers=2 /)
-        for (let i = 0; i < 2; i++) {
-          const client = yield* connect(port)
-          yield* client.send("HI!")
-          assert.strictEqual(yield* client.receive(2), "OK")
-        }
-        const refused = yield* connect(port)
-        yield* refused.closed()
+        const refused = yield* fillPool(port, 2)
         assert.strictEqual(refused.received(), "ERROR_SERVER_BUSY")
         child.process.kill("SIGINT")
         assert.strictEqual(yield* child.exit(), 0)

@@ -92,7 +92,11 @@ describe("NodeConfigFile", () => {
     assert.deepStrictEqual([fromFile.minWorkersCount, fromFile.maxWorkersCount], [3, 3])
     assert.strictEqual(Duration.toMillis(fromFile.idleWorkerTimeout), 5000)
     assert.strictEqual(fromFile.queueSize, 7)
-    const withFlags = config({ maxWorkers: Option.some(8), queueSize: Option.some(9), minWorkers: Option.some(8) })
+    const withFlags = config({
+      maxWorkersCount: Option.some(8),
+      queueSize: Option.some(9),
+      minWorkersCount: Option.some(8)
+    })
     assert.deepStrictEqual([withFlags.minWorkersCount, withFlags.maxWorkersCount], [8, 8])
     assert.strictEqual(withFlags.queueSize, 9)
     assert.strictEqual(Duration.toMillis(withFlags.queueTimeout), 800)

@@ -5,7 +5,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { NodeTcpServer } from "../src/index.ts"
 import { connect, portOf } from "./utils/client.ts"
 
-/** The spec's callback, recording the length of every message. */
+/** The Go original's callback, recording the length of every message. */
 const specCallback =
   (lengths: Array<number>): PoolManager.Callback =>
   (conn, _body, len) =>

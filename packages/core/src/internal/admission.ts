@@ -16,6 +16,7 @@
  * so a slot is never both handed over and lost. A wait that ends in failure
  * or interruption after it was handed a slot gives the slot back.
  */
+import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -25,6 +26,7 @@ import type { ManagerConfig } from "../ManagerConfig.ts"
 import { AddressLimitError, NotRunningError, PoolBusyError } from "../PoolError.ts"
 import type { Counters } from "./counters.ts"
 import { withoutStack } from "./errors.ts"
+import type { DurationHistogram } from "./histogram.ts"
 
 /** What `acquire` can fail with. */
 export type AdmissionError = PoolBusyError | NotRunningError | AddressLimitError
@@ -32,13 +34,22 @@ export type AdmissionError = PoolBusyError | NotRunningError | AddressLimitError
 /** Lets a region of an uninterruptible effect be interrupted (`Effect.uninterruptibleMask`'s `restore`). */
 export type Restore = <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 
+/** Filled in by `acquire` for a traced put: whether it waited in the queue. */
+export interface Ticket {
+  queued: boolean
+}
+
 export interface Admission {
   /**
    * Takes a slot for a connection, waiting only under the queue policy. Run it
    * uninterruptibly: only the wait is made interruptible, with `restore`. On
-   * failure or interruption it holds nothing.
+   * failure or interruption it holds nothing. A `ticket` learns whether it queued.
    */
-  readonly acquire: (transport: Transport, restore: Restore) => Effect.Effect<void, AdmissionError>
+  readonly acquire: (
+    transport: Transport,
+    restore: Restore,
+    ticket?: Ticket | undefined
+  ) => Effect.Effect<void, AdmissionError>
   /** Gives back the slot of a connection, handing it to the oldest waiter if any. */
   readonly release: (transport: Transport) => void
   /** Applies a new config's max and admits waiters that now fit. */
@@ -62,7 +73,12 @@ const capacityOf = (config: ManagerConfig): number =>
 // with their plain IPv4 form.
 const normalizeHost = (host: string): string => (host.startsWith("::ffff:") ? host.slice(7) : host)
 
-export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admission => {
+export const make = (
+  config: Ref.Ref<ManagerConfig>,
+  counters: Counters,
+  queueWait: DurationHistogram,
+  clock: Clock.Clock
+): Admission => {
   let capacity = capacityOf(Ref.getUnsafe(config))
   let inUse = 0
   const waiters: Array<Waiter> = []
@@ -117,6 +133,7 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admiss
   const wait = (current: ManagerConfig, restore: Restore): Effect.Effect<void, PoolBusyError | NotRunningError> => {
     const waiter: Waiter = { outcome: undefined, resume: undefined }
     waiters.push(waiter)
+    const since = clock.currentTimeMillisUnsafe()
     const settled = Effect.callback<void>((resume) => {
       if (waiter.outcome !== undefined) return resume(Effect.void)
       waiter.resume = () => resume(Effect.void)
@@ -127,6 +144,7 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admiss
     const timeout = Duration.isFinite(current.queueTimeout) ? current.queueTimeout : undefined
     return restore(timeout === undefined ? settled : Effect.timeoutOption(settled, timeout)).pipe(
       Effect.onExit((exit) => {
+        queueWait.observe((clock.currentTimeMillisUnsafe() - since) / 1000)
         // Still queued: it timed out or was interrupted. Leave in the same step.
         if (waiter.outcome === undefined) {
           const index = waiters.indexOf(waiter)
@@ -147,7 +165,7 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admiss
     )
   }
 
-  const acquire = (transport: Transport, restore: Restore): Effect.Effect<void, AdmissionError> =>
+  const acquire = (transport: Transport, restore: Restore, ticket?: Ticket): Effect.Effect<void, AdmissionError> =>
     Effect.suspend(() => {
       const current = Ref.getUnsafe(config)
       const limit = current.maxConnectionsPerAddress
@@ -171,6 +189,7 @@ export const make = (config: Ref.Ref<ManagerConfig>, counters: Counters): Admiss
         return Effect.void
       }
       if (queue && waiters.length < current.queueSize) {
+        if (ticket !== undefined) ticket.queued = true
         return Effect.onError(wait(current, restore), () => Effect.sync(() => leave(transport)))
       }
       leave(transport)

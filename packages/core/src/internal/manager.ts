@@ -11,6 +11,7 @@
  * the connection and `put` succeeds, or `put` fails or is interrupted and the
  * pool never touched the connection.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -21,6 +22,7 @@ import * as Pool from "effect/Pool"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Tracer from "effect/Tracer"
 import type { Connection } from "../Connection.ts"
 import * as ManagerConfig from "../ManagerConfig.ts"
 import { AlreadyRunningError, type ConfigError, NotRunningError } from "../PoolError.ts"
@@ -33,6 +35,7 @@ import * as Metrics from "./metrics.ts"
 import { serve } from "./serve.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Stats from "./stats.ts"
+import * as Tracing from "./tracing.ts"
 import { ensureMin, makePool } from "./workers.ts"
 
 const isSyncCallback = (callback: Callback<any, any> | SyncCallback): callback is SyncCallback =>
@@ -48,11 +51,15 @@ export const make = <E, R>(
     const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = Counters.make()
+    // Connections run callbacks in the context `make` ran in, minus its
+    // Scope: a callback's finalizers must not pile up in the manager's scope.
+    const context = Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<never>
+    const queueWait = makeDurationHistogram()
     const state: ManagerState = {
       config: configRef,
       counters,
       reserved: 0,
-      admission: Admission.make(configRef, counters),
+      admission: Admission.make(configRef, counters, queueWait, Context.get(context, Clock.Clock)),
       callback:
         sync === undefined
           ? (callback as Callback<unknown, unknown>)
@@ -61,14 +68,15 @@ export const make = <E, R>(
               return Effect.void
             },
       sync,
-      // Connections run callbacks in the context `make` ran in, minus its
-      // Scope: a callback's finalizers must not pile up in the manager's scope.
-      context: Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<unknown>,
+      context,
       configChanged: yield* Deferred.make<void>(),
       running: undefined,
       nextWorkerId: 0,
-      callbackDuration: makeDurationHistogram()
+      callbackDuration: makeDurationHistogram(),
+      queueWait,
+      tracing: Tracing.make(context)
     }
+    const tracing = state.tracing
     yield* Metrics.register(state, yield* Effect.scope)
     // start and stop change the running state one at a time; setConfig calls
     // are serialised separately, so a long drain does not hold up a config change.
@@ -104,6 +112,7 @@ export const make = <E, R>(
           if (Exit.isFailure(exit)) {
             // Cut short by the drain timeout: drop what it had queued.
             counters.interruptedByDrain++
+            served.closeReason = "drain"
             transport.abort()
           } else {
             transport.close()
@@ -120,13 +129,14 @@ export const make = <E, R>(
 
     const endConnection =
       (running: Running, served: ServedConnection) =>
-      (_: Exit.Exit<void>): Effect.Effect<void> => {
+      (exit: Exit.Exit<void>): Effect.Effect<void> => {
         if (served.lease === "reserved") {
           // The pool refused to lend a worker (it only does so while shutting
           // down): put fails, and its caller keeps the connection.
           unreserve(served)
           served.onLeased?.(false)
         }
+        if (served.span !== undefined) Tracing.closed(tracing!, served, exit)
         running.connections.delete(served)
         if (running.stopping && running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
         state.admission.release(served.transport)
@@ -140,14 +150,19 @@ export const make = <E, R>(
     const lend = (
       running: Running,
       connection: Connection,
-      restore: Admission.Restore
+      restore: Admission.Restore,
+      span: Tracer.Span | undefined
     ): Effect.Effect<void, NotRunningError> => {
       const served: ServedConnection = {
         transport: connection.transport,
         lease: "reserved",
         wake: undefined,
         fiber: undefined,
-        onLeased: undefined
+        onLeased: undefined,
+        span,
+        messages: 0,
+        bytesRead: 0,
+        closeReason: undefined
       }
       // Registered before the worker is borrowed, so a stop that begins while a
       // worker is being spawned still waits for this connection.
@@ -161,6 +176,7 @@ export const make = <E, R>(
         served.lease = "leased"
         counters.busy++
         counters.accepted++
+        if (span !== undefined) Tracing.leased(span, worker.id)
         // Completes a put waiting for this worker, in this very step.
         served.onLeased?.(true)
         const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
@@ -170,7 +186,9 @@ export const make = <E, R>(
             )
           : body
       })
-      served.fiber = Effect.runForkWith(state.context)(Effect.onExit(serving, endConnection(running, served)))
+      // Under its span, the callback's own spans nest in the connection's.
+      const context = span === undefined ? state.context : Context.add(state.context, Tracer.ParentSpan, span)
+      served.fiber = Effect.runForkWith(context)(Effect.onExit(serving, endConnection(running, served)))
       if (served.lease === "leased") return Effect.void
       if (served.lease === "abandoned") return notRunning()
       return restore(
@@ -194,19 +212,40 @@ export const make = <E, R>(
       )
     }
 
-    const put = (connection: Connection): Effect.Effect<void, Admission.AdmissionError> =>
+    const admit = (
+      connection: Connection,
+      trace: Tracing.PutTrace | undefined
+    ): Effect.Effect<void, Admission.AdmissionError> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
           const running = state.running
           if (running === undefined || running.stopping) return notRunning()
-          return Effect.flatMap(state.admission.acquire(connection.transport, restore), () => {
+          return Effect.flatMap(state.admission.acquire(connection.transport, restore, trace), () => {
             // A put that waited in the queue may have waited through a stop.
-            if (state.running === running && !running.stopping) return lend(running, connection, restore)
+            if (state.running === running && !running.stopping)
+              return lend(
+                running,
+                connection,
+                restore,
+                trace === undefined ? undefined : Tracing.admitted(tracing!, trace, connection)
+              )
             state.admission.release(connection.transport)
             return notRunning()
           })
         })
       )
+
+    const put: (connection: Connection) => Effect.Effect<void, Admission.AdmissionError> =
+      tracing === undefined
+        ? (connection) => admit(connection, undefined)
+        : (connection) =>
+            // Under the caller's span; a refused put gets a span of its own.
+            Effect.withFiber((fiber) => {
+              const trace = Tracing.startPut(tracing, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
+              return Effect.onError(admit(connection, trace), (cause) =>
+                Effect.sync(() => Tracing.refused(tracing, trace, connection, cause))
+              )
+            })
 
     const stop = lifecycle.withPermit(
       Effect.suspend(() => {

@@ -8,14 +8,14 @@
  *
  * The table is keyed by the fields of `PoolStats`, so a statistic without a
  * series (or a series without a statistic) does not compile; the two series
- * that show configuration, and the histogram, come after it.
+ * that show configuration, and the histograms, come after it.
  */
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
 import type { PoolStats } from "../PoolManager.ts"
-import { durationBoundaries } from "./histogram.ts"
+import { type DurationHistogram, durationBoundaries } from "./histogram.ts"
 import type { ManagerState } from "./state.ts"
 import * as Stats from "./stats.ts"
 
@@ -62,6 +62,24 @@ const table: { readonly [K in keyof PoolStats]: ReadonlyArray<Series> } = {
   retired: [total("pool_workers_retired_total", "Workers retired")]
 }
 
+/** The histograms of seconds: per message, and per put that waited in the queue (admitted or not). */
+const histograms: ReadonlyArray<{
+  readonly name: string
+  readonly description: string
+  readonly read: (state: ManagerState) => DurationHistogram
+}> = [
+  {
+    name: "pool_callback_duration_seconds",
+    description: "Time the callback took per message",
+    read: (state) => state.callbackDuration
+  },
+  {
+    name: "pool_queue_wait_seconds",
+    description: "Time each put that queued waited for a worker, admitted or not (queue policy)",
+    read: (state) => state.queueWait
+  }
+]
+
 const asNumber = (value: number | boolean): number => (typeof value === "boolean" ? (value ? 1 : 0) : value)
 
 /**
@@ -98,16 +116,15 @@ export const register = (state: ManagerState, scope: Scope.Scope): Effect.Effect
       gauge("pool_workers_max", "Configured maxWorkersCount (0 = unlimited)"),
       () => Ref.getUnsafe(state.config).maxWorkersCount
     )
-    registrations.push(
-      Metric.registerUnsafe(
-        Metric.histogram("pool_callback_duration_seconds", {
-          description: "Time the callback took per message",
-          boundaries: durationBoundaries
-        }),
-        context,
-        { get: state.callbackDuration.state, update: () => {}, modify: () => {} }
+    for (const histogram of histograms) {
+      registrations.push(
+        Metric.registerUnsafe(
+          Metric.histogram(histogram.name, { description: histogram.description, boundaries: durationBoundaries }),
+          context,
+          { get: histogram.read(state).state, update: () => {}, modify: () => {} }
+        )
       )
-    )
+    }
     return Scope.addFinalizer(
       scope,
       Effect.sync(() => {

@@ -10,12 +10,15 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
+import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
 import { concat } from "./bytes.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
+import * as Tracing from "./tracing.ts"
 
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
@@ -64,8 +67,14 @@ export const serve = (
   let cancelWait: (() => void) | undefined
   // What a synchronous callback threw, handed to the fiber to fail with.
   let thrown: unknown
+  // Message spans: only with a connection span (a tracer is installed) and a
+  // sample rate above 0; otherwise a message costs one test of `undefined`.
+  const tracing = env.tracing
+  const connectionSpan = session.span
+  let messageSpan: Tracer.Span | undefined
 
   const close = (reason: CloseReason): Effect.Effect<void> => {
+    session.closeReason = reason
     switch (reason) {
       case "peer closed":
         counters.closedByPeer++
@@ -138,11 +147,24 @@ export const serve = (
   const beginMessage = (message: Uint8Array) => {
     counters.messages++
     counters.bytesRead += message.length
+    session.messages++
+    session.bytesRead += message.length
+    if (connectionSpan !== undefined) sampleMessage(message.length)
     started = performance.now()
+  }
+  const sampleMessage = (length: number) => {
+    const rate = config.messageSpanSampleRate
+    if (rate === 0 || Math.random() >= rate) return
+    messageSpan = Tracing.message(tracing!, connectionSpan!, length)
+  }
+  const endMessageSpan = (exit: Exit.Exit<unknown, unknown>) => {
+    tracing!.end(messageSpan!, exit)
+    messageSpan = undefined
   }
   // Records a message handled; true when the connection reached maxMessagesPerConnection.
   const endMessage = (): boolean => {
     env.callbackDuration.observe((performance.now() - started) / 1000)
+    if (messageSpan !== undefined) endMessageSpan(Exit.void)
     served++
     return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
   }
@@ -171,6 +193,7 @@ export const serve = (
         sync(connection, step, step.length)
       } catch (defect) {
         thrown = defect
+        if (messageSpan !== undefined) endMessageSpan(Exit.die(defect))
         return finish(THROWN)
       }
       if (endMessage()) return finish("message limit")
@@ -211,6 +234,7 @@ export const serve = (
     if (closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
     closing = true
     env.callbackDuration.observe((performance.now() - started) / 1000)
+    if (messageSpan !== undefined) endMessageSpan(Exit.failCause(cause))
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
     // A write that failed because the peer went away is the peer closing, not
@@ -221,6 +245,7 @@ export const serve = (
       if (transport.ended) return close("peer closed")
     }
     counters.callbackFailures++
+    session.closeReason = "callback failed"
     transport.close()
     return Effect.logWarning("callback failed; closing its connection", cause).pipe(
       Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
@@ -246,7 +271,12 @@ export const serve = (
     }
     beginMessage(step)
     try {
-      return env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
+      const effect = env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
+      // The callback's own spans nest under the message's. (Not with
+      // `Effect.withParentSpan`, which captures a stack trace per call.)
+      return messageSpan === undefined || env.sync !== undefined
+        ? effect
+        : Effect.provideService(effect, Tracer.ParentSpan, messageSpan)
     } catch (defect) {
       return Effect.die(defect)
     }

@@ -10,12 +10,14 @@ import type * as Fiber from "effect/Fiber"
 import type * as Pool from "effect/Pool"
 import type * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import type { Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback, SyncCallback } from "../PoolManager.ts"
 import type { Admission } from "./admission.ts"
 import type { Counters } from "./counters.ts"
 import type { DurationHistogram } from "./histogram.ts"
+import type { Tracing } from "./tracing.ts"
 
 /**
  * A worker: an item of the scoped `Pool`, lent to one connection at a time.
@@ -43,6 +45,13 @@ export interface ServedConnection {
   fiber: Fiber.Fiber<void> | undefined
   /** Set while `put` waits for the worker being spawned for it. */
   onLeased: ((leased: boolean) => void) | undefined
+  /** Its `pool.connection` span, when tracing. */
+  readonly span: Tracer.Span | undefined
+  /** Messages handed to the callback, and their bytes (for its span). */
+  messages: number
+  bytesRead: number
+  /** Why it closed, once it did (for its span). */
+  closeReason: string | undefined
 }
 
 /** One running period of the manager, from `start` to the end of `stop`. */
@@ -66,10 +75,14 @@ export interface ManagerState {
   /** Set for a `syncCallback`: run in the transport's event, without resuming the connection's fiber. */
   readonly sync: SyncCallback["run"] | undefined
   /** The context `make` ran in, minus its Scope: connections run their callbacks with it. */
-  readonly context: Context.Context<unknown>
+  readonly context: Context.Context<never>
   /** Completed (and replaced) on every `setConfig`, to wake the reaper. */
   configChanged: Deferred.Deferred<void>
   running: Running | undefined
   nextWorkerId: number
   readonly callbackDuration: DurationHistogram
+  /** Time waited in the admission queue by each put that queued, admitted or not. */
+  readonly queueWait: DurationHistogram
+  /** Set when a tracer is installed: decided once, by `make`. */
+  readonly tracing: Tracing | undefined
 }

@@ -11,10 +11,13 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect, Option } from "effect"
-import type { NodeCliConfig } from "../../src/index.ts"
+import { NodeCliConfig } from "../../src/index.ts"
 
 /** The `pool-manager` executable. */
 export const bin = fileURLToPath(new URL("../../bin/pool-manager.ts", import.meta.url))
+
+/** The command with a callback that logs and answers inside its own span (see `fixtures/traced-server.ts`). */
+export const tracedServer = fileURLToPath(new URL("../fixtures/traced-server.ts", import.meta.url))
 
 /** The command with a slow callback for messages starting with `SLOW` (see `fixtures/slow-server.ts`). */
 export const slowServer = fileURLToPath(new URL("../fixtures/slow-server.ts", import.meta.url))
@@ -184,35 +187,6 @@ export const total = (samples: ReadonlyArray<Sample>, name: string, labels: Reco
   select(samples, name, labels).reduce((sum, sample) => sum + sample.value, 0)
 
 /** Settings with no flag given, to build on in tests of `NodeCliConfig.makeConfig`. */
-export const noFlags: NodeCliConfig.Settings = {
-  host: Option.none(),
-  port: Option.none(),
-  path: Option.none(),
-  minWorkers: Option.none(),
-  maxWorkers: Option.none(),
-  bufferSize: Option.none(),
-  clientsDeadline: Option.none(),
-  idleWorkerTimeout: Option.none(),
-  maxMessageBytes: Option.none(),
-  drainTimeout: Option.none(),
-  admissionPolicy: Option.none(),
-  queueSize: Option.none(),
-  queueTimeout: Option.none(),
-  maxConnectionsPerAddress: Option.none(),
-  maxMessagesPerConnection: Option.none(),
-  busyReply: Option.none(),
-  debug: Option.none(),
-  tlsKey: Option.none(),
-  tlsCert: Option.none(),
-  config: Option.none(),
-  metricsPort: Option.none(),
-  metricsHost: Option.none(),
-  logFormat: Option.none(),
-  processes: Option.none(),
-  clusterMode: Option.none(),
-  proxyProtocol: Option.none(),
-  trustedProxies: Option.none(),
-  shutdownDelay: Option.none(),
-  agentPort: Option.none(),
-  agentHost: Option.none()
-}
+export const noFlags = Object.fromEntries(
+  Object.keys(NodeCliConfig.flags()).map((key) => [key, Option.none()])
+) as unknown as NodeCliConfig.Settings

@@ -86,3 +86,21 @@ export const portOf = (address: { readonly _tag: string; readonly port?: number 
   if (address.port === undefined) throw new Error(`not a TCP address: ${address._tag}`)
   return address.port
 }
+
+/**
+ * Fills a pool of `workers` on 127.0.0.1:`port` with connections that each got
+ * an `OK` (so each holds a worker until the test's scope closes), then opens
+ * one more and waits until the full pool closed it; returns that refused one.
+ */
+export const fillPool = (port: number, workers: number) =>
+  Effect.gen(function* () {
+    for (let i = 0; i < workers; i++) {
+      const client = yield* connect(port)
+      yield* client.send("HI!")
+      const reply = yield* client.receive(2)
+      if (reply !== "OK") return yield* Effect.fail(new Error(`connection ${i + 1} was answered ${reply}`))
+    }
+    const refused = yield* connect(port)
+    yield* refused.closed()
+    return refused
+  })
