@@ -45,6 +45,16 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
   pool: { file: join(buildDir, "pool.js"), about: "NodeTcpServer + PoolManager, an Effect callback" },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },
+  "pool-traced": {
+    file: join(buildDir, "pool.js"),
+    args: ["--trace=connection"],
+    about: "the pool server with a tracer installed: a pool.connection span per connection"
+  },
+  "pool-traced-messages": {
+    file: join(buildDir, "pool.js"),
+    args: ["--trace=message"],
+    about: "the same with messageSpanSampleRate 1: a pool.message span per message too"
+  },
   "pool-cluster-reuseport": {
     file: join(buildDir, "pool-cluster.js"),
     args: ["reuseport"],

@@ -5,6 +5,12 @@
  * interrupts the main fiber; releasing the layers closes the listener, then
  * stops the pool) after printing `accepted <n>` on stderr. In a worker of
  * `NodeCluster` (pool-cluster.ts) the listener follows the cluster's mode.
+ *
+ * `--trace=connection` installs a tracer, so the pool makes a `pool.connection`
+ * span per connection (and `pool.put` spans); `--trace=message` also samples
+ * every message (`messageSpanSampleRate: 1`). The tracer keeps Effect's own
+ * span objects and drops them when they end: what is measured is the pool's
+ * tracing, not an exporter's.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as PoolManager from "@pool-manager/core/PoolManager"
@@ -14,12 +20,19 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
+import * as Tracer from "effect/Tracer"
 
 /** `--echo`: answer each message with itself (the sweep's echo protocol). */
 export const echo: boolean = process.argv.includes("--echo")
 
+const trace = process.argv.find((arg) => arg.startsWith("--trace="))?.slice("--trace=".length)
+const droppingTracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
+
 export const runPoolServer = (callback: PoolManager.Callback<unknown> | PoolManager.SyncCallback): void => {
-  const Pool = PoolManager.layer({ maxWorkersCount: 0, minWorkersCount: 0 }, callback)
+  const Pool = PoolManager.layer(
+    { maxWorkersCount: 0, minWorkersCount: 0, messageSpanSampleRate: trace === "message" ? 1 : 0 },
+    callback
+  ).pipe(trace === undefined ? (layer) => layer : Layer.provide(Layer.succeed(Tracer.Tracer, droppingTracer)))
   const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(Layer.provide(Pool))
 
   const main = Effect.gen(function* () {
