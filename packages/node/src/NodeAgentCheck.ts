@@ -20,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import type * as Scope from "effect/Scope"
+import { listen } from "./internal/listen.ts"
 import { ListenError } from "./NodeTcpServer.ts"
 
 /**
@@ -107,19 +108,8 @@ export const make = (options: Options): Effect.Effect<NodeAgentCheck["Service"],
       const state = Effect.runSyncWith(context)(options.state)
       socket.end(reply(state))
     }
-    const server = yield* Effect.acquireRelease(
-      Effect.callback<Net.Server, ListenError>((resume) => {
-        const server = Net.createServer(onConnection)
-        const onError = (cause: Error) =>
-          resume(Effect.fail(new ListenError({ address: `${host}:${options.port}`, cause })))
-        server.once("error", onError)
-        server.listen({ host, port: options.port }, () => {
-          server.off("error", onError)
-          server.on("error", () => {})
-          resume(Effect.succeed(server))
-        })
-      }),
-      (server) => Effect.sync(() => server.close())
+    const server = yield* listen(Net.createServer(onConnection), { host, port: options.port }).pipe(
+      Effect.mapError((cause) => new ListenError({ address: `${host}:${options.port}`, cause }))
     )
     const address = server.address() as Net.AddressInfo
     return NodeAgentCheck.of({ address: NetAddress.inetAddressFromIpStringUnsafe(address.address, address.port) })

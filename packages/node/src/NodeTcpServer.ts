@@ -36,6 +36,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
+import { listen } from "./internal/listen.ts"
 import * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 
@@ -241,39 +242,27 @@ export const make = (
           }
     const listensTls = tls !== undefined && gate === undefined
 
-    const server = yield* Effect.acquireRelease(
-      Effect.callback<Net.Server, ListenError>((resume) => {
-        // allowHalfOpen: a client that sends its last message and half-closes
-        // still gets the reply; the connection closes the socket itself.
-        const server = !listensTls
-          ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-          : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
-              "tlsClientError",
-              (_error, socket) => socket.destroy()
-            )
-        const onError = (cause: Error) => resume(Effect.fail(new ListenError({ address: describe(options), cause })))
-        server.once("error", onError)
-        server.on(listensTls ? "secureConnection" : "connection", onConnection)
-        // A NodeCluster worker in the reuseport mode binds the port itself, on the first worker's port.
-        const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
-        const listenOptions: Net.ListenOptions =
-          options.path !== undefined
-            ? { path: options.path }
-            : { host: options.host ?? "127.0.0.1", port: clustered?.port ?? options.port ?? 6263 }
-        if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
-        if (clustered !== undefined || options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
-        server.listen(listenOptions, () => {
-          server.off("error", onError)
-          const bound = server.address()
-          if (clustered !== undefined && bound !== null && typeof bound !== "string") ClusterWorker.announce(bound)
-          // After listening, an error (e.g. EMFILE on accept) must not crash
-          // the process: Node retries accepting by itself.
-          server.on("error", () => {})
-          resume(Effect.succeed(server))
-        })
-      }),
-      (server) => Effect.sync(() => server.close())
-    )
+    // allowHalfOpen: a client that sends its last message and half-closes
+    // still gets the reply; the connection closes the socket itself.
+    const listener = !listensTls
+      ? Net.createServer({ allowHalfOpen: true, noDelay: true })
+      : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
+          "tlsClientError",
+          (_error, socket) => socket.destroy()
+        )
+    listener.on(listensTls ? "secureConnection" : "connection", onConnection)
+    // A NodeCluster worker in the reuseport mode binds the port itself, on the first worker's port.
+    const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
+    const listenOptions: Net.ListenOptions =
+      options.path !== undefined
+        ? { path: options.path }
+        : { host: options.host ?? "127.0.0.1", port: clustered?.port ?? options.port ?? 6263 }
+    if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
+    if (clustered !== undefined || options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
+    const server = yield* listen(listener, listenOptions, (bound) => {
+      const address = bound.address()
+      if (clustered !== undefined && address !== null && typeof address !== "string") ClusterWorker.announce(address)
+    }).pipe(Effect.mapError((cause) => new ListenError({ address: describe(options), cause })))
     const address = toSocketAddress(server.address(), options)
     let draining = false
     // Added after the listener, so it runs before the listener closes.
