@@ -18,6 +18,9 @@
  */
 
 import type * as Net from "node:net"
+// Imported rather than read from the global object, where Node defines it as an
+// accessor that costs a slow lookup on every call (this is the message path).
+import { performance } from "node:perf_hooks"
 import * as Connection from "@pool-manager/core/Connection"
 import type * as PoolError from "@pool-manager/core/PoolError"
 
@@ -79,6 +82,8 @@ function onClose(this: Owned) {
 class SocketTransport implements Connection.Transport {
   readonly socket: Owned
   readonly lingerMillis: number
+  // The socket's readableHighWaterMark (a getter), read once: push tests it per chunk.
+  readonly highWaterMark: number
   // Why no more bytes can come, once they can't. The error itself, and the
   // peer's address (a getpeername call), are built on first use: most
   // connections end without anybody asking for them.
@@ -126,6 +131,7 @@ class SocketTransport implements Connection.Transport {
       this.host = client.remoteHost
     }
     this.lingerMillis = options?.lingerMillis ?? 5000
+    this.highWaterMark = socket.readableHighWaterMark
     socket.on("data", onData)
     socket.on("end", onEnd)
     socket.on("error", onError)
@@ -185,7 +191,7 @@ class SocketTransport implements Connection.Transport {
     this.queued += chunk.length
     this.wake("readable")
     // Nobody took them: stop reading past the high-water mark until somebody waits again.
-    if (this.queued >= this.socket.readableHighWaterMark && !this.paused) {
+    if (this.queued >= this.highWaterMark && !this.paused) {
       this.paused = true
       this.socket.pause()
     }

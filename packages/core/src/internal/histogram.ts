@@ -18,19 +18,18 @@ export interface DurationHistogram {
 
 export const makeDurationHistogram = (): DurationHistogram => {
   const counts = new Float64Array(durationBoundaries.length + 1)
-  let count = 0
-  let sum = 0
-  let min = Number.MAX_VALUE
-  let max = -Number.MAX_VALUE
+  // count, sum, min, max: numbers kept in a typed array are stored in place,
+  // where a closure's `let sum` would box a new number on every observation.
+  const totals = Float64Array.of(0, 0, Number.MAX_VALUE, -Number.MAX_VALUE)
   return {
     observe(seconds) {
       let i = 0
       while (i < durationBoundaries.length && seconds > durationBoundaries[i]!) i++
       counts[i]!++
-      count++
-      sum += seconds
-      if (seconds < min) min = seconds
-      if (seconds > max) max = seconds
+      totals[0]!++
+      totals[1]! += seconds
+      if (seconds < totals[2]!) totals[2] = seconds
+      if (seconds > totals[3]!) totals[3] = seconds
     },
     state() {
       let cumulative = 0
@@ -38,7 +37,7 @@ export const makeDurationHistogram = (): DurationHistogram => {
         cumulative += counts[i]!
         return [boundary, cumulative]
       })
-      return { buckets, count, sum, min, max }
+      return { buckets, count: totals[0]!, sum: totals[1]!, min: totals[2]!, max: totals[3]! }
     }
   }
 }

@@ -162,6 +162,7 @@ export const make = <E, R>(
         span,
         messages: 0,
         bytesRead: 0,
+        callbackStarted: 0,
         closeReason: undefined
       }
       // Registered before the worker is borrowed, so a stop that begins while a

@@ -20,8 +20,15 @@ import { concat } from "./bytes.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
 
+// Node defines `performance` as an accessor of the global object, so naming it
+// costs a slow global lookup on every call (measured on the message path):
+// read it once.
+const clock: { now(): number } = globalThis.performance
+
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
+
+const pollRoom = (config: ManagerConfig): number => Math.max(config.bufferSize, config.maxMessageBytes + 1)
 
 /** Why a session closed its connection, for counters and debug logs. */
 export type CloseReason =
@@ -59,8 +66,7 @@ export const serve = (
   let deadline = deadlineMillis(config)
   transport.writeTimeoutMillis = deadline
   let served = 0
-  let started = 0
-  let pending: ((resumed: Effect.Effect<void>) => void) | undefined
+  let pending: ((resumed: Effect.Effect<unknown, unknown>) => void) | undefined
   // The step a wait ended with, handed over beside the resumption rather than
   // inside it, so resuming allocates nothing.
   let ready: Step = "stopping"
@@ -108,22 +114,32 @@ export const serve = (
       : Effect.void
   }
 
-  // Frames one message starting with `first` (the Go original's rule: keep reading
-  // while each read filled bufferSize), but never waits for a continuation
-  // that has not arrived: an exact multiple of bufferSize is delivered as is.
+  // The most one poll may take: a whole message over maxMessageBytes is never
+  // needed, one byte past it shows that it is too large.
+  let room = pollRoom(config)
+
+  // Frames one message starting with `first` (the Go original's rule: keep
+  // reading while each read filled bufferSize), but never waits for a
+  // continuation that has not arrived: an exact multiple of bufferSize is
+  // delivered as is. Polls take whole chunks, not bufferSize at a time: Go's
+  // reads of a chunk would all fill the buffer but the last, which ends the
+  // message unless the chunk's length is a multiple of bufferSize, so a chunk
+  // is one message or the start of one, and a large message is not cut into
+  // pieces to be copied back together.
   const frame = (first: Uint8Array): Step => {
     const bufferSize = config.bufferSize
+    const max = config.maxMessageBytes
     let total = first.length
-    if (total < bufferSize) return total > config.maxMessageBytes ? "message too large" : first
+    if (total % bufferSize !== 0 || total === 0) return total > max ? "message too large" : first
     const chunks = [first]
-    while (total <= config.maxMessageBytes) {
-      const chunk = transport.poll(bufferSize)
+    while (total <= max) {
+      const chunk = transport.poll(Math.max(bufferSize, max + 1 - total))
       if (chunk === undefined) break
       chunks.push(chunk)
       total += chunk.length
-      if (chunk.length < bufferSize) break
+      if (chunk.length % bufferSize !== 0 || chunk.length === 0) break
     }
-    return total > config.maxMessageBytes ? "message too large" : concat(chunks, total)
+    return total > max ? "message too large" : concat(chunks, total)
   }
 
   // What the connection offers without waiting: a message, a reason to close,
@@ -135,8 +151,9 @@ export const serve = (
       config = current
       deadline = deadlineMillis(current)
       transport.writeTimeoutMillis = deadline
+      room = pollRoom(current)
     }
-    const first = transport.poll(config.bufferSize)
+    const first = transport.poll(room)
     if (first !== undefined) return frame(first)
     if (transport.ended) return "peer closed"
     if (run.stopping) return "stopping"
@@ -150,7 +167,7 @@ export const serve = (
     session.messages++
     session.bytesRead += message.length
     if (connectionSpan !== undefined) sampleMessage(message.length)
-    started = performance.now()
+    session.callbackStarted = clock.now()
   }
   const sampleMessage = (length: number) => {
     const rate = config.messageSpanSampleRate
@@ -163,7 +180,7 @@ export const serve = (
   }
   // Records a message handled; true when the connection reached maxMessagesPerConnection.
   const endMessage = (): boolean => {
-    env.callbackDuration.observe((performance.now() - started) / 1000)
+    env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
     if (messageSpan !== undefined) endMessageSpan(Exit.void)
     served++
     return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
@@ -175,7 +192,7 @@ export const serve = (
     cancelWait = undefined
     session.wake = undefined
     ready = step
-    resume(Effect.void)
+    resume(handled)
   }
 
   const onReady = (event: ReadyEvent) => {
@@ -210,11 +227,11 @@ export const serve = (
 
   // One callback per message that resolves with the message, or with why the
   // connection ends: bytes, end of stream, deadline or stop.
-  const nextStep = Effect.callback<void>((resume) => {
+  const nextStep = Effect.callback<unknown, unknown>((resume) => {
     const step = take()
     if (step !== undefined) {
       ready = step
-      return resume(Effect.void)
+      return resume(handled)
     }
     pending = resume
     session.wake = wake
@@ -225,15 +242,17 @@ export const serve = (
     // saves a finalizer per message.
   })
 
-  // The loop is built once: `step` waits, then `handle` returns the callback's
-  // effect (or a close), and `handlers` decide whether to go round again. A
-  // message costs no control-flow objects of its own.
+  // The loop is built once: `nextStep` waits, then resumes with `handled`,
+  // which runs the callback's effect (or a close), and the handlers of
+  // `matchCauseEffect` decide whether to go round again. A message costs no
+  // control-flow objects of its own, and the fewest steps of Effect's run loop
+  // (resuming straight into `handled`, not into a `flatMap`, measurably helps).
   let closing = false
 
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
     if (closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
     closing = true
-    env.callbackDuration.observe((performance.now() - started) / 1000)
+    env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
     if (messageSpan !== undefined) endMessageSpan(Exit.failCause(cause))
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
@@ -262,7 +281,7 @@ export const serve = (
     return loop
   }
 
-  const handle = (_: void): Effect.Effect<unknown, unknown> => {
+  const handle = (): Effect.Effect<unknown, unknown> => {
     const step = ready
     if (step === THROWN) return Effect.die(thrown) // already counted
     if (typeof step === "string") {
@@ -282,7 +301,10 @@ export const serve = (
     }
   }
 
-  const loop: Effect.Effect<void> = Effect.matchCauseEffect(Effect.flatMap(nextStep, handle), {
+  // Run inside the fiber, not by the resumer: a message is only taken up by a
+  // fiber that is still running it (a late resume of an interrupted one is ignored).
+  const handled = Effect.suspend(handle)
+  const loop: Effect.Effect<void> = Effect.matchCauseEffect(nextStep, {
     onFailure: onCallbackFailure,
     onSuccess: onCallbackSuccess
   })

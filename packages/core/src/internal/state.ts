@@ -50,6 +50,12 @@ export interface ServedConnection {
   /** Messages handed to the callback, and their bytes (for its span). */
   messages: number
   bytesRead: number
+  /**
+   * When its current message's callback started (\`performance.now()\`). A field
+   * of an object stores the number in place, where a \`let\` in the serve loop's
+   * closure would box a new number on every message.
+   */
+  callbackStarted: number
   /** Why it closed, once it did (for its span). */
   closeReason: string | undefined
 }
