@@ -276,7 +276,14 @@ describe("PoolManager messages", () => {
       yield* early.send("ef")
       yield* manager.put(connection)
       assert.strictEqual(yield* early.receiveText, "OK:abcdef")
-      assert.deepStrictEqual(seen, ["ab", "abcdefghij", "abcdef"])
+      // 6 + 2 bytes buffered: the read of 2 after 4 ends the first message
+      const { client: late, connection: second } = yield* MemoryConnection.make()
+      yield* late.send("uvwxyz")
+      yield* late.send("12")
+      yield* manager.put(second)
+      assert.strictEqual(yield* late.receiveText, "OK:uvwxyz")
+      assert.strictEqual(yield* late.receiveText, "OK:12")
+      assert.deepStrictEqual(seen, ["ab", "abcdefghij", "abcdef", "uvwxyz", "12"])
     })
   )
 
