@@ -66,7 +66,10 @@ const field = <S extends Schema.Top>(schema: S, fallback: S["Type"]): Field<S> =
 const fields = {
   /** Log the Go original's events (put, spawn, reap, stop) at Debug level. */
   debug: field(Schema.Boolean, false),
-  /** Largest chunk read from a connection at once, in bytes; also the framing unit (`0` in an input: the default). */
+  /**
+   * The framing unit, in bytes (the Go original's read buffer): a message ends with the first read that
+   * does not fill it (`0` in an input: the default).
+   */
   bufferSize: field(Count, 5120),
   /** Workers kept alive while running, even when idle. */
   minWorkersCount: field(Count, 0),

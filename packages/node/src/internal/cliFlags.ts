@@ -107,7 +107,7 @@ export const poolFlags: { readonly [K in keyof ManagerConfig.ManagerConfig]: Poo
     countFlag(name, Count, "Most connections served at once; 0 = unlimited", fallback)
   ),
   bufferSize: poolFlag<"bufferSize">("buffer-size", (name, fallback) =>
-    countFlag(name, Count, "Read buffer size in bytes; 0 = 5120", fallback)
+    countFlag(name, Count, "Framing unit in bytes: a read that does not fill it ends a message; 0 = 5120", fallback)
   ),
   clientsDeadline: poolFlag<"clientsDeadline">("clients-deadline", (name, fallback) =>
     durationFlag(name, "Close a connection silent, or not reading its replies, this long; 0 = 3s", fallback)
