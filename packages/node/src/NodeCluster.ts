@@ -36,9 +36,9 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Scrapes from "./internal/clusterScrape.ts"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
@@ -101,19 +101,6 @@ export class ClusterError extends Schema.TaggedError<ClusterError>()("ClusterErr
   }
 }
 
-const scrapeRequest = "pool-manager:scrape"
-const scrapeReply = "pool-manager:scrape-reply"
-
-interface ScrapeReply {
-  readonly type: typeof scrapeReply
-  readonly id: number
-  readonly metrics: string
-  readonly running: boolean
-}
-
-const isScrapeReply = (message: unknown): message is ScrapeReply =>
-  typeof message === "object" && message !== null && (message as { type?: unknown }).type === scrapeReply
-
 /**
  * In a worker: until the scope closes, answers the primary's scrape requests
  * with this process's metrics (`PrometheusMetrics.format` in the current
@@ -122,31 +109,8 @@ const isScrapeReply = (message: unknown): message is ScrapeReply =>
  * @category workers
  * @since 0.1.0
  */
-export const answerScrapes = (running: Effect.Effect<boolean>): Effect.Effect<void, never, Scope.Scope> =>
-  Effect.gen(function* () {
-    const context = yield* Effect.context<never>()
-    const onMessage = (message: unknown) => {
-      const request = message as { type?: unknown; id?: unknown } | null
-      if (request?.type !== scrapeRequest || typeof request.id !== "number") return
-      const id = request.id
-      Effect.runForkWith(context)(
-        Effect.gen(function* () {
-          const reply: ScrapeReply = {
-            type: scrapeReply,
-            id,
-            metrics: yield* PrometheusMetrics.format(),
-            running: yield* running
-          }
-          // The primary may be gone already; there is nobody to tell then.
-          yield* Effect.sync(() => process.send?.(reply, undefined, {}, () => {}))
-        })
-      )
-    }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => process.on("message", onMessage)),
-      () => Effect.sync(() => process.off("message", onMessage))
-    )
-  })
+export const answerScrapes: (running: Effect.Effect<boolean>) => Effect.Effect<void, never, Scope.Scope> =
+  Scrapes.answer
 
 /**
  * One worker's answer to a scrape.
@@ -161,8 +125,6 @@ export interface Scrape {
   readonly running: boolean
 }
 
-const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?$/
-
 /**
  * Merges the Prometheus texts of several processes into one: every sample
  * gets a `process="<n>"` label, and the samples of a family stay together
@@ -172,38 +134,7 @@ const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(\s+\S+)?$/
  * @category metrics
  * @since 0.1.0
  */
-export const aggregate = (scrapes: ReadonlyArray<Omit<Scrape, "running">>): string => {
-  const families = new Map<string, { header: Array<string>; samples: Array<string> }>()
-  const family = (name: string) => {
-    let found = families.get(name)
-    if (found === undefined) {
-      found = { header: [], samples: [] }
-      families.set(name, found)
-    }
-    return found
-  }
-  for (const scrape of scrapes) {
-    let current: string | undefined
-    for (const line of scrape.metrics.split("\n")) {
-      const comment = /^# (HELP|TYPE) (\S+)/.exec(line)
-      if (comment !== null) {
-        current = comment[2]!
-        const header = family(current).header
-        if (!header.some((seen) => seen.startsWith(`# ${comment[1]} `))) header.push(line)
-        continue
-      }
-      const match = sample.exec(line)
-      if (match === null) continue
-      const [, name, labels, value, timestamp] = match
-      const label = `process="${scrape.process}"`
-      const merged = labels === undefined || labels === "{}" ? `{${label}}` : `{${label},${labels.slice(1)}`
-      family(current ?? name!).samples.push(`${name}${merged} ${value}${timestamp ?? ""}`)
-    }
-  }
-  const lines: Array<string> = []
-  for (const { header, samples } of families.values()) lines.push(...header, ...samples)
-  return lines.length === 0 ? "" : `${lines.join("\n")}\n`
-}
+export const aggregate: (scrapes: ReadonlyArray<Omit<Scrape, "running">>) => string = Scrapes.aggregate
 
 /**
  * Options for `runPrimary`.
@@ -234,25 +165,6 @@ export interface PrimaryOptions {
    */
   readonly onListening?: ((address: Net.AddressInfo | string, mode: Mode) => Effect.Effect<void>) | undefined
 }
-
-let nextScrapeId = 0
-
-const ask = (worker: Worker, number: number): Effect.Effect<Option.Option<Scrape>> =>
-  Effect.callback<Option.Option<Scrape>>((resume) => {
-    const id = nextScrapeId++
-    const onMessage = (message: unknown) => {
-      if (!isScrapeReply(message) || message.id !== id) return
-      worker.off("message", onMessage)
-      resume(Effect.succeedSome({ process: number, metrics: message.metrics, running: message.running }))
-    }
-    worker.on("message", onMessage)
-    if (!worker.isConnected()) resume(Effect.succeedNone)
-    else worker.send({ type: scrapeRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
-    return Effect.sync(() => worker.off("message", onMessage))
-  }).pipe(
-    Effect.timeoutOption("2 seconds"),
-    Effect.map((answer) => Option.flatten(answer))
-  )
 
 /**
  * Runs the primary process until interrupted: forks the workers, serves the
@@ -294,7 +206,9 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
     let failures = 0
 
     const scrapeAll = Effect.suspend(() =>
-      Effect.forEach(Array.from(workers), ([number, worker]) => ask(worker, number), { concurrency: "unbounded" })
+      Effect.forEach(Array.from(workers), ([number, worker]) => Scrapes.ask(worker, number), {
+        concurrency: "unbounded"
+      })
     ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
 
     // Started first so it is closed last: /healthz says 503 while the workers drain.
