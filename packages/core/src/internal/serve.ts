@@ -245,8 +245,8 @@ export const serve = (
   // The loop is built once: `nextStep` waits, then resumes with `handled`,
   // which runs the callback's effect (or a close), and the handlers of
   // `matchCauseEffect` decide whether to go round again. A message costs no
-  // control-flow objects of its own, and the fewest steps of Effect's run loop
-  // (resuming straight into `handled`, not into a `flatMap`, measurably helps).
+  // control-flow objects of its own, and resuming straight into `handled`
+  // takes one step of Effect's run loop fewer than a `flatMap` after the wait.
   let closing = false
 
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
