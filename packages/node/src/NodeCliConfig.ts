@@ -8,15 +8,14 @@
  */
 import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import type * as PoolError from "@pool-manager/core/PoolError"
-import * as Flag from "effect/cli/Flag"
+import type * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
-import * as Schema from "effect/Schema"
 import * as Flags from "./internal/cliFlags.ts"
-import * as NodeCluster from "./NodeCluster.ts"
-import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
+import * as ServerFlags from "./internal/serverFlags.ts"
+import type * as NodeCluster from "./NodeCluster.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 
 /**
@@ -39,30 +38,7 @@ export type LogFormat = "text" | "json"
  * @since 0.1.0
  */
 export type Defaults = ManagerConfig.Input & {
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly path?: string | undefined
-  readonly busyReply?: string | undefined
-  /** Port of the metrics endpoint; left out, there is none unless `--metrics-port` is given. */
-  readonly metricsPort?: number | undefined
-  readonly metricsHost?: string | undefined
-  readonly logFormat?: LogFormat | undefined
-  readonly processes?: number | undefined
-  /** How the processes share the port (default `auto`, see `NodeCluster.Mode`). */
-  readonly clusterMode?: NodeCluster.Mode | "auto" | undefined
-  /** Read a PROXY protocol header (v1 or v2) before each connection (default false). */
-  readonly proxyProtocol?: boolean | undefined
-  /** Who may send that header, as addresses or CIDRs (default loopback). */
-  readonly trustedProxies?: ReadonlyArray<string> | undefined
-  /** On SIGINT/SIGTERM, fail /healthz but keep accepting this long before the drain (default 0). */
-  readonly shutdownDelay?: Duration.Input | undefined
-  /** Port of the HAProxy agent-check endpoint; left out, there is none unless `--agent-port` is given. */
-  readonly agentPort?: number | undefined
-  readonly agentHost?: string | undefined
-  /** Base URL of an OTLP/HTTP collector to export traces and metrics to; left out, nothing is exported. */
-  readonly otlpEndpoint?: string | undefined
-  /** The `service.name` of the exported telemetry (default: the command's name). */
-  readonly serviceName?: string | undefined
+  readonly [K in keyof ServerFlags.Table as ServerFlags.InDefaults<K>]?: ServerFlags.DefaultOf<K> | undefined
 }
 
 /**
@@ -73,25 +49,7 @@ export type Defaults = ManagerConfig.Input & {
  * @since 0.1.0
  */
 export type Settings = PoolSettings & {
-  readonly host: Option.Option<string>
-  readonly port: Option.Option<number>
-  readonly path: Option.Option<string>
-  readonly busyReply: Option.Option<string>
-  readonly tlsKey: Option.Option<string>
-  readonly tlsCert: Option.Option<string>
-  readonly config: Option.Option<string>
-  readonly metricsPort: Option.Option<number>
-  readonly metricsHost: Option.Option<string>
-  readonly logFormat: Option.Option<LogFormat>
-  readonly processes: Option.Option<number>
-  readonly clusterMode: Option.Option<NodeCluster.Mode | "auto">
-  readonly proxyProtocol: Option.Option<boolean>
-  readonly trustedProxies: Option.Option<ReadonlyArray<string>>
-  readonly shutdownDelay: Option.Option<Duration.Duration>
-  readonly agentPort: Option.Option<number>
-  readonly agentHost: Option.Option<string>
-  readonly otlpEndpoint: Option.Option<string>
-  readonly serviceName: Option.Option<string>
+  readonly [K in keyof ServerFlags.Table]: Option.Option<ServerFlags.SettingOf<K>>
 }
 
 /**
@@ -147,46 +105,14 @@ export interface ServerConfig {
  */
 export const parseDuration: (text: string) => Option.Option<Duration.Duration> = Flags.parseDuration
 
-const resolve = (defaults: Defaults) => {
-  const {
-    host,
-    port,
-    path,
-    busyReply,
-    metricsPort,
-    metricsHost,
-    logFormat,
-    processes,
-    clusterMode,
-    proxyProtocol,
-    trustedProxies,
-    shutdownDelay,
-    agentPort,
-    agentHost,
-    otlpEndpoint,
-    serviceName,
-    ...input
-  } = defaults
-  return Effect.map(ManagerConfig.make(input), (manager) => ({
-    manager,
-    host: host ?? "127.0.0.1",
-    port: port ?? 6263,
-    path,
-    busyReply: busyReply ?? "ERROR_SERVER_BUSY",
-    metricsPort,
-    metricsHost: metricsHost ?? "127.0.0.1",
-    logFormat: logFormat ?? ("text" as LogFormat),
-    processes: processes ?? 1,
-    clusterMode: clusterMode ?? ("auto" as NodeCluster.Mode | "auto"),
-    proxyProtocol: proxyProtocol ?? false,
-    trustedProxies: trustedProxies ?? NodeProxyProtocol.defaultTrustedProxies,
-    shutdownDelay: Duration.fromInputUnsafe(shutdownDelay ?? 0),
-    agentPort,
-    agentHost: agentHost ?? "127.0.0.1",
-    otlpEndpoint,
-    serviceName
-  }))
-}
+// The defaults with the library's filled in: the pool's validated, the server's from its table.
+const resolve = (defaults: Defaults) =>
+  Effect.map(
+    ManagerConfig.make(
+      Object.fromEntries(Object.entries(defaults).filter(([key]) => !ServerFlags.isField(key))) as ManagerConfig.Input
+    ),
+    (manager) => ({ manager, ...ServerFlags.resolveDefaults(defaults) })
+  )
 
 /**
  * The server's flags, each optional, with its default from `defaults` shown
@@ -220,107 +146,7 @@ const resolve = (defaults: Defaults) => {
  */
 export const flags = (defaults: Defaults = {}): { readonly [K in keyof Settings]: Flag.Flag<Settings[K]> } => {
   const base = Effect.runSync(resolve(defaults))
-  return {
-    ...Flags.makePoolFlags(base.manager),
-    host: Flags.described(Flag.String("host").pipe(Flag.withSchema(Flags.Host)), "Interface to listen on", base.host),
-    port: Flags.described(
-      Flag.Int("port").pipe(Flag.withSchema(Flags.Port)),
-      "TCP port; 0 picks a free one",
-      base.port
-    ),
-    path: Flags.textFlag("path", "file", "Unix socket to listen on instead of host and port", base.path ?? "none"),
-    busyReply: Flags.textFlag(
-      "busy-reply",
-      "text",
-      "Reply to a client refused while all workers are busy",
-      base.busyReply
-    ),
-    tlsKey: Flags.fileFlag("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
-    tlsCert: Flags.fileFlag("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
-    config: Flags.fileFlag("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
-    metricsPort: Flags.portFlag(
-      "metrics-port",
-      "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one",
-      base.metricsPort
-    ),
-    metricsHost: Flags.hostFlag("metrics-host", "Interface of the metrics endpoint", base.metricsHost),
-    logFormat: Flags.described(
-      Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withMetavar("text|json")),
-      "Log lines as text or JSON",
-      base.logFormat
-    ),
-    processes: Flags.countFlag(
-      "processes",
-      Flags.Size,
-      "Server processes sharing the port (node:cluster)",
-      base.processes
-    ),
-    clusterMode: Flags.described(
-      Flag.Literals("cluster-mode", NodeCluster.modes).pipe(Flag.withMetavar(NodeCluster.modes.join("|"))),
-      "With --processes: each process binds the port (reuseport; the kernel spreads connections) or the " +
-        `primary accepts and hands connections over (handoff); auto = ${NodeCluster.defaultMode()} here, handoff for --path`,
-      base.clusterMode
-    ),
-    proxyProtocol: Flags.described(
-      Flag.Boolean("proxy-protocol"),
-      "Read a PROXY protocol v1/v2 header from each connection (before TLS) and use the client it names",
-      base.proxyProtocol
-    ),
-    trustedProxies: Flags.parsedFlag(
-      "trusted-proxies",
-      "cidr,...",
-      parseList,
-      "addresses or CIDRs separated by commas, such as 10.0.0.0/8,::1",
-      "Peers allowed to send a PROXY protocol header; others are closed",
-      base.trustedProxies.join(",")
-    ),
-    shutdownDelay: Flags.durationFlag(
-      "shutdown-delay",
-      "On SIGINT/SIGTERM, answer /healthz 503 but keep accepting this long before draining; a 2nd signal skips it",
-      base.shutdownDelay
-    ),
-    agentPort: Flags.portFlag(
-      "agent-port",
-      "Answer HAProxy agent checks (up N% of free workers, drain when stopping) on this port",
-      base.agentPort
-    ),
-    agentHost: Flags.hostFlag("agent-host", "Interface of the agent-check endpoint", base.agentHost),
-    otlpEndpoint: Flags.parsedFlag(
-      "otlp-endpoint",
-      "url",
-      parseEndpoint,
-      "an http:// or https:// URL such as http://127.0.0.1:4318",
-      "Export traces and metrics to this OTLP/HTTP collector (JSON to /v1/traces, /v1/metrics)",
-      base.otlpEndpoint ?? "off"
-    ),
-    serviceName: Flags.described(
-      Flag.String("service-name").pipe(Flag.withSchema(Name)),
-      "The service.name of exported traces and metrics",
-      base.serviceName ?? "the command's name"
-    )
-  }
-}
-
-const Name = Schema.String.check(Schema.isNonEmpty({ message: "expected a name" }))
-
-// An OTLP/HTTP collector's base URL: /v1/traces and /v1/metrics are appended.
-const parseEndpoint = (text: string): Option.Option<string> => {
-  try {
-    const url = new URL(text)
-    return url.protocol === "http:" || url.protocol === "https:" ? Option.some(text) : Option.none()
-  } catch {
-    return Option.none()
-  }
-}
-
-const parseList = (text: string): Option.Option<ReadonlyArray<string>> => {
-  const entries = text
-    .split(",")
-    .map((entry) => entry.trim())
-    .filter((entry) => entry.length > 0)
-  return entries.length > 0 && NodeProxyProtocol.invalidTrustedProxy(entries) === undefined
-    ? Option.some(entries)
-    : Option.none()
+  return { ...Flags.makePoolFlags(base.manager), ...ServerFlags.makeServerFlags(base) }
 }
 
 /**
@@ -378,41 +204,26 @@ export const makeConfig = (
   Effect.gen(function* () {
     const base = yield* resolve(defaults)
     const manager = yield* overlay(yield* overlay(base.manager, file), givenFields(settings))
-    const path = Option.getOrElse(settings.path, () => base.path)
-    const metricsPort = Option.getOrElse(settings.metricsPort, () => base.metricsPort)
-    const key = Option.getOrUndefined(settings.tlsKey)
-    const cert = Option.getOrUndefined(settings.tlsCert)
-    const proxyProtocol = Option.getOrElse(settings.proxyProtocol, () => base.proxyProtocol)
-    const agentPort = Option.getOrElse(settings.agentPort, () => base.agentPort)
-    const otlpEndpoint = Option.getOrElse(settings.otlpEndpoint, () => base.otlpEndpoint)
-    const trustedProxies = Option.getOrElse(settings.trustedProxies, () => base.trustedProxies)
+    const chosen = ServerFlags.choose(settings, base)
+    const { path, metricsPort, tlsKey: key, tlsCert: cert, proxyProtocol, agentPort, otlpEndpoint } = chosen
     return {
       manager,
       server: {
-        host: Option.getOrElse(settings.host, () => base.host),
-        port: Option.getOrElse(settings.port, () => base.port),
+        host: chosen.host,
+        port: chosen.port,
         ...(path === undefined ? {} : { path }),
-        busyReply: Option.getOrElse(settings.busyReply, () => base.busyReply),
-        ...(proxyProtocol ? { proxyProtocol: { trustedProxies } } : {}),
-        shutdownDelay: Option.getOrElse(settings.shutdownDelay, () => base.shutdownDelay)
+        busyReply: chosen.busyReply,
+        ...(proxyProtocol ? { proxyProtocol: { trustedProxies: chosen.trustedProxies } } : {}),
+        shutdownDelay: chosen.shutdownDelay
       },
       tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
-      metrics:
-        metricsPort === undefined
-          ? undefined
-          : { host: Option.getOrElse(settings.metricsHost, () => base.metricsHost), port: metricsPort },
-      logFormat: Option.getOrElse(settings.logFormat, () => base.logFormat),
-      processes: Option.getOrElse(settings.processes, () => base.processes),
-      clusterMode: Option.getOrElse(settings.clusterMode, () => base.clusterMode),
-      configFile: Option.getOrUndefined(settings.config),
-      agent:
-        agentPort === undefined
-          ? undefined
-          : { host: Option.getOrElse(settings.agentHost, () => base.agentHost), port: agentPort },
-      otlp:
-        otlpEndpoint === undefined
-          ? undefined
-          : { endpoint: otlpEndpoint, serviceName: Option.getOrElse(settings.serviceName, () => base.serviceName) }
+      metrics: metricsPort === undefined ? undefined : { host: chosen.metricsHost, port: metricsPort },
+      logFormat: chosen.logFormat,
+      processes: chosen.processes,
+      clusterMode: chosen.clusterMode,
+      configFile: chosen.config,
+      agent: agentPort === undefined ? undefined : { host: chosen.agentHost, port: agentPort },
+      otlp: otlpEndpoint === undefined ? undefined : { endpoint: otlpEndpoint, serviceName: chosen.serviceName }
     }
   })
 
