@@ -16,48 +16,21 @@
  *
  * @since 0.1.0
  */
-import * as Fs from "node:fs/promises"
-import * as Tls from "node:tls"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
+import type * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import type * as PoolError from "@pool-manager/core/PoolError"
-import * as PoolManager from "@pool-manager/core/PoolManager"
+import type * as PoolManager from "@pool-manager/core/PoolManager"
 import * as Cause from "effect/Cause"
-import * as CliError from "effect/cli/CliError"
+import type * as CliError from "effect/cli/CliError"
 import * as Command from "effect/cli/Command"
-import * as GlobalFlag from "effect/cli/GlobalFlag"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as Runtime from "effect/Runtime"
-import * as NodeAgentCheck from "./NodeAgentCheck.ts"
-import {
-  type Defaults,
-  describeConfig,
-  flagNames,
-  flags,
-  listeningLine,
-  makeConfig,
-  type ServerConfig,
-  type Settings
-} from "./NodeCliConfig.ts"
-import * as NodeCluster from "./NodeCluster.ts"
-import * as NodeConfigFile from "./NodeConfigFile.ts"
-import * as NodeLogging from "./NodeLogging.ts"
-import * as NodeMetricsServer from "./NodeMetricsServer.ts"
-import * as NodeOtlp from "./NodeOtlp.ts"
+import * as internal from "./internal/cliServe.ts"
+import { type Defaults, flags, type ServerConfig, type Settings } from "./NodeCliConfig.ts"
 import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
-import * as NodeStatusPage from "./NodeStatusPage.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
-import * as NodeTcpServer from "./NodeTcpServer.ts"
-
-const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
-const toFlagNames = (text: string): string =>
-  text.replace(fieldPattern, (field) => `--${flagNames[field as keyof typeof flagNames]}`)
 
 /**
  * Checks the flags as a `Command.validate` step: a configuration error
@@ -72,40 +45,7 @@ const toFlagNames = (text: string): string =>
 export const validate =
   (defaults: Defaults = {}) =>
   (settings: Settings): Effect.Effect<void, CliError.CliError> =>
-    Effect.gen(function* () {
-      if (Option.isSome(settings.tlsKey) !== Option.isSome(settings.tlsCert)) {
-        const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
-        return yield* new CliError.ValidationError({
-          message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
-        })
-      }
-      const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
-      if (Option.getOrElse(settings.agentPort, () => defaults.agentPort) !== undefined && processes > 1) {
-        return yield* new CliError.ValidationError({
-          message: "--agent-port needs --processes 1: each process would report only its own share of the workers"
-        })
-      }
-      const clusterMode = Option.getOrElse(settings.clusterMode, () => defaults.clusterMode)
-      if (clusterMode === "reuseport" && Option.getOrElse(settings.path, () => defaults.path) !== undefined) {
-        return yield* new CliError.ValidationError({
-          message: "--cluster-mode reuseport needs a TCP port: processes share a unix socket (--path) by hand-off"
-        })
-      }
-      yield* makeConfig(settings, defaults).pipe(
-        Effect.mapError(
-          (error) =>
-            new CliError.ValidationError({
-              message: error.issues
-                .map((issue) => {
-                  const flag = flagNames[issue.field as keyof typeof flagNames]
-                  const name = flag === undefined ? issue.field : `flag --${flag} (${issue.field})`
-                  return `Invalid value for ${name}: ${issue.value}. ${toFlagNames(issue.message)}`
-                })
-                .join("\n")
-            })
-        )
-      )
-    })
+    internal.validate(defaults, settings)
 
 /**
  * Options for `serve`.
@@ -128,44 +68,6 @@ export interface ServeOptions {
   readonly onReload?: ((config: ManagerConfig.ManagerConfig) => void) | undefined
 }
 
-const health = (
-  manager: PoolManager.PoolManager["Service"] | undefined,
-  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
-): Effect.Effect<NodeMetricsServer.Health> =>
-  manager === undefined || server === undefined
-    ? Effect.succeed({ healthy: false, detail: "starting" })
-    : Effect.map(Effect.all([manager.stats, server.draining]), ([{ running }, draining]) =>
-        running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
-      )
-
-// Before the server listens, and once it stopped, there is nothing to send clients to.
-const agentState = (
-  manager: PoolManager.PoolManager["Service"] | undefined,
-  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
-): Effect.Effect<NodeAgentCheck.State> =>
-  manager === undefined || server === undefined
-    ? Effect.succeed({ draining: true, busy: 0, max: 0 })
-    : Effect.map(Effect.all([manager.stats, manager.config, server.draining]), ([stats, config, draining]) => ({
-        draining: draining || !stats.running,
-        busy: stats.busy,
-        max: config.maxWorkersCount
-      }))
-
-// Released after the listener and before the pool: with an OTLP exporter
-// (NodeOtlp), drains the pool, then posts what the exporters hold while the
-// pool's metrics are still registered (its release removes them), so the last
-// report has the final counts. The pool's own release then finds it stopped.
-const flushAfterDrain = Layer.effectDiscard(
-  Effect.gen(function* () {
-    const flusher = yield* Effect.serviceOption(OtlpExporter.Flusher)
-    if (Option.isNone(flusher)) return
-    const pool = yield* PoolManager.PoolManager
-    yield* Effect.addFinalizer(() =>
-      pool.stop.pipe(Effect.andThen(Effect.timeoutOption(flusher.value.flush, "5 seconds")))
-    )
-  })
-)
-
 /**
  * Runs a configured server until interrupted: starts the pool, listens, logs
  * `listeningLine`, serves `/metrics` and `/healthz` if `config.metrics` is
@@ -187,77 +89,8 @@ export const serve = <E, R>(
   config: ServerConfig,
   callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
   options?: ServeOptions
-): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> => {
-  const name = options?.name ?? "pool-manager"
-  const worker = NodeCluster.workerNumber()
-  return Effect.gen(function* () {
-    let manager: PoolManager.PoolManager["Service"] | undefined
-    let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
-    let metricsLine: string | undefined
-    let agentLine: string | undefined
-    // Started before the pool, so they are closed after it has drained.
-    if (worker !== undefined) {
-      yield* NodeCluster.answerScrapes(
-        Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
-      )
-    } else if (config.metrics !== undefined) {
-      const metrics = yield* NodeMetricsServer.make({
-        ...config.metrics,
-        health: Effect.suspend(() => health(manager, listener)),
-        status: Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
-      })
-      const url = NodeMetricsServer.url(metrics.address)
-      metricsLine = `${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`
-    }
-    if (config.agent !== undefined) {
-      const agent = yield* NodeAgentCheck.make({
-        ...config.agent,
-        state: Effect.suspend(() => agentState(manager, listener))
-      })
-      agentLine = `${name} agent-check at ${String(agent.address)}`
-    }
-    return yield* Effect.gen(function* () {
-      const pool = yield* PoolManager.PoolManager
-      manager = pool
-      const server = yield* NodeTcpServer.NodeTcpServer
-      listener = server
-      const file = config.configFile
-      if (file !== undefined) {
-        const reconfigure =
-          options?.reconfigure ??
-          ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
-        yield* NodeConfigFile.reloadOnSighup(file, (input) =>
-          reconfigure(input).pipe(
-            // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
-            Effect.flatMap((next) => pool.setConfig(next)),
-            Effect.tap((applied) =>
-              Effect.sync(() => options?.onReload?.(applied)).pipe(
-                Effect.andThen(Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`))
-              )
-            )
-          )
-        )
-      }
-      const tls = config.server.tls !== undefined
-      yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
-      if (metricsLine !== undefined) yield* Effect.log(metricsLine)
-      if (agentLine !== undefined) yield* Effect.log(agentLine)
-      return yield* Effect.never
-    }).pipe(
-      Effect.scoped,
-      Effect.provide(
-        NodeTcpServer.layer(config.server).pipe(
-          Layer.provideMerge(flushAfterDrain),
-          // The configuration was validated already, so a ConfigError here is a bug.
-          Layer.provideMerge(Layer.orDie(PoolManager.layer(config.manager, callback)))
-        )
-      )
-    )
-  }).pipe(
-    Effect.scoped,
-    worker === undefined ? (self) => self : Effect.annotateLogs({ process: worker, pid: process.pid })
-  )
-}
+): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> =>
+  internal.serve(config, callback, options)
 
 /**
  * Options for `command` and `run`.
@@ -276,25 +109,6 @@ export interface Options<E, R> {
   readonly defaults?: Defaults | undefined
 }
 
-const userError = (error: { readonly message: string }) =>
-  new CliError.UserError({ cause: error, userMessage: error.message })
-
-// Read here rather than by the TLS server, so a missing file or a key that
-// does not match its certificate stops the program with one clear line.
-const readTls = (files: { readonly key: string; readonly cert: string }) =>
-  Effect.tryPromise({
-    try: async () => {
-      const key = await Fs.readFile(files.key)
-      const cert = await Fs.readFile(files.cert)
-      Tls.createSecureContext({ key, cert })
-      return { key, cert }
-    },
-    catch: (cause) =>
-      userError({
-        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}: ${(cause as Error).message}`
-      })
-  })
-
 /**
  * The server as a command. Without `--log-level`, the minimum level is Debug
  * while the pool's `debug` is on (also after a reload turned it on) and Info
@@ -312,65 +126,7 @@ const readTls = (files: { readonly key: string; readonly cert: string }) =>
 export const command = <E, R>(options: Options<E, R>) => {
   const name = options.name ?? "pool-manager"
   return Command.make(name, flags(options.defaults), (settings: Settings) =>
-    Effect.gen(function* () {
-      const explicitLevel = yield* GlobalFlag.LogLevel
-      const path = Option.getOrUndefined(settings.config)
-      const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
-      const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), userError)
-      const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
-      let debug = config.manager.debug
-      const processes = config.processes ?? 1
-      const program: Effect.Effect<
-        never,
-        ListenError | NodeProxyProtocol.ProxyProtocolError | NodeCluster.ClusterError,
-        R
-      > =
-        processes > 1 && NodeCluster.workerNumber() === undefined
-          ? NodeCluster.runPrimary({
-              processes,
-              name,
-              metrics: config.metrics,
-              stopTimeout: Duration.sum(
-                Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
-                Duration.seconds(10)
-              ),
-              forwardSighup: path !== undefined,
-              mode:
-                config.clusterMode === "auto" || config.clusterMode === undefined
-                  ? config.server.path === undefined
-                    ? NodeCluster.defaultMode()
-                    : "handoff"
-                  : config.clusterMode
-            }).pipe(Effect.scoped)
-          : serve({ ...config, server: { ...config.server, tls } }, options.callback, {
-              name,
-              reconfigure: (input) =>
-                Effect.map(makeConfig(settings, options.defaults, input), (applied) => applied.manager),
-              onReload: (applied) => {
-                debug = applied.debug
-              }
-            })
-      // Released after the server stopped: the last spans (the drained
-      // connections') are exported before the process ends.
-      const otlp = config.otlp
-      const exported =
-        otlp === undefined
-          ? program
-          : Effect.provide(program, NodeOtlp.layer({ endpoint: otlp.endpoint, serviceName: otlp.serviceName ?? name }))
-      return yield* exported.pipe(
-        Effect.catchTags({
-          ListenError: (error) => Effect.fail(userError(error)),
-          ProxyProtocolError: (error) => Effect.fail(userError(error)),
-          ClusterError: (error) => Effect.fail(userError(error))
-        }),
-        NodeLogging.provide({
-          format: config.logFormat,
-          // Debug must pass the fibers' own check whenever a reload could turn it on.
-          floor: Option.getOrElse(explicitLevel, () => (debug || path !== undefined ? "Debug" : "Info")),
-          minimumLevel: () => Option.getOrElse(explicitLevel, () => (debug ? "Debug" : "Info"))
-        })
-      )
-    })
+    internal.handler(name, options, settings)
   ).pipe(
     Command.validate(validate(options.defaults)),
     Command.withDescription(options.description ?? "A TCP server handing each message to a pool of workers.")
