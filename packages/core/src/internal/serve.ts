@@ -30,6 +30,10 @@ const deadlineMillis = (config: ManagerConfig): number =>
 
 const pollRoom = (config: ManagerConfig): number => Math.max(config.bufferSize, config.maxMessageBytes + 1)
 
+// The framing rule of the Go original: a read that does not fill the buffer ends
+// the message. A chunk stands for Go's reads of it, all full but the last.
+const endsMessage = (length: number, bufferSize: number): boolean => length % bufferSize !== 0 || length === 0
+
 /** Why a session closed its connection, for counters and debug logs. */
 export type CloseReason =
   | "peer closed"
@@ -121,23 +125,20 @@ export const serve = (
   // Frames one message starting with `first` (the Go original's rule: keep
   // reading while each read filled bufferSize), but never waits for a
   // continuation that has not arrived: an exact multiple of bufferSize is
-  // delivered as is. Polls take whole chunks, not bufferSize at a time: Go's
-  // reads of a chunk would all fill the buffer but the last, which ends the
-  // message unless the chunk's length is a multiple of bufferSize, so a chunk
-  // is one message or the start of one, and a large message is not cut into
-  // pieces to be copied back together.
+  // delivered as is. Polls take whole chunks (see `endsMessage`), so a large
+  // message is not cut into bufferSize pieces to be copied back together.
   const frame = (first: Uint8Array): Step => {
     const bufferSize = config.bufferSize
     const max = config.maxMessageBytes
     let total = first.length
-    if (total % bufferSize !== 0 || total === 0) return total > max ? "message too large" : first
+    if (endsMessage(total, bufferSize)) return total > max ? "message too large" : first
     const chunks = [first]
     while (total <= max) {
-      const chunk = transport.poll(Math.max(bufferSize, max + 1 - total))
+      const chunk = transport.poll(Math.max(bufferSize, room - total))
       if (chunk === undefined) break
       chunks.push(chunk)
       total += chunk.length
-      if (chunk.length % bufferSize !== 0 || chunk.length === 0) break
+      if (endsMessage(chunk.length, bufferSize)) break
     }
     return total > max ? "message too large" : concat(chunks, total)
   }
@@ -178,9 +179,10 @@ export const serve = (
     tracing!.end(messageSpan!, exit)
     messageSpan = undefined
   }
+  const observeDuration = () => env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
   // Records a message handled; true when the connection reached maxMessagesPerConnection.
   const endMessage = (): boolean => {
-    env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
+    observeDuration()
     if (messageSpan !== undefined) endMessageSpan(Exit.void)
     served++
     return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
@@ -252,7 +254,7 @@ export const serve = (
   const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
     if (closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
     closing = true
-    env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
+    observeDuration()
     if (messageSpan !== undefined) endMessageSpan(Exit.failCause(cause))
     // Interruption here is the drain timeout cutting this session short: let it through.
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)

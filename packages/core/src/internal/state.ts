@@ -51,8 +51,8 @@ export interface ServedConnection {
   messages: number
   bytesRead: number
   /**
-   * When its current message's callback started (\`performance.now()\`). A field
-   * of an object stores the number in place, where a \`let\` in the serve loop's
+   * When its current message's callback started (`performance.now()`). A field
+   * of an object stores the number in place, where a `let` in the serve loop's
    * closure would box a new number on every message.
    */
   callbackStarted: number
