@@ -1,14 +1,15 @@
 /**
  * What the benchmark runs are made of (bench/run.ts and bench/sweep.ts): the
  * servers and how to start them, the C load client, sampling a server's RSS
- * and CPU over the client's measurement window, and one measurement: a fresh
- * server, the client against it, then SIGTERM.
+ * and CPU over the client's measurement window (with bench/process.ts), and
+ * one measurement: a fresh server, the client against it, then SIGTERM.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs"
+import { execFileSync, spawn } from "node:child_process"
+import { existsSync, mkdirSync, statSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { type RunningServer, rssMb, sampleWindow, startServer, stopServer, type Usage } from "./process.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const repoDir = dirname(benchDir)
@@ -131,61 +132,6 @@ export interface Settings {
   readonly pin: boolean
 }
 
-const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
-
-/** A process and its descendants (a clustered server's workers are children of its primary). */
-const processTree = (pid: number): Array<number> => {
-  const pids = [pid]
-  for (let i = 0; i < pids.length; i++) {
-    try {
-      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, "utf8").trim()
-      if (children !== "") pids.push(...children.split(" ").map(Number))
-    } catch {
-      // gone, or not a Linux with /proc/<pid>/task/<tid>/children
-    }
-  }
-  return pids
-}
-
-/** utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
-const processCpuSeconds = (pid: number): number => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    // The command name may contain spaces; the fields we want come after its closing parenthesis.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
-  } catch {
-    return Number.NaN
-  }
-}
-
-/** VmRSS of one process in MB, or 0 if it is gone. */
-const processRssMb = (pid: number): number => {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
-    return match?.[1] === undefined ? 0 : Number(match[1]) / 1024
-  } catch {
-    return 0
-  }
-}
-
-/** utime + stime of a process and its descendants, in seconds, or NaN if it is gone. */
-const cpuSeconds = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processCpuSeconds(one), 0)
-
-/** VmRSS of a process and its descendants in MB, or 0 if it is gone. */
-const rssMb = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processRssMb(one), 0)
-
-/** Busy CPU seconds of the whole machine, all cores (first line of /proc/stat, minus idle and iowait). */
-const machineBusySeconds = (): number => {
-  const [user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8")
-    .split("\n", 1)[0]!
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number)
-  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / clockTicks
-}
-
 /** The hard limit of open files of a process started here: caps the connections a run can hold. */
 export const fileLimit = (): number =>
   Number(execFileSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).trim()) || 1024
@@ -208,94 +154,27 @@ export const build = (): void => {
   execFileSync("cc", ["-O2", "-o", clientBinary, clientSource], { stdio: "inherit" })
 }
 
-interface RunningServer {
-  readonly child: ChildProcess
-  readonly pid: number
-  readonly port: number
-  readonly stderr: () => string
-  /** Resolves once the process exited and its output is read to the end. */
-  readonly closed: Promise<number | null>
-}
-
 // With --pin: the server on CPU 1, the client on CPU 0 (a clustered server needs both, so it is left alone).
-const pinned = (settings: Settings, cpu: number, spec?: ServerSpec): Array<string> =>
-  settings.pin && (spec?.processes ?? 1) === 1 ? ["taskset", "-c", String(cpu)] : []
+const serverCpu = (settings: Settings, spec: ServerSpec): number | undefined =>
+  settings.pin && (spec.processes ?? 1) === 1 ? 1 : undefined
 
-/** Starts a server and waits for the line that says its port. */
-const startServer = (name: string, settings: Settings, extraArgs: ReadonlyArray<string>): Promise<RunningServer> =>
-  new Promise((resolve, reject) => {
-    const spec = servers[name]!
-    // The shell raises the soft fd limit to the hard one, then execs node, so the pid is the server's.
-    const child = spawn(
-      "sh",
-      [
-        "-c",
-        'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"',
-        ...pinned(settings, 1, spec),
-        process.execPath,
-        ...settings.nodeFlags,
-        ...(spec.nodeFlags ?? []),
-        spec.file,
-        ...(spec.args ?? []),
-        ...extraArgs
-      ],
-      { stdio: ["ignore", "pipe", "pipe"] }
-    )
-    let stderr = ""
-    child.stderr!.on("data", (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-8000)
-    })
-    const closed = new Promise<number | null>((done) => child.once("close", (code) => done(code)))
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`${name} server did not say where it listens within 20 s\n${stderr}`))
-    }, 20_000)
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer)
-      reject(new Error(`${name} server exited before listening (code ${code}, signal ${signal})\n${stderr}`))
-    })
-    const pattern = spec.listening ?? /^listening (\d+)$/
-    const lines = createInterface({ input: child.stdout! })
-    lines.on("line", (line) => {
-      const match = pattern.exec(line)
-      if (match?.[1] === undefined) {
-        if (spec.listening !== undefined) return // a log line before the one we wait for
-        child.kill("SIGKILL")
-        reject(new Error(`${name} server printed "${line}" instead of "listening <port>"\n${stderr}`))
-        return
-      }
-      clearTimeout(timer)
-      lines.removeAllListeners("line")
-      // Keep reading, so a chatty server never blocks on a full pipe.
-      child.stdout!.resume()
-      if (child.pid === undefined) return reject(new Error(`${name} server has no pid`))
-      resolve({ child, pid: child.pid, port: Number(match[1]), stderr: () => stderr, closed })
-    })
+/** Starts one of `servers` and waits for the line that says its port. */
+const startNamed = (name: string, settings: Settings, extraArgs: ReadonlyArray<string>): Promise<RunningServer> => {
+  const spec = servers[name]!
+  const cpu = serverCpu(settings, spec)
+  return startServer({
+    name,
+    argv: [
+      process.execPath,
+      ...settings.nodeFlags,
+      ...(spec.nodeFlags ?? []),
+      spec.file,
+      ...(spec.args ?? []),
+      ...extraArgs
+    ],
+    ready: { line: spec.listening ?? /^listening (\d+)$/, strict: spec.listening === undefined },
+    ...(cpu === undefined ? {} : { cpu })
   })
-
-/**
- * Sends SIGTERM and waits for the exit and the end of its output; SIGKILL
- * after 30 s (closing 10,000 connections can take Effect-based servers
- * several seconds on a busy machine).
- */
-const stopServer = async (server: RunningServer): Promise<{ code: number | null; seconds: number }> => {
-  server.child.removeAllListeners("exit")
-  const start = performance.now()
-  const timer = setTimeout(() => server.child.kill("SIGKILL"), 30_000)
-  if (server.child.exitCode === null) server.child.kill("SIGTERM")
-  const code = await server.closed
-  clearTimeout(timer)
-  return { code, seconds: (performance.now() - start) / 1000 }
-}
-
-interface Window {
-  cpuStart: number
-  cpuEnd: number
-  machineStart: number
-  machineEnd: number
-  wallStart: number
-  wallEnd: number
-  rssPeak: number
 }
 
 /** Runs the client; samples the server between the client's measure-start and measure-end lines. */
@@ -303,7 +182,7 @@ const runClient = (
   args: ReadonlyArray<string>,
   server: RunningServer,
   settings: Settings
-): Promise<{ result: ClientResult; window: Window }> =>
+): Promise<{ result: ClientResult; usage: Usage }> =>
   new Promise((resolve, reject) => {
     const all = [
       ...args,
@@ -318,50 +197,28 @@ const runClient = (
     const child = settings.pin
       ? spawn("taskset", ["-c", "0", clientBinary, ...all], { stdio: ["ignore", "pipe", "pipe"] })
       : spawn(clientBinary, all, { stdio: ["ignore", "pipe", "pipe"] })
-    const window: Window = {
-      cpuStart: 0,
-      cpuEnd: 0,
-      machineStart: 0,
-      machineEnd: 0,
-      wallStart: 0,
-      wallEnd: 0,
-      rssPeak: 0
-    }
-    let sampler: NodeJS.Timeout | undefined
-    const sample = () => {
-      window.rssPeak = Math.max(window.rssPeak, rssMb(server.pid))
-    }
+    let window: ReturnType<typeof sampleWindow> | undefined
+    let usage: Usage | undefined
     let stdout = ""
     let stderr = ""
     child.stdout!.on("data", (chunk: Buffer) => {
       stdout += chunk.toString()
     })
     createInterface({ input: child.stderr! }).on("line", (line) => {
-      if (line === "measure-start") {
-        window.cpuStart = cpuSeconds(server.pid)
-        window.machineStart = machineBusySeconds()
-        window.wallStart = performance.now()
-        sample()
-        sampler = setInterval(sample, 200)
-      } else if (line === "measure-end") {
-        window.cpuEnd = cpuSeconds(server.pid)
-        window.machineEnd = machineBusySeconds()
-        window.wallEnd = performance.now()
-        sample()
-        clearInterval(sampler)
-      } else {
-        stderr += `${line}\n`
-      }
+      if (line === "measure-start") window = sampleWindow(server.pid)
+      else if (line === "measure-end") usage = window?.end()
+      else stderr += `${line}\n`
     })
     // Generous: opening 10,000 connections to a slow server can take a while.
     const killer = setTimeout(() => child.kill("SIGKILL"), (settings.duration + settings.warmup + 120) * 1000)
     child.on("exit", (code, signal) => {
       clearTimeout(killer)
-      clearInterval(sampler)
+      const measured = usage
+      window?.end()
       try {
         if (code !== 0) throw new Error(`client exited with ${code ?? signal}`)
-        if (window.wallEnd === 0) throw new Error("client never finished its measurement window")
-        resolve({ result: JSON.parse(stdout) as ClientResult, window })
+        if (measured === undefined) throw new Error("client never finished its measurement window")
+        resolve({ result: JSON.parse(stdout) as ClientResult, usage: measured })
       } catch (error) {
         reject(new Error(`${String(error)}\n${stderr}${stdout}`))
       }
@@ -382,14 +239,13 @@ export const measure = async (
   const base = { round, server }
   let running: RunningServer
   try {
-    running = await startServer(server, settings, serverArgs)
+    running = await startNamed(server, settings, serverArgs)
   } catch (error) {
     return { ...base, ok: false, failure: `server failed to start: ${String(error)}` }
   }
   const serverRssStartMb = rssMb(running.pid)
   try {
-    const { result, window } = await runClient(clientArgs, running, settings)
-    const wall = (window.wallEnd - window.wallStart) / 1000
+    const { result, usage } = await runClient(clientArgs, running, settings)
     const exited = running.child.exitCode !== null
     const stopped = await stopServer(running)
     const failure = exited
@@ -406,12 +262,12 @@ export const measure = async (
       ...(failure === undefined ? {} : { failure }),
       client: result,
       serverRssStartMb,
-      serverRssMb: window.rssPeak,
-      serverCpuPct: ((window.cpuEnd - window.cpuStart) / wall) * 100,
+      serverRssMb: usage.rssPeakMb,
+      serverCpuPct: (usage.serverCpu / usage.wall) * 100,
       clientCpuPct: (result.cpu_s / result.duration_s) * 100,
       // What the machine was busy with besides this pair: high values mean a disturbed measurement.
       otherCpuPct:
-        ((window.machineEnd - window.machineStart - (window.cpuEnd - window.cpuStart) - result.cpu_s) / wall) * 100,
+        ((usage.machineCpu - usage.serverCpu - result.cpu_s) / usage.wall) * 100,
       serverExitCode: stopped.code,
       serverStopSeconds: stopped.seconds,
       ...(accepted.length > 0 ? { accepted } : {})

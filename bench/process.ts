@@ -1,0 +1,237 @@
+/**
+ * Server processes for the benchmarks (bench/harness.ts, bench/protocol.ts):
+ * starting one (a Node program or a real server such as `redis-server`) and
+ * waiting until it serves, stopping it, and sampling its CPU time and RSS,
+ * and the machine's busy time, over a measurement window. Linux only (/proc).
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
+import * as Net from "node:net"
+import { createInterface } from "node:readline"
+
+/** How to start one server process and how to know it serves. */
+export interface Launch {
+  /** For messages. */
+  readonly name: string
+  /** The program and its arguments (a Node server: the Node binary, its flags, the file, the server's arguments). */
+  readonly argv: ReadonlyArray<string>
+  /**
+   * How to know it serves: a stdout line whose first group is the port (`strict`: any other line before it is an
+   * error, as the bench's own servers print nothing else), or a port the server was told to listen on, polled until
+   * it accepts a connection (for programs whose logs are not ours: `redis-server`, `memcached`, the examples).
+   */
+  readonly ready: { readonly line: RegExp; readonly strict: boolean } | { readonly port: number }
+  /** Runs on this CPU only (taskset), or anywhere. */
+  readonly cpu?: number
+}
+
+export interface RunningServer {
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly port: number
+  /** The last 8,000 characters of its stderr (and of its stdout once ready, for servers polled on a port). */
+  readonly stderr: () => string
+  /** Resolves once the process exited and its output is read to the end. */
+  readonly closed: Promise<number | null>
+}
+
+/** A loopback port nobody listens on right now (the kernel's pick; a server then binds it by number). */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen({ host: "127.0.0.1", port: 0 }, () => {
+      const address = server.address()
+      server.close(() =>
+        address !== null && typeof address !== "string" ? resolve(address.port) : reject(new Error("no port"))
+      )
+    })
+  })
+
+const accepts = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const socket = Net.connect({ host: "127.0.0.1", port })
+    socket.once("connect", () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once("error", () => resolve(false))
+  })
+
+/** Starts a server and waits until it serves (20 s at most). */
+export const startServer = (launch: Launch): Promise<RunningServer> =>
+  new Promise((resolve, reject) => {
+    const { name, ready } = launch
+    // The shell raises the soft fd limit to the hard one, then execs the server, so the pid is the server's.
+    const child = spawn(
+      "sh",
+      [
+        "-c",
+        'ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"',
+        ...(launch.cpu === undefined ? [] : ["taskset", "-c", String(launch.cpu)]),
+        ...launch.argv
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] }
+    )
+    let output = ""
+    const keep = (chunk: Buffer) => {
+      output = (output + chunk.toString()).slice(-8000)
+    }
+    child.stderr!.on("data", keep)
+    const closed = new Promise<number | null>((done) => child.once("close", (code) => done(code)))
+    let waiting = true
+    const fail = (error: Error) => {
+      if (!waiting) return
+      waiting = false
+      clearTimeout(timer)
+      reject(error)
+    }
+    const succeed = (port: number) => {
+      if (!waiting) return
+      waiting = false
+      clearTimeout(timer)
+      if (child.pid === undefined) return reject(new Error(`${name} server has no pid`))
+      resolve({ child, pid: child.pid, port, stderr: () => output, closed })
+    }
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      fail(new Error(`${name} server did not serve within 20 s\n${output}`))
+    }, 20_000)
+    child.on("exit", (code, signal) =>
+      fail(new Error(`${name} server exited before serving (code ${code}, signal ${signal})\n${output}`))
+    )
+    if ("port" in ready) {
+      // Its stdout is a log: keep its tail with stderr's.
+      child.stdout!.on("data", keep)
+      const poll = async () => {
+        while (waiting) {
+          if (await accepts(ready.port)) return succeed(ready.port)
+          await new Promise((done) => setTimeout(done, 50))
+        }
+      }
+      void poll()
+      return
+    }
+    const lines = createInterface({ input: child.stdout! })
+    lines.on("line", (line) => {
+      const match = ready.line.exec(line)
+      if (match?.[1] === undefined) {
+        if (!ready.strict) return // a log line before the one we wait for
+        child.kill("SIGKILL")
+        fail(new Error(`${name} server printed "${line}" instead of a line matching ${ready.line}\n${output}`))
+        return
+      }
+      lines.removeAllListeners("line")
+      // Keep reading, so a chatty server never blocks on a full pipe.
+      child.stdout!.resume()
+      succeed(Number(match[1]))
+    })
+  })
+
+/**
+ * Sends SIGTERM and waits for the exit and the end of its output; SIGKILL
+ * after 30 s (closing 10,000 connections can take Effect-based servers
+ * several seconds on a busy machine).
+ */
+export const stopServer = async (server: RunningServer): Promise<{ code: number | null; seconds: number }> => {
+  server.child.removeAllListeners("exit")
+  const start = performance.now()
+  const timer = setTimeout(() => server.child.kill("SIGKILL"), 30_000)
+  if (server.child.exitCode === null) server.child.kill("SIGTERM")
+  const code = await server.closed
+  clearTimeout(timer)
+  return { code, seconds: (performance.now() - start) / 1000 }
+}
+
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+
+/** A process and its descendants (a clustered server's workers are children of its primary). */
+const processTree = (pid: number): Array<number> => {
+  const pids = [pid]
+  for (let i = 0; i < pids.length; i++) {
+    try {
+      const children = readFileSync(`/proc/${pids[i]}/task/${pids[i]}/children`, "utf8").trim()
+      if (children !== "") pids.push(...children.split(" ").map(Number))
+    } catch {
+      // gone, or not a Linux with /proc/<pid>/task/<tid>/children
+    }
+  }
+  return pids
+}
+
+/** utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
+const processCpuSeconds = (pid: number): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    // The command name may contain spaces; the fields we want come after its closing parenthesis.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** VmRSS of one process in MB, or 0 if it is gone. */
+const processRssMb = (pid: number): number => {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return match?.[1] === undefined ? 0 : Number(match[1]) / 1024
+  } catch {
+    return 0
+  }
+}
+
+/** utime + stime of a process and its descendants, in seconds, or NaN if it is gone. */
+export const cpuSeconds = (pid: number): number =>
+  processTree(pid).reduce((sum, one) => sum + processCpuSeconds(one), 0)
+
+/** VmRSS of a process and its descendants in MB, or 0 if it is gone. */
+export const rssMb = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processRssMb(one), 0)
+
+/** Busy CPU seconds of the whole machine, all cores (first line of /proc/stat, minus idle and iowait). */
+export const machineBusySeconds = (): number => {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8")
+    .split("\n", 1)[0]!
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number)
+  return ((user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / clockTicks
+}
+
+/** What a server used over a measurement window. */
+export interface Usage {
+  /** Seconds of wall time. */
+  readonly wall: number
+  /** CPU seconds of the server (and its descendants). */
+  readonly serverCpu: number
+  /** Busy CPU seconds of the whole machine. */
+  readonly machineCpu: number
+  /** Peak VmRSS in MB, sampled every 200 ms. */
+  readonly rssPeakMb: number
+}
+
+/** Starts sampling a server now; `end()` stops and says what it used since. */
+export const sampleWindow = (pid: number): { readonly end: () => Usage } => {
+  const cpuStart = cpuSeconds(pid)
+  const machineStart = machineBusySeconds()
+  const wallStart = performance.now()
+  let rssPeakMb = rssMb(pid)
+  const sampler = setInterval(() => {
+    rssPeakMb = Math.max(rssPeakMb, rssMb(pid))
+  }, 200)
+  let usage: Usage | undefined
+  return {
+    end: () => {
+      if (usage !== undefined) return usage
+      clearInterval(sampler)
+      usage = {
+        wall: (performance.now() - wallStart) / 1000,
+        serverCpu: cpuSeconds(pid) - cpuStart,
+        machineCpu: machineBusySeconds() - machineStart,
+        rssPeakMb: Math.max(rssPeakMb, rssMb(pid))
+      }
+      return usage
+    }
+  }
+}
