@@ -266,8 +266,7 @@ export const measure = async (
       serverCpuPct: (usage.serverCpu / usage.wall) * 100,
       clientCpuPct: (result.cpu_s / result.duration_s) * 100,
       // What the machine was busy with besides this pair: high values mean a disturbed measurement.
-      otherCpuPct:
-        ((usage.machineCpu - usage.serverCpu - result.cpu_s) / usage.wall) * 100,
+      otherCpuPct: ((usage.machineCpu - usage.serverCpu - result.cpu_s) / usage.wall) * 100,
       serverExitCode: stopped.code,
       serverStopSeconds: stopped.seconds,
       ...(accepted.length > 0 ? { accepted } : {})
