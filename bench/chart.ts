@@ -2,7 +2,9 @@
  * Line charts as SVG text, written by the sweep (bench/sweep.ts) for
  * BENCHMARKS.md: one SVG of side-by-side panels sharing an x axis (log scale,
  * a tick at each measured point) and a legend, one line per server. No
- * dependency: the curves are polylines in a viewBox, so they scale.
+ * dependency: the curves are polylines in a viewBox, so they scale. And bar
+ * charts (`barsSvg`), written by the protocol benchmark (bench/protocol.ts):
+ * groups of bars, one bar per server, in the same colours and axes.
  */
 
 /** One panel: a quantity measured at every x, one series per server. */
@@ -128,6 +130,101 @@ export const svg = (chart: Chart): string => {
     )
   })
   const panels = chart.panels.map((panel, i) => renderPanel(chart, panel, i * panelWidth, legendHeight + 22))
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
+    `<title>${xml(chart.title)}</title>`,
+    `<rect width="${width}" height="${height}" fill="#fff"/>`,
+    `<text x="12" y="14" font-size="13" font-weight="bold">${xml(chart.title)}</text>`,
+    ...legend,
+    ...panels,
+    "</svg>",
+    ""
+  ].join("\n")
+}
+
+/** One panel of a bar chart: groups along x (e.g. the tests of a workload), one bar per series in each. */
+export interface BarPanel {
+  readonly title: string
+  readonly groups: ReadonlyArray<string>
+  readonly format: (y: number) => string
+  /** One value per group per series; `undefined` where a measurement failed (no bar). */
+  readonly series: ReadonlyArray<{ readonly name: string; readonly values: ReadonlyArray<number | undefined> }>
+}
+
+export interface BarChart {
+  readonly title: string
+  readonly panels: ReadonlyArray<BarPanel>
+}
+
+const barWidth = 10
+const groupGap = 14
+// Room for the group labels, written at a slant so long test names fit.
+const barMargin = { ...margin, bottom: 62 }
+
+const barPanelWidth = (panel: BarPanel) =>
+  Math.max(
+    panelWidth,
+    barMargin.left + barMargin.right + panel.groups.length * (panel.series.length * barWidth + groupGap)
+  )
+
+const renderBarPanel = (panel: BarPanel, offsetX: number, offsetY: number): string => {
+  const w = barPanelWidth(panel) - barMargin.left - barMargin.right
+  const h = panelHeight - barMargin.top - barMargin.bottom + 12
+  const values = panel.series.flatMap((s) => s.values.filter((v): v is number => v !== undefined && v > 0))
+  const yMax = (values.length === 0 ? 1 : Math.max(...values)) * 1.08
+  const py = (y: number) => offsetY + barMargin.top + h - (y / yMax) * h
+  const left = offsetX + barMargin.left
+  const out: Array<string> = [
+    `<text x="${left + w / 2}" y="${offsetY + 16}" text-anchor="middle" font-weight="bold">${xml(panel.title)}</text>`
+  ]
+  for (const tick of yTicks(yMax, false, 0)) {
+    const y = py(tick).toFixed(1)
+    out.push(
+      `<line x1="${left}" x2="${left + w}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${left - 4}" y="${y}" text-anchor="end" dominant-baseline="middle">${xml(panel.format(tick))}</text>`
+    )
+  }
+  const groupWidth = w / Math.max(1, panel.groups.length)
+  panel.groups.forEach((group, g) => {
+    const start = left + g * groupWidth + (groupWidth - panel.series.length * barWidth) / 2
+    panel.series.forEach((series, i) => {
+      const value = series.values[g]
+      if (value === undefined || value <= 0) return
+      const x = start + i * barWidth
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${py(value).toFixed(1)}" width="${barWidth - 1}" height="${(offsetY + barMargin.top + h - py(value)).toFixed(1)}" fill="${colors[i % colors.length]}"><title>${xml(`${series.name} ${group}: ${Math.round(value)}`)}</title></rect>`
+      )
+    })
+    const labelX = (left + (g + 0.5) * groupWidth).toFixed(1)
+    const labelY = offsetY + barMargin.top + h + 12
+    out.push(
+      `<text x="${labelX}" y="${labelY}" text-anchor="end" transform="rotate(-30 ${labelX} ${labelY})">${xml(group)}</text>`
+    )
+  })
+  out.push(`<rect x="${left}" y="${offsetY + barMargin.top}" width="${w}" height="${h}" fill="none" stroke="#888"/>`)
+  return out.join("\n")
+}
+
+/** A bar chart as a standalone SVG document: side-by-side panels, one legend (the series) for all. */
+export const barsSvg = (chart: BarChart): string => {
+  const widths = chart.panels.map(barPanelWidth)
+  const width = widths.reduce((sum, one) => sum + one, 0)
+  // 24 more than a line chart: the slanted group labels reach lower.
+  const height = panelHeight + legendHeight + 22 + 24
+  const names = chart.panels[0]?.series.map((s) => s.name) ?? []
+  const legend = names.map((name, i) => {
+    const x = 12 + i * 150
+    return (
+      `<rect x="${x}" y="25" width="12" height="10" fill="${colors[i % colors.length]}"/>` +
+      `<text x="${x + 18}" y="30" dominant-baseline="middle">${xml(name)}</text>`
+    )
+  })
+  let offset = 0
+  const panels = chart.panels.map((panel, i) => {
+    const svgPanel = renderBarPanel(panel, offset, legendHeight + 22)
+    offset += widths[i]!
+    return svgPanel
+  })
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="sans-serif" font-size="11">`,
     `<title>${xml(chart.title)}</title>`,

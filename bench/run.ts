@@ -7,8 +7,11 @@
  * the server's RSS and CPU time over the client's measurement window. Prints a
  * markdown table of the median of the rounds, with ratios to the raw server,
  * and how a clustered server's connections were spread over its processes.
- * With `--sweep`, runs the scaling sweep of bench/sweep.ts instead. The pieces
- * (servers, client, sampling) are in bench/harness.ts.
+ * With `--sweep`, runs the scaling sweep of bench/sweep.ts instead; with
+ * `--protocol redis|memcached`, the protocol benchmark of bench/protocol.ts
+ * (real clients against real servers, a hand-written baseline and the
+ * examples). The pieces (servers, client, sampling) are in bench/harness.ts
+ * and bench/process.ts.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
@@ -25,6 +28,8 @@ import {
   type Settings,
   servers as serverSpecs
 } from "./harness.ts"
+import { protocolMain } from "./protocolMain.ts"
+import { protocols } from "./protocols.ts"
 import { reportSaved, runSweep, type SweepMeasurement } from "./sweep.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
@@ -33,7 +38,8 @@ const usage = `usage: node bench/run.ts [options]
   --duration S      seconds measured per run (default 10; --sweep: 3; --quick: 1, --sweep --quick: 0.3)
   --warmup S        seconds of load before measuring (default 1; --quick: 0.2)
   --rounds N        rounds; servers alternate within a round (default 3; --sweep: 2; --quick: 1)
-  --connections N   connections of the persistent workload and of the sweep's message sizes (default 50; --quick: 20)
+  --connections N   connections of the persistent workload, of the sweep's message sizes and of the protocol
+                    clients (default 50; --quick: 20)
   --concurrency N   connects in flight in the connect workload (default 50; --quick: 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
   --servers LIST    comma-separated (default: raw,pool,pool-sync,effect-socket), from:
@@ -49,9 +55,21 @@ ${Object.entries(serverSpecs)
                     (1 to 20k) and message size (16 B to 64 KiB, echoed), charts written to --charts
   --charts DIR      where --sweep writes its SVGs (default bench/charts; with --quick bench/build/charts)
   --sweep-from FILE with --sweep: no measuring, the charts and tables again from the --json of a sweep
+  --protocol NAME   the protocol benchmark instead: ${Object.values(protocols)
+    .map((p) => `${p.client} against ${p.name} servers (--protocol ${p.name})`)
+    .join(",\n                    ")}:
+                    the real server, a hand-written node:net baseline ("raw") and the example with an Effect
+                    callback ("example") and a synchronous one ("example-sync"); --servers and --workloads pick
+                    among ${Object.values(protocols)
+                      .map(
+                        (p) =>
+                          `${p.name}'s ${Object.keys(p.servers).join(",")} and ${Object.keys(p.workloads).join(",")}`
+                      )
+                      .join("; ")}
+  --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
   --json FILE       also write every measurement and the summary as JSON
-  --quick           smoke run: small and short (with --sweep: two points per axis); exits 1 if a server fails
-                    or a workload completes nothing`
+  --quick           smoke run: small and short (with --sweep: two points per axis; with --protocol: no warm-up run);
+                    exits 1 if a server fails or a workload completes nothing (or, --protocol, reports an error)`
 
 const { values: opts } = parseArgs({
   options: {
@@ -69,6 +87,8 @@ const { values: opts } = parseArgs({
     sweep: { type: "boolean", default: false },
     "sweep-from": { type: "string" },
     charts: { type: "string" },
+    protocol: { type: "string" },
+    requests: { type: "string" },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
   }
@@ -100,6 +120,27 @@ const settings: Settings = {
   nodeFlags: config.nodeFlags,
   pin: opts.pin
 }
+if (opts.protocol !== undefined) {
+  const protocol = protocols[opts.protocol]
+  if (protocol === undefined) throw new Error(`unknown protocol: ${opts.protocol}\n${usage}`)
+  process.exit(
+    await protocolMain({
+      protocol,
+      servers: opts.servers?.split(","),
+      workloads: opts.workloads?.split(","),
+      rounds: config.rounds,
+      quick: opts.quick,
+      sizing: {
+        requests: num(opts.requests, 100_000, 2000),
+        clients: config.connections,
+        nodeFlags: config.nodeFlags
+      },
+      chartDir: opts.charts ?? join(benchDir, opts.quick ? "build" : "", "charts"),
+      json: opts.json
+    })
+  )
+}
+
 const servers = (opts.servers ?? "raw,pool,pool-sync,effect-socket").split(",").map((name) => {
   if (serverSpecs[name] === undefined) throw new Error(`unknown server: ${name}\n${usage}`)
   return name
