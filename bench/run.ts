@@ -53,19 +53,19 @@ ${Object.entries(serverSpecs)
                     steadier ratios on a shared machine, at the cost of the server's GC threads sharing its CPU
   --sweep           the scaling sweep instead of the workloads: req/s, p99 and RSS against connections
                     (1 to 20k) and message size (16 B to 64 KiB, echoed), charts written to --charts
-  --charts DIR      where --sweep writes its SVGs (default bench/charts; with --quick bench/build/charts)
+  --charts DIR      where --sweep and --protocol write their SVGs (default bench/charts; with --quick bench/build/charts)
   --sweep-from FILE with --sweep: no measuring, the charts and tables again from the --json of a sweep
   --protocol NAME   the protocol benchmark instead: ${Object.values(protocols)
     .map((p) => `${p.client} against ${p.name} servers (--protocol ${p.name})`)
     .join(",\n                    ")}:
                     the real server, a hand-written node:net baseline ("raw") and the example with an Effect
-                    callback ("example") and a synchronous one ("example-sync"); --servers and --workloads pick
-                    among ${Object.values(protocols)
-                      .map(
-                        (p) =>
-                          `${p.name}'s ${Object.keys(p.servers).join(",")} and ${Object.keys(p.workloads).join(",")}`
-                      )
-                      .join("; ")}
+                    callback ("example") and a synchronous one ("example-sync"); --servers and --workloads pick among
+${Object.values(protocols)
+  .map(
+    (p) =>
+      `                      ${p.name}: ${Object.keys(p.servers).join(",")} and ${Object.keys(p.workloads).join(",")}`
+  )
+  .join("\n")}
   --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short (with --sweep: two points per axis; with --protocol: no warm-up run);
@@ -123,6 +123,7 @@ const settings: Settings = {
 if (opts.protocol !== undefined) {
   const protocol = protocols[opts.protocol]
   if (protocol === undefined) throw new Error(`unknown protocol: ${opts.protocol}\n${usage}`)
+  if (opts.pin) throw new Error("--pin is not for --protocol: the clients run many threads (memcslap) or one")
   process.exit(
     await protocolMain({
       protocol,
