@@ -73,7 +73,7 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
   let scanned = 0
   return {
     decode(buffered) {
-      let frames: Array<Uint8Array> | undefined
+      const frames: Array<Uint8Array> = []
       let pos = 0
       const length = buffered.length
       if (refused) return { frames: noFrames, consumed: length }
@@ -90,7 +90,7 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
           const retrieval = isRetrieval(latin1(buffered, pos, pos + Math.min(16, end - pos)))
           if (!retrieval || end - pos > maxRetrievalLine) {
             refused = true
-            ;(frames ??= []).push(buffered.subarray(pos, pos + maxLineLength))
+            frames.push(buffered.subarray(pos, pos + maxLineLength))
             return { frames, consumed: length }
           }
         }
@@ -101,7 +101,7 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
         scanned = 0
         const block = blockLength(buffered, pos, end)
         if (block < 0 || block > maxItemSize) {
-          ;(frames ??= []).push(buffered.subarray(pos, lf + 1))
+          frames.push(buffered.subarray(pos, lf + 1))
           pos = lf + 1
           if (block > maxItemSize) swallow = block + 2
           continue
@@ -111,10 +111,10 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
           // Wait for the block; the line is scanned again then (it is short).
           break
         }
-        ;(frames ??= []).push(buffered.subarray(pos, frameEnd))
+        frames.push(buffered.subarray(pos, frameEnd))
         pos = frameEnd
       }
-      return { frames: frames ?? noFrames, consumed: pos }
+      return { frames, consumed: pos }
     }
   }
 }

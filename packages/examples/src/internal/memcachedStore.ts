@@ -86,7 +86,7 @@ export class Store {
   readonly now: () => number
   private readonly items = new Map<string, Item>()
   private lastCas = 0
-  // A delayed flush_all: once `now` reaches it, items stored at or before it are gone.
+  // A delayed flush_all: once `now` reaches it, items stored before it are gone.
   private flushAt = -1
 
   constructor(options: StoreOptions) {
@@ -126,7 +126,7 @@ export class Store {
       if (counting) this.counters.get_expired++
       return undefined
     }
-    if (this.flushAt >= 0 && now >= this.flushAt && item.storedAt <= this.flushAt) {
+    if (this.flushAt >= 0 && now >= this.flushAt && item.storedAt < this.flushAt) {
       this.remove(key, item)
       if (counting) this.counters.get_flushed++
       return undefined
@@ -175,7 +175,7 @@ export class Store {
 
   /**
    * `flush_all`: with no delay every item is dropped now; with one, every item
-   * stored up to that time is dropped once it comes.
+   * stored before that time is dropped once it comes.
    */
   flush(delay: number): void {
     const now = this.now()
