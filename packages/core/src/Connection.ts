@@ -82,6 +82,16 @@ export interface Transport {
   close(): void
   /** Closes at once, dropping what is queued (used when a drain times out). Idempotent. */
   abort(): void
+  /**
+   * Optional: holds the writes made until the current synchronous run of
+   * JavaScript ends, then sends them as one write (Node: `socket.cork()`, and
+   * `uncork` on `process.nextTick`). Calling it again before then changes
+   * nothing. The pool corks when one chunk held several frames, so their
+   * replies leave together.
+   *
+   * @since 0.2.0
+   */
+  cork?(): void
 }
 
 /**

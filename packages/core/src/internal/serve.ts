@@ -12,6 +12,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
+import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
@@ -82,6 +83,8 @@ export const serve = (
   const tracing = env.tracing
   const connectionSpan = session.span
   let messageSpan: Tracer.Span | undefined
+  // The connection's state, from `withState`'s init (undefined without one).
+  let connectionState: unknown
 
   const close = (reason: CloseReason): Effect.Effect<void> => {
     session.closeReason = reason
@@ -209,7 +212,7 @@ export const serve = (
       if (sync === undefined || typeof step === "string") return finish(step)
       beginMessage(step)
       try {
-        sync(connection, step, step.length)
+        sync(connection, step, step.length, connectionState)
       } catch (defect) {
         thrown = defect
         if (messageSpan !== undefined) endMessageSpan(Exit.die(defect))
@@ -292,7 +295,7 @@ export const serve = (
     }
     beginMessage(step)
     try {
-      const effect = env.callback(connection, step, step.length) as Effect.Effect<unknown, unknown>
+      const effect = env.callback(connection, step, step.length, connectionState) as Effect.Effect<unknown, unknown>
       // The callback's own spans nest under the message's. (Not with
       // `Effect.withParentSpan`, which captures a stack trace per call.)
       return messageSpan === undefined || env.sync !== undefined
@@ -310,5 +313,34 @@ export const serve = (
     onFailure: onCallbackFailure,
     onSuccess: onCallbackSuccess
   })
-  return loop
+  const init = env.init
+  if (init === undefined) return loop
+  // The state lives in a Scope of the connection's own, closed (its
+  // finalizers run) when serving ends, however it ends.
+  return Effect.flatMap(Scope.make(), (scope) =>
+    Effect.onExit(
+      Effect.matchCauseEffect(
+        Scope.provide(
+          Effect.suspend(() => init(connection)),
+          scope
+        ),
+        {
+          onFailure: (cause) => {
+            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            counters.callbackFailures++
+            session.closeReason = "callback failed"
+            transport.close()
+            return Effect.logWarning("connection state init failed; closing its connection", cause).pipe(
+              Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
+            )
+          },
+          onSuccess: (state) => {
+            connectionState = state
+            return loop
+          }
+        }
+      ),
+      (exit) => Scope.close(scope, exit)
+    )
+  )
 }
