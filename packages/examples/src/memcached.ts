@@ -189,7 +189,13 @@ export const layer = (options: Options = {}) =>
     })
   )
 
-const command = Command.make(
+/**
+ * The command line: `memcached [--port N] [--host H] [--sync] [--memory-limit MB] [--max-item-size BYTES]
+ * [--max-connections N]`.
+ *
+ * @since 0.2.0
+ */
+export const command = Command.make(
   "memcached",
   {
     host: Flag.String("host").pipe(Flag.withDefault(defaults.host), Flag.withDescription("Interface to bind.")),
@@ -222,7 +228,13 @@ const command = Command.make(
     }).pipe(Effect.provide(layer({ ...flags, memoryLimit: flags.memoryLimit * 1024 * 1024 })))
 ).pipe(Command.withDescription("A memcached server (ASCII protocol) on the pool."))
 
-if (import.meta.main) {
-  // NodeCli.runMain: SIGINT/SIGTERM stop the server gracefully and exit with 0.
-  NodeCli.runMain(Command.run(command, { version: "0.2.0" }).pipe(Effect.provide(NodeServices.layer)))
-}
+/**
+ * Runs the server as the process's program, on `args` (the arguments after
+ * the program's name). SIGINT and SIGTERM stop it gracefully with exit code 0.
+ *
+ * @since 0.2.0
+ */
+export const main = (args: ReadonlyArray<string>): void =>
+  NodeCli.runMain(Command.runWith(command, { version: "0.2.0" })(args).pipe(Effect.provide(NodeServices.layer)))
+
+if (import.meta.main) main(process.argv.slice(2))
