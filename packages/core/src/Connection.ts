@@ -71,7 +71,8 @@ export interface Transport {
   /**
    * How long a write through this transport may wait for it to take more
    * before failing with a `Timeout` error (the `timeoutMillis` that writers
-   * pass to `awaitWritable`; Go's write deadline). Start at `Infinity`; the
+   * pass to `awaitWritable`; Go's write deadline), and (since 0.2.0) how long
+   * a `Connection`'s `read` waits for bytes. Start at `Infinity`; the
    * pool sets it from `clientsDeadline` while it serves the connection, and
    * `Connection`s built with `make` honour it.
    */
@@ -82,6 +83,16 @@ export interface Transport {
   close(): void
   /** Closes at once, dropping what is queued (used when a drain times out). Idempotent. */
   abort(): void
+  /**
+   * Optional: holds the writes made until the current synchronous run of
+   * JavaScript ends, then sends them as one write (Node: `socket.cork()`, and
+   * `uncork` on `process.nextTick`). Calling it again before then changes
+   * nothing. The pool corks when one chunk held several frames, so their
+   * replies leave together.
+   *
+   * @since 0.2.0
+   */
+  cork?(): void
 }
 
 /**
@@ -109,7 +120,14 @@ export interface Transport {
 export interface Connection {
   /** The peer's address, for logs. */
   readonly remoteAddress: string
-  /** The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed. Interruptible. */
+  /**
+   * The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed, and (since
+   * 0.2.0) with a `Timeout` one when no byte arrives within the deadline (`transport.writeTimeoutMillis`, which the
+   * pool sets from `clientsDeadline`). Interruptible. Under a framing other than the Go rule, the framing owns the
+   * stream: `read` returns bytes it has not taken yet, which come after the frames and the partial frame it holds
+   * (those reach the callback as messages, or are dropped with the connection), so a protocol that needs more
+   * bytes says so in its decoder rather than reading them.
+   */
   readonly read: Effect.Effect<Uint8Array, ConnectionError>
   /** Writes to the peer, waiting while the transport applies backpressure. */
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, ConnectionError>

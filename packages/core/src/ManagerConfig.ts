@@ -16,6 +16,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import * as SchemaIssue from "effect/SchemaIssue"
 import * as SchemaTransformation from "effect/SchemaTransformation"
+import * as Framing from "./Framing.ts"
 import { ConfigError } from "./PoolError.ts"
 
 const Count = Schema.Finite.check(
@@ -41,6 +42,28 @@ const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromSt
 )
 
 const Policy = Schema.Literals(["reject", "queue"])
+
+// A Framing value (validated), or its spec as `Framing.parse` reads it ("lines", "length:4:be").
+const FramingSchema = Schema.declareConstructor<Framing.Framing, Framing.Framing | string>()(
+  [],
+  () => (input) => {
+    if (typeof input === "string") {
+      const parsed = Framing.parse(input)
+      return parsed._tag === "Success"
+        ? Effect.succeed(parsed.success)
+        : Effect.fail(new SchemaIssue.InvalidValue({ message: parsed.failure }))
+    }
+    if (!Framing.isFraming(input))
+      return Effect.fail(
+        new SchemaIssue.InvalidValue({ message: 'expected a Framing or a framing spec such as "lines"' })
+      )
+    const problem = Framing.validate(input)
+    return problem === undefined
+      ? Effect.succeed(input)
+      : Effect.fail(new SchemaIssue.InvalidValue({ message: problem }))
+  },
+  { expected: "a Framing or a framing spec" }
+)
 
 /**
  * How `put` treats a connection when the pool is at `maxWorkersCount`.
@@ -106,7 +129,13 @@ const fields = {
    * The share of messages (0 to 1) traced with a `pool.message` span under
    * their connection's span, when a tracer is installed; `0` traces none.
    */
-  messageSpanSampleRate: field(Rate, 0)
+  messageSpanSampleRate: field(Rate, 0),
+  /**
+   * How messages are cut from a connection's bytes (see `Framing`): the Go original's rule by default, or lines,
+   * a delimiter, a length field, a decoder of one's own. An input may give its spec (`"lines"`, `"length:4:be"`).
+   * `setConfig` applies it to connections admitted afterwards; a connection keeps the framing it started with.
+   */
+  framing: field(FramingSchema, Framing.goRule)
 }
 
 type Fields = typeof fields
@@ -134,7 +163,11 @@ export type ManagerConfig = { readonly [K in keyof Fields]: Fields[K]["fallback"
  */
 export type Input = {
   readonly [K in keyof Fields]?:
-    | (Fields[K]["fallback"] extends Duration.Duration ? Duration.Input : Fields[K]["fallback"])
+    | (Fields[K]["fallback"] extends Duration.Duration
+        ? Duration.Input
+        : Fields[K]["fallback"] extends Framing.Framing
+          ? Framing.Framing | string
+          : Fields[K]["fallback"])
     | undefined
 }
 
@@ -163,6 +196,7 @@ const durationFields = keys.filter((key) => Duration.isDuration(defaults[key]))
 
 const show = (value: unknown): string => {
   if (Duration.isDuration(value)) return Duration.format(value)
+  if (Framing.isFraming(value)) return Framing.format(value)
   if (typeof value === "string") return JSON.stringify(value)
   if (typeof value === "number") return String(value)
   if (typeof value === "bigint") return `${value}n`
@@ -284,6 +318,7 @@ export const toJson = (config: ManagerConfig): Record<keyof ManagerConfig, numbe
   Object.fromEntries(
     keys.map((key) => {
       const value = config[key]
+      if (Framing.isFraming(value)) return [key, Framing.format(value)]
       return [key, Duration.isDuration(value) ? Duration.toMillis(value) : value]
     })
   ) as Record<keyof ManagerConfig, number | boolean | string>

@@ -37,15 +37,18 @@ import type {
 /**
  * The callback run for every message (the Go original's
  * `func(conn net.Conn, requestBody []byte, requestBodyLen int)`). A failure or
- * defect is logged and counted, and closes that connection only.
+ * defect is logged and counted, and closes that connection only. `state` is
+ * the connection's own state when the callback is given with `withState`
+ * (since 0.2.0).
  *
  * @category models
  * @since 0.1.0
  */
-export type Callback<E = never, R = never> = (
+export type Callback<E = never, R = never, S = void> = (
   conn: Connection,
   requestBody: Uint8Array,
-  requestBodyLen: number
+  requestBodyLen: number,
+  state: S
 ) => Effect.Effect<void, E, R>
 
 /**
@@ -56,10 +59,13 @@ export type Callback<E = never, R = never> = (
  * @category models
  * @since 0.1.0
  */
-export interface SyncCallback {
+export interface SyncCallback<S = void> {
   readonly _tag: "SyncCallback"
-  /** Answers one message, with the same arguments as a `Callback`; what it throws closes the connection. */
-  readonly run: (conn: Connection, requestBody: Uint8Array, requestBodyLen: number) => void
+  /**
+   * Answers one message, with the same arguments as a `Callback` (`state` since 0.2.0); what it throws closes the
+   * connection.
+   */
+  readonly run: (conn: Connection, requestBody: Uint8Array, requestBodyLen: number, state: S) => void
 }
 
 /**
@@ -88,7 +94,86 @@ export interface SyncCallback {
  * @category constructors
  * @since 0.1.0
  */
-export const syncCallback = (run: SyncCallback["run"]): SyncCallback => ({ _tag: "SyncCallback", run })
+export const syncCallback = <S>(run: SyncCallback<S>["run"]): SyncCallback<S> => ({ _tag: "SyncCallback", run })
+
+/**
+ * A callback with state for each connection, built with `withState`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface Stateful<S, E = never, R = never> {
+  readonly _tag: "Stateful"
+  /** Makes a connection's state when a worker takes it; may add finalizers to the connection's `Scope`. */
+  readonly init: (conn: Connection) => Effect.Effect<S, E, R | Scope.Scope>
+  /** The callback, given the state as its fourth argument. */
+  readonly handler: Callback<E, R, S> | SyncCallback<S>
+}
+
+/**
+ * State for one connection's life (a Redis `SELECT`ed database, an
+ * authenticated user, a session): `init` runs when a worker takes the
+ * connection, in a `Scope` that is closed (its finalizers run) when the
+ * connection ends, and the state it returns is the fourth argument of every
+ * call of `handler`, an Effect callback or a `syncCallback`. An `init` that
+ * fails is logged and counted as a callback failure, and closes that
+ * connection only. Mutable state is the usual choice (an object whose fields
+ * the handler sets), since the handler runs for one message at a time.
+ *
+ * Two forms: `withState(init, handler)`, and `withState(init)(handler)`. Both
+ * infer the state's type from `init` for an Effect handler; for a
+ * `syncCallback` handler use the second form, where TypeScript knows the
+ * state's type before it reads the handler (in the first it would need an
+ * annotation on the handler's `state` parameter).
+ *
+ * @example
+ * ```ts
+ * import { Framing, PoolManager } from "@pool-manager/core"
+ * import { Effect } from "effect"
+ *
+ * // Each connection counts its own messages; the log line comes when it ends.
+ * const Pool = PoolManager.layer(
+ *   { framing: Framing.lines() },
+ *   PoolManager.withState(
+ *     (conn) =>
+ *       Effect.acquireRelease(Effect.succeed({ seen: 0 }), (state) =>
+ *         Effect.log(`${conn.remoteAddress} sent ${state.seen} lines`)
+ *       ),
+ *     (conn, _line, _len, state) => {
+ *       state.seen++
+ *       return conn.write(`${state.seen}\n`)
+ *     }
+ *   )
+ * )
+ *
+ * // A synchronous handler: the curried form infers `state` for it.
+ * const SyncPool = PoolManager.layer(
+ *   { framing: Framing.lines() },
+ *   PoolManager.withState(() => Effect.succeed({ seen: 0 }))(
+ *     PoolManager.syncCallback((conn, _line, _len, state) => {
+ *       conn.transport.write(`${++state.seen}\n`)
+ *     })
+ *   )
+ * )
+ * ```
+ *
+ * @category constructors
+ * @since 0.2.0
+ */
+export const withState: {
+  <S, E1 = never, R1 = never>(
+    init: (conn: Connection) => Effect.Effect<S, E1, R1>
+  ): <E2 = never, R2 = never>(
+    handler: Callback<E2, R2, S> | SyncCallback<S>
+  ) => Stateful<S, E1 | E2, Exclude<R1, Scope.Scope> | R2>
+  <S, E1 = never, R1 = never, E2 = never, R2 = never>(
+    init: (conn: Connection) => Effect.Effect<S, E1, R1>,
+    handler: Callback<E2, R2, S> | SyncCallback<S>
+  ): Stateful<S, E1 | E2, Exclude<R1, Scope.Scope> | R2>
+} = ((...args: [init: unknown, handler?: unknown]) =>
+  args.length === 1
+    ? (handler: unknown) => ({ _tag: "Stateful", init: args[0], handler })
+    : { _tag: "Stateful", init: args[0], handler: args[1] }) as any
 
 /**
  * A snapshot of the manager. Counts marked "total" are since `make`.
@@ -125,8 +210,13 @@ export interface PoolStats {
   readonly callbackFailures: number
   /** Total connections closed because no message came, or a reply's write made no progress, within `clientsDeadline`. */
   readonly closedByDeadline: number
-  /** Total connections closed because a message exceeded `maxMessageBytes`. */
+  /** Total connections closed because a message exceeded `maxMessageBytes` or its framing's maximum. */
   readonly closedBySize: number
+  /**
+   * Total connections closed for bad input to their framing: a bad length field, or a custom decoder that threw
+   * or returned an invalid `consumed` (since 0.2.0).
+   */
+  readonly closedByFraming: number
   /** Total connections closed because the peer closed them or they failed. */
   readonly closedByPeer: number
   /** Total idle connections closed by `stop`. */
@@ -205,7 +295,7 @@ export class PoolManager extends Context.Service<
  */
 export const make: <E = never, R = never>(
   config: ManagerConfig.Input,
-  callback: Callback<E, R> | SyncCallback
+  callback: Callback<E, R> | SyncCallback | Stateful<any, E, R>
 ) => Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> = (config, callback) =>
   Effect.map(internal.make(config, callback), PoolManager.of)
 
@@ -238,7 +328,7 @@ export const make: <E = never, R = never>(
  */
 export const layer = <E = never, R = never>(
   config: ManagerConfig.Input,
-  callback: Callback<E, R> | SyncCallback
+  callback: Callback<E, R> | SyncCallback | Stateful<any, E, R>
 ): Layer.Layer<PoolManager, ConfigError, R> =>
   Layer.effect(
     PoolManager,

@@ -13,6 +13,14 @@
 export * as Connection from "./Connection.ts"
 
 /**
+ * How the pool cuts a connection's bytes into messages: the Go original's rule, lines, a delimiter, a length field,
+ * or a decoder of one's own.
+ *
+ * @since 0.2.0
+ */
+export * as Framing from "./Framing.ts"
+
+/**
  * The manager's configuration, its defaults and its validation.
  *
  * @since 0.1.0

@@ -25,7 +25,8 @@ describe("ManagerConfig", () => {
         queueTimeout: 1000,
         maxConnectionsPerAddress: 0,
         maxMessagesPerConnection: 0,
-        messageSpanSampleRate: 0
+        messageSpanSampleRate: 0,
+        framing: "go"
       })
     })
   )

@@ -6,6 +6,7 @@
  *
  * @since 0.1.0
  */
+import * as Framing from "@pool-manager/core/Framing"
 import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import type * as PoolError from "@pool-manager/core/PoolError"
 import type * as Flag from "effect/cli/Flag"
@@ -237,6 +238,7 @@ export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
   Object.entries(flagNames)
     .map(([field, flag]) => {
       const value = config[field as keyof ManagerConfig.ManagerConfig]
+      if (Framing.isFraming(value)) return `${flag}=${Framing.format(value)}`
       return `${flag}=${Duration.isDuration(value) ? Flags.showDuration(value) : String(value)}`
     })
     .join(" ")

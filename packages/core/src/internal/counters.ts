@@ -29,6 +29,7 @@ export const make = (): Counters => ({
   callbackFailures: 0,
   closedByDeadline: 0,
   closedBySize: 0,
+  closedByFraming: 0,
   closedByPeer: 0,
   closedByStop: 0,
   closedByMessageLimit: 0,

@@ -26,7 +26,7 @@ import * as Tracer from "effect/Tracer"
 import type { Connection } from "../Connection.ts"
 import * as ManagerConfig from "../ManagerConfig.ts"
 import { AlreadyRunningError, type ConfigError, NotRunningError } from "../PoolError.ts"
-import type { Callback, PoolManager, PoolStats, SyncCallback } from "../PoolManager.ts"
+import type { Callback, PoolManager, PoolStats, Stateful, SyncCallback } from "../PoolManager.ts"
 import * as Admission from "./admission.ts"
 import * as Counters from "./counters.ts"
 import { withoutStack } from "./errors.ts"
@@ -38,16 +38,23 @@ import * as Stats from "./stats.ts"
 import * as Tracing from "./tracing.ts"
 import { ensureMin, makePool } from "./workers.ts"
 
-const isSyncCallback = (callback: Callback<any, any> | SyncCallback): callback is SyncCallback =>
+type AnyCallback = Callback<any, any, any> | SyncCallback<any>
+
+const isSyncCallback = (callback: AnyCallback): callback is SyncCallback<any> =>
   typeof callback === "object" && callback._tag === "SyncCallback"
+
+const isStateful = (callback: AnyCallback | Stateful<any, any, any>): callback is Stateful<any, any, any> =>
+  typeof callback === "object" && callback._tag === "Stateful"
 
 const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
 
 export const make = <E, R>(
   config: ManagerConfig.Input,
-  callback: Callback<E, R> | SyncCallback
+  given: Callback<E, R> | SyncCallback | Stateful<any, E, R>
 ): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
+    const callback: AnyCallback = isStateful(given) ? given.handler : given
+    const init = isStateful(given) ? (given.init as ManagerState["init"]) : undefined
     const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = Counters.make()
@@ -62,12 +69,13 @@ export const make = <E, R>(
       admission: Admission.make(configRef, counters, queueWait, Context.get(context, Clock.Clock)),
       callback:
         sync === undefined
-          ? (callback as Callback<unknown, unknown>)
-          : (conn, body, len) => {
-              sync(conn, body, len)
+          ? (callback as Callback<unknown, unknown, unknown>)
+          : (conn, body, len, connectionState) => {
+              sync(conn, body, len, connectionState)
               return Effect.void
             },
       sync,
+      init,
       context,
       configChanged: yield* Deferred.make<void>(),
       running: undefined,
@@ -178,9 +186,11 @@ export const make = <E, R>(
         counters.busy++
         counters.accepted++
         if (span !== undefined) Tracing.leased(span, worker.id)
+        // Built first: the connection takes the config (its framing) of the
+        // moment a worker took it, before the put it completes runs on.
+        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
         // Completes a put waiting for this worker, in this very step.
         served.onLeased?.(true)
-        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
         return Ref.getUnsafe(state.config).debug
           ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
               Effect.andThen(body)

@@ -54,6 +54,7 @@ const table: { readonly [K in keyof PoolStats]: ReadonlyArray<Series> } = {
   ],
   closedByDeadline: [total("pool_connections_closed_total", closed, "deadline")],
   closedBySize: [total("pool_connections_closed_total", closed, "size")],
+  closedByFraming: [total("pool_connections_closed_total", closed, "framing")],
   closedByPeer: [total("pool_connections_closed_total", closed, "peer")],
   closedByStop: [total("pool_connections_closed_total", closed, "stop")],
   closedByMessageLimit: [total("pool_connections_closed_total", closed, "messages")],

@@ -6,12 +6,13 @@
  */
 import type * as Context from "effect/Context"
 import type * as Deferred from "effect/Deferred"
+import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type * as Pool from "effect/Pool"
 import type * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import type * as Tracer from "effect/Tracer"
-import type { Transport } from "../Connection.ts"
+import type { Connection, Transport } from "../Connection.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import type { Callback, SyncCallback } from "../PoolManager.ts"
 import type { Admission } from "./admission.ts"
@@ -77,9 +78,11 @@ export interface ManagerState {
   /** Connections admitted whose worker is still being spawned (their workers are not idle). */
   reserved: number
   readonly admission: Admission
-  readonly callback: Callback<unknown, unknown>
+  readonly callback: Callback<unknown, unknown, unknown>
   /** Set for a `syncCallback`: run in the transport's event, without resuming the connection's fiber. */
-  readonly sync: SyncCallback["run"] | undefined
+  readonly sync: SyncCallback<unknown>["run"] | undefined
+  /** Set for a callback given `withState`: makes a connection's state, in the connection's Scope. */
+  readonly init: ((conn: Connection) => Effect.Effect<unknown, unknown, Scope.Scope>) | undefined
   /** The context `make` ran in, minus its Scope: connections run their callbacks with it. */
   readonly context: Context.Context<never>
   /** Completed (and replaced) on every `setConfig`, to wake the reaper. */

@@ -4,10 +4,12 @@
  * default in `--help`, and the table of the pool's flags (one row per
  * `ManagerConfig` field, so a field without a flag does not compile).
  */
+import * as Framing from "@pool-manager/core/Framing"
 import type * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
@@ -145,6 +147,19 @@ export const poolFlags: { readonly [K in keyof ManagerConfig.ManagerConfig]: Poo
       Flag.Finite(name).pipe(Flag.withMetavar("0..1")),
       "Share of messages traced with a pool.message span when tracing (--otlp-endpoint)",
       fallback
+    )
+  ),
+  framing: poolFlag<"framing">("framing", (name, fallback) =>
+    described(
+      Flag.String(name).pipe(
+        Flag.mapTryCatch(
+          (spec) => Result.getOrThrowWith(Framing.parse(spec), (problem) => problem),
+          (problem) => String(problem)
+        ),
+        Flag.withMetavar("spec")
+      ),
+      "How messages are cut: go (a read that does not fill --buffer-size ends one), lines[:MAX], delimiter:BYTES[:MAX], length:1|2|4|8[:be|le][:offset=N,adjust=N,strip=N,max=N]",
+      Framing.format(fallback)
     )
   ),
   debug: poolFlag<"debug">("debug", (name, fallback) =>

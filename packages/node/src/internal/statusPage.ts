@@ -114,7 +114,7 @@ function rate(key) {
 
 const closeReasons = [
   ["closedByPeer", "peer closed"], ["closedByDeadline", "deadline"], ["closedBySize", "message too large"],
-  ["closedByMessageLimit", "message limit"], ["callbackFailures", "callback failed"], ["closedByStop", "stop"],
+  ["closedByFraming", "bad framing"], ["closedByMessageLimit", "message limit"], ["callbackFailures", "callback failed"], ["closedByStop", "stop"],
   ["interruptedByDrain", "drain timeout"]
 ];
 
