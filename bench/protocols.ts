@@ -113,7 +113,7 @@ const redisArgs = (pipeline: number) => (port: number, sizing: Sizing, warmup: b
     ...["-h", "127.0.0.1", "-p", String(port), "-c", String(sizing.clients)],
     ...["-n", String(warmup ? Math.max(1000, Math.round(requests / 10)) : requests)],
     ...(pipeline > 1 ? ["-P", String(pipeline)] : []),
-    ...["-t", warmup ? "ping,set,get" : "ping,set,get,incr,mset", "--csv"]
+    ...["-t", "ping,set,get,incr,mset", "--csv"]
   ]
 }
 
