@@ -47,10 +47,14 @@ export interface ProtocolMeasurement {
   readonly ok: boolean
   readonly failure?: string
   readonly rates: ReadonlyArray<TestRate>
-  /** Of the measured client run: the server's CPU (% of one core), peak RSS, the whole machine's busy CPU (%). */
+  /**
+   * Over the measured client run, in % of one core: the server's CPU, the client's, and the rest of the machine's
+   * busy time (other processes, unattributed kernel work: when it is high, the run was disturbed); the server's peak RSS.
+   */
   readonly serverCpuPct?: number
+  readonly clientCpuPct?: number
+  readonly otherCpuPct?: number
   readonly serverRssMb?: number
-  readonly machineCpuPct?: number
   readonly seconds?: number
   readonly serverExitCode?: number | null
 }
@@ -83,10 +87,15 @@ export const missingPrograms = (options: ProtocolOptions): Array<string> => {
   return [...missing.map((program) => `${program} is not installed`), ...notHere]
 }
 
-/** Runs the client to its end (10 minutes at most) and keeps what it printed. */
-const runClient = (client: string, args: ReadonlyArray<string>): Promise<ClientOutput> =>
+/**
+ * Runs the client to its end and keeps what it printed. A shell runs it and then `times`, whose second line is the CPU
+ * time of the shell's children: the client's, with all its threads (Node cannot read a finished child's rusage).
+ */
+const runClient = (client: string, args: ReadonlyArray<string>, timeoutSeconds: number): Promise<ClientOutput> =>
   new Promise((resolve) => {
-    const child = spawn(client, args, { stdio: ["ignore", "pipe", "pipe"] })
+    const child = spawn("sh", ["-c", '"$0" "$@"; status=$?; times >&2; exit $status', client, ...args], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (chunk: Buffer) => {
@@ -95,15 +104,21 @@ const runClient = (client: string, args: ReadonlyArray<string>): Promise<ClientO
     child.stderr.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString()).slice(-8000)
     })
-    const killer = setTimeout(() => child.kill("SIGKILL"), 600_000)
-    child.on("error", (error) => {
-      stderr += `${error}\n`
-    })
+    // A client that hangs (redis-benchmark waits forever for a server that never answers) fails the run.
+    const killer = setTimeout(() => child.kill("SIGKILL"), timeoutSeconds * 1000)
     child.on("close", (code, signal) => {
       clearTimeout(killer)
-      resolve({ code, signal, stdout, stderr })
+      const times = /(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n(\d+)m([\d.]+)s (\d+)m([\d.]+)s\n$/.exec(stderr)
+      const cpuSeconds =
+        times === null
+          ? Number.NaN
+          : Number(times[5]) * 60 + Number(times[6]) + Number(times[7]) * 60 + Number(times[8])
+      resolve({ code, signal, stdout, stderr: times === null ? stderr : stderr.slice(0, times.index), cpuSeconds })
     })
   })
+
+/** Seconds a client run may take: a smoke run is small, a full one can take minutes on a slow server. */
+const clientTimeout = (options: ProtocolOptions) => (options.quick ? 120 : 900)
 
 /** One measurement: a fresh server, a warm-up run of the client, the measured run, SIGTERM. */
 const measureOne = async (
@@ -123,14 +138,15 @@ const measureOne = async (
     return { ...base, ok: false, failure: `server failed to start: ${String(error)}` }
   }
   if (!options.quick) {
-    const warm = workload.parse(await runClient(protocol.client, workload.args(running.port, sizing, true)), sizing)
+    const warmup = await runClient(protocol.client, workload.args(running.port, sizing, true), clientTimeout(options))
+    const warm = workload.parse(warmup, sizing)
     if (warm.failure !== undefined) {
       const stopped = await stopServer(running)
       return { ...base, ok: false, failure: `warm-up: ${warm.failure}`, serverExitCode: stopped.code }
     }
   }
   const window = sampleWindow(running.pid)
-  const output = await runClient(protocol.client, workload.args(running.port, sizing, false))
+  const output = await runClient(protocol.client, workload.args(running.port, sizing, false), clientTimeout(options))
   const usage = window.end()
   const exited = running.child.exitCode !== null
   const stopped = await stopServer(running)
@@ -148,8 +164,9 @@ const measureOne = async (
     ...(failure === undefined ? {} : { failure }),
     rates,
     serverCpuPct: (usage.serverCpu / usage.wall) * 100,
+    clientCpuPct: (output.cpuSeconds / usage.wall) * 100,
+    otherCpuPct: ((usage.machineCpu - usage.serverCpu - output.cpuSeconds) / usage.wall) * 100,
     serverRssMb: usage.rssPeakMb,
-    machineCpuPct: (usage.machineCpu / usage.wall) * 100,
     seconds: usage.wall,
     serverExitCode: stopped.code
   }
@@ -159,7 +176,7 @@ const describe = (m: ProtocolMeasurement): string =>
   (m.rates.length === 0 ? "FAILED" : m.rates.map((r) => `${r.test} ${Math.round(r.rate)}/s`).join(", ")) +
   (m.serverCpuPct === undefined
     ? ""
-    : `; server CPU ${m.serverCpuPct.toFixed(0)}%, RSS ${m.serverRssMb?.toFixed(1)} MB, machine busy ${m.machineCpuPct?.toFixed(0)}%, ${m.seconds?.toFixed(1)} s`) +
+    : `; server CPU ${m.serverCpuPct.toFixed(0)}%, client CPU ${m.clientCpuPct?.toFixed(0)}%, other CPU ${m.otherCpuPct?.toFixed(0)}%, server RSS ${m.serverRssMb?.toFixed(1)} MB, ${m.seconds?.toFixed(1)} s`) +
   (m.failure === undefined ? "" : `\n  ${m.failure.trim().replaceAll("\n", "\n  ")}`)
 
 /** Every round, workload and server; servers alternate in an order rotated each round. */
@@ -318,7 +335,28 @@ export const reportProtocol = (
       t.ratio === undefined ? "not measured" : t.met ? "yes" : "**no**"
     ])
   ]
-  const markdown = [table, targetTable]
+  const usage = (pick: (m: ProtocolMeasurement) => number | undefined, ok: ReadonlyArray<ProtocolMeasurement>) => {
+    const values = ok.map(pick).filter((x): x is number => x !== undefined && Number.isFinite(x))
+    return values.length === 0 ? "–" : median(values).toFixed(0)
+  }
+  const usageTable = [
+    ["workload", "server", "server CPU %", "client CPU %", "other CPU %", "server RSS MB"],
+    ["---", "---", "---", "---", "---", "---"],
+    ...options.workloads.flatMap((workload) =>
+      servers.map((server) => {
+        const ok = all.filter((m) => m.workload === workload && m.server === server && m.ok)
+        return [
+          workload,
+          server,
+          usage((m) => m.serverCpuPct, ok),
+          usage((m) => m.clientCpuPct, ok),
+          usage((m) => m.otherCpuPct, ok),
+          usage((m) => m.serverRssMb, ok)
+        ]
+      })
+    )
+  ]
+  const markdown = [table, targetTable, usageTable]
     .map((cells) => cells.map((line) => `| ${line.join(" | ")} |`).join("\n"))
     .join("\n\n")
   mkdirSync(options.chartDir, { recursive: true })

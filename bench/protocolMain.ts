@@ -75,6 +75,8 @@ command: ${meta.command}
 ${protocol.client} with ${options.sizing.clients} connections, ${options.sizing.requests} requests per test; ${options.rounds} round(s), servers alternating in a rotated order each round, each started fresh${options.quick ? "" : " and warmed up by a short run of the client"}.
 Servers: ${options.servers.map((name) => `${name} = ${protocol.servers[name]!.about}`).join("; ")}.
 Workloads: ${options.workloads.map((name) => `${name} = ${protocol.workloads[name]!.about}`).join("; ")}.
+The last table gives medians over the rounds of the measured client run: CPU in % of one core (of ${meta.cores}),
+"other" being the rest of the machine's busy time (other processes, unattributed kernel work: high means disturbed).
 
 ${report.markdown}
 

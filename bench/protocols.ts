@@ -44,6 +44,8 @@ export interface ClientOutput {
   readonly signal: NodeJS.Signals | null
   readonly stdout: string
   readonly stderr: string
+  /** CPU seconds (user + system) of the client and its threads, or NaN if unknown. */
+  readonly cpuSeconds: number
 }
 
 export interface ProtocolWorkload {
