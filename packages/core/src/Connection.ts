@@ -71,7 +71,8 @@ export interface Transport {
   /**
    * How long a write through this transport may wait for it to take more
    * before failing with a `Timeout` error (the `timeoutMillis` that writers
-   * pass to `awaitWritable`; Go's write deadline). Start at `Infinity`; the
+   * pass to `awaitWritable`; Go's write deadline), and (since 0.2.0) how long
+   * a `Connection`'s `read` waits for bytes. Start at `Infinity`; the
    * pool sets it from `clientsDeadline` while it serves the connection, and
    * `Connection`s built with `make` honour it.
    */
@@ -99,18 +100,24 @@ export interface Transport {
  *
  * @example
  * ```ts
- * import type { Connection, PoolError, PoolManager } from "@pool-manager/core"
+ * import { type Connection, Framing, type PoolError, PoolManager } from "@pool-manager/core"
  * import { Effect } from "effect"
  *
- * // A line protocol on top of the pool's messages: answer PING, log and hang up on QUIT.
+ * // A line protocol: answer PING, log and hang up on QUIT.
  * const reply = (conn: Connection.Connection, command: string) =>
  *   command === "QUIT"
  *     ? Effect.log(`${conn.remoteAddress} said goodbye`).pipe(Effect.andThen(conn.write("BYE\n")), Effect.andThen(conn.close))
  *     : conn.write(command === "PING" ? "PONG\n" : "ERROR unknown command\n")
  *
  * // A failed write (the peer went away) closes that connection only.
- * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, body) =>
- *   reply(conn, new TextDecoder().decode(body).trim())
+ * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, line) =>
+ *   reply(conn, new TextDecoder().decode(line))
+ *
+ * // Framed by lines: each message is one line without its "\n" or "\r\n", so
+ * // "PING\nPING\n" in one write gets two PONGs, and a line split across
+ * // segments is joined first. (Under the default Go rule a message is whatever
+ * // arrived together, which is no way to carry a line protocol.)
+ * const Pool = PoolManager.layer({ framing: Framing.lines({ maxLength: 1024 }) }, callback)
  * ```
  *
  * @category models
@@ -119,7 +126,14 @@ export interface Transport {
 export interface Connection {
   /** The peer's address, for logs. */
   readonly remoteAddress: string
-  /** The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed. Interruptible. */
+  /**
+   * The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed, and (since
+   * 0.2.0) with a `Timeout` one when no byte arrives within the deadline (`transport.writeTimeoutMillis`, which the
+   * pool sets from `clientsDeadline`). Interruptible. Under a framing other than the Go rule, the framing owns the
+   * stream: `read` returns bytes it has not taken yet, which come after the frames and the partial frame it holds
+   * (those reach the callback as messages, or are dropped with the connection), so a protocol that needs more
+   * bytes says so in its decoder rather than reading them.
+   */
   readonly read: Effect.Effect<Uint8Array, ConnectionError>
   /** Writes to the peer, waiting while the transport applies backpressure. */
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, ConnectionError>

@@ -102,8 +102,9 @@ export class AddressLimitError extends Schema.TaggedError<AddressLimitError>()("
  * A read or write on a `Connection` failed. `reason` tells why: the peer closed
  * its side (`Closed`), the connection was closed locally (`LocalClosed`), the
  * transport reported an error (`Error`, with its `cause`), or a write could not
- * proceed within the write timeout because the peer read nothing (`Timeout`;
- * the pool applies `clientsDeadline`).
+ * proceed within the write timeout because the peer read nothing, or (since
+ * 0.2.0) a callback's `read` got no bytes within it (`Timeout`; the pool
+ * applies `clientsDeadline` to both, as Go's `SetDeadline`).
  *
  * @category errors
  * @since 0.1.0
@@ -117,7 +118,9 @@ export class ConnectionError extends Schema.TaggedError<ConnectionError>()("Conn
     if (this.reason === "Closed") return `connection ${this.remoteAddress} was closed by the peer`
     if (this.reason === "LocalClosed") return `connection ${this.remoteAddress} is already closed`
     if (this.reason === "Timeout")
-      return `connection ${this.remoteAddress} read nothing of what was written to it in time`
+      return this.cause === undefined
+        ? `connection ${this.remoteAddress} read nothing of what was written to it in time`
+        : `connection ${this.remoteAddress} timed out: ${String(this.cause)}`
     return `connection ${this.remoteAddress} failed: ${String(this.cause)}`
   }
 }

@@ -106,6 +106,12 @@ class SocketTransport implements Connection.Transport {
   timerDue = Infinity
   waitMillis = Infinity
   waitStarted = 0
+  corked = false
+  // Sends what was written while corked, once the synchronous run that corked ends.
+  readonly uncork = () => {
+    this.corked = false
+    this.socket.uncork()
+  }
   // One wait at a time (the pool's, or a callback's `read`), so one canceller serves them all.
   readonly cancelWait = () => {
     this.waiter = undefined
@@ -279,6 +285,12 @@ class SocketTransport implements Connection.Transport {
       timer.unref()
     }
     return cancel
+  }
+  cork(): void {
+    if (this.corked) return
+    this.corked = true
+    this.socket.cork()
+    process.nextTick(this.uncork)
   }
   close(): void {
     if (this.closing) return

@@ -31,6 +31,8 @@ export const make = (
     let outboundBytes = 0
     let bytesWritten = 0
     let closed = false
+    // While corked, writes are queued without waking the client, as one delivery afterwards.
+    let corked = false
     let problem: ConnectionError | undefined
     const closedSignal = yield* Deferred.make<void>()
     let serverWaiter: ((event: Connection.ReadyEvent) => void) | undefined
@@ -62,6 +64,10 @@ export const make = (
       const waiter = clientWaiter
       clientWaiter = undefined
       waiter?.()
+    }
+    const uncork = () => {
+      corked = false
+      wakeClient()
     }
     const closeServer = () => {
       if (closed) return
@@ -131,7 +137,7 @@ export const make = (
         outbound.push(bytes)
         outboundBytes += bytes.length
         bytesWritten += bytes.length
-        wakeClient()
+        if (!corked) wakeClient()
         return outboundBytes < writeBufferBytes
       },
       awaitWritable(timeoutMillis, onReady) {
@@ -158,7 +164,14 @@ export const make = (
         }
       },
       close: closeServer,
-      abort: closeServer
+      abort: closeServer,
+      // Like a socket's cork until process.nextTick: the writes of this
+      // synchronous run reach the client together, once it ends.
+      cork() {
+        if (corked) return
+        corked = true
+        queueMicrotask(uncork)
+      }
     }
 
     const takeOutbound = (): Uint8Array => {

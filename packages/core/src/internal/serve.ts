@@ -1,7 +1,11 @@
 /**
  * The loop a worker runs for the connection it owns: wait for bytes (with the
  * deadline, and wakeable by `stop`), frame one message by the Go original's rule (SPEC.md),
- * hand it to the callback, repeat until the connection ends.
+ * hand it to the callback, repeat until the connection ends. With another
+ * framing (`framing.ts` does the framing; this loop only calls it), a chunk's
+ * frames are handed out one after the other without waiting, in one pass of
+ * the transport's event for a synchronous callback and without a resumption
+ * per frame for an Effect callback that does not suspend.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
  * only in synchronous steps that also frame and dispatch them, so neither a
@@ -12,12 +16,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
-import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent } from "../Connection.ts"
+import * as Framing from "../Framing.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
 import { concat } from "./bytes.ts"
+import { withState } from "./connectionState.ts"
+import * as Framer from "./framing.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
 
@@ -43,12 +49,16 @@ export type CloseReason =
   | "message too large"
   | "message limit"
   | "stopping"
+  | "frame too large"
+  | "bad framing"
 
 /** What a wait ends with: the next message, or why the connection ends. */
 type Step = Uint8Array | CloseReason
 
 // Marks a wait that ended because a synchronous callback threw.
 const THROWN: Step = new Uint8Array(0)
+
+const noFrames: ReadonlyArray<Uint8Array> = []
 
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
@@ -97,7 +107,11 @@ export const serve = (
         counters.closedByDeadline++
         break
       case "message too large":
+      case "frame too large":
         counters.closedBySize++
+        break
+      case "bad framing":
+        counters.closedByFraming++
         break
       case "message limit":
         counters.closedByMessageLimit++
@@ -114,6 +128,19 @@ export const serve = (
         Effect.annotateLogs({ remoteAddress: transport.remoteAddress, maxMessageBytes: config.maxMessageBytes })
       )
     }
+    if (reason === "frame too large" || reason === "bad framing") {
+      return Effect.logWarning(
+        reason === "bad framing"
+          ? "closing connection: bad input to its framing"
+          : "closing connection: frame too large"
+      ).pipe(
+        Effect.annotateLogs({
+          remoteAddress: transport.remoteAddress,
+          reason: framingFault,
+          framing: Framing.format(framing)
+        })
+      )
+    }
     return config.debug
       ? Effect.logDebug("connection closed").pipe(
           Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason })
@@ -124,6 +151,25 @@ export const serve = (
   // The most one poll may take: a whole message over maxMessageBytes is never
   // needed, one byte past it shows that it is too large.
   let room = pollRoom(config)
+
+  // The framing this connection keeps for its life (setConfig changes it for
+  // connections admitted later). Under the Go rule there is no framer and the
+  // loop below runs as it always did; otherwise `takeFrame` replaces `take`.
+  const framing = config.framing
+  let framer: Framer.Framer | undefined
+  // Why the input went bad, for the close's log; set by a fault or a decoder `make` that threw.
+  let framingFault: string | undefined
+  if (framing._tag !== "GoRule") {
+    try {
+      framer = Framer.make(framing, config.maxMessageBytes)
+    } catch (error) {
+      framingFault = `the decoder's make threw: ${error instanceof Error ? error.message : String(error)}`
+    }
+  }
+  // The frames of the last chunk not yet handed out (the framer's view, valid
+  // until its next push, which happens only once they all are).
+  let frames: ReadonlyArray<Uint8Array> = noFrames
+  let nextFrame = 0
 
   // Frames one message starting with `first` (the Go original's rule: keep
   // reading while each read filled bufferSize), but never waits for a
@@ -149,20 +195,54 @@ export const serve = (
   // What the connection offers without waiting: a message, a reason to close,
   // or nothing yet. Bytes already buffered come first, so bytes that arrived
   // before a stop or a peer close are still served.
-  const take = (): Step | undefined => {
+  const takeGo = (): Step | undefined => {
     const current = Ref.getUnsafe(env.config)
-    if (current !== config) {
-      config = current
-      deadline = deadlineMillis(current)
-      transport.writeTimeoutMillis = deadline
-      room = pollRoom(current)
-    }
+    if (current !== config) refresh(current)
     const first = transport.poll(room)
     if (first !== undefined) return frame(first)
     if (transport.ended) return "peer closed"
     if (run.stopping) return "stopping"
     return undefined
   }
+  const refresh = (current: ManagerConfig) => {
+    config = current
+    deadline = deadlineMillis(current)
+    transport.writeTimeoutMillis = deadline
+    room = pollRoom(current)
+    framer?.setMaxMessageBytes(current.maxMessageBytes)
+  }
+
+  // The next frame: one left from the last chunk, else the first of the
+  // chunks buffered now. A chunk that completes several frames corks the
+  // transport, so the replies to all of them leave in one write. After the
+  // frames that came before bad input, the connection closes.
+  const takeFrame = (): Step | undefined => {
+    if (nextFrame < frames.length) return frames[nextFrame++]!
+    const current = Ref.getUnsafe(env.config)
+    if (current !== config) refresh(current)
+    const f = framer
+    if (f === undefined) return "bad framing"
+    while (f.fault === undefined) {
+      const chunk = transport.poll(room)
+      if (chunk === undefined) break
+      frames = f.push(chunk)
+      nextFrame = 0
+      if (frames.length > 0) {
+        if (frames.length > 1) transport.cork?.()
+        nextFrame = 1
+        return frames[0]!
+      }
+    }
+    if (f.fault !== undefined) {
+      framingFault = f.fault.detail
+      return f.fault.reason === "size" ? "frame too large" : "bad framing"
+    }
+    // A partial frame is dropped with the close (the peer's end, a stop).
+    if (transport.ended) return "peer closed"
+    if (run.stopping) return "stopping"
+    return undefined
+  }
+  const take = framing._tag === "GoRule" ? takeGo : takeFrame
 
   // A message's bookkeeping, the same for both kinds of callback.
   const beginMessage = (message: Uint8Array) => {
@@ -214,8 +294,8 @@ export const serve = (
       try {
         sync(connection, step, step.length, connectionState)
       } catch (defect) {
+        // Counted, timed and traced as any callback failure, by the fiber.
         thrown = defect
-        if (messageSpan !== undefined) endMessageSpan(Exit.die(defect))
         return finish(THROWN)
       }
       if (endMessage()) return finish("message limit")
@@ -285,10 +365,24 @@ export const serve = (
     }
     return loop
   }
+  // With a framing, a frame already buffered is taken at once, without the
+  // wait's callback: a chunk's frames cost one resumption in all.
+  const onFrameSuccess = (_: unknown): Effect.Effect<void> => {
+    if (closing) return Effect.void
+    if (endMessage()) {
+      closing = true
+      return close("message limit")
+    }
+    if (nextFrame < frames.length) {
+      ready = frames[nextFrame++]!
+      return again
+    }
+    return loop
+  }
 
   const handle = (): Effect.Effect<unknown, unknown> => {
     const step = ready
-    if (step === THROWN) return Effect.die(thrown) // already counted
+    if (step === THROWN) return Effect.die(thrown) // its message was begun in onReady
     if (typeof step === "string") {
       closing = true
       return close(step)
@@ -309,38 +403,12 @@ export const serve = (
   // Run inside the fiber, not by the resumer: a message is only taken up by a
   // fiber that is still running it (a late resume of an interrupted one is ignored).
   const handled = Effect.suspend(handle)
-  const loop: Effect.Effect<void> = Effect.matchCauseEffect(nextStep, {
-    onFailure: onCallbackFailure,
-    onSuccess: onCallbackSuccess
-  })
+  const onSuccess = framing._tag === "GoRule" ? onCallbackSuccess : onFrameSuccess
+  const loop: Effect.Effect<void> = Effect.matchCauseEffect(nextStep, { onFailure: onCallbackFailure, onSuccess })
+  // The loop entered with `ready` already set (the next buffered frame).
+  const again: Effect.Effect<void> = Effect.matchCauseEffect(handled, { onFailure: onCallbackFailure, onSuccess })
   const init = env.init
-  if (init === undefined) return loop
-  // The state lives in a Scope of the connection's own, closed (its
-  // finalizers run) when serving ends, however it ends.
-  return Effect.flatMap(Scope.make(), (scope) =>
-    Effect.onExit(
-      Effect.matchCauseEffect(
-        Scope.provide(
-          Effect.suspend(() => init(connection)),
-          scope
-        ),
-        {
-          onFailure: (cause) => {
-            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-            counters.callbackFailures++
-            session.closeReason = "callback failed"
-            transport.close()
-            return Effect.logWarning("connection state init failed; closing its connection", cause).pipe(
-              Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
-            )
-          },
-          onSuccess: (state) => {
-            connectionState = state
-            return loop
-          }
-        }
-      ),
-      (exit) => Scope.close(scope, exit)
-    )
-  )
+  return init === undefined
+    ? loop
+    : withState(env, init, session, connection, (state) => (connectionState = state), loop)
 }

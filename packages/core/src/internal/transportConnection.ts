@@ -68,6 +68,9 @@ const makeDrained = (connection: TransportConnection): Effect.Effect<void, Conne
     return Effect.sync(cancel)
   })
 
+// Waits up to the transport's deadline (`writeTimeoutMillis`, which the pool
+// sets from clientsDeadline, as Go's SetDeadline covers reads and writes),
+// re-read at every wait so that a config change applies to the next read.
 const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8Array, ConnectionError> =>
   Effect.callback<Uint8Array, ConnectionError>((resume) => {
     let cancel: (() => void) | undefined
@@ -85,11 +88,15 @@ const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8
     }
     if (attempt()) return
     const wait = () => {
-      cancel = transport.awaitReadable(Infinity, () => {
+      cancel = transport.awaitReadable(transport.writeTimeoutMillis, (event) => {
         cancel = undefined
-        if (!attempt()) wait()
+        if (attempt()) return
+        if (event === "timeout") resume(Effect.fail(failure("Timeout", transport.remoteAddress, readTimeout)))
+        else wait()
       })
     }
     wait()
     return Effect.sync(() => cancel?.())
   })
+
+const readTimeout = "no bytes arrived within the deadline"
