@@ -369,6 +369,7 @@ const unknownCommand = (args: ReadonlyArray<Uint8Array>): Buffer => {
  * `QUIT` sets `session.closing`; the caller closes after writing the reply.
  */
 export const execute = (store: Store, session: Session, args: ReadonlyArray<Uint8Array>, now: number): Buffer => {
+  if (args.length === 0) return Resp.error("ERR empty command")
   const name = text(args[0]!).toLowerCase()
   const spec = commands.get(name)
   if (spec === undefined) return unknownCommand(args)

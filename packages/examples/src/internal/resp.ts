@@ -244,20 +244,23 @@ export const encodeCommand = (args: ReadonlyArray<Uint8Array | string>): Buffer 
 
 /**
  * The arguments of a frame the decoder produced (views into it). The frame is
- * known to be valid, so this only walks the lengths.
+ * known to be valid, so this only walks the lengths; it stays within the
+ * frame all the same (bytes that are not a RESP array give no arguments).
  */
 export const commandArgs = (frame: Uint8Array): Array<Uint8Array> => {
+  const end = frame.length
   let i = 1
   let count = 0
-  while (frame[i] !== CR) count = count * 10 + frame[i++]! - 48
+  while (i < end && frame[i] !== CR) count = count * 10 + frame[i++]! - 48
+  if (frame[0] !== STAR || !(count > 0)) return []
   i += 2
-  const args = new Array<Uint8Array>(count)
-  for (let n = 0; n < count; n++) {
+  const args: Array<Uint8Array> = []
+  for (let n = 0; n < count && i < end; n++) {
     i++ // "$"
     let length = 0
-    while (frame[i] !== CR) length = length * 10 + frame[i++]! - 48
+    while (i < end && frame[i] !== CR) length = length * 10 + frame[i++]! - 48
     i += 2
-    args[n] = frame.subarray(i, i + length)
+    args.push(frame.subarray(i, i + length))
     i += length + 2
   }
   return args
