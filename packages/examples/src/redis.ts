@@ -26,11 +26,11 @@
  * `layer` starts the same server inside a larger program (tests, the benchmark).
  */
 import { Buffer } from "node:buffer"
+import { NodeServices } from "@effect/platform-node"
 import { Framing, type ManagerConfig, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeTcpServer } from "@pool-manager/node"
 import { Clock, Context, Effect, Layer, Schedule } from "effect"
 import { Command, Flag } from "effect/cli"
-import { NodeServices } from "@effect/platform-node"
 import * as Commands from "./internal/redisCommands.ts"
 import * as Resp from "./internal/resp.ts"
 

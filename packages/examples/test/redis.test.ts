@@ -120,7 +120,7 @@ for (const sync of [false, true]) {
     )
 
     it.live(
-      "keeps SELECT per connection, and expires keys in real time",
+      "keeps SELECT per connection, takes a 3 MB value, and expires keys in real time",
       () =>
         Effect.gen(function* () {
           const port = yield* serve(sync)
@@ -128,6 +128,10 @@ for (const sync of [false, true]) {
           const session = yield* cli(port, [], "SELECT 2\nSET s here\nGET s\nSELECT 0\nGET s\nSELECT 2\nGET s\n")
           assert.strictEqual(session, 'OK\nOK\n"here"\nOK\n(nil)\nOK\n"here"')
           assert.strictEqual(yield* cli(port, ["GET", "s"]), "(nil)")
+          // A value of 3 MB arrives in many segments: redis-cli -x sends its input as the last argument.
+          const big = "x".repeat(3 * 1024 * 1024)
+          assert.strictEqual(yield* cli(port, ["-x", "SET", "big"], big), "OK")
+          assert.strictEqual(yield* cli(port, ["GET", "big"]), `"${big}"`)
           assert.strictEqual(yield* cli(port, ["SET", "brief", "v", "PX", "300"]), "OK")
           assert.strictEqual(yield* cli(port, ["GET", "brief"]), '"v"')
           yield* Effect.sleep("700 millis")

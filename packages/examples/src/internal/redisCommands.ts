@@ -119,7 +119,7 @@ export const parseInteger = (bytes: Uint8Array): bigint | undefined => {
 }
 
 /** The value of an entry: its reply without the `$len\r\n` header and the final `\r\n`. */
-const valueOf = (entry: Entry): Buffer => entry.reply.subarray(entry.reply.indexOf(10) + 1, entry.reply.length - 2)
+const entryValue = (entry: Entry): Buffer => entry.reply.subarray(entry.reply.indexOf(10) + 1, entry.reply.length - 2)
 
 /** An expiry in `seconds` (or milliseconds) from `now`, or undefined when redis-server would call it invalid. */
 const expiryAt = (amount: bigint, unitMillis: 1 | 1000, now: number): number | undefined =>
@@ -163,7 +163,7 @@ const set: Run = ({ db, now }, args) => {
 const incrementBy = ({ db, now }: Context, keyBytes: Uint8Array, by: bigint): Buffer => {
   const key = text(keyBytes)
   const entry = db.lookup(key, now)
-  const current = entry === undefined ? 0n : parseInteger(valueOf(entry))
+  const current = entry === undefined ? 0n : parseInteger(entryValue(entry))
   if (current === undefined) return notInteger
   const result = current + by
   if (result > int64Max || result < int64Min) return Resp.error("ERR increment or decrement would overflow")
@@ -324,7 +324,10 @@ const commands = new Map<string, { readonly arity: number; readonly run: Run }>(
       arity: 2,
       run: ({ session }, args) => {
         const index = parseInteger(args[1]!)
-        if (index === undefined || index > 2147483647n || index < -2147483648n) return notInteger
+        if (index === undefined) return notInteger
+        if (index > 2147483647n || index < -2147483648n) {
+          return Resp.error("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
         if (index < 0n || index >= BigInt(databaseCount)) return Resp.error("ERR DB index is out of range")
         session.db = Number(index)
         return OK
@@ -332,7 +335,16 @@ const commands = new Map<string, { readonly arity: number; readonly run: Run }>(
     }
   ],
   ["dbsize", { arity: 1, run: ({ db }) => Resp.integer(db.entries.size) }],
-  ["flushdb", { arity: -1, run: ({ db }) => (db.clear(), OK) }],
+  [
+    "flushdb",
+    {
+      arity: -1,
+      run: ({ db }) => {
+        db.clear()
+        return OK
+      }
+    }
+  ],
   [
     "quit",
     {

@@ -17,7 +17,15 @@ const setup = () => {
       words.map((word) => Buffer.from(word)),
       now
     ).toString("latin1")
-  return { store, session, run, advance: (millis: number) => void (now += millis), now: () => now }
+  return {
+    store,
+    session,
+    run,
+    advance: (millis: number) => {
+      now += millis
+    },
+    now: () => now
+  }
 }
 
 describe("Redis commands", () => {
@@ -145,6 +153,10 @@ describe("Redis commands", () => {
     assert.strictEqual(run("SELECT", "16"), "-ERR DB index is out of range\r\n")
     assert.strictEqual(run("SELECT", "-1"), "-ERR DB index is out of range\r\n")
     assert.strictEqual(run("SELECT", "one"), "-ERR value is not an integer or out of range\r\n")
+    assert.strictEqual(
+      run("SELECT", "99999999999"),
+      "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+    )
     assert.strictEqual(run("SELECT", "15"), "+OK\r\n")
     assert.strictEqual(run("GET", "k"), "$-1\r\n")
     assert.strictEqual(run("FLUSHDB"), "+OK\r\n")
