@@ -160,15 +160,44 @@ const set: Run = ({ db, now }, args) => {
   return OK
 }
 
+/**
+ * A value of at most 15 characters in `string2ll`'s format, as a number (exact:
+ * below 2^53); `undefined` for anything else, which the BigInt path then judges.
+ * INCR's common case stays off BigInt.
+ */
+const parseSmall = (bytes: Uint8Array): number | undefined => {
+  const length = bytes.length
+  if (length === 0 || length > 15) return undefined
+  const negative = bytes[0] === 45
+  let i = negative ? 1 : 0
+  if (i === length || (bytes[i] === 48 && length > 1)) return undefined
+  let value = 0
+  for (; i < length; i++) {
+    const digit = bytes[i]! - 48
+    if (digit < 0 || digit > 9) return undefined
+    value = value * 10 + digit
+  }
+  return negative ? -value : value
+}
+
+const smallLimit = 2n ** 52n
+
 const incrementBy = ({ db, now }: Context, keyBytes: Uint8Array, by: bigint): Buffer => {
   const key = text(keyBytes)
   const entry = db.lookup(key, now)
+  // INCR keeps the key's expiry, as redis-server does.
+  const expiresAt = entry?.expiresAt ?? Infinity
+  const small = entry === undefined ? 0 : parseSmall(entryValue(entry))
+  if (small !== undefined && by < smallLimit && by > -smallLimit) {
+    const result = small + Number(by)
+    db.put(key, { reply: Resp.bulk(String(result)), expiresAt })
+    return Resp.integer(result)
+  }
   const current = entry === undefined ? 0n : parseInteger(entryValue(entry))
   if (current === undefined) return notInteger
   const result = current + by
   if (result > int64Max || result < int64Min) return Resp.error("ERR increment or decrement would overflow")
-  // INCR keeps the key's expiry, as redis-server does.
-  db.put(key, { reply: Resp.bulk(String(result)), expiresAt: entry?.expiresAt ?? Infinity })
+  db.put(key, { reply: Resp.bulk(String(result)), expiresAt })
   return Resp.integer(result)
 }
 

@@ -126,6 +126,12 @@ describe("Redis commands", () => {
     assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n")
     assert.strictEqual(run("SET", "s", " 1"), "+OK\r\n")
     assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n")
+    for (const bad of ["007", "-0", "-", "1.5", "+1", "99999999999999999999"]) {
+      assert.strictEqual(run("SET", "s", bad), "+OK\r\n")
+      assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n", bad)
+    }
+    assert.strictEqual(run("SET", "s", "-999999999999999"), "+OK\r\n")
+    assert.strictEqual(run("INCRBY", "s", "-4503599627370497"), ":-5503599627370496\r\n")
     assert.strictEqual(run("SET", "max", "9223372036854775806"), "+OK\r\n")
     assert.strictEqual(run("INCR", "max"), ":9223372036854775807\r\n")
     assert.strictEqual(run("INCR", "max"), "-ERR increment or decrement would overflow\r\n")
