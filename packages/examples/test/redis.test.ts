@@ -6,6 +6,7 @@
  * loopback port). Last, the program itself as a child process.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type { ManagerConfig } from "@pool-manager/core"
 import { NodeTcpServer } from "@pool-manager/node"
 import { Context, Effect, Layer } from "effect"
 import * as Redis from "../src/redis.ts"
@@ -13,9 +14,9 @@ import { connect, startExample } from "./utils/example.ts"
 import { runProgram } from "./utils/programs.ts"
 
 /** Starts the server on a free port for the test's scope; returns the port. */
-const serve = (sync: boolean) =>
+const serve = (sync: boolean, config?: ManagerConfig.Input) =>
   Effect.gen(function* () {
-    const context = yield* Layer.build(Redis.layer({ port: 0, sync }))
+    const context = yield* Layer.build(Redis.layer({ port: 0, sync, config }))
     const address = Context.get(context, NodeTcpServer.NodeTcpServer).address
     assert.isTrue("port" in address)
     return (address as { readonly port: number }).port
@@ -179,6 +180,12 @@ for (const sync of [false, true]) {
           assert.strictEqual(yield* unbalanced.closed(), "-ERR Protocol error: unbalanced quotes in request\r\n")
           // The server is still there for everyone else.
           assert.strictEqual(yield* cli(port, ["PING"]), "PONG")
+          // A value over the pool's maxMessageBytes is refused by its announced length, before it arrives.
+          const small = yield* serve(sync, { maxMessageBytes: 1024 })
+          const large = yield* connect(small)
+          yield* large.send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1025\r\n")
+          assert.strictEqual(yield* large.closed(), "-ERR Protocol error: invalid bulk length\r\n")
+          assert.strictEqual(yield* cli(small, ["SET", "k", "x".repeat(900)]), "OK")
         }),
       60_000
     )
