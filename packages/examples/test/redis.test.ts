@@ -5,10 +5,14 @@
  * both callback kinds (the server runs in process, from `layer`, on a free
  * loopback port). Last, the program itself as a child process.
  */
+
+import { Buffer } from "node:buffer"
 import { assert, describe, it } from "@effect/vitest"
 import type { ManagerConfig } from "@pool-manager/core"
 import { NodeTcpServer } from "@pool-manager/node"
 import { Context, Effect, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import * as Commands from "../src/internal/redisCommands.ts"
 import * as Redis from "../src/redis.ts"
 import { connect, startExample } from "./utils/example.ts"
 import { runProgram } from "./utils/programs.ts"
@@ -205,6 +209,29 @@ for (const sync of [false, true]) {
     )
   })
 }
+
+describe("RedisStore", () => {
+  it.effect("its layer deletes expired keys every 100 ms on the Clock, without reads", () =>
+    Effect.gen(function* () {
+      const store = yield* Redis.RedisStore
+      const set = (key: string, millis: string) =>
+        Commands.execute(
+          store,
+          Commands.session(),
+          ["SET", key, "v", "PX", millis].map((w) => Buffer.from(w)),
+          0
+        )
+      set("soon", "50")
+      set("later", "250")
+      const keys = () => [...store.databases[0]!.entries.keys()]
+      assert.deepStrictEqual(keys(), ["soon", "later"])
+      yield* TestClock.adjust("100 millis")
+      assert.deepStrictEqual(keys(), ["later"])
+      yield* TestClock.adjust("200 millis")
+      assert.deepStrictEqual(keys(), [])
+    }).pipe(Effect.provide(Redis.RedisStore.layer))
+  )
+})
 
 describe("redis example program", () => {
   it.live(
