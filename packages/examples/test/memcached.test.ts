@@ -119,7 +119,10 @@ describe.each([
         const reply = "SERVER_ERROR object too large for cache\r\nEND\r\n"
         // The old value is gone too, as memcached drops it.
         assert.strictEqual(yield* client.roundTrip("\r\nget big\r\n", reply), reply)
-        const stored = `set big 0 0 ${1024 * 1024}\r\n${"y".repeat(1024 * 1024)}\r\n`
+        // The largest frame: a 2048-byte line (runs of spaces count as one) and a 1 MB value.
+        const line = `set big${" ".repeat(2030)}0 0 ${1024 * 1024}`
+        assert.strictEqual(line.length, 2048)
+        const stored = `${line}\r\n${"y".repeat(1024 * 1024)}\r\n`
         assert.strictEqual(yield* client.roundTrip(stored, "STORED\r\n"), "STORED\r\n")
       }).pipe(Effect.scoped),
     60_000
