@@ -112,7 +112,7 @@ export const runTool = (program: string, args: ReadonlyArray<string>, options: {
           )
           return
         }
-        if (error !== null && error.killed) {
+        if (error?.killed) {
           resume(Effect.fail(new Error(`${program} ${args.join(" ")} timed out; stderr: ${stderr}`)))
           return
         }
