@@ -186,9 +186,11 @@ export const make = <E, R>(
         counters.busy++
         counters.accepted++
         if (span !== undefined) Tracing.leased(span, worker.id)
+        // Built first: the connection takes the config (its framing) of the
+        // moment a worker took it, before the put it completes runs on.
+        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
         // Completes a put waiting for this worker, in this very step.
         served.onLeased?.(true)
-        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
         return Ref.getUnsafe(state.config).debug
           ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
               Effect.andThen(body)
