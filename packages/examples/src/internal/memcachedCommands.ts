@@ -47,8 +47,8 @@ const line = (text: string) => `${text}\r\n`
 const quit = new Close(undefined)
 const lineTooLong = new Close(line(errors.lineTooLong))
 
-// What strtoull takes from the start of a stored value: whitespace, digits, then whitespace or the end.
-const numericValue = /^[\t\n\v\f\r ]*(\d+)(?:[\t\n\v\f\r ]|$)/
+// What strtoull takes from the start of a stored value: whitespace, a `+`, digits, then whitespace or the end.
+const numericValue = /^[\t\n\v\f\r ]*\+?(\d+)(?:[\t\n\v\f\r ]|$)/
 
 /** Runs one frame against `store`. */
 export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uint8Array) => Outcome) => {

@@ -6,9 +6,11 @@
  * `memcachedCommands.ts` to run them.
  *
  * Where protocol.txt leaves a reply open, memcached 1.6's own replies are the
- * reference (token counts, `ERROR` vs `CLIENT_ERROR`), with one deliberate
- * difference: keys with control characters are refused, as protocol.txt says
- * ("the key must not include control characters or whitespace").
+ * reference (token counts, `ERROR` vs `CLIENT_ERROR`, a `+` before a number),
+ * with deliberate differences where memcached is looser than protocol.txt:
+ * keys with control characters are refused ("the key must not include
+ * control characters or whitespace"), and so are flags over 32 bits and times
+ * over 32 bits (memcached truncates them).
  */
 
 /** A key's longest length in bytes (protocol.txt, "Keys"). */
@@ -75,8 +77,9 @@ export const errors = {
 const invalid = (reply: string, noreply = false): Command => ({ _tag: "Invalid", reply, noreply })
 const unknown = invalid(errors.unknown)
 
-const digits = /^\d+$/
-const signedDigits = /^-?\d+$/
+// As strtoul/strtol read them: a sign is allowed (memcached takes `+5`).
+const digits = /^\+?\d+$/
+const signedDigits = /^[+-]?\d+$/
 const maxU32 = 0xffff_ffff
 const maxU64 = (1n << 64n) - 1n
 
@@ -129,7 +132,9 @@ const parseStore = (op: StoreOp, tokens: ReadonlyArray<string>): Command => {
   const exptime = parseI32(tokens[3]!)
   const bytes = parseI32(tokens[4]!)
   const cas = op === "cas" ? parseU64(tokens[5]!) : 0n
-  if (!isValidKey(key) || flags === undefined || exptime === undefined || bytes === undefined || bytes < 0) {
+  // memcached refuses a length it could not add the `\r\n` to in an int.
+  const badLength = bytes === undefined || bytes < 0 || bytes > 0x7fff_fffd
+  if (!isValidKey(key) || flags === undefined || exptime === undefined || badLength) {
     return invalid(errors.badFormat, noreply)
   }
   if (cas === undefined) return invalid(errors.badFormat, noreply)

@@ -50,6 +50,7 @@ describe("memcached parser", () => {
       "set k -1 0 1",
       "set k 0 2147483648 1",
       "set k 0 0 -1",
+      "set k 0 0 2147483646",
       "set k 0 0 1x",
       "cas k 0 0 1 -1",
       "cas k 0 0 1 18446744073709551616",
@@ -58,6 +59,9 @@ describe("memcached parser", () => {
     ])
       assert.deepStrictEqual(parseCommand(line), invalid(badFormat), line)
     assert.deepStrictEqual(parseCommand("set k x 0 1 noreply"), invalid(badFormat, true))
+    // memcached reads numbers as strtoul does: a leading + is fine.
+    assert.include(parseCommand("cas k +5 +0 +1 +7"), { flags: 5, exptime: 0, bytes: 1, cas: 7n })
+    assert.include(parseCommand("set k 0 0 2147483645"), { _tag: "Store", bytes: 2147483645 })
   })
 
   it("parses retrievals of one or more keys, gat and gats with an expiration time first", () => {
