@@ -9,8 +9,8 @@
  * reference (token counts, `ERROR` vs `CLIENT_ERROR`, a `+` before a number),
  * with deliberate differences where memcached is looser than protocol.txt:
  * keys with control characters are refused ("the key must not include
- * control characters or whitespace"), and so are flags over 32 bits and times
- * over 32 bits (memcached truncates them).
+ * control characters or whitespace"), and so are flags over 32 bits (memcached
+ * truncates them).
  */
 
 /** A key's longest length in bytes (protocol.txt, "Keys"). */
@@ -97,6 +97,16 @@ export const parseI32 = (text: string): number | undefined => {
   return value >= -0x8000_0000 && value <= 0x7fff_ffff ? value : undefined
 }
 
+/**
+ * An expiration time or delay in seconds: any integer JavaScript holds
+ * exactly (memcached reads a long, so unix times after 2038 work), or undefined.
+ */
+export const parseTime = (text: string): number | undefined => {
+  if (!signedDigits.test(text)) return undefined
+  const value = Number(text)
+  return Number.isSafeInteger(value) ? value : undefined
+}
+
 /** An unsigned 64-bit decimal (memcached's `safe_strtoull`), or undefined. */
 export const parseU64 = (text: string): bigint | undefined => {
   if (!digits.test(text)) return undefined
@@ -129,7 +139,7 @@ const parseStore = (op: StoreOp, tokens: ReadonlyArray<string>): Command => {
   const noreply = hasNoreply(tokens, fields + 1)
   const key = tokens[1]!
   const flags = parseU32(tokens[2]!)
-  const exptime = parseI32(tokens[3]!)
+  const exptime = parseTime(tokens[3]!)
   const bytes = parseI32(tokens[4]!)
   const cas = op === "cas" ? parseU64(tokens[5]!) : 0n
   // memcached refuses a length it could not add the `\r\n` to in an int.
@@ -144,7 +154,7 @@ const parseStore = (op: StoreOp, tokens: ReadonlyArray<string>): Command => {
 const parseRetrieve = (op: "get" | "gets" | "gat" | "gats", tokens: ReadonlyArray<string>): Command => {
   const touch = op === "gat" || op === "gats"
   if (tokens.length < 2) return unknown
-  const exptime = touch ? parseI32(tokens[1]!) : undefined
+  const exptime = touch ? parseTime(tokens[1]!) : undefined
   if (touch && exptime === undefined) return invalid(errors.badExptime)
   const keys = tokens.slice(touch ? 2 : 1)
   for (const key of keys) if (!isValidKey(key)) return invalid(errors.badFormat)
@@ -181,7 +191,7 @@ const parseTouch = (tokens: ReadonlyArray<string>): Command => {
   const noreply = hasNoreply(tokens, 4)
   const key = tokens[1]!
   if (!isValidKey(key)) return invalid(errors.badFormat, noreply)
-  const exptime = parseI32(tokens[2]!)
+  const exptime = parseTime(tokens[2]!)
   if (exptime === undefined) return invalid(errors.badExptime, noreply)
   return { _tag: "Touch", key, exptime, noreply }
 }
@@ -190,7 +200,7 @@ const parseFlushAll = (tokens: ReadonlyArray<string>): Command => {
   if (tokens.length > 3) return unknown
   const noreply = tokens.length > 1 && tokens[tokens.length - 1] === "noreply"
   if (tokens.length === (noreply ? 2 : 1)) return { _tag: "FlushAll", delay: 0, noreply }
-  const delay = parseI32(tokens[1]!)
+  const delay = parseTime(tokens[1]!)
   if (delay === undefined) return invalid(errors.badExptime, noreply)
   return { _tag: "FlushAll", delay, noreply }
 }

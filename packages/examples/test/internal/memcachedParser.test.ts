@@ -48,7 +48,6 @@ describe("memcached parser", () => {
       "set k x 0 1",
       "set k 4294967296 0 1",
       "set k -1 0 1",
-      "set k 0 2147483648 1",
       "set k 0 0 -1",
       "set k 0 0 2147483646",
       "set k 0 0 1x",
@@ -62,6 +61,9 @@ describe("memcached parser", () => {
     // memcached reads numbers as strtoul does: a leading + is fine.
     assert.include(parseCommand("cas k +5 +0 +1 +7"), { flags: 5, exptime: 0, bytes: 1, cas: 7n })
     assert.include(parseCommand("set k 0 0 2147483645"), { _tag: "Store", bytes: 2147483645 })
+    // A unix time after 2038 is fine.
+    assert.include(parseCommand("set k 0 4000000000 1"), { _tag: "Store", exptime: 4000000000 })
+    assert.deepStrictEqual(parseCommand("set k 0 99999999999999999999 1"), invalid(badFormat))
   })
 
   it("parses retrievals of one or more keys, gat and gats with an expiration time first", () => {
