@@ -73,11 +73,12 @@ export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uin
   const storeValue = (op: StoreOp, command: Extract<Command, { _tag: "Store" }>, value: Uint8Array): string => {
     const { key, flags } = command
     const expiresAt = store.expiresAt(command.exptime, store.now())
+    if (op === "set") {
+      store.put(key, value, flags, expiresAt)
+      return STORED
+    }
     const existing = store.get(key)
     switch (op) {
-      case "set":
-        store.put(key, value, flags, expiresAt)
-        return STORED
       case "add":
         if (existing !== undefined) return NOT_STORED
         store.put(key, value, flags, expiresAt)

@@ -44,7 +44,12 @@ const noFrames: ReadonlyArray<Uint8Array> = []
 
 /** Decodes `bytes[start, end)` as latin1: one character per byte. */
 export const latin1 = (bytes: Uint8Array, start: number, end: number): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", start, end)
+  // Socket chunks are Buffers already; a pool-owned buffer gets a view (no copy).
+  (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString(
+    "latin1",
+    start,
+    end
+  )
 
 /** The end of the line starting at `start` whose `\n` is at `lf`, without the `\r` before it. */
 export const lineEnd = (bytes: Uint8Array, start: number, lf: number): number =>
