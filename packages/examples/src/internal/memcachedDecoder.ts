@@ -90,7 +90,8 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
           continue
         }
         const lf = buffered.indexOf(LF, pos + scanned)
-        const end = lf < 0 ? length : lineEnd(buffered, pos, lf)
+        // Without its \n yet, a final \r may be the start of the line's end: it does not count either.
+        const end = lf >= 0 ? lineEnd(buffered, pos, lf) : buffered[length - 1] === CR ? length - 1 : length
         if (end - pos > maxLineLength) {
           const retrieval = isRetrieval(latin1(buffered, pos, pos + Math.min(16, end - pos)))
           if (!retrieval || end - pos > maxRetrievalLine) {

@@ -137,6 +137,15 @@ describe("memcached decoder", () => {
     assert.deepStrictEqual(feed([bytesOf("y".repeat(2048))]).frames, [])
   })
 
+  it("takes a line of exactly 2048 bytes however it is split, its \\r\\n included", () => {
+    const line = `touch k${" ".repeat(2040)}0`
+    assert.strictEqual(line.length, 2048)
+    const bytes = bytesOf(`${line}\r\n`)
+    for (let point = 0; point <= bytes.length; point++) {
+      assert.deepStrictEqual(feed(splitAt(bytes, point)).frames, [`${line}\r\n`], `split at ${point}`)
+    }
+  })
+
   it("takes a retrieval's long key list, up to the item size limit", () => {
     const keys = Array.from({ length: 400 }, (_, i) => `key-${i}`).join(" ")
     const line = `get ${keys}\r\n`
