@@ -149,7 +149,7 @@ export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uin
     }
     const match = numericValue.exec(latin1(item.value, 0, item.value.length))
     // Over 20 significant digits cannot be a 64-bit value (and would be slow to convert).
-    const digits = match?.[1]!.replace(/^0+(?=\d)/, "")
+    const digits = match === null ? undefined : match[1]!.replace(/^0+(?=\d)/, "")
     const current = digits === undefined || digits.length > 20 ? undefined : BigInt(digits)
     if (current === undefined || current > maxU64) return line(errors.nonNumeric)
     counters[op === "incr" ? "incr_hits" : "decr_hits"]++
