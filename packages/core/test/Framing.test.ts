@@ -141,6 +141,21 @@ describe("the built-in decoders", () => {
     assert.strictEqual(over.fault?.reason, "framing")
   })
 
+  it("a custom decoder's FrameError marked tooLarge counts as size, any other throw as framing", () => {
+    const throwing = (error: unknown) =>
+      Framing.custom("t", () => ({
+        decode: () => {
+          throw error
+        }
+      }))
+    assert.strictEqual(
+      frames(throwing(new Framing.FrameError({ message: "big", tooLarge: true })), "x").fault?.reason,
+      "size"
+    )
+    assert.strictEqual(frames(throwing(new Framing.FrameError({ message: "odd" })), "x").fault?.reason, "framing")
+    assert.match(frames(throwing("just a string"), "x").fault?.detail ?? "", /decoder t threw: just a string/)
+  })
+
   it("frames stay intact after later chunks arrive (the buffer is never reused)", () => {
     const framer = Framer.make(Framing.lines() as Framing.Lines, 1 << 20)
     const kept: Array<Uint8Array> = []

@@ -71,6 +71,32 @@ describe("NodeConnection with a framing", () => {
     )
   }
 
+  it.live("a line that never ends is closed once it passes maxMessageBytes, not buffered", () =>
+    Effect.gen(function* () {
+      const seen: Array<string> = []
+      const manager = yield* PoolManager.make(
+        { framing: Framing.lines(), maxMessageBytes: 64 * 1024 },
+        PoolManager.syncCallback((conn, line) => {
+          seen.push(decoder.decode(line))
+          conn.transport.write("OK\n")
+        })
+      )
+      yield* manager.start
+      const { port, accept } = yield* listen
+      const client = yield* connect(port)
+      yield* manager.put(NodeConnection.make(yield* accept))
+      yield* client.send("hello\n")
+      assert.strictEqual(yield* client.receive(3), "OK\n")
+      // 4 MiB without a newline: the server closes as soon as 64 KiB prove the line too long.
+      const flood = Buffer.alloc(4 * 1024 * 1024, 120)
+      client.socket.write(flood)
+      yield* client.closed(10_000)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.closedBySize, 1)
+      assert.deepStrictEqual(seen, ["hello"])
+    })
+  )
+
   it.live("a callback's read fails with Timeout after clientsDeadline on a silent real socket", () =>
     Effect.gen(function* () {
       const outcomes: Array<string> = []

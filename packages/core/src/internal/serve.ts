@@ -382,7 +382,7 @@ export const serve = (
 
   const handle = (): Effect.Effect<unknown, unknown> => {
     const step = ready
-    if (step === THROWN) return Effect.die(thrown) // already counted
+    if (step === THROWN) return Effect.die(thrown) // its message was begun in onReady
     if (typeof step === "string") {
       closing = true
       return close(step)
