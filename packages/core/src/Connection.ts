@@ -100,18 +100,24 @@ export interface Transport {
  *
  * @example
  * ```ts
- * import type { Connection, PoolError, PoolManager } from "@pool-manager/core"
+ * import { type Connection, Framing, type PoolError, PoolManager } from "@pool-manager/core"
  * import { Effect } from "effect"
  *
- * // A line protocol on top of the pool's messages: answer PING, log and hang up on QUIT.
+ * // A line protocol: answer PING, log and hang up on QUIT.
  * const reply = (conn: Connection.Connection, command: string) =>
  *   command === "QUIT"
  *     ? Effect.log(`${conn.remoteAddress} said goodbye`).pipe(Effect.andThen(conn.write("BYE\n")), Effect.andThen(conn.close))
  *     : conn.write(command === "PING" ? "PONG\n" : "ERROR unknown command\n")
  *
  * // A failed write (the peer went away) closes that connection only.
- * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, body) =>
- *   reply(conn, new TextDecoder().decode(body).trim())
+ * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, line) =>
+ *   reply(conn, new TextDecoder().decode(line))
+ *
+ * // Framed by lines: each message is one line without its "\n" or "\r\n", so
+ * // "PING\nPING\n" in one write gets two PONGs, and a line split across
+ * // segments is joined first. (Under the default Go rule a message is whatever
+ * // arrived together, which is no way to carry a line protocol.)
+ * const Pool = PoolManager.layer({ framing: Framing.lines({ maxLength: 1024 }) }, callback)
  * ```
  *
  * @category models

@@ -94,7 +94,7 @@ export interface SyncCallback<S = void> {
  * @category constructors
  * @since 0.1.0
  */
-export const syncCallback = <S>(run: SyncCallback<S>["run"]): SyncCallback<S> => ({ _tag: "SyncCallback", run })
+export const syncCallback = <S = void>(run: SyncCallback<S>["run"]): SyncCallback<S> => ({ _tag: "SyncCallback", run })
 
 /**
  * A callback with state for each connection, built with `withState`.

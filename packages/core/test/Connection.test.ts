@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
-import { Connection, MemoryConnection } from "../src/index.ts"
+import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
 
 describe("Connection.make", () => {
   it.effect("a write waits for a full transport at most transport.writeTimeoutMillis, then fails with Timeout", () =>
@@ -32,6 +32,36 @@ describe("Connection.make", () => {
       assert.isUndefined(blocked.pollUnsafe())
       assert.strictEqual(yield* memory.client.receiveText, "abcd")
       yield* Fiber.join(blocked)
+    })
+  )
+
+  // The @example of `Connection`: the same callback, framed by lines.
+  it.effect("the line protocol of the example answers PING\\nPING\\n in one write with two PONGs", () =>
+    Effect.gen(function* () {
+      const reply = (conn: Connection.Connection, command: string) =>
+        command === "QUIT"
+          ? Effect.log(`${conn.remoteAddress} said goodbye`).pipe(
+              Effect.andThen(conn.write("BYE\n")),
+              Effect.andThen(conn.close)
+            )
+          : conn.write(command === "PING" ? "PONG\n" : "ERROR unknown command\n")
+      const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn, line) =>
+        reply(conn, new TextDecoder().decode(line))
+      const manager = yield* PoolManager.make({ framing: Framing.lines({ maxLength: 1024 }) }, callback)
+      yield* manager.start
+      const { client, connection } = yield* MemoryConnection.make()
+      yield* manager.put(connection)
+      yield* client.send("PING\nPING\n")
+      assert.strictEqual(yield* client.receiveText, "PONG\nPONG\n")
+      // A line split across two writes, a \r\n ending, and an unknown command.
+      yield* client.send("PI")
+      yield* client.send("NG\r\nHELLO\n")
+      let received = ""
+      while (received.length < "PONG\nERROR unknown command\n".length) received += yield* client.receiveText
+      assert.strictEqual(received, "PONG\nERROR unknown command\n")
+      yield* client.send("QUIT\n")
+      assert.strictEqual(yield* client.receiveText, "BYE\n")
+      yield* client.closed
     })
   )
 })

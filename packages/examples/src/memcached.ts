@@ -176,8 +176,8 @@ export const layer = (options: Options = {}) =>
           framing: framing(maxItemSize),
           maxWorkersCount: options.maxConnections ?? defaults.maxConnections,
           clientsDeadline: options.idleTimeout ?? defaults.idleTimeout,
-          // A frame is at most a line and a whole item, or a retrieval's long key list.
-          maxMessageBytes: maxItemSize + maxLineLength + 2
+          // A frame is at most a line (and its \r\n) and a whole item (and its \r\n), or a retrieval's long key list.
+          maxMessageBytes: maxItemSize + maxLineLength + 4
         },
         callback
       )

@@ -98,3 +98,12 @@ describe.each([
     180_000
   )
 })
+
+describe("memcached tools helper", () => {
+  it.live("fails, never skips, when a tool is not installed, saying what to install", () =>
+    Effect.gen(function* () {
+      const error = yield* Effect.flip(runTool("memc-no-such-tool", ["--help"]))
+      assert.match(error.message, /memc-no-such-tool is not installed: install Debian's libmemcached-tools/)
+    })
+  )
+})

@@ -87,7 +87,7 @@ export interface ServeOptions {
  */
 export const serve = <E, R>(
   config: ServerConfig,
-  callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
+  callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback | PoolManager.Stateful<any, E, R>,
   options?: ServeOptions
 ): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> =>
   internal.serve(config, callback, options)
@@ -103,9 +103,15 @@ export interface Options<E, R> {
   readonly name?: string | undefined
   /** What `--help` says the command does. */
   readonly description?: string | undefined
-  /** The callback run for every message (an Effect callback, or a `PoolManager.syncCallback`). */
-  readonly callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback
-  /** Defaults of the flags. */
+  /**
+   * The callback run for every message (an Effect callback, a `PoolManager.syncCallback`, or either with
+   * per-connection state from `PoolManager.withState`, since 0.2.0).
+   */
+  readonly callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback | PoolManager.Stateful<any, E, R>
+  /**
+   * Defaults of the flags. A framing the CLI cannot spell (`Framing.custom`) is given here, as `framing`; `--framing`
+   * still overrides it.
+   */
   readonly defaults?: Defaults | undefined
 }
 

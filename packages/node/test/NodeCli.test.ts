@@ -67,7 +67,8 @@ describe("NodeCli", () => {
           "metrics-host": "127.0.0.1",
           "log-format": "text",
           processes: "1",
-          "cluster-mode": "auto"
+          "cluster-mode": "auto",
+          framing: "go"
         }
         for (const [flag, fallback] of Object.entries(expected)) {
           const line = stdout.split("\n").find((l) => l.trimStart().startsWith(`--${flag} `))

@@ -21,7 +21,8 @@ export interface Fault {
 
 /** What a built-in decoder found: frames, bytes used, and the bad input after them, if any. */
 interface Found {
-  readonly frames: Array<Uint8Array>
+  // A built-in decoder's own array, reused; a custom decoder's, as it returned it.
+  frames: ReadonlyArray<Uint8Array>
   consumed: number
   fault: Fault | undefined
 }
@@ -43,7 +44,8 @@ const CR = 13
 
 /** Lines ended by `\n` or `\r\n`; `max` counts the line without its delimiter. */
 class LinesDecoder implements BuiltIn {
-  readonly found: Found = { frames: [], consumed: 0, fault: undefined }
+  readonly list: Array<Uint8Array> = []
+  readonly found: Found = { frames: this.list, consumed: 0, fault: undefined }
   // Bytes at the start of the next call's buffer already searched for "\n":
   // the partial line left by this call, passed again first.
   scanned = 0
@@ -57,7 +59,7 @@ class LinesDecoder implements BuiltIn {
   }
   decode(buffered: Uint8Array): Found {
     const found = this.found
-    const frames = found.frames
+    const frames = this.list
     frames.length = 0
     found.fault = undefined
     const max = this.max
@@ -86,7 +88,8 @@ class LinesDecoder implements BuiltIn {
 
 /** Frames ended by a byte sequence; `max` counts the frame without its delimiter. */
 class DelimiterDecoder implements BuiltIn {
-  readonly found: Found = { frames: [], consumed: 0, fault: undefined }
+  readonly list: Array<Uint8Array> = []
+  readonly found: Found = { frames: this.list, consumed: 0, fault: undefined }
   scanned = 0
   max: number
   readonly limit: number
@@ -114,7 +117,7 @@ class DelimiterDecoder implements BuiltIn {
   }
   decode(buffered: Uint8Array): Found {
     const found = this.found
-    const frames = found.frames
+    const frames = this.list
     frames.length = 0
     found.fault = undefined
     const max = this.max
@@ -145,7 +148,8 @@ const TWO_32 = 2 ** 32
 
 /** Netty's LengthFieldBasedFrameDecoder, failing fast (a bad header closes the connection). */
 class LengthFieldDecoder implements BuiltIn {
-  readonly found: Found = { frames: [], consumed: 0, fault: undefined }
+  readonly list: Array<Uint8Array> = []
+  readonly found: Found = { frames: this.list, consumed: 0, fault: undefined }
   max: number
   // maxFrameLength counts the header too, so it is checked on its own.
   readonly limit = Infinity
@@ -177,7 +181,7 @@ class LengthFieldDecoder implements BuiltIn {
   }
   decode(buffered: Uint8Array): Found {
     const found = this.found
-    const frames = found.frames
+    const frames = this.list
     frames.length = 0
     found.fault = undefined
     const { lengthAdjustment, initialBytesToStrip, maxFrameLength, lengthFieldOffset } = this.framing
@@ -242,8 +246,7 @@ class CustomDecoder implements BuiltIn {
   }
   decode(buffered: Uint8Array): Found {
     const found = this.found
-    const frames = found.frames
-    frames.length = 0
+    found.frames = noFrames
     found.fault = undefined
     found.consumed = 0
     let decoded: Framing.Decoded
@@ -266,7 +269,7 @@ class CustomDecoder implements BuiltIn {
       found.fault = malformed(`decoder ${this.name} returned frames that are not an array`)
       return found
     }
-    for (const frame of given) frames.push(frame)
+    found.frames = given
     found.consumed = consumed
     // A partial frame longer than any frame may be cannot complete.
     if (buffered.length - consumed > this.max)
@@ -313,13 +316,13 @@ export class Framer {
     if (this.fault !== undefined) return noFrames
     const view = this.buffer === undefined ? chunk : this.append(chunk)
     const found = this.decoder.decode(view)
-    const frames = found.frames
+    let frames = found.frames
     // Frames over maxMessageBytes (a delimiter kept with a frame at its maximum, a custom decoder's).
     const max = this.maxMessageBytes
     for (let i = 0; i < frames.length; i++) {
       if (frames[i]!.length > max) {
         this.fault = tooLarge(`a frame of ${frames[i]!.length} bytes, over maxMessageBytes ${max}`)
-        frames.length = i
+        frames = frames.slice(0, i)
         break
       }
     }

@@ -1,7 +1,11 @@
 /**
  * The loop a worker runs for the connection it owns: wait for bytes (with the
  * deadline, and wakeable by `stop`), frame one message by the Go original's rule (SPEC.md),
- * hand it to the callback, repeat until the connection ends.
+ * hand it to the callback, repeat until the connection ends. With another
+ * framing (`framing.ts` does the framing; this loop only calls it), a chunk's
+ * frames are handed out one after the other without waiting, in one pass of
+ * the transport's event for a synchronous callback and without a resumption
+ * per frame for an Effect callback that does not suspend.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
  * only in synchronous steps that also frame and dispatch them, so neither a
@@ -12,13 +16,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
-import * as Scope from "effect/Scope"
 import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent } from "../Connection.ts"
 import * as Framing from "../Framing.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
 import { concat } from "./bytes.ts"
+import { withState } from "./connectionState.ts"
 import * as Framer from "./framing.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
@@ -290,8 +294,8 @@ export const serve = (
       try {
         sync(connection, step, step.length, connectionState)
       } catch (defect) {
+        // Counted, timed and traced as any callback failure, by the fiber.
         thrown = defect
-        if (messageSpan !== undefined) endMessageSpan(Exit.die(defect))
         return finish(THROWN)
       }
       if (endMessage()) return finish("message limit")
@@ -378,7 +382,7 @@ export const serve = (
 
   const handle = (): Effect.Effect<unknown, unknown> => {
     const step = ready
-    if (step === THROWN) return Effect.die(thrown) // already counted
+    if (step === THROWN) return Effect.die(thrown) // its message was begun in onReady
     if (typeof step === "string") {
       closing = true
       return close(step)
@@ -404,33 +408,7 @@ export const serve = (
   // The loop entered with `ready` already set (the next buffered frame).
   const again: Effect.Effect<void> = Effect.matchCauseEffect(handled, { onFailure: onCallbackFailure, onSuccess })
   const init = env.init
-  if (init === undefined) return loop
-  // The state lives in a Scope of the connection's own, closed (its
-  // finalizers run) when serving ends, however it ends.
-  return Effect.flatMap(Scope.make(), (scope) =>
-    Effect.onExit(
-      Effect.matchCauseEffect(
-        Scope.provide(
-          Effect.suspend(() => init(connection)),
-          scope
-        ),
-        {
-          onFailure: (cause) => {
-            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
-            counters.callbackFailures++
-            session.closeReason = "callback failed"
-            transport.close()
-            return Effect.logWarning("connection state init failed; closing its connection", cause).pipe(
-              Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
-            )
-          },
-          onSuccess: (state) => {
-            connectionState = state
-            return loop
-          }
-        }
-      ),
-      (exit) => Scope.close(scope, exit)
-    )
-  )
+  return init === undefined
+    ? loop
+    : withState(env, init, session, connection, (state) => (connectionState = state), loop)
 }

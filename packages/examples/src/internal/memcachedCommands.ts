@@ -47,8 +47,8 @@ const line = (text: string) => `${text}\r\n`
 const quit = new Close(undefined)
 const lineTooLong = new Close(line(errors.lineTooLong))
 
-// What strtoull takes from the start of a stored value: whitespace, digits, then whitespace or the end.
-const numericValue = /^[\t\n\v\f\r ]*(\d+)(?:[\t\n\v\f\r ]|$)/
+// What strtoull takes from the start of a stored value: whitespace, a `+`, digits, then whitespace or the end.
+const numericValue = /^[\t\n\v\f\r ]*\+?(\d+)(?:[\t\n\v\f\r ]|$)/
 
 /** Runs one frame against `store`. */
 export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uint8Array) => Outcome) => {
@@ -73,11 +73,12 @@ export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uin
   const storeValue = (op: StoreOp, command: Extract<Command, { _tag: "Store" }>, value: Uint8Array): string => {
     const { key, flags } = command
     const expiresAt = store.expiresAt(command.exptime, store.now())
+    if (op === "set") {
+      store.put(key, value, flags, expiresAt)
+      return STORED
+    }
     const existing = store.get(key)
     switch (op) {
-      case "set":
-        store.put(key, value, flags, expiresAt)
-        return STORED
       case "add":
         if (existing !== undefined) return NOT_STORED
         store.put(key, value, flags, expiresAt)
@@ -147,16 +148,18 @@ export const makeHandler = (store: Store, options: CommandOptions): ((frame: Uin
       return NOT_FOUND
     }
     const match = numericValue.exec(latin1(item.value, 0, item.value.length))
-    const current = match === null ? undefined : BigInt(match[1]!)
+    // Over 20 significant digits cannot be a 64-bit value (and would be slow to convert).
+    const digits = match === null ? undefined : match[1]!.replace(/^0+(?=\d)/, "")
+    const current = digits === undefined || digits.length > 20 ? undefined : BigInt(digits)
     if (current === undefined || current > maxU64) return line(errors.nonNumeric)
     counters[op === "incr" ? "incr_hits" : "decr_hits"]++
     // incr wraps at 2^64, decr stops at 0 (protocol.txt, "Increment/Decrement").
     const next = op === "incr" ? (current + delta) & maxU64 : current > delta ? current - delta : 0n
-    const digits = next.toString()
+    const result = next.toString()
     // Like memcached, a shorter result is written in place, padded with spaces to the old length.
-    const stored = digits.length < item.value.length ? digits.padEnd(item.value.length, " ") : digits
+    const stored = result.length < item.value.length ? result.padEnd(item.value.length, " ") : result
     store.update(key, item, Buffer.from(stored, "latin1"))
-    return line(digits)
+    return line(result)
   }
 
   const run = (command: Command, frame: Uint8Array, lf: number): Outcome => {

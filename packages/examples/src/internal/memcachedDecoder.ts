@@ -44,7 +44,12 @@ const noFrames: ReadonlyArray<Uint8Array> = []
 
 /** Decodes `bytes[start, end)` as latin1: one character per byte. */
 export const latin1 = (bytes: Uint8Array, start: number, end: number): string =>
-  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", start, end)
+  // Socket chunks are Buffers already; a pool-owned buffer gets a view (no copy).
+  (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString(
+    "latin1",
+    start,
+    end
+  )
 
 /** The end of the line starting at `start` whose `\n` is at `lf`, without the `\r` before it. */
 export const lineEnd = (bytes: Uint8Array, start: number, lf: number): number =>
@@ -85,7 +90,8 @@ export const makeDecoder = (options: DecoderOptions): MemcachedDecoder => {
           continue
         }
         const lf = buffered.indexOf(LF, pos + scanned)
-        const end = lf < 0 ? length : lineEnd(buffered, pos, lf)
+        // Without its \n yet, a final \r may be the start of the line's end: it does not count either.
+        const end = lf >= 0 ? lineEnd(buffered, pos, lf) : buffered[length - 1] === CR ? length - 1 : length
         if (end - pos > maxLineLength) {
           const retrieval = isRetrieval(latin1(buffered, pos, pos + Math.min(16, end - pos)))
           if (!retrieval || end - pos > maxRetrievalLine) {

@@ -6,9 +6,11 @@
  * `memcachedCommands.ts` to run them.
  *
  * Where protocol.txt leaves a reply open, memcached 1.6's own replies are the
- * reference (token counts, `ERROR` vs `CLIENT_ERROR`), with one deliberate
- * difference: keys with control characters are refused, as protocol.txt says
- * ("the key must not include control characters or whitespace").
+ * reference (token counts, `ERROR` vs `CLIENT_ERROR`, a `+` before a number),
+ * with deliberate differences where memcached is looser than protocol.txt:
+ * keys with control characters are refused ("the key must not include
+ * control characters or whitespace"), and so are flags over 32 bits (memcached
+ * truncates them).
  */
 
 /** A key's longest length in bytes (protocol.txt, "Keys"). */
@@ -75,8 +77,9 @@ export const errors = {
 const invalid = (reply: string, noreply = false): Command => ({ _tag: "Invalid", reply, noreply })
 const unknown = invalid(errors.unknown)
 
-const digits = /^\d+$/
-const signedDigits = /^-?\d+$/
+// As strtoul/strtol read them: a sign is allowed (memcached takes `+5`).
+const digits = /^\+?\d+$/
+const signedDigits = /^[+-]?\d+$/
 const maxU32 = 0xffff_ffff
 const maxU64 = (1n << 64n) - 1n
 
@@ -92,6 +95,16 @@ export const parseI32 = (text: string): number | undefined => {
   if (!signedDigits.test(text)) return undefined
   const value = Number(text)
   return value >= -0x8000_0000 && value <= 0x7fff_ffff ? value : undefined
+}
+
+/**
+ * An expiration time or delay in seconds: any integer JavaScript holds
+ * exactly (memcached reads a long, so unix times after 2038 work), or undefined.
+ */
+export const parseTime = (text: string): number | undefined => {
+  if (!signedDigits.test(text)) return undefined
+  const value = Number(text)
+  return Number.isSafeInteger(value) ? value : undefined
 }
 
 /** An unsigned 64-bit decimal (memcached's `safe_strtoull`), or undefined. */
@@ -126,10 +139,12 @@ const parseStore = (op: StoreOp, tokens: ReadonlyArray<string>): Command => {
   const noreply = hasNoreply(tokens, fields + 1)
   const key = tokens[1]!
   const flags = parseU32(tokens[2]!)
-  const exptime = parseI32(tokens[3]!)
+  const exptime = parseTime(tokens[3]!)
   const bytes = parseI32(tokens[4]!)
   const cas = op === "cas" ? parseU64(tokens[5]!) : 0n
-  if (!isValidKey(key) || flags === undefined || exptime === undefined || bytes === undefined || bytes < 0) {
+  // memcached refuses a length it could not add the `\r\n` to in an int.
+  const badLength = bytes === undefined || bytes < 0 || bytes > 0x7fff_fffd
+  if (!isValidKey(key) || flags === undefined || exptime === undefined || badLength) {
     return invalid(errors.badFormat, noreply)
   }
   if (cas === undefined) return invalid(errors.badFormat, noreply)
@@ -139,7 +154,7 @@ const parseStore = (op: StoreOp, tokens: ReadonlyArray<string>): Command => {
 const parseRetrieve = (op: "get" | "gets" | "gat" | "gats", tokens: ReadonlyArray<string>): Command => {
   const touch = op === "gat" || op === "gats"
   if (tokens.length < 2) return unknown
-  const exptime = touch ? parseI32(tokens[1]!) : undefined
+  const exptime = touch ? parseTime(tokens[1]!) : undefined
   if (touch && exptime === undefined) return invalid(errors.badExptime)
   const keys = tokens.slice(touch ? 2 : 1)
   for (const key of keys) if (!isValidKey(key)) return invalid(errors.badFormat)
@@ -176,7 +191,7 @@ const parseTouch = (tokens: ReadonlyArray<string>): Command => {
   const noreply = hasNoreply(tokens, 4)
   const key = tokens[1]!
   if (!isValidKey(key)) return invalid(errors.badFormat, noreply)
-  const exptime = parseI32(tokens[2]!)
+  const exptime = parseTime(tokens[2]!)
   if (exptime === undefined) return invalid(errors.badExptime, noreply)
   return { _tag: "Touch", key, exptime, noreply }
 }
@@ -185,7 +200,7 @@ const parseFlushAll = (tokens: ReadonlyArray<string>): Command => {
   if (tokens.length > 3) return unknown
   const noreply = tokens.length > 1 && tokens[tokens.length - 1] === "noreply"
   if (tokens.length === (noreply ? 2 : 1)) return { _tag: "FlushAll", delay: 0, noreply }
-  const delay = parseI32(tokens[1]!)
+  const delay = parseTime(tokens[1]!)
   if (delay === undefined) return invalid(errors.badExptime, noreply)
   return { _tag: "FlushAll", delay, noreply }
 }

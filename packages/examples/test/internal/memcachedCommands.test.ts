@@ -114,6 +114,18 @@ describe("memcached commands", () => {
       "CLIENT_ERROR cannot increment or decrement non-numeric value\r\n".repeat(3)
     )
     assert.strictEqual(send("incr sp 1\r\n"), "13\r\n")
+    // Leading zeros are not significant; 21 significant digits are too many.
+    send(`set z 0 0 25\r\n${"0".repeat(24)}7\r\nset w 0 0 21\r\n${"1".repeat(21)}\r\n`)
+    assert.strictEqual(
+      send("incr z 1\r\nincr w 1\r\n"),
+      "8\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+    )
+    // As strtoull reads it: a + first, and anything after whitespace ignored.
+    send("set plus 0 0 3\r\n+12\r\nset tail 0 0 4\r\n12 a\r\nset minus 0 0 2\r\n-1\r\n")
+    assert.strictEqual(
+      send("incr plus 1\r\nincr tail 1\r\nincr minus 1\r\n"),
+      "13\r\n13\r\nCLIENT_ERROR cannot increment or decrement non-numeric value\r\n"
+    )
   })
 
   it("expires items: relative seconds, 0 never, negative at once, over 30 days a unix time", () => {

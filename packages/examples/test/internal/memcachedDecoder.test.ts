@@ -92,6 +92,28 @@ describe("memcached decoder", () => {
     }
   })
 
+  it("gives the same frames and the same refusal at every split, with an oversized block and a too-long line", () => {
+    const hostile = Buffer.concat([
+      stream,
+      bytesOf(`set big 0 0 3000\r\n${"b".repeat(3000)}\r\nget a\r\n`),
+      bytesOf(`${"x".repeat(2100)}\r\nget after\r\n`)
+    ])
+    const whole = feed([hostile])
+    assert.deepStrictEqual(whole.frames, [...expected, "set big 0 0 3000\r\n", "get a\r\n", "x".repeat(2048)])
+    for (let point = 0; point <= hostile.length; point += 7) {
+      assert.deepStrictEqual(feed(splitAt(hostile, point)).frames, whole.frames, `split at ${point}`)
+    }
+    let seed = 7
+    for (let round = 0; round < 50; round++) {
+      const points: Array<number> = []
+      for (let at = 0; at < hostile.length; at += 1 + (seed % 300)) {
+        points.push(at)
+        seed = (seed * 48271) % 2147483647
+      }
+      assert.deepStrictEqual(feed(splitAt(hostile, ...points)).frames, whole.frames, `round ${round}`)
+    }
+  })
+
   it("waits for a whole data block, however it arrives", () => {
     const decoder = makeDecoder(options)
     assert.deepStrictEqual(decoder.decode(bytesOf("set k 0 0 10\r\n0123")), { frames: [], consumed: 0 })
@@ -135,6 +157,15 @@ describe("memcached decoder", () => {
     // Without a newline yet: refused as soon as it is over the limit.
     assert.deepStrictEqual(feed([bytesOf("y".repeat(2049))]).frames, ["y".repeat(2048)])
     assert.deepStrictEqual(feed([bytesOf("y".repeat(2048))]).frames, [])
+  })
+
+  it("takes a line of exactly 2048 bytes however it is split, its \\r\\n included", () => {
+    const line = `touch k${" ".repeat(2040)}0`
+    assert.strictEqual(line.length, 2048)
+    const bytes = bytesOf(`${line}\r\n`)
+    for (let point = 0; point <= bytes.length; point++) {
+      assert.deepStrictEqual(feed(splitAt(bytes, point)).frames, [`${line}\r\n`], `split at ${point}`)
+    }
   })
 
   it("takes a retrieval's long key list, up to the item size limit", () => {

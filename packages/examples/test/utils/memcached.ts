@@ -25,6 +25,8 @@ export interface RawClient {
   readonly send: (data: string | Uint8Array) => Effect.Effect<void>
   /** Waits until at least `length` bytes are unread, and returns (and consumes) all unread bytes as latin1. */
   readonly receive: (length: number, timeout?: number) => Effect.Effect<string, Error>
+  /** Waits until the unread bytes end with `suffix`, and returns (and consumes) them as latin1. */
+  readonly receiveUntil: (suffix: string, timeout?: number) => Effect.Effect<string, Error>
   /** Sends `data` (latin1) and expects exactly `reply` back. */
   readonly roundTrip: (data: string, reply: string) => Effect.Effect<string, Error>
   /** Waits until the server closed the connection, and returns what was unread. */
@@ -69,6 +71,13 @@ export const rawConnect = (port: number) =>
       return {
         send,
         receive,
+        receiveUntil: (suffix, timeout = 10_000) =>
+          poll(
+            JSON.stringify(suffix),
+            () => (unread.toString("latin1").endsWith(suffix) ? take() : undefined),
+            timeout,
+            () => ` (received ${JSON.stringify(unread.toString("latin1").slice(0, 300))})`
+          ),
         roundTrip: (data, reply) => Effect.andThen(send(data), receive(Buffer.byteLength(reply, "latin1"))),
         closed: (timeout = 10_000) => poll("the server to close", () => (isClosed ? take() : undefined), timeout)
       }
@@ -103,7 +112,7 @@ export const runTool = (program: string, args: ReadonlyArray<string>, options: {
           )
           return
         }
-        if (error !== null && error.killed) {
+        if (error?.killed) {
           resume(Effect.fail(new Error(`${program} ${args.join(" ")} timed out; stderr: ${stderr}`)))
           return
         }

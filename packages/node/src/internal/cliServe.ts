@@ -119,7 +119,7 @@ const flushAfterDrain = Layer.effectDiscard(
 /** `NodeCli.serve`: the endpoints reporting on the pool start before it, so they answer until it has drained. */
 export const serve = <E, R>(
   config: ServerConfig,
-  callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback,
+  callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback | PoolManager.Stateful<any, E, R>,
   options?: ServeOptions
 ): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> => {
   const name = options?.name ?? "pool-manager"

@@ -1,0 +1,49 @@
+/**
+ * Per-connection state (`PoolManager.withState`): the state's `init` runs in
+ * the connection's fiber when a worker took the connection, in a Scope of the
+ * connection's own that is closed (its finalizers run) when serving ends,
+ * however it ends. An `init` that fails closes that connection only, counted
+ * and logged as a callback failure.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Scope from "effect/Scope"
+import type { Connection } from "../Connection.ts"
+import type { ManagerState, ServedConnection } from "./state.ts"
+
+/** Runs `init`, hands its state to `serving` through `setState`, then serves. */
+export const withState = (
+  env: ManagerState,
+  init: NonNullable<ManagerState["init"]>,
+  session: ServedConnection,
+  connection: Connection,
+  setState: (state: unknown) => void,
+  serving: Effect.Effect<void>
+): Effect.Effect<void> =>
+  Effect.flatMap(Scope.make(), (scope) =>
+    Effect.onExit(
+      Effect.matchCauseEffect(
+        Scope.provide(
+          Effect.suspend(() => init(connection)),
+          scope
+        ),
+        {
+          onFailure: (cause) => {
+            // Interruption is the drain timeout cutting the session short: let it through.
+            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            env.counters.callbackFailures++
+            session.closeReason = "callback failed"
+            connection.transport.close()
+            return Effect.logWarning("connection state init failed; closing its connection", cause).pipe(
+              Effect.annotateLogs({ remoteAddress: connection.remoteAddress })
+            )
+          },
+          onSuccess: (state) => {
+            setState(state)
+            return serving
+          }
+        }
+      ),
+      (exit) => Scope.close(scope, exit)
+    )
+  )
