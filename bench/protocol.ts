@@ -139,7 +139,7 @@ const measureOne = async (
   }
   if (!options.quick) {
     const warmup = await runClient(protocol.client, workload.args(running.port, sizing, true), clientTimeout(options))
-    const warm = workload.parse(warmup, sizing)
+    const warm = workload.parse(warmup, sizing, true)
     if (warm.failure !== undefined) {
       const stopped = await stopServer(running)
       return { ...base, ok: false, failure: `warm-up: ${warm.failure}`, serverExitCode: stopped.code }
@@ -150,7 +150,7 @@ const measureOne = async (
   const usage = window.end()
   const exited = running.child.exitCode !== null
   const stopped = await stopServer(running)
-  const { rates, failure: clientFailure } = workload.parse(output, sizing)
+  const { rates, failure: clientFailure } = workload.parse(output, sizing, false)
   const failure =
     clientFailure ??
     (exited

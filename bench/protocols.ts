@@ -53,7 +53,11 @@ export interface ProtocolWorkload {
   /** The client's arguments against 127.0.0.1:`port` (`warmup`: a short run whose result is dropped). */
   readonly args: (port: number, sizing: Sizing, warmup: boolean) => ReadonlyArray<string>
   /** The rates of the client's output, or why the run failed (an error, a missing test, nothing done). */
-  readonly parse: (output: ClientOutput, sizing: Sizing) => { rates: Array<TestRate>; failure?: string }
+  readonly parse: (
+    output: ClientOutput,
+    sizing: Sizing,
+    warmup: boolean
+  ) => { rates: Array<TestRate>; failure?: string }
   /** What the same-round ratio against the raw baseline should reach, per server (the issue's targets). */
   readonly targets: Readonly<Record<string, number>>
 }
@@ -163,13 +167,13 @@ export const redis: Protocol = {
  */
 const parseMemcslap =
   (test: string) =>
-  (output: ClientOutput, sizing: Sizing): { rates: Array<TestRate>; failure?: string } => {
+  (output: ClientOutput, sizing: Sizing, warmup: boolean): { rates: Array<TestRate>; failure?: string } => {
     const match = new RegExp(`Time to ${test}\\s+(\\d+) keys by\\s+(\\d+) threads:\\s+([\\d.]+) seconds`).exec(
       output.stdout
     )
     const done = Number(match?.[1])
     const seconds = Number(match?.[3])
-    const expected = memcslapPerThread(sizing) * sizing.clients
+    const expected = memcslapPerThread(sizing, warmup) * sizing.clients
     const rates = match === null || !(seconds > 0) ? [] : [{ test, rate: done / seconds }]
     const failure =
       output.code !== 0
@@ -186,14 +190,18 @@ const parseMemcslap =
     return failure === undefined ? { rates } : { rates, failure: `${failure}\n${output.stderr}${output.stdout}` }
   }
 
-const memcslapPerThread = (sizing: Sizing) => Math.max(1, Math.ceil(sizing.requests / sizing.clients))
+/** Operations per memcslap thread (`--execute-number`); a warm-up does a tenth. */
+const memcslapPerThread = (sizing: Sizing, warmup: boolean) => {
+  const each = Math.max(1, Math.ceil(sizing.requests / sizing.clients))
+  return warmup ? Math.max(20, Math.round(each / 10)) : each
+}
 
 // --binary is never given: the example speaks the ASCII protocol.
 const memcslapArgs = (test: string) => (port: number, sizing: Sizing, warmup: boolean) => [
   `--servers=127.0.0.1:${port}`,
   `--test=${test}`,
   `--concurrency=${sizing.clients}`,
-  `--execute-number=${warmup ? Math.max(20, Math.round(memcslapPerThread(sizing) / 10)) : memcslapPerThread(sizing)}`
+  `--execute-number=${memcslapPerThread(sizing, warmup)}`
 ]
 
 export const memcached: Protocol = {
