@@ -38,6 +38,8 @@ export interface ProtocolOptions {
   /** Smoke run: no warm-up run. */
   readonly quick: boolean
   readonly chartDir: string
+  /** Runs every Node server with `--cpu-prof`, writing into a directory per measurement under this one. */
+  readonly profileDir?: string | undefined
 }
 
 export interface ProtocolMeasurement {
@@ -57,6 +59,8 @@ export interface ProtocolMeasurement {
   readonly serverRssMb?: number
   readonly seconds?: number
   readonly serverExitCode?: number | null
+  /** With `--profile`: the directory the server's CPU profile went to (warm-up and measured run). */
+  readonly profileDir?: string
 }
 
 /** Compiles the examples the run needs (packages/examples/src → bench/build/examples), after harness's build. */
@@ -127,13 +131,28 @@ const measureOne = async (
   workloadName: string,
   serverName: string
 ): Promise<ProtocolMeasurement> => {
-  const base = { round, workload: workloadName, server: serverName, rates: [] }
   const { protocol, sizing } = options
+  const profileDir =
+    options.profileDir === undefined
+      ? undefined
+      : join(options.profileDir, `${workloadName}-${serverName}-round${round}`)
+  const base = {
+    round,
+    workload: workloadName,
+    server: serverName,
+    rates: [],
+    ...(profileDir === undefined ? {} : { profileDir })
+  }
+  // Only the Node servers take these flags.
+  const launchSizing =
+    profileDir === undefined
+      ? sizing
+      : { ...sizing, nodeFlags: [...sizing.nodeFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }
   const workload = protocol.workloads[workloadName]!
   const server: ProtocolServer = protocol.servers[serverName]!
   let running: RunningServer
   try {
-    running = await startServer(server.launch(await freePort(), sizing))
+    running = await startServer(server.launch(await freePort(), launchSizing))
   } catch (error) {
     return { ...base, ok: false, failure: `server failed to start: ${String(error)}` }
   }

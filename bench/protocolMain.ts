@@ -6,7 +6,9 @@
  */
 import { readFileSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
+import { resolve } from "node:path"
 import { build } from "./harness.ts"
+import { profileTable } from "./profile.ts"
 import { buildExamples, missingPrograms, type ProtocolOptions, reportProtocol, runProtocol } from "./protocol.ts"
 import type { Protocol, Sizing } from "./protocols.ts"
 
@@ -20,6 +22,8 @@ export interface ProtocolMainOptions {
   readonly sizing: Sizing
   readonly chartDir: string
   readonly json: string | undefined
+  /** `--profile DIR`: every Node server runs with `--cpu-prof` into DIR, and a table says where its time went. */
+  readonly profile: string | undefined
 }
 
 const pick = (kind: string, given: ReadonlyArray<string> | undefined, known: Record<string, unknown>) => {
@@ -40,7 +44,8 @@ export const protocolMain = async (main: ProtocolMainOptions): Promise<number> =
     rounds: main.rounds,
     sizing: main.sizing,
     quick: main.quick,
-    chartDir: main.chartDir
+    chartDir: main.chartDir,
+    profileDir: main.profile === undefined ? undefined : resolve(main.profile)
   }
   if (!options.servers.includes("raw")) console.error("note: without the raw server there are no ratios")
   const missing = missingPrograms(options)
@@ -82,6 +87,13 @@ ${report.markdown}
 
 chart: ${report.chart}
 `)
+  if (options.profileDir !== undefined) {
+    const profiled = measurements.flatMap((m) => (m.profileDir === undefined ? [] : [{ ...m, dir: m.profileDir }]))
+    console.log(`Where each profiled server's busy time went (self time by category, warm-up included; profiles in ${options.profileDir}):
+
+${profileTable(profiled)}
+`)
+  }
   if (main.json !== undefined) {
     writeFileSync(
       main.json,

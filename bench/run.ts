@@ -66,6 +66,9 @@ ${Object.values(protocols)
       `                      ${p.name}: ${Object.keys(p.servers).join(",")} and ${Object.keys(p.workloads).join(",")}`
   )
   .join("\n")}
+  --profile DIR     with --protocol: every Node server runs with --cpu-prof into DIR/<workload>-<server>-round<N>/,
+                    and a table says where each one's busy time went (measured rates are then lower: not for the
+                    measured run)
   --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short (with --sweep: two points per axis; with --protocol: no warm-up run);
@@ -88,6 +91,7 @@ const { values: opts } = parseArgs({
     "sweep-from": { type: "string" },
     charts: { type: "string" },
     protocol: { type: "string" },
+    profile: { type: "string" },
     requests: { type: "string" },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
@@ -137,7 +141,8 @@ if (opts.protocol !== undefined) {
         nodeFlags: config.nodeFlags
       },
       chartDir: opts.charts ?? join(benchDir, opts.quick ? "build" : "", "charts"),
-      json: opts.json
+      json: opts.json,
+      profile: opts.profile
     })
   )
 }
