@@ -26,11 +26,11 @@
  * `layer` starts the same server inside a larger program (tests, the benchmark).
  */
 import { Buffer } from "node:buffer"
+import { NodeServices } from "@effect/platform-node"
 import { Framing, type ManagerConfig, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeTcpServer } from "@pool-manager/node"
 import { Clock, Context, Effect, Layer, Schedule } from "effect"
 import { Command, Flag } from "effect/cli"
-import { NodeServices } from "@effect/platform-node"
 import * as Commands from "./internal/redisCommands.ts"
 import * as Resp from "./internal/resp.ts"
 
@@ -106,7 +106,8 @@ export const framing = (options: Resp.DecoderOptions = {}): Framing.Framing =>
 
 /**
  * A connection's state: the shared store, the clock expiry uses, the
- * connection's session (its database), and a way to log outside a fiber.
+ * connection's session (its database), and a way for the synchronous
+ * callback, which runs outside any fiber, to log a warning.
  *
  * @since 0.2.0
  */
@@ -143,11 +144,11 @@ export const respond = (state: State, frame: Uint8Array): Uint8Array | undefined
   return Commands.execute(state.store, state.session, Resp.commandArgs(frame), state.clock.currentTimeMillisUnsafe())
 }
 
-const logProtocolError = (state: State, remoteAddress: string, reply: Uint8Array) => {
-  if (reply[0] === 45) {
-    state.warn(`${remoteAddress}: ${Buffer.from(reply).toString().slice(1).trim()}; closing the connection`)
-  }
-}
+/** The warning logged when a protocol error closes a connection; `undefined` for `QUIT`. */
+const protocolWarning = (remoteAddress: string, reply: Uint8Array): string | undefined =>
+  reply[0] === 45
+    ? `${remoteAddress}: ${Buffer.from(reply).toString().slice(1).trim()}; closing the connection`
+    : undefined
 
 /**
  * The Effect callback: writes the reply, and closes after `QUIT` or a
@@ -159,8 +160,9 @@ export const callback: PoolManager.Callback<never, never, State> = (conn, body, 
   const reply = respond(state, body.subarray(0, len))
   if (reply === undefined) return Effect.void
   if (!state.session.closing) return Effect.ignore(conn.write(reply))
+  const warning = protocolWarning(conn.remoteAddress, reply)
   return Effect.ignore(conn.write(reply)).pipe(
-    Effect.andThen(Effect.sync(() => logProtocolError(state, conn.remoteAddress, reply))),
+    Effect.andThen(warning === undefined ? Effect.void : Effect.logWarning(warning)),
     Effect.andThen(conn.close)
   )
 }
@@ -176,7 +178,8 @@ export const syncCallback = PoolManager.syncCallback<State>((conn, body, len, st
   if (reply === undefined) return
   conn.transport.write(reply)
   if (state.session.closing) {
-    logProtocolError(state, conn.remoteAddress, reply)
+    const warning = protocolWarning(conn.remoteAddress, reply)
+    if (warning !== undefined) state.warn(warning)
     conn.transport.close()
   }
 })

@@ -1,89 +1,17 @@
 /**
- * The Redis example's keyspace and commands: 16 databases of strings with
- * expiry, and one function from a command's arguments and a connection's
- * session to the reply's bytes. Both callback kinds of `redis.ts` call it, so
+ * The Redis example's commands: one function from a command's arguments and
+ * a connection's session to the reply's bytes, over the keyspace of
+ * `redisStore.ts`. Both callback kinds of `redis.ts` call it, so
  * they answer byte for byte alike. No sockets and no Effect here: time is an
  * argument (`now`, in milliseconds), so tests drive expiry by hand.
  *
  * Replies and error texts follow redis-server 7.
  */
 import { Buffer } from "node:buffer"
+import { type Database, databaseCount, type Entry, Store } from "./redisStore.ts"
 import * as Resp from "./resp.ts"
 
-/** How many databases `SELECT` chooses from (redis-server's default). */
-export const databaseCount = 16
-
-/** A value, kept encoded as its `GET` reply, and when it expires (`Infinity`: never). */
-interface Entry {
-  readonly reply: Buffer
-  expiresAt: number
-}
-
-/** One database: its keys, and the keys that have an expiry (the ones the periodic sweep looks at). */
-class Database {
-  readonly entries = new Map<string, Entry>()
-  readonly volatile = new Set<string>()
-  /** Where the periodic sweep goes on, so each run looks at different keys. */
-  cursor: Iterator<string> | undefined = undefined
-
-  /** The live entry of `key`; an expired one is deleted on the way (lazy expiry). */
-  lookup(key: string, now: number): Entry | undefined {
-    const entry = this.entries.get(key)
-    if (entry !== undefined && entry.expiresAt <= now) {
-      this.delete(key)
-      return undefined
-    }
-    return entry
-  }
-
-  put(key: string, entry: Entry): void {
-    this.entries.set(key, entry)
-    if (entry.expiresAt === Infinity) this.volatile.delete(key)
-    else this.volatile.add(key)
-  }
-
-  delete(key: string): boolean {
-    this.volatile.delete(key)
-    return this.entries.delete(key)
-  }
-
-  clear(): void {
-    this.entries.clear()
-    this.volatile.clear()
-    this.cursor = undefined
-  }
-}
-
-/** The keyspace shared by every connection of a server. */
-export class Store {
-  readonly databases: ReadonlyArray<Database> = Array.from({ length: databaseCount }, () => new Database())
-
-  /**
-   * The periodic half of expiry: looks at up to `budget` keys with an expiry
-   * in each database, resuming where the previous sweep stopped, and deletes
-   * the expired ones. Returns how many it deleted.
-   */
-  sweep(now: number, budget: number): number {
-    let deleted = 0
-    for (const db of this.databases) {
-      if (db.volatile.size === 0) continue
-      db.cursor ??= db.volatile.values()
-      for (let looked = 0; looked < budget; looked++) {
-        const next = db.cursor.next()
-        if (next.done === true) {
-          db.cursor = undefined
-          break
-        }
-        const entry = db.entries.get(next.value)
-        if (entry === undefined || entry.expiresAt <= now) {
-          db.delete(next.value)
-          deleted++
-        }
-      }
-    }
-    return deleted
-  }
-}
+export { databaseCount, Store }
 
 /** What a connection remembers between its commands. */
 export interface Session {
@@ -119,7 +47,7 @@ export const parseInteger = (bytes: Uint8Array): bigint | undefined => {
 }
 
 /** The value of an entry: its reply without the `$len\r\n` header and the final `\r\n`. */
-const valueOf = (entry: Entry): Buffer => entry.reply.subarray(entry.reply.indexOf(10) + 1, entry.reply.length - 2)
+const entryValue = (entry: Entry): Buffer => entry.reply.subarray(entry.reply.indexOf(10) + 1, entry.reply.length - 2)
 
 /** An expiry in `seconds` (or milliseconds) from `now`, or undefined when redis-server would call it invalid. */
 const expiryAt = (amount: bigint, unitMillis: 1 | 1000, now: number): number | undefined =>
@@ -160,15 +88,44 @@ const set: Run = ({ db, now }, args) => {
   return OK
 }
 
+/**
+ * A value of at most 15 characters in `string2ll`'s format, as a number (exact:
+ * below 2^53); `undefined` for anything else, which the BigInt path then judges.
+ * INCR's common case stays off BigInt.
+ */
+const parseSmall = (bytes: Uint8Array): number | undefined => {
+  const length = bytes.length
+  if (length === 0 || length > 15) return undefined
+  const negative = bytes[0] === 45
+  let i = negative ? 1 : 0
+  if (i === length || (bytes[i] === 48 && length > 1)) return undefined
+  let value = 0
+  for (; i < length; i++) {
+    const digit = bytes[i]! - 48
+    if (digit < 0 || digit > 9) return undefined
+    value = value * 10 + digit
+  }
+  return negative ? -value : value
+}
+
+const smallLimit = 2n ** 52n
+
 const incrementBy = ({ db, now }: Context, keyBytes: Uint8Array, by: bigint): Buffer => {
   const key = text(keyBytes)
   const entry = db.lookup(key, now)
-  const current = entry === undefined ? 0n : parseInteger(valueOf(entry))
+  // INCR keeps the key's expiry, as redis-server does.
+  const expiresAt = entry?.expiresAt ?? Infinity
+  const small = entry === undefined ? 0 : parseSmall(entryValue(entry))
+  if (small !== undefined && by < smallLimit && by > -smallLimit) {
+    const result = small + Number(by)
+    db.put(key, { reply: Resp.bulk(String(result)), expiresAt })
+    return Resp.integer(result)
+  }
+  const current = entry === undefined ? 0n : parseInteger(entryValue(entry))
   if (current === undefined) return notInteger
   const result = current + by
   if (result > int64Max || result < int64Min) return Resp.error("ERR increment or decrement would overflow")
-  // INCR keeps the key's expiry, as redis-server does.
-  db.put(key, { reply: Resp.bulk(String(result)), expiresAt: entry?.expiresAt ?? Infinity })
+  db.put(key, { reply: Resp.bulk(String(result)), expiresAt })
   return Resp.integer(result)
 }
 
@@ -324,7 +281,10 @@ const commands = new Map<string, { readonly arity: number; readonly run: Run }>(
       arity: 2,
       run: ({ session }, args) => {
         const index = parseInteger(args[1]!)
-        if (index === undefined || index > 2147483647n || index < -2147483648n) return notInteger
+        if (index === undefined) return notInteger
+        if (index > 2147483647n || index < -2147483648n) {
+          return Resp.error("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
         if (index < 0n || index >= BigInt(databaseCount)) return Resp.error("ERR DB index is out of range")
         session.db = Number(index)
         return OK
@@ -332,7 +292,16 @@ const commands = new Map<string, { readonly arity: number; readonly run: Run }>(
     }
   ],
   ["dbsize", { arity: 1, run: ({ db }) => Resp.integer(db.entries.size) }],
-  ["flushdb", { arity: -1, run: ({ db }) => (db.clear(), OK) }],
+  [
+    "flushdb",
+    {
+      arity: -1,
+      run: ({ db }) => {
+        db.clear()
+        return OK
+      }
+    }
+  ],
   [
     "quit",
     {
@@ -369,6 +338,7 @@ const unknownCommand = (args: ReadonlyArray<Uint8Array>): Buffer => {
  * `QUIT` sets `session.closing`; the caller closes after writing the reply.
  */
 export const execute = (store: Store, session: Session, args: ReadonlyArray<Uint8Array>, now: number): Buffer => {
+  if (args.length === 0) return Resp.error("ERR empty command")
   const name = text(args[0]!).toLowerCase()
   const spec = commands.get(name)
   if (spec === undefined) return unknownCommand(args)

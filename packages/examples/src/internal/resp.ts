@@ -186,6 +186,16 @@ const escapes: Record<number, number> = { 110: LF, 114: CR, 116: 9, 98: 8, 97: 7
 export const splitInline = (line: Uint8Array): Array<Uint8Array> | undefined => {
   const args: Array<Uint8Array> = []
   let i = 0
+  // Without quotes, the words are views of the line (the common case: PING from redis-benchmark).
+  if (line.indexOf(34) < 0 && line.indexOf(39) < 0) {
+    while (true) {
+      while (i < line.length && isSpace(line[i]!)) i++
+      if (i >= line.length) return args
+      const from = i
+      while (i < line.length && !isSpace(line[i]!)) i++
+      args.push(line.subarray(from, i))
+    }
+  }
   while (true) {
     while (i < line.length && isSpace(line[i]!)) i++
     if (i >= line.length) return args
@@ -234,36 +244,45 @@ export const splitInline = (line: Uint8Array): Array<Uint8Array> | undefined => 
 
 /** A command as a RESP array of bulk strings (how clients send commands). */
 export const encodeCommand = (args: ReadonlyArray<Uint8Array | string>): Buffer => {
-  const parts: Array<Buffer> = [Buffer.from(`*${args.length}\r\n`, "latin1")]
-  for (const arg of args) {
-    const bytes = typeof arg === "string" ? Buffer.from(arg) : arg
-    parts.push(Buffer.from(`$${bytes.length}\r\n`, "latin1"), Buffer.from(bytes), CRLF)
+  const bytes = args.map((arg) => (typeof arg === "string" ? Buffer.from(arg) : arg))
+  const header = `*${bytes.length}\r\n`
+  let size = header.length
+  for (const arg of bytes) size += String(arg.length).length + arg.length + 5
+  const out = Buffer.allocUnsafe(size)
+  let at = out.write(header, 0, "latin1")
+  for (const arg of bytes) {
+    at += out.write(`$${arg.length}\r\n`, at, "latin1")
+    out.set(arg, at)
+    at += arg.length
+    out[at++] = CR
+    out[at++] = LF
   }
-  return Buffer.concat(parts)
+  return out
 }
 
 /**
  * The arguments of a frame the decoder produced (views into it). The frame is
- * known to be valid, so this only walks the lengths.
+ * known to be valid, so this only walks the lengths; it stays within the
+ * frame all the same (bytes that are not a RESP array give no arguments).
  */
 export const commandArgs = (frame: Uint8Array): Array<Uint8Array> => {
+  const end = frame.length
   let i = 1
   let count = 0
-  while (frame[i] !== CR) count = count * 10 + frame[i++]! - 48
+  while (i < end && frame[i] !== CR) count = count * 10 + frame[i++]! - 48
+  if (frame[0] !== STAR || !(count > 0)) return []
   i += 2
-  const args = new Array<Uint8Array>(count)
-  for (let n = 0; n < count; n++) {
+  const args: Array<Uint8Array> = []
+  for (let n = 0; n < count && i < end; n++) {
     i++ // "$"
     let length = 0
-    while (frame[i] !== CR) length = length * 10 + frame[i++]! - 48
+    while (i < end && frame[i] !== CR) length = length * 10 + frame[i++]! - 48
     i += 2
-    args[n] = frame.subarray(i, i + length)
+    args.push(frame.subarray(i, i + length))
     i += length + 2
   }
   return args
 }
-
-const CRLF = Buffer.from("\r\n")
 
 /** `+text\r\n` */
 export const simple = (text: string): Buffer => Buffer.from(`+${text}\r\n`, "latin1")

@@ -17,7 +17,15 @@ const setup = () => {
       words.map((word) => Buffer.from(word)),
       now
     ).toString("latin1")
-  return { store, session, run, advance: (millis: number) => void (now += millis), now: () => now }
+  return {
+    store,
+    session,
+    run,
+    advance: (millis: number) => {
+      now += millis
+    },
+    now: () => now
+  }
 }
 
 describe("Redis commands", () => {
@@ -118,6 +126,12 @@ describe("Redis commands", () => {
     assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n")
     assert.strictEqual(run("SET", "s", " 1"), "+OK\r\n")
     assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n")
+    for (const bad of ["007", "-0", "-", "1.5", "+1", "99999999999999999999"]) {
+      assert.strictEqual(run("SET", "s", bad), "+OK\r\n")
+      assert.strictEqual(run("INCR", "s"), "-ERR value is not an integer or out of range\r\n", bad)
+    }
+    assert.strictEqual(run("SET", "s", "-999999999999999"), "+OK\r\n")
+    assert.strictEqual(run("INCRBY", "s", "-4503599627370497"), ":-5503599627370496\r\n")
     assert.strictEqual(run("SET", "max", "9223372036854775806"), "+OK\r\n")
     assert.strictEqual(run("INCR", "max"), ":9223372036854775807\r\n")
     assert.strictEqual(run("INCR", "max"), "-ERR increment or decrement would overflow\r\n")
@@ -145,6 +159,10 @@ describe("Redis commands", () => {
     assert.strictEqual(run("SELECT", "16"), "-ERR DB index is out of range\r\n")
     assert.strictEqual(run("SELECT", "-1"), "-ERR DB index is out of range\r\n")
     assert.strictEqual(run("SELECT", "one"), "-ERR value is not an integer or out of range\r\n")
+    assert.strictEqual(
+      run("SELECT", "99999999999"),
+      "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+    )
     assert.strictEqual(run("SELECT", "15"), "+OK\r\n")
     assert.strictEqual(run("GET", "k"), "$-1\r\n")
     assert.strictEqual(run("FLUSHDB"), "+OK\r\n")

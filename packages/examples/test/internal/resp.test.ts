@@ -74,7 +74,10 @@ describe("RespDecoder", () => {
       expected
     )
     let seed = 42
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return seed / 2147483648
+    }
     for (let round = 0; round < 200; round++) {
       const points = Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * stream.length))
       assert.deepStrictEqual(feed(splitAt(stream, ...points.sort((a, b) => a - b))).commands, expected, `${points}`)
