@@ -7,6 +7,10 @@
  * `GET /` serves the live status page of `NodeStatusPage` and
  * `GET /stats.json` the snapshot it polls.
  *
+ * Slow or idle clients cannot hold it: a client that has not sent its
+ * headers within `headersTimeout` (10 seconds) is closed, and at most
+ * `maxConnections` (256) are open at once.
+ *
  * It is Effect's HTTP server on `@effect/platform-node` (`NodeHttpServer`):
  * that package is already a dependency, its server is scoped (closed
  * gracefully with the scope), and a handler runs in the context it was
@@ -18,6 +22,7 @@
 import * as Http from "node:http"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -59,6 +64,13 @@ export interface Options {
    * Given, `/` serves the status page; left out, both answer 404.
    */
   readonly status?: Effect.Effect<NodeStatusPage.Snapshot | undefined> | undefined
+  /**
+   * Close a client that has not sent its request's headers within this long
+   * (default 10 seconds; Node's own default holds one for a minute).
+   */
+  readonly headersTimeout?: Duration.Input | undefined
+  /** Most connections open at once (default 256); more are closed as they arrive. */
+  readonly maxConnections?: number | undefined
 }
 
 /**
@@ -150,7 +162,20 @@ const app = (options: Options) => {
 export const make = (options: Options): Effect.Effect<NodeMetricsServer["Service"], ListenError, Scope.Scope> =>
   Effect.gen(function* () {
     const host = options.host ?? "127.0.0.1"
-    const server = yield* NodeHttpServer.make(() => Http.createServer(), {
+    const headersTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.headersTimeout ?? "10 seconds"))
+    // Slow clients must not hold the port an operator's probe needs: headers
+    // within the timeout (checked every `connectionsCheckingInterval`), a cap
+    // on connections, and a whole request within twice the timeout.
+    const create = () => {
+      const server = Http.createServer({
+        headersTimeout,
+        requestTimeout: 2 * headersTimeout,
+        connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 4))
+      })
+      server.maxConnections = options.maxConnections ?? 256
+      return server
+    }
+    const server = yield* NodeHttpServer.make(create, {
       host,
       port: options.port,
       // A scrape is short: do not hold a drain back for 20 seconds.

@@ -16,9 +16,17 @@
  * `draining`, keeps accepting for `shutdownDelay` (0 by default), then closes
  * the listener; the pool, released after it, drains what it admitted.
  *
- * With `reusePort` (and in a worker of `NodeCluster`'s `reuseport` mode,
- * where it is set for you) each process binds the port itself and the kernel
- * spreads new connections over them, instead of one process accepting them all.
+ * With `reusePort` (in a process of `NodeCluster`'s `reuseport` mode,
+ * `NodeCluster.serverOptions` sets it) each process binds the port itself and
+ * the kernel spreads new connections over them, instead of one process
+ * accepting them all.
+ *
+ * Faults are counted and logged (rate-limited), never fatal: accept errors
+ * (`EMFILE`...) in `pool_accept_errors_total{code}`, failed TLS handshakes in
+ * `pool_tls_handshake_failures_total{reason}`, connections over
+ * `maxPendingConnections` in `pool_connections_rejected_total{reason="pending"}`.
+ * TLS defaults to TLS 1.2 at least and Mozilla's "intermediate" suites (see
+ * `NodeTls`), and `reloadTls` swaps the key and certificate for new handshakes.
  *
  * @since 0.1.0
  */
@@ -35,10 +43,14 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as ClusterWorker from "./internal/clusterWorker.ts"
+import * as AcceptErrors from "./internal/acceptErrors.ts"
 import { listen } from "./internal/listen.ts"
+import * as Pending from "./internal/pending.ts"
+import * as Signals from "./internal/signals.ts"
+import * as TlsPolicy from "./internal/tls.ts"
 import * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
+import type * as NodeTls from "./NodeTls.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -58,8 +70,8 @@ export interface Options {
   /**
    * Bind with `SO_REUSEPORT` (Node's `reusePort`; Linux, FreeBSD and a few
    * others, TCP only): several processes may listen on the same port, and the
-   * kernel spreads new connections over them. Default false; a worker of
-   * `NodeCluster` in the `reuseport` mode sets it by itself.
+   * kernel spreads new connections over them. Default false; in a process
+   * of `NodeCluster`, `NodeCluster.serverOptions` sets it in the `reuseport` mode.
    */
   readonly reusePort?: boolean | undefined
   /** Written to a socket the pool refuses (busy or stopped) before it is closed (default `ERROR_SERVER_BUSY`). */
@@ -69,7 +81,8 @@ export interface Options {
   /**
    * Serve TLS: `node:tls` server options (`key`, `cert`, `ca`, ...). Connections
    * reach the pool once their handshake completed; a failed handshake destroys
-   * the socket. `handshakeTimeout` defaults to 10 seconds.
+   * the socket and is counted. `handshakeTimeout` defaults to 10 seconds,
+   * `minVersion` to `TLSv1.2`, `ciphers` to `NodeTls.intermediateCiphers`.
    */
   readonly tls?: Tls.TlsOptions | undefined
   /**
@@ -89,6 +102,25 @@ export interface Options {
    * SIGINT or SIGTERM arriving during the period ends it early.
    */
   readonly shutdownDelay?: Duration.Input | undefined
+  /**
+   * Client certificates with `tls` (default `none`): `request` asks for one
+   * and admits a client without (or with one the `tls.ca` does not verify:
+   * see `NodeTls.peerCertificate`), `require` closes a client without a
+   * certificate the CA verified.
+   */
+  readonly tlsClientAuth?: NodeTls.ClientAuth | undefined
+  /**
+   * Most connections accepted but not yet handed to the pool, in a TLS
+   * handshake or waiting for their PROXY header (default 1,024). Over it a new
+   * connection is closed at once and counted in
+   * `pool_connections_rejected_total{reason="pending"}`.
+   */
+  readonly maxPendingConnections?: number | undefined
+  /**
+   * Called once the server listens, with the bound address (a path for a
+   * unix socket). `NodeCluster.serverOptions` sets it in a cluster's process.
+   */
+  readonly onListening?: ((address: Net.AddressInfo | string) => void) | undefined
 }
 
 /**
@@ -108,6 +140,13 @@ export class NodeTcpServer extends Context.Service<
     readonly draining: Effect.Effect<boolean>
     /** Connections closed for their PROXY protocol header, by reason (all 0 without `proxyProtocol`). */
     readonly proxyRejected: Effect.Effect<Readonly<Record<NodeProxyProtocol.RejectReason, number>>>
+    /**
+     * Replaces the TLS key and certificate (or any of `tls`'s options) for new
+     * handshakes; connections already open are untouched. A set that does not
+     * load (a key that does not match its certificate, say) fails with
+     * `TlsError` and the running one stays. Fails too when the server does not serve TLS.
+     */
+    readonly reloadTls: (tls: Tls.TlsOptions) => Effect.Effect<void, TlsError>
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
@@ -137,7 +176,8 @@ const startTls = (
   socket: Net.Socket,
   options: Tls.TlsOptions,
   secureContext: Tls.SecureContext,
-  onSecure: (secure: Tls.TLSSocket) => void
+  onSecure: (secure: Tls.TLSSocket) => void,
+  onFailure: (error: unknown) => void
 ) => {
   socket.on("error", () => {})
   const secure = new Tls.TLSSocket(socket, {
@@ -147,12 +187,16 @@ const startTls = (
     ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
     ...(options.ALPNProtocols === undefined ? {} : { ALPNProtocols: options.ALPNProtocols })
   })
-  const fail = () => {
+  const fail = (error: unknown) => {
     clearTimeout(timer)
+    onFailure(error)
     secure.destroy()
     socket.destroy()
   }
-  const timer = setTimeout(fail, options.handshakeTimeout ?? 10_000)
+  const timer = setTimeout(
+    () => fail(Object.assign(new Error("TLS handshake timeout"), { code: "ERR_TLS_HANDSHAKE_TIMEOUT" })),
+    options.handshakeTimeout ?? 10_000
+  )
   secure.once("error", fail)
   secure.once("secure", () => {
     clearTimeout(timer)
@@ -165,22 +209,7 @@ const startTls = (
 const lameDuck = (delay: Duration.Duration, where: string) =>
   Effect.log(
     `shutting down: still accepting on ${where} for ${Duration.format(delay)} before closing (signal again to skip)`
-  ).pipe(
-    Effect.andThen(
-      Effect.callback<void>((resume) => {
-        const done = () => {
-          clearTimeout(timer)
-          process.off("SIGINT", done)
-          process.off("SIGTERM", done)
-          resume(Effect.void)
-        }
-        const timer = setTimeout(done, Duration.toMillis(delay))
-        process.once("SIGINT", done)
-        process.once("SIGTERM", done)
-        return Effect.sync(done)
-      })
-    )
-  )
+  ).pipe(Effect.andThen(Signals.nextStopSignal(Duration.toMillis(delay))))
 
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
@@ -219,22 +248,46 @@ export const make = (
       else if (exit._tag === "Failure") refuse(connection)
     }
     const gate = yield* makeGate(options)
+    const where = describe(options)
+    const pending = yield* Pending.make(options.maxPendingConnections ?? 1024)
     // The PROXY header comes before the TLS handshake: such a server listens
     // in plain TCP and starts TLS on each socket after its header.
-    const tls = options.tls
-    const secureContext = gate !== undefined && tls !== undefined ? Tls.createSecureContext(tls) : undefined
+    let tls = options.tls === undefined ? undefined : TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
+    let secureContext: Tls.SecureContext | undefined
+    if (tls !== undefined) {
+      const checked = tls
+      // A key that does not match its certificate fails here, not at every handshake.
+      secureContext = yield* Effect.try({
+        try: () => TlsPolicy.check(checked),
+        catch: (cause) => new ListenError({ address: where, cause })
+      })
+    }
+    const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(where)
     const onConnection =
       gate === undefined
         ? (socket: Net.Socket) => {
             connections++
+            // A TLS socket counted as pending since its TCP connection.
+            if (tls !== undefined) pending.leave((socket as { _parent?: Net.Socket })._parent)
             admit(socket)
           }
         : (socket: Net.Socket) => {
             connections++
+            if (!pending.enter(socket)) return
             gate.admit(socket, (client) => {
               if (tls !== undefined && secureContext !== undefined) {
-                return startTls(socket, tls, secureContext, (secure) => admit(secure, client))
+                return startTls(
+                  socket,
+                  tls,
+                  secureContext,
+                  (secure) => {
+                    pending.leave(socket)
+                    admit(secure, client)
+                  },
+                  (error) => handshakeFailed?.(error, socket.remoteAddress)
+                )
               }
+              pending.leave(socket)
               admit(socket, client)
               // The gate left the socket paused, holding what followed the header.
               socket.resume()
@@ -246,23 +299,37 @@ export const make = (
     // still gets the reply; the connection closes the socket itself.
     const listener = !listensTls
       ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-      : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
-          "tlsClientError",
-          (_error, socket) => socket.destroy()
-        )
+      : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
+          .on("tlsClientError", (error, socket) => {
+            handshakeFailed?.(error, socket.remoteAddress)
+            socket.destroy()
+          })
+          // The TCP connection, before its handshake: pending until it is secure.
+          .on("connection", (socket: Net.Socket) => void pending.enter(socket))
     listener.on(listensTls ? "secureConnection" : "connection", onConnection)
-    // A NodeCluster worker in the reuseport mode binds the port itself, on the first worker's port.
-    const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
     const listenOptions: Net.ListenOptions =
       options.path !== undefined
         ? { path: options.path }
-        : { host: options.host ?? "127.0.0.1", port: clustered?.port ?? options.port ?? 6263 }
+        : { host: options.host ?? "127.0.0.1", port: options.port ?? 6263 }
     if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
-    if (clustered !== undefined || options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
+    if (options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
     const server = yield* listen(listener, listenOptions, (bound) => {
       const address = bound.address()
-      if (clustered !== undefined && address !== null && typeof address !== "string") ClusterWorker.announce(address)
-    }).pipe(Effect.mapError((cause) => new ListenError({ address: describe(options), cause })))
+      if (address !== null) options.onListening?.(address)
+    }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
+    yield* AcceptErrors.watch(server, where)
+    const reloadTls = (next: Tls.TlsOptions) =>
+      Effect.gen(function* () {
+        if (tls === undefined) return yield* new TlsError({ reason: `${where} does not serve TLS` })
+        const merged = TlsPolicy.withDefaults({ ...tls, ...next }, options.tlsClientAuth)
+        const context = yield* Effect.try({
+          try: () => TlsPolicy.check(merged),
+          catch: (cause) => new TlsError({ reason: (cause as Error).message })
+        })
+        if (listensTls) (listener as Tls.Server).setSecureContext(merged)
+        tls = merged
+        secureContext = context
+      })
     const address = toSocketAddress(server.address(), options)
     let draining = false
     // Added after the listener, so it runs before the listener closes.
@@ -277,7 +344,8 @@ export const make = (
       address,
       draining: Effect.sync(() => draining),
       connections: Effect.sync(() => connections),
-      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections)
+      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections),
+      reloadTls
     })
   })
 
@@ -356,5 +424,20 @@ export class ListenError extends Schema.TaggedError<ListenError>()("ListenError"
           ? ": permission denied (ports below 1024 need privileges)"
           : ""
     return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
+  }
+}
+
+/**
+ * New TLS files (or options) could not be used: `reason` is OpenSSL's or
+ * Node's explanation (e.g. `key values mismatch`). The running ones stay.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class TlsError extends Schema.TaggedError<TlsError>()("TlsError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot use the TLS settings: ${this.reason}`
   }
 }
