@@ -108,11 +108,21 @@ export const killAll = async (): Promise<void> => {
  */
 export const spawnNode = async (
   args: ReadonlyArray<string>,
-  options: { readonly waitForListening?: boolean; readonly timeout?: number } = {}
+  options: {
+    readonly waitForListening?: boolean
+    readonly timeout?: number
+    /** Added to this process's environment. */
+    readonly env?: Readonly<Record<string, string>>
+    /** Run `node` through this command line (e.g. `["prlimit", "--nofile=64:64", "--"]`). */
+    readonly wrapper?: ReadonlyArray<string>
+  } = {}
 ): Promise<ServerProcess> => {
   // The workspace's packages run from their sources (README: Development).
-  const child = ChildProcess.spawn(process.execPath, ["--conditions=@pool-manager/source", ...args], {
+  const argv = [process.execPath, "--conditions=@pool-manager/source", ...args]
+  const wrapped = [...(options.wrapper ?? []), ...argv]
+  const child = ChildProcess.spawn(wrapped[0]!, wrapped.slice(1), {
     cwd: repoRoot,
+    env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   live.add(child)
