@@ -44,7 +44,8 @@ interface Slot {
   timer: NodeJS.Timeout | undefined
 }
 
-const seconds = (millis: number) => Duration.format(Duration.millis(Math.round(millis)))
+// "80ms", "3.2s": short, and the same spelling as the flags.
+const seconds = (millis: number) => (millis < 1000 ? `${Math.round(millis)}ms` : `${(millis / 1000).toFixed(1)}s`)
 
 export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, ClusterError | ListenError, Scope.Scope> =>
   Effect.gen(function* () {
@@ -71,7 +72,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
         ? Effect.void
         : Effect.try({
             try: () => Fs.readFileSync(configFile.path, "utf8"),
-            catch: (cause) => new Error(`cannot read it (${(cause as Error).message})`)
+            catch: (cause) => new Error(`config file ${configFile.path}: cannot read it (${(cause as Error).message})`)
           }).pipe(
             Effect.tap((text) => configFile.check?.(text) ?? Effect.void),
             Effect.tap((text) =>
@@ -81,7 +82,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
             ),
             Effect.catch((error: { readonly message: string }) =>
               Effect.logError(
-                `${name} primary: config file ${configFile.path} ${why}: ${error.message}; new processes keep the last one that loaded`
+                `${name} primary, ${why}: ${error.message}; new processes start with the last one that loaded`
               )
             ),
             Effect.asVoid
