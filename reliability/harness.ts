@@ -202,7 +202,8 @@ export const spawnNode = async (
 }
 
 /** Starts the `pool-manager` CLI on a free port with `flags`. */
-export const startCli = (flags: ReadonlyArray<string> = []) => spawnNode([cliBin, "--port", "0", ...flags])
+export const startCli = (flags: ReadonlyArray<string> = [], options: Parameters<typeof spawnNode>[1] = {}) =>
+  spawnNode([cliBin, "--port", "0", ...flags], options)
 
 /** Options of the reliability server (`server.ts`). */
 export interface ScriptOptions {

@@ -317,7 +317,6 @@ export const make = (
       const address = bound.address()
       if (address !== null) options.onListening?.(address)
     }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
-    yield* AcceptErrors.watch(server, where)
     const reloadTls = (next: Tls.TlsOptions) =>
       Effect.gen(function* () {
         if (tls === undefined) return yield* new TlsError({ reason: `${where} does not serve TLS` })
@@ -331,6 +330,7 @@ export const make = (
         secureContext = context
       })
     const address = toSocketAddress(server.address(), options)
+    yield* AcceptErrors.watch(server, options.path === undefined ? String(address) : where)
     let draining = false
     // Added after the listener, so it runs before the listener closes.
     yield* Effect.addFinalizer(() =>

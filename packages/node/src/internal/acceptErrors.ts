@@ -1,11 +1,19 @@
 /**
  * Errors accepting connections (`EMFILE`, `ENFILE`, `ENOBUFS`...): counted in
  * `pool_accept_errors_total{code}` and logged, rate-limited, with the limit
- * that was hit. Node reports such an error on the listener and keeps
- * accepting; libuv does not spin on it: when out of descriptors it closes its
- * reserve descriptor, accepts the waiting connection and closes it (the
- * client sees a reset), then waits for the next one. What frees descriptors
- * (connections closing) ends the exhaustion by itself.
+ * that was hit.
+ *
+ * Out of descriptors, libuv is silent: it closes a reserve descriptor,
+ * accepts every waiting connection and closes it (the clients see a reset),
+ * and reports nothing to Node. So the listener stops short of the limit:
+ * its `maxConnections` is the descriptor limit (`ulimit -n`) less those open
+ * when it started listening and a reserve (for the metrics port, files,
+ * outgoing connections). A connection over it is accepted and closed at once
+ * by Node, which says so (the `drop` event): that is counted as `EMFILE` and
+ * logged, where the kernel's EMFILE would have gone unseen. Either way nothing
+ * spins: each connection costs one accept and one close, and serving resumes
+ * as soon as connections close. Other errors (`ENOBUFS`, `ENOMEM`, an
+ * `ENFILE` libuv reports) come as the listener's `error` event.
  */
 import * as Fs from "node:fs"
 import type * as Net from "node:net"
@@ -27,23 +35,26 @@ const meaning: Record<Code, string> = {
 }
 
 // The soft limit of open files (`ulimit -n`), read at start: at the limit, reading it would fail.
-const descriptorLimit = (): string => {
+const descriptorLimit = (): number | undefined => {
   try {
-    const match = /^Max open files\s+(\S+)/m.exec(Fs.readFileSync("/proc/self/limits", "utf8"))
-    return match?.[1] ?? "unknown"
+    const match = /^Max open files\s+(\d+)/m.exec(Fs.readFileSync("/proc/self/limits", "utf8"))
+    return match === null ? undefined : Number(match[1])
   } catch {
-    return "unknown"
+    return undefined
   }
 }
 
-const openDescriptors = (): string => {
+const openDescriptors = (): number | undefined => {
   try {
-    return String(Fs.readdirSync("/proc/self/fd").length)
+    return Fs.readdirSync("/proc/self/fd").length
   } catch {
     // Listing them needs a descriptor too.
-    return "all"
+    return undefined
   }
 }
+
+/** Descriptors kept for the rest of the process: 2% of the limit, at least 16. */
+export const reserve = (limit: number): number => Math.max(16, Math.ceil(limit * 0.02))
 
 /** Watches `listener`'s errors until the scope closes; returns the counts by code. */
 export const watch = (
@@ -70,21 +81,36 @@ export const watch = (
     )
     const limit = descriptorLimit()
     const warn = yield* LogRateLimit.make({ kind: "accept errors" })
-    const onError = (error: NodeJS.ErrnoException) => {
-      const code: Code = (codes as ReadonlyArray<string>).includes(error.code ?? "") ? (error.code as Code) : "other"
+    const report = (code: Code, what: string) => {
       counts[code]++
-      const fds = code === "EMFILE" || code === "ENFILE" ? openDescriptors() : undefined
+      const fds = openDescriptors()
       const detail =
-        fds === undefined
-          ? ""
-          : `: ${fds} descriptors open, limit ${limit} (ulimit -n; LimitNOFILE= in a systemd unit); the connection was closed`
+        code === "EMFILE" || code === "ENFILE"
+          ? `: ${fds ?? "all"} descriptors open, limit ${limit ?? "unknown"} (ulimit -n; LimitNOFILE= in a systemd unit); the connection was closed`
+          : ""
       warn(
-        Effect.logWarning(`accepting on ${where}: ${error.code ?? error.message} (${meaning[code]})${detail}`).pipe(
-          Effect.annotateLogs({ code: error.code ?? "unknown", openFiles: fds ?? "", maxOpenFiles: limit })
+        Effect.logWarning(`accepting on ${where}: ${what} (${meaning[code]})${detail}`).pipe(
+          Effect.annotateLogs({ code, openFiles: fds ?? -1, maxOpenFiles: limit ?? -1 })
         )
       )
     }
+    const onError = (error: NodeJS.ErrnoException) => {
+      const code: Code = (codes as ReadonlyArray<string>).includes(error.code ?? "") ? (error.code as Code) : "other"
+      report(code, error.code ?? error.message)
+    }
+    const onDrop = () => report("EMFILE", "EMFILE near the descriptor limit")
     listener.on("error", onError)
-    yield* Effect.addFinalizer(() => Effect.sync(() => listener.off("error", onError)))
+    const open = openDescriptors()
+    const own = listener.maxConnections
+    if (limit !== undefined && open !== undefined && (own === undefined || own === null || own === Infinity)) {
+      listener.maxConnections = Math.max(1, limit - open - reserve(limit))
+      listener.on("drop", onDrop)
+    }
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        listener.off("error", onError)
+        listener.off("drop", onDrop)
+      })
+    )
     return () => ({ ...counts })
   })
