@@ -249,6 +249,8 @@ export const make = (
     }
     const gate = yield* makeGate(options)
     const where = describe(options)
+    // What logs call this server: the address asked for, then the one bound (with its real port).
+    let bound = where
     const pending = yield* Pending.make(options.maxPendingConnections ?? 1024)
     // The PROXY header comes before the TLS handshake: such a server listens
     // in plain TCP and starts TLS on each socket after its header.
@@ -262,13 +264,24 @@ export const make = (
         catch: (cause) => new ListenError({ address: where, cause })
       })
     }
-    const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(where)
+    const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(() => bound)
+    // With `tlsClientAuth: "require"`: a client whose certificate the CA did not verify is counted and closed.
+    const refused = (secure: Tls.TLSSocket) => {
+      const error = TlsPolicy.unverified(secure, options.tlsClientAuth)
+      if (error === undefined) return false
+      handshakeFailed?.(error, secure.remoteAddress)
+      secure.destroy()
+      return true
+    }
     const onConnection =
       gate === undefined
         ? (socket: Net.Socket) => {
             connections++
             // A TLS socket counted as pending since its TCP connection.
-            if (tls !== undefined) pending.leave((socket as { _parent?: Net.Socket })._parent)
+            if (tls !== undefined) {
+              pending.leave((socket as { _parent?: Net.Socket })._parent)
+              if (refused(socket as Tls.TLSSocket)) return
+            }
             admit(socket)
           }
         : (socket: Net.Socket) => {
@@ -282,7 +295,7 @@ export const make = (
                   secureContext,
                   (secure) => {
                     pending.leave(socket)
-                    admit(secure, client)
+                    if (!refused(secure)) admit(secure, client)
                   },
                   (error) => handshakeFailed?.(error, socket.remoteAddress)
                 )
@@ -330,7 +343,8 @@ export const make = (
         secureContext = context
       })
     const address = toSocketAddress(server.address(), options)
-    yield* AcceptErrors.watch(server, options.path === undefined ? String(address) : where)
+    if (options.path === undefined) bound = String(address)
+    yield* AcceptErrors.watch(server, bound)
     let draining = false
     // Added after the listener, so it runs before the listener closes.
     yield* Effect.addFinalizer(() =>

@@ -39,10 +39,25 @@ export const withDefaults = (options: Tls.TlsOptions, clientAuth: ClientAuth | u
   ciphers: intermediateCiphers,
   handshakeTimeout: 10_000,
   ...options,
-  ...(clientAuth === undefined || clientAuth === "none"
-    ? {}
-    : { requestCert: true, rejectUnauthorized: clientAuth === "require" })
+  // The certificate is checked by `unverified` once the handshake is done:
+  // Node's own check would close the socket without saying why.
+  ...(clientAuth === undefined || clientAuth === "none" ? {} : { requestCert: true, rejectUnauthorized: false })
 })
+
+/**
+ * With `require`, why a secured socket's client certificate is not
+ * acceptable (as an error for `reasonOf`), or `undefined` when it is (or
+ * when none is required).
+ */
+export const unverified = (socket: Tls.TLSSocket, clientAuth: ClientAuth | undefined): Error | undefined => {
+  if (clientAuth !== "require" || socket.authorized) return undefined
+  const cert = socket.getPeerCertificate()
+  const code =
+    cert === null || Object.keys(cert).length === 0
+      ? "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE"
+      : String(socket.authorizationError ?? "CERTIFICATE_VERIFY_FAILED")
+  return Object.assign(new Error(`client certificate refused: ${code}`), { code })
+}
 
 export const reasons = [
   "protocol_version",
@@ -64,7 +79,10 @@ const patterns: ReadonlyArray<readonly [RegExp, Reason]> = [
   [/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED|NO_CERTIFICATE/i, "no_certificate"],
   [/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF/i, "unknown_ca"],
   [/EXPIRED/i, "certificate_expired"],
-  [/BAD_CERTIFICATE|CERTIFICATE_VERIFY_FAILED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE/i, "bad_certificate"],
+  [
+    /BAD_CERTIFICATE|CERTIFICATE_VERIFY_FAILED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|SIGNATURE_FAILURE|CERT_REJECTED|INVALID_PURPOSE|CERT_NOT_YET_VALID/i,
+    "bad_certificate"
+  ],
   [/NO_SHARED_CIPHER|NO_CIPHERS|HANDSHAKE_FAILURE/i, "no_shared_cipher"],
   [/WRONG_VERSION_NUMBER|HTTP_REQUEST|PACKET_LENGTH_TOO_LONG|RECORD_LAYER/i, "not_tls"],
   [/ECONNRESET|EPIPE|socket hang up|disconnected/i, "reset"]
@@ -79,7 +97,7 @@ export const reasonOf = (error: unknown): Reason => {
 
 /** Counts and logs (rate-limited) failed handshakes until the scope closes. */
 export const handshakeFailures = (
-  where: string
+  where: () => string
 ): Effect.Effect<(error: unknown, peer: string | undefined) => void, never, Scope.Scope> =>
   Effect.gen(function* () {
     const counts = Object.fromEntries(reasons.map((reason) => [reason, 0])) as Record<Reason, number>
@@ -106,7 +124,7 @@ export const handshakeFailures = (
       const code = String((error as { code?: unknown } | undefined)?.code ?? "")
       warn(
         Effect.logWarning(
-          `TLS handshake on ${where} failed from ${peer ?? "unknown"}: ${reason} (${code || (error instanceof Error ? error.message : String(error))})`
+          `TLS handshake on ${where()} failed from ${peer ?? "unknown"}: ${reason} (${code || (error instanceof Error ? error.message : String(error))})`
         ).pipe(Effect.annotateLogs({ tlsPeer: peer ?? "unknown", reason, code }))
       )
     }
