@@ -169,42 +169,6 @@ const makeGate = (options: Options) => {
   return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
 }
 
-// Starts TLS as the server on a socket whose PROXY header was read (what
-// follows it, the client's hello, is still buffered in the socket), within the
-// handshake timeout a TLS server applies; a failed handshake destroys it.
-const startTls = (
-  socket: Net.Socket,
-  options: Tls.TlsOptions,
-  secureContext: Tls.SecureContext,
-  onSecure: (secure: Tls.TLSSocket) => void,
-  onFailure: (error: unknown) => void
-) => {
-  socket.on("error", () => {})
-  const secure = new Tls.TLSSocket(socket, {
-    isServer: true,
-    secureContext,
-    ...(options.requestCert === undefined ? {} : { requestCert: options.requestCert }),
-    ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
-    ...(options.ALPNProtocols === undefined ? {} : { ALPNProtocols: options.ALPNProtocols })
-  })
-  const fail = (error: unknown) => {
-    clearTimeout(timer)
-    onFailure(error)
-    secure.destroy()
-    socket.destroy()
-  }
-  const timer = setTimeout(
-    () => fail(Object.assign(new Error("TLS handshake timeout"), { code: "ERR_TLS_HANDSHAKE_TIMEOUT" })),
-    options.handshakeTimeout ?? 10_000
-  )
-  secure.once("error", fail)
-  secure.once("secure", () => {
-    clearTimeout(timer)
-    secure.off("error", fail)
-    onSecure(secure)
-  })
-}
-
 // Waits `delay`, or until the next SIGINT or SIGTERM (an operator in a hurry).
 const lameDuck = (delay: Duration.Duration, where: string) =>
   Effect.log(
@@ -252,53 +216,55 @@ export const make = (
     // What logs call this server: the address asked for, then the one bound (with its real port).
     let bound = where
     const pending = yield* Pending.make(options.maxPendingConnections ?? 1024)
-    // The PROXY header comes before the TLS handshake: such a server listens
-    // in plain TCP and starts TLS on each socket after its header.
     let tls = options.tls === undefined ? undefined : TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
-    let secureContext: Tls.SecureContext | undefined
     if (tls !== undefined) {
       const checked = tls
       // A key that does not match its certificate fails here, not at every handshake.
-      secureContext = yield* Effect.try({
+      yield* Effect.try({
         try: () => TlsPolicy.check(checked),
         catch: (cause) => new ListenError({ address: where, cause })
       })
     }
     const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(() => bound)
-    // With `tlsClientAuth: "require"`: a client whose certificate the CA did not verify is counted and closed.
-    const refused = (secure: Tls.TLSSocket) => {
-      const error = TlsPolicy.unverified(secure, options.tlsClientAuth)
-      if (error === undefined) return false
-      handshakeFailed?.(error, secure.remoteAddress)
-      secure.destroy()
-      return true
-    }
+    // The client each socket's PROXY header named, for the TLS socket made over it.
+    const clients = new WeakMap<Net.Socket, NodeConnection.Client | undefined>()
+    // One TLS server does every handshake: it listens itself, or (behind the
+    // PROXY header, which comes first) is handed each socket once its header
+    // was read. Either way Node's server checks the handshake's timeout and
+    // the client's certificate, and `setSecureContext` rotates the pair.
+    const secureServer =
+      tls === undefined
+        ? undefined
+        : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
+            .on("tlsClientError", (error, socket) => {
+              handshakeFailed?.(error, socket.remoteAddress)
+              socket.destroy()
+            })
+            // The TCP connection, before its handshake: pending until it is secure.
+            .on("connection", (socket: Net.Socket) => void pending.enter(socket))
+            .on("secureConnection", (secure: Tls.TLSSocket) => {
+              const raw = (secure as { _parent?: Net.Socket })._parent
+              pending.leave(raw)
+              // With `tlsClientAuth: "require"`: a certificate the CA did not verify is counted and closed.
+              const unverified = TlsPolicy.unverified(secure, options.tlsClientAuth)
+              if (unverified !== undefined) {
+                handshakeFailed?.(unverified, secure.remoteAddress)
+                return secure.destroy()
+              }
+              admit(secure, raw === undefined ? undefined : clients.get(raw))
+            })
     const onConnection =
       gate === undefined
-        ? (socket: Net.Socket) => {
+        ? () => {
             connections++
-            // A TLS socket counted as pending since its TCP connection.
-            if (tls !== undefined) {
-              pending.leave((socket as { _parent?: Net.Socket })._parent)
-              if (refused(socket as Tls.TLSSocket)) return
-            }
-            admit(socket)
           }
         : (socket: Net.Socket) => {
             connections++
             if (!pending.enter(socket)) return
             gate.admit(socket, (client) => {
-              if (tls !== undefined && secureContext !== undefined) {
-                return startTls(
-                  socket,
-                  tls,
-                  secureContext,
-                  (secure) => {
-                    pending.leave(socket)
-                    if (!refused(secure)) admit(secure, client)
-                  },
-                  (error) => handshakeFailed?.(error, socket.remoteAddress)
-                )
+              if (secureServer !== undefined) {
+                clients.set(socket, client)
+                return secureServer.emit("connection", socket)
               }
               pending.leave(socket)
               admit(socket, client)
@@ -306,20 +272,14 @@ export const make = (
               socket.resume()
             })
           }
-    const listensTls = tls !== undefined && gate === undefined
+    const listensTls = secureServer !== undefined && gate === undefined
 
     // allowHalfOpen: a client that sends its last message and half-closes
     // still gets the reply; the connection closes the socket itself.
-    const listener = !listensTls
-      ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-      : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
-          .on("tlsClientError", (error, socket) => {
-            handshakeFailed?.(error, socket.remoteAddress)
-            socket.destroy()
-          })
-          // The TCP connection, before its handshake: pending until it is secure.
-          .on("connection", (socket: Net.Socket) => void pending.enter(socket))
-    listener.on(listensTls ? "secureConnection" : "connection", onConnection)
+    const listener = listensTls ? secureServer : Net.createServer({ allowHalfOpen: true, noDelay: true })
+    listener.on("connection", onConnection)
+    if (gate === undefined && secureServer === undefined)
+      listener.on("connection", (socket: Net.Socket) => admit(socket))
     const listenOptions: Net.ListenOptions =
       options.path !== undefined
         ? { path: options.path }
@@ -334,13 +294,12 @@ export const make = (
       Effect.gen(function* () {
         if (tls === undefined) return yield* new TlsError({ reason: `${where} does not serve TLS` })
         const merged = TlsPolicy.withDefaults({ ...tls, ...next }, options.tlsClientAuth)
-        const context = yield* Effect.try({
+        yield* Effect.try({
           try: () => TlsPolicy.check(merged),
           catch: (cause) => new TlsError({ reason: (cause as Error).message })
         })
-        if (listensTls) (listener as Tls.Server).setSecureContext(merged)
+        secureServer?.setSecureContext(merged)
         tls = merged
-        secureContext = context
       })
     const address = toSocketAddress(server.address(), options)
     if (options.path === undefined) bound = String(address)

@@ -38,6 +38,7 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
     }
     return {
       enter: (socket) => {
+        if (open.has(socket)) return true
         if (open.size >= max) {
           rejected++
           socket.on("error", () => {})
