@@ -20,6 +20,7 @@
  * @since 0.1.0
  */
 import * as Http from "node:http"
+import type * as Net from "node:net"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -163,16 +164,29 @@ export const make = (options: Options): Effect.Effect<NodeMetricsServer["Service
   Effect.gen(function* () {
     const host = options.host ?? "127.0.0.1"
     const headersTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.headersTimeout ?? "10 seconds"))
-    // Slow clients must not hold the port an operator's probe needs: headers
-    // within the timeout (checked every `connectionsCheckingInterval`), a cap
-    // on connections, and a whole request within twice the timeout.
+    // Slow clients must not hold the port an operator's probe needs: a cap on
+    // connections, and a deadline for each request's headers. The deadline is
+    // kept here: Node's `headersTimeout` only applies once a request began,
+    // and not to a client that connects and sends nothing.
     const create = () => {
-      const server = Http.createServer({
-        headersTimeout,
-        requestTimeout: 2 * headersTimeout,
-        connectionsCheckingInterval: Math.max(10, Math.min(1000, headersTimeout / 4))
-      })
+      const server = Http.createServer({ headersTimeout, requestTimeout: 2 * headersTimeout })
       server.maxConnections = options.maxConnections ?? 256
+      const deadlines = new WeakMap<Net.Socket, NodeJS.Timeout>()
+      const arm = (socket: Net.Socket) => {
+        clearTimeout(deadlines.get(socket))
+        const timer = setTimeout(() => socket.destroy(), headersTimeout)
+        timer.unref()
+        deadlines.set(socket, timer)
+      }
+      server.on("connection", (socket: Net.Socket) => {
+        arm(socket)
+        socket.once("close", () => clearTimeout(deadlines.get(socket)))
+      })
+      // Headers in: the request is answered; the next one on the connection gets its own deadline.
+      server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+        clearTimeout(deadlines.get(request.socket))
+        response.once("finish", () => arm(request.socket))
+      })
       return server
     }
     const server = yield* NodeHttpServer.make(create, {
