@@ -36,7 +36,7 @@ describe("the metrics port under slow clients", () => {
     silent.on("error", () => {})
     const openedAt = Date.now()
     const slow = await Promise.all(Array.from({ length: 100 }, () => open(port)))
-    const request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + "x".repeat(200) + "\r\n\r\n"
+    const request = `GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: ${"x".repeat(200)}\r\n\r\n`
     let sent = 0
     const trickle = setInterval(() => {
       if (sent >= request.length - 4) return

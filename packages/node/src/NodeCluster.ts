@@ -166,7 +166,9 @@ export interface PrimaryOptions {
    */
   readonly configFile?:
     | {
+        /** The file, as the workers are given it. */
         readonly path: string
+        /** Checks a text of the file (beyond its own parsing): a failure keeps the last text that passed. */
         readonly check?: ((text: string) => Effect.Effect<unknown, { readonly message: string }>) | undefined
       }
     | undefined
