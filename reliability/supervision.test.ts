@@ -11,6 +11,7 @@
  * Each test reports what it measured: restarts, time to recover, and the
  * requests lost by a client running throughout.
  */
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
@@ -183,6 +184,48 @@ describe("supervision under --processes 2", () => {
         "time to 2 of 2 serving (ms)": recoverMillis,
         "requests answered": counts.ok,
         "requests lost": counts.lost
+      })
+      server.child.kill("SIGTERM")
+      expect(await server.exited).toBe(0)
+    } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("retries a replacement that cannot start while its TLS files are missing, and recovers once they are back", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "pool-manager-supervision-"))
+    try {
+      const key = Path.join(dir, "key.pem")
+      const cert = Path.join(dir, "cert.pem")
+      ChildProcess.execFileSync(
+        "openssl",
+        [
+          ...["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"],
+          ...["-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost"]
+        ],
+        { stdio: "ignore" }
+      )
+      const { server, metrics } = await startCluster(["--tls-key", key, "--tls-cert", cert])
+      Fs.renameSync(cert, `${cert}.away`)
+      const [victim] = children(server.pid) as [number]
+      const from = server.output().length
+      process.kill(victim, "SIGKILL")
+      // The replacements fail before listening (the file is gone), again and again, with growing delays.
+      await server.waitForOutput(/before listening; starting a new one in 800ms \(restart 4, 4 in a row/, 20_000, from)
+      expect(await get(`${metrics}/healthz`)).toEqual({ status: 200, body: "1 of 2 processes serving\n" })
+      expect(server.output().slice(from)).toMatch(/Path does not exist: .*cert\.pem|cannot use --tls-key/)
+      Fs.renameSync(`${cert}.away`, cert)
+      const restored = Date.now()
+      let health = await get(`${metrics}/healthz`)
+      while (health.body !== "ok: 2 of 2 processes serving\n" && Date.now() - restored < 30_000) {
+        await sleep(50)
+        health = await get(`${metrics}/healthz`)
+      }
+      expect(health).toEqual({ status: 200, body: "ok: 2 of 2 processes serving\n" })
+      const total = await restarts(metrics)
+      report("supervision: a process dies while its TLS certificate file is missing", {
+        restarts: total,
+        "from the file's return to 2 of 2 serving (ms)": Date.now() - restored
       })
       server.child.kill("SIGTERM")
       expect(await server.exited).toBe(0)
