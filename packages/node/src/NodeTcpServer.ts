@@ -237,7 +237,9 @@ export const make = (
         ? undefined
         : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
             .on("tlsClientError", (error, socket) => {
-              handshakeFailed?.(error, socket.remoteAddress)
+              if (!pending.wasRejected((socket as { _parent?: Net.Socket })._parent)) {
+                handshakeFailed?.(error, socket.remoteAddress)
+              }
               socket.destroy()
             })
             // The TCP connection, before its handshake: pending until it is secure.

@@ -86,6 +86,10 @@ describe("NodeTcpServer limits", () => {
             assert.strictEqual(yield* client.receive(10), "anonymous\n")
           } else {
             assert.strictEqual(yield* tlsAsk(port, { ca: [authority.cert] }), "anonymous\n")
+            const failed = (reason: string) =>
+              Effect.map(metrics, (samples) => total(samples, "pool_tls_handshake_failures_total", { reason }))
+            // The five that never finished their handshake timed out; the three closed over the cap are not failures.
+            assert.deepStrictEqual([yield* failed("timeout"), yield* failed("reset")], [5, 0])
           }
         }
       }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map())),

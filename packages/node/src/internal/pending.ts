@@ -17,11 +17,14 @@ export interface Pending {
   /** `socket` was admitted (or handed on): it no longer counts. */
   readonly leave: (socket: Net.Socket | undefined) => void
   readonly rejected: () => number
+  /** Whether `socket` was closed for the cap (its TLS socket's error is not a handshake failure then). */
+  readonly wasRejected: (socket: Net.Socket | undefined) => boolean
 }
 
 export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
   Effect.gen(function* () {
     const open = new Set<Net.Socket>()
+    const closed = new WeakSet<Net.Socket>()
     let rejected = 0
     const context = yield* Effect.context<never>()
     const registration = Metric.registerUnsafe(
@@ -41,6 +44,7 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
         if (open.has(socket)) return true
         if (open.size >= max) {
           rejected++
+          closed.add(socket)
           socket.on("error", () => {})
           socket.destroy()
           return false
@@ -50,6 +54,7 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
         return true
       },
       leave,
-      rejected: () => rejected
+      rejected: () => rejected,
+      wasRejected: (socket) => socket !== undefined && closed.has(socket)
     }
   })
