@@ -50,7 +50,7 @@ import * as Signals from "./internal/signals.ts"
 import * as TlsPolicy from "./internal/tls.ts"
 import * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
-import type * as NodeTls from "./NodeTls.ts"
+import * as NodeTls from "./NodeTls.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -144,9 +144,9 @@ export class NodeTcpServer extends Context.Service<
      * Replaces the TLS key and certificate (or any of `tls`'s options) for new
      * handshakes; connections already open are untouched. A set that does not
      * load (a key that does not match its certificate, say) fails with
-     * `TlsError` and the running one stays. Fails too when the server does not serve TLS.
+     * `NodeTls.TlsError` and the running one stays. Fails too when the server does not serve TLS.
      */
-    readonly reloadTls: (tls: Tls.TlsOptions) => Effect.Effect<void, TlsError>
+    readonly reloadTls: (tls: Tls.TlsOptions) => Effect.Effect<void, NodeTls.TlsError>
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
@@ -294,11 +294,11 @@ export const make = (
     }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
     const reloadTls = (next: Tls.TlsOptions) =>
       Effect.gen(function* () {
-        if (tls === undefined) return yield* new TlsError({ reason: `${where} does not serve TLS` })
+        if (tls === undefined) return yield* new NodeTls.TlsError({ reason: `${where} does not serve TLS` })
         const merged = TlsPolicy.withDefaults({ ...tls, ...next }, options.tlsClientAuth)
         yield* Effect.try({
           try: () => TlsPolicy.check(merged),
-          catch: (cause) => new TlsError({ reason: (cause as Error).message })
+          catch: (cause) => new NodeTls.TlsError({ reason: (cause as Error).message })
         })
         secureServer?.setSecureContext(merged)
         tls = merged
@@ -399,20 +399,5 @@ export class ListenError extends Schema.TaggedError<ListenError>()("ListenError"
           ? ": permission denied (ports below 1024 need privileges)"
           : ""
     return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
-  }
-}
-
-/**
- * New TLS files (or options) could not be used: `reason` is OpenSSL's or
- * Node's explanation (e.g. `key values mismatch`). The running ones stay.
- *
- * @category errors
- * @since 0.2.0
- */
-export class TlsError extends Schema.TaggedError<TlsError>()("TlsError", {
-  reason: Schema.String
-}) {
-  override get message(): string {
-    return `cannot use the TLS settings: ${this.reason}`
   }
 }

@@ -13,6 +13,7 @@
  */
 import * as Tls from "node:tls"
 import type * as Connection from "@pool-manager/core/Connection"
+import * as Schema from "effect/Schema"
 import * as internal from "./internal/tls.ts"
 
 /**
@@ -104,5 +105,20 @@ export const peerCertificate = (connection: Connection.Connection): PeerCertific
     fingerprint256: cert.fingerprint256,
     serialNumber: cert.serialNumber,
     validTo: cert.valid_to
+  }
+}
+
+/**
+ * New TLS files (or options) could not be used: `reason` is OpenSSL's or
+ * Node's explanation (e.g. `key values mismatch`). The running ones stay.
+ *
+ * @category errors
+ * @since 0.2.0
+ */
+export class TlsError extends Schema.TaggedError<TlsError>()("TlsError", {
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `cannot use the TLS settings: ${this.reason}`
   }
 }
