@@ -42,6 +42,30 @@ describe("NodeCli signals", () => {
   )
 
   it.live(
+    "with --log-format json the stopping and stopped lines carry their data as fields",
+    () =>
+      Effect.gen(function* () {
+        const child = yield* spawnNode([bin, "--port", "0", "--drain-timeout", "4s", "--log-format", "json"])
+        yield* child.waitFor(/listening on 127\.0\.0\.1:\d+/)
+        child.process.kill("SIGTERM")
+        assert.strictEqual(yield* child.exit(15_000), 0)
+        const lines = child
+          .stdout()
+          .split("\n")
+          .filter((line) => line.startsWith("{"))
+          .map((line) => JSON.parse(line) as { message: unknown; annotations: Record<string, unknown> })
+        const text = (line: { message: unknown }) =>
+          Array.isArray(line.message) ? line.message.join(" ") : String(line.message)
+        const stopping = lines.find((line) => text(line).includes("stopping on SIGTERM"))
+        assert.deepInclude(stopping?.annotations, { signal: "SIGTERM", drainTimeout: "4s", connections: 0 })
+        const stopped = lines.find((line) => text(line).includes("stopped:"))
+        assert.deepInclude(stopped?.annotations, { drained: 0, cut: 0 })
+        assert.isNumber(stopped?.annotations.stopMillis)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
     "the stopped line counts the connections the drain waited for",
     () =>
       Effect.gen(function* () {
