@@ -108,11 +108,21 @@ export const killAll = async (): Promise<void> => {
  */
 export const spawnNode = async (
   args: ReadonlyArray<string>,
-  options: { readonly waitForListening?: boolean; readonly timeout?: number } = {}
+  options: {
+    readonly waitForListening?: boolean
+    readonly timeout?: number
+    /** Added to this process's environment. */
+    readonly env?: Readonly<Record<string, string>>
+    /** Run `node` through this command line (e.g. `["prlimit", "--nofile=64:64", "--"]`). */
+    readonly wrapper?: ReadonlyArray<string>
+  } = {}
 ): Promise<ServerProcess> => {
   // The workspace's packages run from their sources (README: Development).
-  const child = ChildProcess.spawn(process.execPath, ["--conditions=@pool-manager/source", ...args], {
+  const argv = [process.execPath, "--conditions=@pool-manager/source", ...args]
+  const wrapped = [...(options.wrapper ?? []), ...argv]
+  const child = ChildProcess.spawn(wrapped[0]!, wrapped.slice(1), {
     cwd: repoRoot,
+    env: options.env === undefined ? process.env : { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   live.add(child)
@@ -192,7 +202,8 @@ export const spawnNode = async (
 }
 
 /** Starts the `pool-manager` CLI on a free port with `flags`. */
-export const startCli = (flags: ReadonlyArray<string> = []) => spawnNode([cliBin, "--port", "0", ...flags])
+export const startCli = (flags: ReadonlyArray<string> = [], options: Parameters<typeof spawnNode>[1] = {}) =>
+  spawnNode([cliBin, "--port", "0", ...flags], options)
 
 /** Options of the reliability server (`server.ts`). */
 export interface ScriptOptions {

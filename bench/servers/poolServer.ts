@@ -14,6 +14,7 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as PoolManager from "@pool-manager/core/PoolManager"
+import * as NodeCluster from "@pool-manager/node/NodeCluster"
 import * as NodeTcpServer from "@pool-manager/node/NodeTcpServer"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
@@ -33,7 +34,9 @@ export const runPoolServer = (callback: PoolManager.Callback<unknown> | PoolMana
     { maxWorkersCount: 0, minWorkersCount: 0, messageSpanSampleRate: trace === "message" ? 1 : 0 },
     callback
   ).pipe(trace === undefined ? (layer) => layer : Layer.provide(Layer.succeed(Tracer.Tracer, droppingTracer)))
-  const Server = NodeTcpServer.layer({ host: "127.0.0.1", port: 0, backlog: 4096 }).pipe(Layer.provide(Pool))
+  // In a worker of NodeCluster, the options the cluster's mode needs (elsewhere, these unchanged).
+  const options = NodeCluster.serverOptions({ host: "127.0.0.1", port: 0, backlog: 4096 })
+  const Server = NodeTcpServer.layer(options).pipe(Layer.provide(Pool))
 
   const main = Effect.gen(function* () {
     const server = yield* NodeTcpServer.NodeTcpServer

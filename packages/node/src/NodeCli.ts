@@ -16,18 +16,15 @@
  *
  * @since 0.1.0
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import type * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import type * as PoolError from "@pool-manager/core/PoolError"
 import type * as PoolManager from "@pool-manager/core/PoolManager"
-import * as Cause from "effect/Cause"
 import type * as CliError from "effect/cli/CliError"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as Runtime from "effect/Runtime"
 import * as internal from "./internal/cliServe.ts"
+import * as Signals from "./internal/signals.ts"
 import { type Defaults, flags, type ServerConfig, type Settings } from "./NodeCliConfig.ts"
 import type * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
@@ -144,30 +141,14 @@ export const command = <E, R>(options: Options<E, R>) => {
  * SIGTERM (and by nothing else) exits with code 0 instead of 130: for a
  * server, being told to stop and stopping gracefully is a success. A program
  * that set `process.exitCode` during its stop (as `NodeCluster` does when a
- * worker failed) exits with that code.
+ * worker failed) exits with that code. SIGHUP never terminates it: from the
+ * start a listener is installed, and `serve` reloads the config file and the
+ * TLS files on it (or logs that there is nothing to reload).
  *
  * @category running
  * @since 0.1.0
  */
-export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => {
-  let signalled = false
-  const onSignal = () => {
-    signalled = true
-  }
-  // Registered before runMain's listeners: the flag is set before the fiber is interrupted.
-  process.once("SIGINT", onSignal)
-  process.once("SIGTERM", onSignal)
-  NodeRuntime.runMain(effect, {
-    teardown: (exit, onExit) => {
-      process.off("SIGINT", onSignal)
-      process.off("SIGTERM", onSignal)
-      if (signalled && Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause)) {
-        return onExit(Number(process.exitCode ?? 0) || 0)
-      }
-      Runtime.defaultTeardown(exit, onExit)
-    }
-  })
-}
+export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => Signals.runMain(effect)
 
 /**
  * Runs `command(options)` as the process's main program (with `runMain`), on

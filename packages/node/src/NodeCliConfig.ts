@@ -75,8 +75,8 @@ export type PoolSettings = {
 export interface ServerConfig {
   readonly manager: ManagerConfig.ManagerConfig
   readonly server: NodeTcpServer.Options
-  /** PEM files of `--tls-key` and `--tls-cert`; `NodeCli` reads them into `server.tls`. */
-  readonly tlsFiles?: { readonly key: string; readonly cert: string } | undefined
+  /** PEM files of `--tls-key`, `--tls-cert` (and `--tls-ca`); `NodeCli` reads them into `server.tls`, and again on SIGHUP. */
+  readonly tlsFiles?: { readonly key: string; readonly cert: string; readonly ca?: string | undefined } | undefined
   /** Where to serve `/metrics` and `/healthz`; none when undefined. */
   readonly metrics?: { readonly host: string; readonly port: number } | undefined
   readonly logFormat?: LogFormat | undefined
@@ -215,9 +215,19 @@ export const makeConfig = (
         ...(path === undefined ? {} : { path }),
         busyReply: chosen.busyReply,
         ...(proxyProtocol ? { proxyProtocol: { trustedProxies: chosen.trustedProxies } } : {}),
-        shutdownDelay: chosen.shutdownDelay
+        shutdownDelay: chosen.shutdownDelay,
+        maxPendingConnections: chosen.maxPendingConnections,
+        ...(key !== undefined && cert !== undefined
+          ? {
+              tls: { minVersion: chosen.tlsMinVersion, ciphers: chosen.tlsCiphers },
+              tlsClientAuth: chosen.tlsClientAuth
+            }
+          : {})
       },
-      tlsFiles: key !== undefined && cert !== undefined ? { key, cert } : undefined,
+      tlsFiles:
+        key !== undefined && cert !== undefined
+          ? { key, cert, ...(chosen.tlsCa === undefined ? {} : { ca: chosen.tlsCa }) }
+          : undefined,
       metrics: metricsPort === undefined ? undefined : { host: chosen.metricsHost, port: metricsPort },
       logFormat: chosen.logFormat,
       processes: chosen.processes,

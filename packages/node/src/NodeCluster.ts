@@ -17,10 +17,13 @@
  *   in turn.
  *
  * The primary serves nothing itself. It forwards SIGINT and SIGTERM (as SIGTERM)
- * and SIGHUP to every worker, waits until all of them have drained and
- * exited, and replaces a worker that dies while serving (a worker that dies
- * before it listened is a startup failure: the primary stops the others and
- * fails).
+ * and SIGHUP to every worker, and waits until all of them have drained and
+ * exited. It supervises them: a worker that exits is replaced after a backoff
+ * (100 ms, doubling with each failure in a row, up to 10 s), however often it
+ * fails, and counted in `pool_process_restarts_total{process}`; only while
+ * no worker ever listened (at start) does an exit stop the cluster, with
+ * `ClusterError`. `/healthz` answers 200 while at least one worker serves,
+ * its body saying how many of how many.
  *
  * Metrics: each worker answers a `scrape` message on the IPC channel with its
  * `PrometheusMetrics.format` text and whether its pool runs; the primary
@@ -30,17 +33,15 @@
  *
  * @since 0.1.0
  */
-import Cluster, { type Worker } from "node:cluster"
 import type * as Net from "node:net"
-import * as Deferred from "effect/Deferred"
-import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as Option from "effect/Option"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Scrapes from "./internal/clusterScrape.ts"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
-import * as NodeMetricsServer from "./NodeMetricsServer.ts"
+import * as Supervisor from "./internal/supervisor.ts"
+import type * as NodeTcpServer from "./NodeTcpServer.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
 
 /**
@@ -151,8 +152,26 @@ export interface PrimaryOptions {
   readonly metrics?: { readonly host: string; readonly port: number } | undefined
   /** After forwarding a stop signal, how long to wait for the workers before killing them (default 40 seconds). */
   readonly stopTimeout?: Duration.Input | undefined
-  /** Forward SIGHUP to the workers (to reload their config file). */
+  /**
+   * Deprecated and ignored: SIGHUP is always passed on to the workers (they
+   * reload their config file and TLS files, or log that there is nothing to reload).
+   */
   readonly forwardSighup?: boolean | undefined
+  /**
+   * The config file the workers read (`--config`): the primary reads it at
+   * start and on each SIGHUP, checks it with `check` (after the file's own
+   * parsing, as the workers would), and starts every replacement with the
+   * last text that passed (see `lastGoodConfig`), so a file broken on disk
+   * cannot stop a respawn.
+   */
+  readonly configFile?:
+    | {
+        /** The file, as the workers are given it. */
+        readonly path: string
+        /** Checks a text of the file (beyond its own parsing): a failure keeps the last text that passed. */
+        readonly check?: ((text: string) => Effect.Effect<unknown, { readonly message: string }>) | undefined
+      }
+    | undefined
   /**
    * How connections reach the workers (default `auto`: `defaultMode()`). In
    * the `reuseport` mode a worker that listens on a unix socket, or not with
@@ -167,10 +186,11 @@ export interface PrimaryOptions {
 }
 
 /**
- * Runs the primary process until interrupted: forks the workers, serves the
- * aggregated metrics if asked, and on interruption forwards SIGTERM to every
- * worker and waits for them to exit (killing them after `stopTimeout`). Fails
- * with `ClusterError` when a worker exits before it listened. After a stop,
+ * Runs the primary process until interrupted: forks the workers, replaces
+ * those that exit (with backoff), serves the aggregated metrics if asked, and
+ * on interruption forwards SIGTERM to every worker and waits for them to exit
+ * (killing them after `stopTimeout`). Fails with `ClusterError` when a worker
+ * exits before any worker ever listened. After a stop,
  * `process.exitCode` is 1 if a worker exited with an error.
  *
  * @example
@@ -185,7 +205,8 @@ export interface PrimaryOptions {
  *   NodeCli.runMain(NodeCluster.runPrimary({ processes: 4 }).pipe(Effect.scoped))
  * } else {
  *   const Pool = PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK")))
- *   NodeCli.runMain(Layer.launch(NodeTcpServer.layer({ port: 6263 }).pipe(Layer.provide(Pool))))
+ *   const Server = NodeTcpServer.layer(NodeCluster.serverOptions({ port: 6263 }))
+  NodeCli.runMain(Layer.launch(Server.pipe(Layer.provide(Pool))))
  * }
  * ```
  *
@@ -193,174 +214,49 @@ export interface PrimaryOptions {
  * @since 0.1.0
  */
 export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, ClusterError | ListenError, Scope.Scope> =>
-  Effect.gen(function* () {
-    const name = options.name ?? "pool-manager"
-    const context = yield* Effect.context<never>()
-    const log = (effect: Effect.Effect<void>) => void Effect.runForkWith(context)(effect)
-    const workers = new Map<number, Worker>()
-    const listening = new Set<number>()
-    const failed = yield* Deferred.make<never, ClusterError>()
-    const allExited = yield* Deferred.make<void>()
-    let stopping = false
-    let announced = false
-    let failures = 0
+  Supervisor.runPrimary(options)
 
-    const scrapeAll = Effect.suspend(() =>
-      Effect.forEach(Array.from(workers), ([number, worker]) => Scrapes.ask(worker, number), {
-        concurrency: "unbounded"
-      })
-    ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
-
-    // Started first so it is closed last: /healthz says 503 while the workers drain.
-    if (options.metrics !== undefined) {
-      const server = yield* NodeMetricsServer.make({
-        ...options.metrics,
-        metrics: Effect.map(scrapeAll, (scrapes) => {
-          const up = Array.from({ length: options.processes }, (_, i) => {
-            const answered = scrapes.some((scrape) => scrape.process === i + 1)
-            return `pool_process_up{process="${i + 1}"} ${answered ? 1 : 0}`
-          })
-          const own = [
-            "# HELP pool_processes Server processes configured (--processes)",
-            "# TYPE pool_processes gauge",
-            `pool_processes ${options.processes}`,
-            "# HELP pool_process_up 1 if the process answered this scrape",
-            "# TYPE pool_process_up gauge",
-            ...up
-          ]
-          return `${own.join("\n")}\n${aggregate(scrapes)}`
-        }),
-        health: Effect.suspend(() =>
-          stopping
-            ? Effect.succeed({ healthy: false, detail: "stopping" })
-            : Effect.map(scrapeAll, (scrapes) => {
-                const running = scrapes.filter((scrape) => scrape.running).length
-                return running === options.processes
-                  ? { healthy: true, detail: "ok" }
-                  : { healthy: false, detail: `${running} of ${options.processes} processes running` }
-              })
-        )
-      })
-      yield* Effect.log(`${name} metrics at ${NodeMetricsServer.url(server.address)}/metrics and /healthz`)
+/**
+ * The options `NodeTcpServer` needs in a process of the cluster: in the
+ * `reuseport` mode, `reusePort`, the port the first process bound (so port 0
+ * means one port for all) and `onListening` telling the primary it listens;
+ * elsewhere (the primary, a single process, a unix socket, the `handoff`
+ * mode) `options` unchanged. The cluster role comes from the environment the
+ * primary forked the process with, read here once and made explicit.
+ *
+ * @example
+ * ```ts
+ * import { NodeCluster, NodeTcpServer } from "@pool-manager/node"
+ *
+ * // In a process forked by runPrimary: bind the shared port as the primary expects.
+ * const options: NodeTcpServer.Options = NodeCluster.serverOptions({ host: "127.0.0.1", port: 6263 })
+ * ```
+ *
+ * @category workers
+ * @since 0.2.0
+ */
+export const serverOptions = (options: NodeTcpServer.Options): NodeTcpServer.Options => {
+  const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
+  if (clustered === undefined) return options
+  const onListening = options.onListening
+  return {
+    ...options,
+    port: clustered.port ?? options.port,
+    reusePort: true,
+    onListening: (address) => {
+      if (typeof address !== "string") ClusterWorker.announce(address)
+      onListening?.(address)
     }
+  }
+}
 
-    const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode
-    // reuseport: the port the first worker bound, given to the others (and to replacements).
-    let sharedPort: number | undefined
-    // The hand-off needs no port from the first worker: all start at once.
-    let forkedAll = mode === "handoff"
-
-    const fork = (number: number) => {
-      const env: Record<string, string> = { [processEnv]: String(number), [ClusterWorker.modeEnv]: mode }
-      if (sharedPort !== undefined) env[ClusterWorker.portEnv] = String(sharedPort)
-      const worker = Cluster.fork(env)
-      const pid = worker.process.pid
-      let ready = false
-      workers.set(number, worker)
-      const onListening = (address: Net.AddressInfo | string, via: Mode) => {
-        if (ready) return
-        ready = true
-        listening.add(number)
-        if (mode === "reuseport" && sharedPort === undefined && typeof address !== "string") sharedPort = address.port
-        // The first worker listens alone; the others start once its port is known.
-        if (!forkedAll && !stopping) {
-          forkedAll = true
-          for (let next = 2; next <= options.processes; next++) fork(next)
-        }
-        if (announced || listening.size < options.processes) return
-        announced = true
-        const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
-        log(
-          Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
-            Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
-          )
-        )
-      }
-      // A hand-off listener is reported by node:cluster, a reuseport one by the worker itself.
-      worker.on("listening", (address) =>
-        onListening(
-          address.addressType === -1
-            ? String(address.address)
-            : {
-                address: address.address ?? "",
-                port: address.port ?? 0,
-                family: address.addressType === 6 ? "IPv6" : "IPv4"
-              },
-          "handoff"
-        )
-      )
-      worker.on("message", (message: unknown) => {
-        if (ClusterWorker.isListeningMessage(message)) onListening(message.address, "reuseport")
-      })
-      worker.on("exit", (code, signal) => {
-        workers.delete(number)
-        listening.delete(number)
-        const how = code === null ? `signal ${signal}` : `code ${code}`
-        if (stopping) {
-          // SIGTERM can arrive before a worker has installed its handler.
-          if (code !== 0 && signal !== "SIGTERM") {
-            failures++
-            log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}`))
-          }
-          if (workers.size === 0) Deferred.doneUnsafe(allExited, Effect.void)
-        } else if (!ready) {
-          Deferred.doneUnsafe(
-            failed,
-            Effect.fail(
-              new ClusterError({ reason: `process ${number} (pid ${pid}) exited with ${how} before listening` })
-            )
-          )
-        } else {
-          log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}; starting a new one`))
-          fork(number)
-        }
-      })
-    }
-
-    const stopAll = Effect.suspend(() => {
-      stopping = true
-      if (workers.size === 0) return Effect.void
-      for (const worker of workers.values()) worker.process.kill("SIGTERM")
-      // Another signal to the primary is passed on too: it ends the workers' lame-duck period (--shutdown-delay).
-      const again = () => {
-        for (const worker of workers.values()) worker.process.kill("SIGTERM")
-      }
-      process.on("SIGINT", again)
-      process.on("SIGTERM", again)
-      const timeout = Duration.fromInputUnsafe(options.stopTimeout ?? "40 seconds")
-      return Effect.log(`${name} primary: stopping ${workers.size} processes`).pipe(
-        Effect.andThen(Effect.timeoutOption(Deferred.await(allExited), timeout)),
-        Effect.flatMap((done) => {
-          if (Option.isSome(done)) return Effect.void
-          failures++
-          for (const worker of workers.values()) worker.process.kill("SIGKILL")
-          return Effect.logError(`${name} primary: processes still running after ${Duration.format(timeout)}; killed`)
-        }),
-        Effect.andThen(
-          Effect.sync(() => {
-            if (failures > 0) process.exitCode = 1
-          })
-        ),
-        Effect.ensuring(
-          Effect.sync(() => {
-            process.off("SIGINT", again)
-            process.off("SIGTERM", again)
-          })
-        )
-      )
-    })
-
-    yield* Effect.addFinalizer(() => stopAll)
-    if (options.forwardSighup === true) {
-      const onSighup = () => {
-        for (const worker of workers.values()) worker.process.kill("SIGHUP")
-      }
-      yield* Effect.acquireRelease(
-        Effect.sync(() => process.on("SIGHUP", onSighup)),
-        () => Effect.sync(() => process.off("SIGHUP", onSighup))
-      )
-    }
-    yield* Effect.log(`${name} primary (pid ${process.pid}): starting ${options.processes} processes`)
-    for (let number = 1; number <= (forkedAll ? options.processes : 1); number++) fork(number)
-    return yield* Deferred.await(failed)
-  })
+/**
+ * In a process forked by `runPrimary` with a `configFile`: the text of that
+ * file the primary last loaded successfully, to start from instead of the
+ * file on disk (which may have been broken since). `undefined` elsewhere.
+ *
+ * @category workers
+ * @since 0.2.0
+ */
+export const lastGoodConfig = (): string | undefined =>
+  workerNumber() === undefined ? undefined : process.env[ClusterWorker.configTextEnv]

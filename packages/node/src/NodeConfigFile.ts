@@ -19,6 +19,7 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as Signals from "./internal/signals.ts"
 import { parseDuration } from "./NodeCliConfig.ts"
 
 /**
@@ -41,6 +42,12 @@ const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout", 
 const issuesText = (error: { readonly issues: ReadonlyArray<{ field: string; value: string; message: string }> }) =>
   error.issues.map((issue) => `${issue.field}: ${issue.message} (got ${issue.value})`).join("; ")
 
+// Where V8 says the error is, when it says so ("line 2 column 7"); nothing of the text itself.
+const jsonErrorPlace = (cause: unknown): string => {
+  const place = /\(line (\d+) column (\d+)\)/.exec(cause instanceof Error ? cause.message : "")
+  return place === null ? " (it does not parse as JSON)" : ` at line ${place[1]}, column ${place[2]}`
+}
+
 /**
  * Parses and validates the text of a config file (`path` is only for
  * messages). Returns the fields it sets, durations as `Duration`s, ready to
@@ -53,8 +60,8 @@ export const parse = (text: string, path: string): Effect.Effect<ManagerConfig.I
   Effect.gen(function* () {
     const json = yield* Effect.try({
       try: () => JSON.parse(text) as unknown,
-      catch: (cause) =>
-        new ConfigFileError({ path, reason: `not valid JSON (${(cause as Error).message.replace(/\s+/g, " ")})` })
+      // V8's message quotes the start of the text: it is never logged (the file may be a secret one).
+      catch: (cause) => new ConfigFileError({ path, reason: `not valid JSON${jsonErrorPlace(cause)}` })
     })
     if (!Predicate.isObject(json) || Array.isArray(json)) {
       return yield* new ConfigFileError({ path, reason: "expected a JSON object of ManagerConfig fields" })
@@ -125,7 +132,6 @@ export const reloadOnSighup = <E, R>(
   apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, never, R | Scope.Scope> =>
   Effect.gen(function* () {
-    const context = yield* Effect.context<R>()
     const lock = yield* Semaphore.make(1)
     const reload = lock.withPermit(
       Effect.logInfo("SIGHUP: reloading the config file").pipe(
@@ -140,11 +146,5 @@ export const reloadOnSighup = <E, R>(
         Effect.annotateLogs({ configFile: path })
       )
     )
-    const onSighup = () => {
-      Effect.runForkWith(context)(reload)
-    }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => process.on("SIGHUP", onSighup)),
-      () => Effect.sync(() => process.off("SIGHUP", onSighup))
-    )
+    yield* Signals.onSighup(reload)
   })

@@ -7,6 +7,10 @@
  * `GET /` serves the live status page of `NodeStatusPage` and
  * `GET /stats.json` the snapshot it polls.
  *
+ * Slow or idle clients cannot hold it: a client that has not sent its
+ * headers within `headersTimeout` (10 seconds) is closed, and at most
+ * `maxConnections` (256) are open at once.
+ *
  * It is Effect's HTTP server on `@effect/platform-node` (`NodeHttpServer`):
  * that package is already a dependency, its server is scoped (closed
  * gracefully with the scope), and a handler runs in the context it was
@@ -16,8 +20,10 @@
  * @since 0.1.0
  */
 import * as Http from "node:http"
+import type * as Net from "node:net"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
@@ -59,6 +65,13 @@ export interface Options {
    * Given, `/` serves the status page; left out, both answer 404.
    */
   readonly status?: Effect.Effect<NodeStatusPage.Snapshot | undefined> | undefined
+  /**
+   * Close a client that has not sent its request's headers within this long
+   * (default 10 seconds; Node's own default holds one for a minute).
+   */
+  readonly headersTimeout?: Duration.Input | undefined
+  /** Most connections open at once (default 256); more are closed as they arrive. */
+  readonly maxConnections?: number | undefined
 }
 
 /**
@@ -150,7 +163,33 @@ const app = (options: Options) => {
 export const make = (options: Options): Effect.Effect<NodeMetricsServer["Service"], ListenError, Scope.Scope> =>
   Effect.gen(function* () {
     const host = options.host ?? "127.0.0.1"
-    const server = yield* NodeHttpServer.make(() => Http.createServer(), {
+    const headersTimeout = Duration.toMillis(Duration.fromInputUnsafe(options.headersTimeout ?? "10 seconds"))
+    // Slow clients must not hold the port an operator's probe needs: a cap on
+    // connections, and a deadline for each request's headers. The deadline is
+    // kept here: Node's `headersTimeout` only applies once a request began,
+    // and not to a client that connects and sends nothing.
+    const create = () => {
+      const server = Http.createServer({ headersTimeout, requestTimeout: 2 * headersTimeout })
+      server.maxConnections = options.maxConnections ?? 256
+      const deadlines = new WeakMap<Net.Socket, NodeJS.Timeout>()
+      const arm = (socket: Net.Socket) => {
+        clearTimeout(deadlines.get(socket))
+        const timer = setTimeout(() => socket.destroy(), headersTimeout)
+        timer.unref()
+        deadlines.set(socket, timer)
+      }
+      server.on("connection", (socket: Net.Socket) => {
+        arm(socket)
+        socket.once("close", () => clearTimeout(deadlines.get(socket)))
+      })
+      // Headers in: the request is answered; the next one on the connection gets its own deadline.
+      server.on("request", (request: Http.IncomingMessage, response: Http.ServerResponse) => {
+        clearTimeout(deadlines.get(request.socket))
+        response.once("finish", () => arm(request.socket))
+      })
+      return server
+    }
+    const server = yield* NodeHttpServer.make(create, {
       host,
       port: options.port,
       // A scrape is short: do not hold a drain back for 20 seconds.

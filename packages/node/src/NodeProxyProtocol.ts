@@ -20,6 +20,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as LogRateLimit from "./internal/logRateLimit.ts"
 import * as gate from "./internal/proxyGate.ts"
 import * as internal from "./internal/proxyProtocol.ts"
 import type * as NodeConnection from "./NodeConnection.ts"
@@ -252,13 +253,15 @@ export const makeGate = (options: Options = {}): Effect.Effect<Gate, ProxyProtoc
       })
     )
 
+    // One line per refused connection would flood the log under attack: a few per window, then a summary.
+    const warn = yield* LogRateLimit.make({ kind: "PROXY protocol rejections" })
     const reject = (socket: Net.Socket, reason: RejectReason, detail: string) => {
       counts[reason]++
       const peer = socket.remoteAddress ?? "unknown"
       // An error the peer's reset may still raise must not go unhandled.
       socket.on("error", () => {})
       socket.destroy()
-      Effect.runForkWith(context)(
+      warn(
         Effect.logWarning(`PROXY protocol: closed a connection from ${peer}: ${detail}`).pipe(
           Effect.annotateLogs({ proxyPeer: peer, reason })
         )

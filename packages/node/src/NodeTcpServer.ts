@@ -16,9 +16,17 @@
  * `draining`, keeps accepting for `shutdownDelay` (0 by default), then closes
  * the listener; the pool, released after it, drains what it admitted.
  *
- * With `reusePort` (and in a worker of `NodeCluster`'s `reuseport` mode,
- * where it is set for you) each process binds the port itself and the kernel
- * spreads new connections over them, instead of one process accepting them all.
+ * With `reusePort` (in a process of `NodeCluster`'s `reuseport` mode,
+ * `NodeCluster.serverOptions` sets it) each process binds the port itself and
+ * the kernel spreads new connections over them, instead of one process
+ * accepting them all.
+ *
+ * Faults are counted and logged (rate-limited), never fatal: accept errors
+ * (`EMFILE`...) in `pool_accept_errors_total{code}`, failed TLS handshakes in
+ * `pool_tls_handshake_failures_total{reason}`, connections over
+ * `maxPendingConnections` in `pool_connections_rejected_total{reason="pending"}`.
+ * TLS defaults to TLS 1.2 at least and Mozilla's "intermediate" suites (see
+ * `NodeTls`), and `reloadTls` swaps the key and certificate for new handshakes.
  *
  * @since 0.1.0
  */
@@ -35,10 +43,14 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import * as ClusterWorker from "./internal/clusterWorker.ts"
+import * as AcceptErrors from "./internal/acceptErrors.ts"
 import { listen } from "./internal/listen.ts"
+import * as Pending from "./internal/pending.ts"
+import * as Signals from "./internal/signals.ts"
+import * as TlsPolicy from "./internal/tls.ts"
 import * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
+import * as NodeTls from "./NodeTls.ts"
 
 /**
  * Options for `make` and `layer`: where to listen, and how to treat sockets.
@@ -58,8 +70,8 @@ export interface Options {
   /**
    * Bind with `SO_REUSEPORT` (Node's `reusePort`; Linux, FreeBSD and a few
    * others, TCP only): several processes may listen on the same port, and the
-   * kernel spreads new connections over them. Default false; a worker of
-   * `NodeCluster` in the `reuseport` mode sets it by itself.
+   * kernel spreads new connections over them. Default false; in a process
+   * of `NodeCluster`, `NodeCluster.serverOptions` sets it in the `reuseport` mode.
    */
   readonly reusePort?: boolean | undefined
   /** Written to a socket the pool refuses (busy or stopped) before it is closed (default `ERROR_SERVER_BUSY`). */
@@ -69,7 +81,8 @@ export interface Options {
   /**
    * Serve TLS: `node:tls` server options (`key`, `cert`, `ca`, ...). Connections
    * reach the pool once their handshake completed; a failed handshake destroys
-   * the socket. `handshakeTimeout` defaults to 10 seconds.
+   * the socket and is counted. `handshakeTimeout` defaults to 10 seconds,
+   * `minVersion` to `TLSv1.2`, `ciphers` to `NodeTls.intermediateCiphers`.
    */
   readonly tls?: Tls.TlsOptions | undefined
   /**
@@ -89,6 +102,25 @@ export interface Options {
    * SIGINT or SIGTERM arriving during the period ends it early.
    */
   readonly shutdownDelay?: Duration.Input | undefined
+  /**
+   * Client certificates with `tls` (default `none`): `request` asks for one
+   * and admits a client without (or with one the `tls.ca` does not verify:
+   * see `NodeTls.peerCertificate`), `require` closes a client without a
+   * certificate the CA verified.
+   */
+  readonly tlsClientAuth?: NodeTls.ClientAuth | undefined
+  /**
+   * Most connections accepted but not yet handed to the pool, in a TLS
+   * handshake or waiting for their PROXY header (default 1,024). Over it a new
+   * connection is closed at once and counted in
+   * `pool_connections_rejected_total{reason="pending"}`.
+   */
+  readonly maxPendingConnections?: number | undefined
+  /**
+   * Called once the server listens, with the bound address (a path for a
+   * unix socket). `NodeCluster.serverOptions` sets it in a cluster's process.
+   */
+  readonly onListening?: ((address: Net.AddressInfo | string) => void) | undefined
 }
 
 /**
@@ -108,6 +140,13 @@ export class NodeTcpServer extends Context.Service<
     readonly draining: Effect.Effect<boolean>
     /** Connections closed for their PROXY protocol header, by reason (all 0 without `proxyProtocol`). */
     readonly proxyRejected: Effect.Effect<Readonly<Record<NodeProxyProtocol.RejectReason, number>>>
+    /**
+     * Replaces the TLS key and certificate (or any of `tls`'s options) for new
+     * handshakes; connections already open are untouched. A set that does not
+     * load (a key that does not match its certificate, say) fails with
+     * `NodeTls.TlsError` and the running one stays. Fails too when the server does not serve TLS.
+     */
+    readonly reloadTls: (tls: Tls.TlsOptions) => Effect.Effect<void, NodeTls.TlsError>
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
@@ -130,57 +169,11 @@ const makeGate = (options: Options) => {
   return NodeProxyProtocol.makeGate(proxy === true ? {} : proxy)
 }
 
-// Starts TLS as the server on a socket whose PROXY header was read (what
-// follows it, the client's hello, is still buffered in the socket), within the
-// handshake timeout a TLS server applies; a failed handshake destroys it.
-const startTls = (
-  socket: Net.Socket,
-  options: Tls.TlsOptions,
-  secureContext: Tls.SecureContext,
-  onSecure: (secure: Tls.TLSSocket) => void
-) => {
-  socket.on("error", () => {})
-  const secure = new Tls.TLSSocket(socket, {
-    isServer: true,
-    secureContext,
-    ...(options.requestCert === undefined ? {} : { requestCert: options.requestCert }),
-    ...(options.rejectUnauthorized === undefined ? {} : { rejectUnauthorized: options.rejectUnauthorized }),
-    ...(options.ALPNProtocols === undefined ? {} : { ALPNProtocols: options.ALPNProtocols })
-  })
-  const fail = () => {
-    clearTimeout(timer)
-    secure.destroy()
-    socket.destroy()
-  }
-  const timer = setTimeout(fail, options.handshakeTimeout ?? 10_000)
-  secure.once("error", fail)
-  secure.once("secure", () => {
-    clearTimeout(timer)
-    secure.off("error", fail)
-    onSecure(secure)
-  })
-}
-
 // Waits `delay`, or until the next SIGINT or SIGTERM (an operator in a hurry).
 const lameDuck = (delay: Duration.Duration, where: string) =>
   Effect.log(
     `shutting down: still accepting on ${where} for ${Duration.format(delay)} before closing (signal again to skip)`
-  ).pipe(
-    Effect.andThen(
-      Effect.callback<void>((resume) => {
-        const done = () => {
-          clearTimeout(timer)
-          process.off("SIGINT", done)
-          process.off("SIGTERM", done)
-          resume(Effect.void)
-        }
-        const timer = setTimeout(done, Duration.toMillis(delay))
-        process.once("SIGINT", done)
-        process.once("SIGTERM", done)
-        return Effect.sync(done)
-      })
-    )
-  )
+  ).pipe(Effect.andThen(Signals.nextStopSignal(Duration.toMillis(delay))))
 
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
@@ -219,51 +212,100 @@ export const make = (
       else if (exit._tag === "Failure") refuse(connection)
     }
     const gate = yield* makeGate(options)
-    // The PROXY header comes before the TLS handshake: such a server listens
-    // in plain TCP and starts TLS on each socket after its header.
-    const tls = options.tls
-    const secureContext = gate !== undefined && tls !== undefined ? Tls.createSecureContext(tls) : undefined
+    const where = describe(options)
+    // What logs call this server: the address asked for, then the one bound (with its real port).
+    let bound = where
+    const pending = yield* Pending.make(options.maxPendingConnections ?? 1024)
+    let tls = options.tls === undefined ? undefined : TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
+    if (tls !== undefined) {
+      const checked = tls
+      // A key that does not match its certificate fails here, not at every handshake.
+      yield* Effect.try({
+        try: () => TlsPolicy.check(checked),
+        catch: (cause) => new ListenError({ address: where, cause })
+      })
+    }
+    const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(() => bound)
+    // The client each socket's PROXY header named, for the TLS socket made over it.
+    const clients = new WeakMap<Net.Socket, NodeConnection.Client | undefined>()
+    // One TLS server does every handshake: it listens itself, or (behind the
+    // PROXY header, which comes first) is handed each socket once its header
+    // was read. Either way Node's server checks the handshake's timeout and
+    // the client's certificate, and `setSecureContext` rotates the pair.
+    const secureServer =
+      tls === undefined
+        ? undefined
+        : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
+            .on("tlsClientError", (error, socket) => {
+              if (!pending.wasRejected((socket as { _parent?: Net.Socket })._parent)) {
+                handshakeFailed?.(error, socket.remoteAddress)
+              }
+              socket.destroy()
+            })
+            // The TCP connection, before its handshake: pending until it is secure.
+            .on("connection", (socket: Net.Socket) => void pending.enter(socket))
+            .on("secureConnection", (secure: Tls.TLSSocket) => {
+              const raw = (secure as { _parent?: Net.Socket })._parent
+              pending.leave(raw)
+              // With `tlsClientAuth: "require"`: a certificate the CA did not verify is counted and closed.
+              const unverified = TlsPolicy.unverified(secure, options.tlsClientAuth)
+              if (unverified !== undefined) {
+                handshakeFailed?.(unverified, secure.remoteAddress)
+                return secure.destroy()
+              }
+              admit(secure, raw === undefined ? undefined : clients.get(raw))
+            })
     const onConnection =
       gate === undefined
-        ? (socket: Net.Socket) => {
+        ? () => {
             connections++
-            admit(socket)
           }
         : (socket: Net.Socket) => {
             connections++
+            if (!pending.enter(socket)) return
             gate.admit(socket, (client) => {
-              if (tls !== undefined && secureContext !== undefined) {
-                return startTls(socket, tls, secureContext, (secure) => admit(secure, client))
+              if (secureServer !== undefined) {
+                clients.set(socket, client)
+                return secureServer.emit("connection", socket)
               }
+              pending.leave(socket)
               admit(socket, client)
               // The gate left the socket paused, holding what followed the header.
               socket.resume()
             })
           }
-    const listensTls = tls !== undefined && gate === undefined
+    const listensTls = secureServer !== undefined && gate === undefined
 
     // allowHalfOpen: a client that sends its last message and half-closes
     // still gets the reply; the connection closes the socket itself.
-    const listener = !listensTls
-      ? Net.createServer({ allowHalfOpen: true, noDelay: true })
-      : Tls.createServer({ allowHalfOpen: true, noDelay: true, handshakeTimeout: 10_000, ...options.tls }).on(
-          "tlsClientError",
-          (_error, socket) => socket.destroy()
-        )
-    listener.on(listensTls ? "secureConnection" : "connection", onConnection)
-    // A NodeCluster worker in the reuseport mode binds the port itself, on the first worker's port.
-    const clustered = options.path === undefined ? ClusterWorker.reusePort() : undefined
+    const listener = listensTls ? secureServer : Net.createServer({ allowHalfOpen: true, noDelay: true })
+    listener.on("connection", onConnection)
+    if (gate === undefined && secureServer === undefined)
+      listener.on("connection", (socket: Net.Socket) => admit(socket))
     const listenOptions: Net.ListenOptions =
       options.path !== undefined
         ? { path: options.path }
-        : { host: options.host ?? "127.0.0.1", port: clustered?.port ?? options.port ?? 6263 }
+        : { host: options.host ?? "127.0.0.1", port: options.port ?? 6263 }
     if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
-    if (clustered !== undefined || options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
+    if (options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
     const server = yield* listen(listener, listenOptions, (bound) => {
       const address = bound.address()
-      if (clustered !== undefined && address !== null && typeof address !== "string") ClusterWorker.announce(address)
-    }).pipe(Effect.mapError((cause) => new ListenError({ address: describe(options), cause })))
+      if (address !== null) options.onListening?.(address)
+    }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
+    const reloadTls = (next: Tls.TlsOptions) =>
+      Effect.gen(function* () {
+        if (tls === undefined) return yield* new NodeTls.TlsError({ reason: `${where} does not serve TLS` })
+        const merged = TlsPolicy.withDefaults({ ...tls, ...next }, options.tlsClientAuth)
+        yield* Effect.try({
+          try: () => TlsPolicy.check(merged),
+          catch: (cause) => new NodeTls.TlsError({ reason: (cause as Error).message })
+        })
+        secureServer?.setSecureContext(merged)
+        tls = merged
+      })
     const address = toSocketAddress(server.address(), options)
+    if (options.path === undefined) bound = String(address)
+    yield* AcceptErrors.watch(server, bound)
     let draining = false
     // Added after the listener, so it runs before the listener closes.
     yield* Effect.addFinalizer(() =>
@@ -277,7 +319,8 @@ export const make = (
       address,
       draining: Effect.sync(() => draining),
       connections: Effect.sync(() => connections),
-      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections)
+      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections),
+      reloadTls
     })
   })
 

@@ -93,3 +93,11 @@ export * as NodeStatusPage from "./NodeStatusPage.ts"
  * @since 0.1.0
  */
 export * as NodeTcpServer from "./NodeTcpServer.ts"
+
+/**
+ * TLS as the server serves it: default cipher suites, client certificates
+ * (mutual TLS), and the verified client certificate of a connection.
+ *
+ * @since 0.2.0
+ */
+export * as NodeTls from "./NodeTls.ts"

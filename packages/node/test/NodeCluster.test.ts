@@ -131,7 +131,10 @@ describe("NodeCluster", () => {
         assert.strictEqual(accepted[0]! + accepted[1]!, 20)
         assert.strictEqual(total(samples, "pool_messages_total"), 20)
         assert.strictEqual(select(samples, "pool_running").length, 2)
-        assert.deepStrictEqual(yield* get(`${metricsUrl}/healthz`), { status: 200, body: "ok\n" })
+        assert.deepStrictEqual(yield* get(`${metricsUrl}/healthz`), {
+          status: 200,
+          body: "ok: 2 of 2 processes serving\n"
+        })
 
         // Four slow requests in flight when the primary is told to stop.
         const clients = []

@@ -36,6 +36,7 @@ import type * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
+import * as Signals from "./signals.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>
@@ -48,6 +49,17 @@ export const validate = (defaults: Defaults, settings: Settings): Effect.Effect<
       const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
       return yield* new CliError.ValidationError({
         message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
+      })
+    }
+    const clientAuth = Option.getOrElse(settings.tlsClientAuth, () => defaults.tlsClientAuth ?? "none")
+    if ((clientAuth !== "none" || Option.isSome(settings.tlsCa)) && Option.isNone(settings.tlsKey)) {
+      return yield* new CliError.ValidationError({
+        message: "--tls-client-auth and --tls-ca need TLS: give --tls-key and --tls-cert too"
+      })
+    }
+    if (clientAuth !== "none" && Option.isNone(settings.tlsCa)) {
+      return yield* new CliError.ValidationError({
+        message: `--tls-client-auth ${clientAuth} needs --tls-ca: the CA certificates that sign your clients' certificates`
       })
     }
     const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
@@ -116,6 +128,61 @@ const flushAfterDrain = Layer.effectDiscard(
   })
 )
 
+// On SIGHUP: the TLS files again, for new handshakes; a set that does not load keeps the running one.
+const reloadTlsOnSighup = (files: TlsFiles, server: NodeTcpServer.NodeTcpServer["Service"]) =>
+  Signals.onSighup(
+    readTls(files).pipe(
+      Effect.flatMap((tls) => server.reloadTls(tls)),
+      Effect.andThen(Effect.logInfo(`SIGHUP: TLS key and certificate reloaded from ${files.key} and ${files.cert}`)),
+      Effect.catch((error: { readonly message: string }) =>
+        Effect.logError(`TLS reload failed, keeping the running key and certificate: ${error.message}`)
+      )
+    )
+  )
+
+const stoppingLine = (
+  name: string,
+  config: ServerConfig,
+  pool: PoolManager.PoolManager["Service"],
+  stop: { at: number; busy: number; cut: number }
+) =>
+  Effect.gen(function* () {
+    const received = Signals.stopSignal()
+    const stats = yield* pool.stats
+    stop.at = Date.now()
+    stop.busy = stats.busy
+    stop.cut = stats.interruptedByDrain
+    const drain = Duration.format(config.manager.drainTimeout)
+    const delay = Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)
+    const lameDuck = Duration.isZero(delay) ? "" : ` after ${Duration.format(delay)} still accepting`
+    yield* Effect.log(
+      `${name} stopping${received === undefined ? "" : ` on ${received.signal}`}: ` +
+        `draining ${stats.busy} connections for up to ${drain}${lameDuck}`
+    ).pipe(
+      Effect.annotateLogs({
+        signal: received?.signal ?? "none",
+        drainTimeout: drain,
+        shutdownDelay: Duration.format(delay),
+        connections: stats.busy
+      })
+    )
+  })
+
+const stoppedLine = (
+  name: string,
+  stop: { at: number; busy: number; cut: number },
+  manager: PoolManager.PoolManager["Service"] | undefined
+) =>
+  Effect.gen(function* () {
+    if (stop.at === 0 || manager === undefined) return
+    const millis = Date.now() - stop.at
+    const cut = (yield* manager.stats).interruptedByDrain - stop.cut
+    const took = Duration.format(Duration.millis(millis))
+    yield* Effect.log(
+      `${name} stopped: ${stop.busy - cut} connections drained${cut > 0 ? `, ${cut} cut at the drain timeout` : ""} in ${took}`
+    ).pipe(Effect.annotateLogs({ drained: stop.busy - cut, cut, stopMillis: millis }))
+  })
+
 /** `NodeCli.serve`: the endpoints reporting on the pool start before it, so they answer until it has drained. */
 export const serve = <E, R>(
   config: ServerConfig,
@@ -129,6 +196,9 @@ export const serve = <E, R>(
     let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
     let metricsLine: string | undefined
     let agentLine: string | undefined
+    // Added first, so it runs last: once the pool drained and the endpoints closed.
+    const stop = { at: 0, busy: 0, cut: 0 }
+    yield* Effect.addFinalizer(() => stoppedLine(name, stop, manager))
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
       yield* NodeCluster.answerScrapes(
@@ -172,6 +242,12 @@ export const serve = <E, R>(
           )
         )
       }
+      if (config.tlsFiles !== undefined) yield* reloadTlsOnSighup(config.tlsFiles, server)
+      if (file === undefined && config.tlsFiles === undefined) {
+        yield* Signals.onSighup(Effect.logInfo(`SIGHUP: ${name} has nothing to reload (no --config, no TLS files)`))
+      }
+      // Added last, so it runs first: the moment the stop begins.
+      yield* Effect.addFinalizer(() => stoppingLine(name, config, pool, stop))
       const tls = config.server.tls !== undefined
       yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
@@ -180,7 +256,7 @@ export const serve = <E, R>(
     }).pipe(
       Effect.scoped,
       Effect.provide(
-        NodeTcpServer.layer(config.server).pipe(
+        NodeTcpServer.layer(NodeCluster.serverOptions(config.server)).pipe(
           Layer.provideMerge(flushAfterDrain),
           // The configuration was validated already, so a ConfigError here is a bug.
           Layer.provideMerge(Layer.orDie(PoolManager.layer(config.manager, callback)))
@@ -196,19 +272,23 @@ export const serve = <E, R>(
 const userError = (error: { readonly message: string }) =>
   new CliError.UserError({ cause: error, userMessage: error.message })
 
+type TlsFiles = NonNullable<ServerConfig["tlsFiles"]>
+
 // Read here rather than by the TLS server, so a missing file or a key that
-// does not match its certificate stops the program with one clear line.
-const readTls = (files: { readonly key: string; readonly cert: string }) =>
+// does not match its certificate stops the program with one clear line (and a
+// reload that hits one keeps the running pair).
+const readTls = (files: TlsFiles) =>
   Effect.tryPromise({
     try: async () => {
       const key = await Fs.readFile(files.key)
       const cert = await Fs.readFile(files.cert)
-      Tls.createSecureContext({ key, cert })
-      return { key, cert }
+      const ca = files.ca === undefined ? undefined : await Fs.readFile(files.ca)
+      Tls.createSecureContext({ key, cert, ...(ca === undefined ? {} : { ca }) })
+      return { key, cert, ...(ca === undefined ? {} : { ca }) }
     },
     catch: (cause) =>
       userError({
-        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}: ${(cause as Error).message}`
+        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}${files.ca === undefined ? "" : ` and --tls-ca ${files.ca}`}: ${(cause as Error).message}`
       })
   })
 
@@ -217,7 +297,15 @@ export const handler = <E, R>(name: string, options: Options<E, R>, settings: Se
   Effect.gen(function* () {
     const explicitLevel = yield* GlobalFlag.LogLevel
     const path = Option.getOrUndefined(settings.config)
-    const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
+    // A cluster's process starts with the text its primary last loaded (the file may be broken since).
+    const lastGood = NodeCluster.lastGoodConfig()
+    const file =
+      path === undefined
+        ? {}
+        : yield* Effect.mapError(
+            lastGood === undefined ? NodeConfigFile.read(path) : NodeConfigFile.parse(lastGood, path),
+            userError
+          )
     const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), userError)
     const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
     let debug = config.manager.debug
@@ -236,7 +324,16 @@ export const handler = <E, R>(name: string, options: Options<E, R>, settings: Se
               Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
               Duration.seconds(10)
             ),
-            forwardSighup: path !== undefined,
+            configFile:
+              path === undefined
+                ? undefined
+                : {
+                    path,
+                    check: (text) =>
+                      NodeConfigFile.parse(text, path).pipe(
+                        Effect.flatMap((input) => makeConfig(settings, options.defaults, input))
+                      )
+                  },
             mode:
               config.clusterMode === "auto" || config.clusterMode === undefined
                 ? config.server.path === undefined
@@ -244,14 +341,18 @@ export const handler = <E, R>(name: string, options: Options<E, R>, settings: Se
                   : "handoff"
                 : config.clusterMode
           }).pipe(Effect.scoped)
-        : serve({ ...config, server: { ...config.server, tls } }, options.callback, {
-            name,
-            reconfigure: (input) =>
-              Effect.map(makeConfig(settings, options.defaults, input), (applied) => applied.manager),
-            onReload: (applied) => {
-              debug = applied.debug
+        : serve(
+            { ...config, server: { ...config.server, tls: tls && { ...config.server.tls, ...tls } } },
+            options.callback,
+            {
+              name,
+              reconfigure: (input) =>
+                Effect.map(makeConfig(settings, options.defaults, input), (applied) => applied.manager),
+              onReload: (applied) => {
+                debug = applied.debug
+              }
             }
-          })
+          )
     // Released after the server stopped: the last spans (the drained
     // connections') are exported before the process ends.
     const otlp = config.otlp

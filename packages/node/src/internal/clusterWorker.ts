@@ -13,6 +13,8 @@ export const processEnv = "POOL_MANAGER_PROCESS"
 export const modeEnv = "POOL_MANAGER_CLUSTER_MODE"
 /** In the `reuseport` mode, the port the first worker got (so port 0 means one port for all). */
 export const portEnv = "POOL_MANAGER_CLUSTER_PORT"
+/** The text of the config file the primary last loaded successfully (a replacement starts with it). */
+export const configTextEnv = "POOL_MANAGER_CLUSTER_CONFIG_TEXT"
 /** What a `reuseport` worker sends the primary once it listens (node:cluster only reports hand-off listeners). */
 export const listeningMessage = "pool-manager:listening"
 

@@ -5,6 +5,7 @@
  * and `Settings`, the defaults it resolves and its `flags` are all read from
  * here, so a new server flag is one row.
  */
+import type * as Tls from "node:tls"
 import * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
@@ -12,6 +13,7 @@ import * as Schema from "effect/Schema"
 import type { LogFormat } from "../NodeCliConfig.ts"
 import * as NodeCluster from "../NodeCluster.ts"
 import * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
+import * as NodeTls from "../NodeTls.ts"
 import {
   countFlag,
   described,
@@ -104,6 +106,37 @@ export const serverFlags = {
   tlsKey: file("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
   /** PEM certificate chain to serve TLS with (with `tlsKey`). */
   tlsCert: file("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
+  /** PEM certificates of the CAs that sign client certificates (mutual TLS, with `tlsClientAuth`). */
+  tlsCa: file("tls-ca", "Verify client certificates with these PEM CA certificates (with --tls-client-auth)"),
+  /** Client certificates: `none` (default), `request` (optional) or `require` (verified against `tlsCa`). */
+  tlsClientAuth: setting<NodeTls.ClientAuth>("tls-client-auth", "none", (name, fallback) =>
+    described(
+      Flag.Literals(name, NodeTls.clientAuths).pipe(Flag.withMetavar(NodeTls.clientAuths.join("|"))),
+      "Ask TLS clients for a certificate (request) or close those without one --tls-ca verifies (require)",
+      fallback
+    )
+  ),
+  /** Oldest TLS version accepted (default `TLSv1.2`). */
+  tlsMinVersion: setting<Tls.SecureVersion>("tls-min-version", "TLSv1.2", (name, fallback) =>
+    described(
+      Flag.Literals(name, ["TLSv1.2", "TLSv1.3"] as const).pipe(Flag.withMetavar("TLSv1.2|TLSv1.3")),
+      "Oldest TLS version a client may use",
+      fallback
+    )
+  ),
+  /** OpenSSL cipher list (default: Mozilla's "intermediate" profile, `NodeTls.intermediateCiphers`). */
+  tlsCiphers: setting<string>("tls-ciphers", NodeTls.intermediateCiphers, (name) =>
+    textFlag(
+      name,
+      "list",
+      "OpenSSL cipher suites, separated by colons",
+      "Mozilla intermediate: forward-secret AEAD only"
+    )
+  ),
+  /** Connections in a TLS handshake or waiting for a PROXY header at once (default 1,024); over it, closed. */
+  maxPendingConnections: setting<number>("max-pending-connections", 1024, (name, fallback) =>
+    countFlag(name, Size, "Most connections in a TLS handshake or awaiting a PROXY header; more are closed", fallback)
+  ),
   /** JSON file of pool settings, under the flags; re-read on SIGHUP. */
   config: file("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
   /** Port of the metrics endpoint; left out, there is none unless `--metrics-port` is given. */

@@ -1,0 +1,134 @@
+/**
+ * The TLS policy of `NodeTcpServer`: the defaults (TLS 1.2 at least, the
+ * forward-secret AEAD suites of Mozilla's "intermediate" profile), client
+ * certificates (`clientAuth`), the reasons a handshake failed, and their
+ * counter `pool_tls_handshake_failures_total{reason}`.
+ */
+import * as Tls from "node:tls"
+import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import type * as Scope from "effect/Scope"
+import * as LogRateLimit from "./logRateLimit.ts"
+
+/**
+ * Mozilla's "intermediate" server profile (version 5.7): TLS 1.3's suites,
+ * then TLS 1.2's ECDHE and DHE suites with AES-GCM or ChaCha20-Poly1305. No
+ * RSA key exchange, no CBC, no SHA-1.
+ */
+export const intermediateCiphers = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+  "DHE-RSA-AES128-GCM-SHA256",
+  "DHE-RSA-AES256-GCM-SHA384",
+  "DHE-RSA-CHACHA20-POLY1305"
+].join(":")
+
+export type ClientAuth = "none" | "request" | "require"
+export const clientAuths: ReadonlyArray<ClientAuth> = ["none", "request", "require"]
+
+/** The server's options with the policy's defaults under what was given. */
+export const withDefaults = (options: Tls.TlsOptions, clientAuth: ClientAuth | undefined): Tls.TlsOptions => ({
+  minVersion: "TLSv1.2",
+  ciphers: intermediateCiphers,
+  handshakeTimeout: 10_000,
+  ...options,
+  // The certificate is checked by `unverified` once the handshake is done:
+  // Node's own check would close the socket without saying why.
+  ...(clientAuth === undefined || clientAuth === "none" ? {} : { requestCert: true, rejectUnauthorized: false })
+})
+
+/**
+ * With `require`, why a secured socket's client certificate is not
+ * acceptable (as an error for `reasonOf`), or `undefined` when it is (or
+ * when none is required).
+ */
+export const unverified = (socket: Tls.TLSSocket, clientAuth: ClientAuth | undefined): Error | undefined => {
+  if (clientAuth !== "require" || socket.authorized) return undefined
+  const cert = socket.getPeerCertificate()
+  const code =
+    cert === null || Object.keys(cert).length === 0
+      ? "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE"
+      : String(socket.authorizationError ?? "CERTIFICATE_VERIFY_FAILED")
+  return Object.assign(new Error(`client certificate refused: ${code}`), { code })
+}
+
+export const reasons = [
+  "protocol_version",
+  "no_certificate",
+  "bad_certificate",
+  "unknown_ca",
+  "certificate_expired",
+  "no_shared_cipher",
+  "not_tls",
+  "timeout",
+  "reset",
+  "other"
+] as const
+export type Reason = (typeof reasons)[number]
+
+const patterns: ReadonlyArray<readonly [RegExp, Reason]> = [
+  [/TIMEOUT/i, "timeout"],
+  [/UNSUPPORTED_PROTOCOL|PROTOCOL_VERSION|VERSION_TOO_LOW|NO_PROTOCOLS_AVAILABLE/i, "protocol_version"],
+  [/PEER_DID_NOT_RETURN_A_CERTIFICATE|CERTIFICATE_REQUIRED|NO_CERTIFICATE/i, "no_certificate"],
+  [/UNKNOWN_CA|UNABLE_TO_GET_ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY_LEAF/i, "unknown_ca"],
+  [/EXPIRED/i, "certificate_expired"],
+  [
+    /BAD_CERTIFICATE|CERTIFICATE_VERIFY_FAILED|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|SIGNATURE_FAILURE|CERT_REJECTED|INVALID_PURPOSE|CERT_NOT_YET_VALID/i,
+    "bad_certificate"
+  ],
+  [/NO_SHARED_CIPHER|NO_CIPHERS|HANDSHAKE_FAILURE/i, "no_shared_cipher"],
+  [/WRONG_VERSION_NUMBER|HTTP_REQUEST|PACKET_LENGTH_TOO_LONG|RECORD_LAYER/i, "not_tls"],
+  [/ECONNRESET|EPIPE|socket hang up|disconnected/i, "reset"]
+]
+
+/** The reason of a handshake's error, from its code (an OpenSSL error or TLS alert) or message. */
+export const reasonOf = (error: unknown): Reason => {
+  const code = String((error as { code?: unknown } | undefined)?.code ?? "")
+  const text = `${code} ${error instanceof Error ? error.message : String(error)}`
+  return patterns.find(([pattern]) => pattern.test(text))?.[1] ?? "other"
+}
+
+/** Counts and logs (rate-limited) failed handshakes until the scope closes. */
+export const handshakeFailures = (
+  where: () => string
+): Effect.Effect<(error: unknown, peer: string | undefined) => void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const counts = Object.fromEntries(reasons.map((reason) => [reason, 0])) as Record<Reason, number>
+    const context = yield* Effect.context<never>()
+    const registrations = reasons.map((reason) =>
+      Metric.registerUnsafe(
+        Metric.counter("pool_tls_handshake_failures_total", {
+          description: "TLS handshakes that failed, by reason (TLS alert or error)",
+          attributes: { reason }
+        }),
+        context,
+        { get: () => ({ count: counts[reason], incremental: true }), update: () => {}, modify: () => {} }
+      )
+    )
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        for (const registration of registrations) registration.remove()
+      })
+    )
+    const warn = yield* LogRateLimit.make({ kind: "TLS handshake failures" })
+    return (error, peer) => {
+      const reason = reasonOf(error)
+      counts[reason]++
+      const code = String((error as { code?: unknown } | undefined)?.code ?? "")
+      warn(
+        Effect.logWarning(
+          `TLS handshake on ${where()} failed from ${peer ?? "unknown"}: ${reason} (${code || (error instanceof Error ? error.message : String(error))})`
+        ).pipe(Effect.annotateLogs({ tlsPeer: peer ?? "unknown", reason, code }))
+      )
+    }
+  })
+
+/** Checks that `options` make a context (key and certificate that match, readable CA): throws Node's error if not. */
+export const check = (options: Tls.TlsOptions): Tls.SecureContext => Tls.createSecureContext(options)

@@ -1,0 +1,156 @@
+/**
+ * Row "systemctl reload": every systemd unit of `deploy/` (`*.service`) is run
+ * as systemd would run it, and reloaded as systemd would reload it: the
+ * unit's own `ExecStart` command line (its flags and `Environment=`, with
+ * `%i` as `test` and the ports made 0 so tests do not collide), then each
+ * `ExecReload` command through `/bin/sh` with `$MAINPID` set. The process
+ * must log the reload, stay alive, still answer, and stop with code 0 on
+ * `KillSignal`. (A SIGHUP that terminated the service would pass
+ * unnoticed by systemd: it counts a death by SIGHUP as a clean exit.)
+ *
+ * The program the unit names (`pool-manager` on PATH, or a Node binary and
+ * the package's script) is replaced by this repository's bin; a `pool-manager`
+ * on PATH, for reload guards such as a config check, is a shim running it too.
+ */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { cliBin, killAll, repoRoot, sleep, spawnNode } from "./harness.ts"
+
+afterEach(killAll)
+
+const deployDir = Path.join(repoRoot, "deploy")
+const units = Fs.readdirSync(deployDir).filter((name) => name.endsWith(".service"))
+
+/** The `[Service]` settings of a unit: each key's values in order (continuation lines joined). */
+const serviceSettings = (text: string): Map<string, Array<string>> => {
+  const settings = new Map<string, Array<string>>()
+  let section = ""
+  for (const line of text.replace(/\\\n/g, " ").split("\n")) {
+    const trimmed = line.trim()
+    if (trimmed === "" || trimmed.startsWith("#") || trimmed.startsWith(";")) continue
+    const header = /^\[(.+)\]$/.exec(trimmed)
+    if (header !== null) {
+      section = header[1]!
+      continue
+    }
+    const eq = trimmed.indexOf("=")
+    if (section !== "Service" || eq < 0) continue
+    const key = trimmed.slice(0, eq).trim()
+    settings.set(key, [...(settings.get(key) ?? []), trimmed.slice(eq + 1).trim()])
+  }
+  return settings
+}
+
+/** Splits a command line into words as systemd does (quotes; no globbing). */
+const words = (line: string): Array<string> =>
+  Array.from(line.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g), (match) => match[1] ?? match[2] ?? match[3]!)
+
+const specifiers = (text: string, unit: string) =>
+  text.replace(/%%|%[iInN]/g, (spec) => (spec === "%%" ? "%" : spec === "%n" || spec === "%N" ? unit : "test"))
+
+// systemd's variable expansion: a lone `$VAR` word becomes its words (none when unset), `${VAR}` its value.
+const expand = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>>): Array<string> =>
+  args.flatMap((arg) => {
+    const lone = /^\$([A-Za-z_][A-Za-z0-9_]*)$/.exec(arg)
+    if (lone !== null) return (env[lone[1]!] ?? "").split(/\s+/).filter((word) => word !== "")
+    return [arg.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => env[name] ?? "")]
+  })
+
+const isPoolManager = (word: string) => /^pool-manager(\.[cm]?[jt]s)?$/.test(Path.basename(word))
+
+const portFlags = new Set(["--port", "--metrics-port", "--agent-port"])
+
+describe.each(units)("deploy/%s", (unit) => {
+  it("runs its ExecStart, survives its ExecReload (logging the reload), still answers, and stops with code 0", async () => {
+    const settings = serviceSettings(specifiers(Fs.readFileSync(Path.join(deployDir, unit), "utf8"), unit))
+    const execStart = settings.get("ExecStart")?.at(-1)
+    expect(execStart, `${unit} has an ExecStart`).toBeDefined()
+    const reloads = settings.get("ExecReload") ?? []
+    expect(reloads.length, `${unit} has an ExecReload`).toBeGreaterThan(0)
+    expect(settings.get("KillSignal")?.at(-1) ?? "SIGTERM").toMatch(/^(SIG)?(TERM|INT)$/)
+
+    const env: Record<string, string> = {}
+    for (const value of settings.get("Environment") ?? []) {
+      for (const pair of words(value)) {
+        const eq = pair.indexOf("=")
+        if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1)
+      }
+    }
+    // Settings the unit takes from the environment: ports 0, so nothing collides.
+    Object.assign(env, { POOL_MANAGER_PORT: "0", POOL_MANAGER_METRICS_PORT: "0", POOL_MANAGER_AGENT_PORT: "0" })
+
+    const command = words(execStart!.replace(/^[-@:+!]+/, ""))
+    const program = command.findIndex(isPoolManager)
+    expect(program, `${unit}'s ExecStart runs pool-manager: ${execStart}`).toBeGreaterThanOrEqual(0)
+    const args = expand(command.slice(program + 1), env).map((arg, i, all) =>
+      i > 0 && portFlags.has(all[i - 1]!) ? "0" : arg
+    )
+    const proxy = args.includes("--proxy-protocol")
+
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "pool-manager-unit-"))
+    try {
+      const shim = Path.join(dir, "pool-manager")
+      Fs.writeFileSync(
+        shim,
+        `#!/bin/sh\nexec '${process.execPath}' --conditions=@pool-manager/source '${cliBin}' "$@"\n`,
+        { mode: 0o755 }
+      )
+      const server = await spawnNode([cliBin, ...args], { env })
+      const ask = () => answer(server.port, proxy)
+      expect(await ask()).toBe("OK")
+
+      for (const [round, reload] of [0, 1].flatMap((round) => reloads.map((line) => [round, line] as const))) {
+        const from = server.output().length
+        const reloadWords = words(reload.replace(/^[-@:+!]+/, ""))
+        const named = reloadWords.findIndex(isPoolManager)
+        const line = (named < 0 ? reloadWords : [shim, ...reloadWords.slice(named + 1)])
+          .map((word) => `'${word.replaceAll("'", `'\\''`)}'`)
+          .join(" ")
+          .replaceAll(/\$\{?MAINPID\}?/g, String(server.pid))
+        const result = ChildProcess.spawnSync("/bin/sh", ["-c", line], {
+          env: { ...process.env, ...env, MAINPID: String(server.pid), PATH: `${dir}:${process.env.PATH}` },
+          encoding: "utf8",
+          timeout: 20_000
+        })
+        expect(result.status, `ExecReload ${reload} (round ${round}):\n${result.stdout}${result.stderr}`).toBe(0)
+        await server.waitForOutput(/SIGHUP|reload/i, 10_000, from)
+        await sleep(300)
+        expect(server.isRunning(), `${unit}: alive after ExecReload\n${server.output()}`).toBe(true)
+        expect(await ask()).toBe("OK")
+      }
+      server.child.kill("SIGTERM")
+      expect(await server.exited).toBe(0)
+      expect(server.output()).toMatch(/stopped/)
+    } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+// One request; with the PROXY protocol, after a v1 header as HAProxy sends it.
+const answer = (port: number, proxy: boolean) =>
+  new Promise<string>((resolve, reject) => {
+    const socket = Net.connect({ port, host: "127.0.0.1" })
+    let reply = ""
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error(`no answer on port ${port}`))
+    }, 10_000)
+    socket.on("error", reject)
+    socket.on("data", (chunk: Buffer) => {
+      reply += chunk.toString()
+      if (reply.length >= 2) {
+        clearTimeout(timer)
+        socket.end()
+        resolve(reply)
+      }
+    })
+    socket.on("connect", () => {
+      if (proxy) socket.write("PROXY TCP4 192.0.2.1 127.0.0.1 5000 6301\r\n")
+      socket.write("HI!")
+    })
+  })
