@@ -96,9 +96,11 @@ export interface ServerConfig {
 
 /**
  * Parses a duration as people type it: `3s`, `500ms`, `500 millis`,
- * `2 seconds`, `1.5m`, a bare number of milliseconds, or `infinity`.
- * Negative and malformed values give `None`. Used for the flags and for the
- * string durations of a config file.
+ * `2 seconds`, `1.5m`, `0`, or `infinity`. A number without a unit (other
+ * than 0) is refused, as `5` could mean seconds or milliseconds; negative
+ * and malformed values give `None` too. Used for the flags, the environment
+ * and the string durations of a config file (where a JSON or YAML number is
+ * a number of milliseconds).
  *
  * @category parsing
  * @since 0.1.0

@@ -36,6 +36,7 @@ import type * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
+import { logJsonFatal, ReportedError } from "./cliOutput.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>
@@ -212,8 +213,25 @@ const readTls = (files: { readonly key: string; readonly cert: string }) =>
       })
   })
 
-/** The handler of `NodeCli.command`: runs the server (or a cluster's primary) the parsed flags describe. */
+/** Where the settings come from, for `--help`. */
+export const precedence =
+  "Every flag can also be set in the environment as POOL_MANAGER_<FLAG> (--max-workers 10: " +
+  "POOL_MANAGER_MAX_WORKERS=10). Precedence: flag > environment > config file (--config, JSON or YAML) > default."
+
+/**
+ * The handler of `NodeCli.command`: runs the server (or a cluster's
+ * primary). With JSON logs, an error that stops it is a JSON line too.
+ */
 export const handler = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
+  Effect.catch(
+    run(name, options, settings),
+    (error): Effect.Effect<never, CliError.UserError | ReportedError> =>
+      Option.getOrElse(settings.logFormat, () => options.defaults?.logFormat ?? "text") === "json"
+        ? Effect.andThen(logJsonFatal(error.message), Effect.fail(new ReportedError({ message: error.message })))
+        : Effect.fail(error)
+  )
+
+const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
     const explicitLevel = yield* GlobalFlag.LogLevel
     const path = Option.getOrUndefined(settings.config)

@@ -9,6 +9,7 @@ import * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import { withEnv } from "./cliEnv.ts"
 import type { LogFormat } from "../NodeCliConfig.ts"
 import * as NodeCluster from "../NodeCluster.ts"
 import * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
@@ -225,7 +226,7 @@ export const makeServerFlags = (base: Resolved) =>
     fields.map((field) => {
       const { name, make } = serverFlags[field]
       // As in `resolveDefaults`: `base[field]` is this row's default, which the union cannot see.
-      return [field, make(name, base[field] as never)]
+      return [field, withEnv(make(name, base[field] as never) as Flag.Flag<Option.Option<unknown>>, name)]
     })
   ) as { readonly [K in Field]: Flag.Flag<Option.Option<SettingOf<K>>> }
 
