@@ -40,6 +40,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Scrapes from "./internal/clusterScrape.ts"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
+import { addressFields } from "./internal/logFields.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
 
@@ -272,6 +273,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
         const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
         log(
           Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
+            Effect.annotateLogs({ ...addressFields(address), processes: options.processes, mode: via }),
             Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
           )
         )

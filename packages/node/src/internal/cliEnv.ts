@@ -14,12 +14,17 @@
  * variable. (`Flag.withFallbackConfig` is not used: its `Config` would need a
  * second parser per type, and its error names the flag, not the variable.)
  */
+
+import * as Config from "effect/Config"
 import * as CliError from "effect/cli/CliError"
 import type { Environment } from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
-import * as Config from "effect/Config"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+
+// Flags that make the program do something else than serve: a variable left
+// in a unit's environment would stop the server from ever starting.
+const actions: ReadonlyArray<string> = ["check-config"]
 
 /** The prefix of every variable. */
 export const prefix = "POOL_MANAGER_"
@@ -36,6 +41,7 @@ const expected = (error: CliError.CliError): string =>
  * not set, as shells and unit files leave variables empty to unset them.
  */
 export const withEnv = <A>(flag: Flag.Flag<Option.Option<A>>, name: string): Flag.Flag<Option.Option<A>> => {
+  if (actions.includes(name)) return flag
   const variable = envName(name)
   const fromEnv = Config.option(Config.String(variable)).pipe(
     Effect.mapError((error) => new CliError.ValidationError({ message: `cannot read ${variable}: ${error.message}` })),

@@ -7,9 +7,10 @@
  * `POOL_MANAGER_LOG_FORMAT=json`) both are JSON lines like the logs, so
  * every line the program writes is JSON.
  */
+
+import * as Config from "effect/Config"
 import * as CliError from "effect/cli/CliError"
 import * as CliOutput from "effect/cli/CliOutput"
-import * as Config from "effect/Config"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Logger from "effect/Logger"

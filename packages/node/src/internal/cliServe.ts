@@ -37,6 +37,7 @@ import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
 import { logJsonFatal, ReportedError } from "./cliOutput.ts"
+import { addressFields, settingFields, where } from "./logFields.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>
@@ -167,14 +168,30 @@ export const serve = <E, R>(
             Effect.flatMap((next) => pool.setConfig(next)),
             Effect.tap((applied) =>
               Effect.sync(() => options?.onReload?.(applied)).pipe(
-                Effect.andThen(Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`))
+                Effect.andThen(
+                  config.logFormat === "json"
+                    ? Effect.log(`${name} config reloaded from ${file}`).pipe(
+                        Effect.annotateLogs({ configFile: file, ...settingFields(applied, flagNames) })
+                      )
+                    : Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`)
+                )
               )
             )
           )
         )
       }
       const tls = config.server.tls !== undefined
-      yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
+      // JSON lines carry the address and settings as fields; the text line keeps them in its message.
+      yield* config.logFormat === "json"
+        ? Effect.log(`${name} listening on ${where(server.address)}`).pipe(
+            Effect.annotateLogs({
+              ...addressFields(server.address),
+              processes: config.processes ?? 1,
+              tls,
+              ...settingFields(config.manager, flagNames)
+            })
+          )
+        : Effect.log(listeningLine(name, server.address, config.manager, { tls }))
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
       if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
@@ -231,8 +248,25 @@ export const handler = <E, R>(name: string, options: Options<E, R>, settings: Se
         : Effect.fail(error)
   )
 
+// `--check-config FILE`: the file with the flags and environment over it, as a start would combine them.
+const checkConfig = <E, R>(path: string, options: Options<E, R>, settings: Settings) =>
+  Effect.gen(function* () {
+    const file = yield* Effect.mapError(NodeConfigFile.read(path), userError)
+    const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), (error) =>
+      userError({ message: `config file ${path}: ${error.message}` })
+    )
+    yield* (
+      config.logFormat === "json"
+        ? Effect.log(`config file ${path} is valid`).pipe(
+            Effect.annotateLogs({ configFile: path, valid: true, ...settingFields(config.manager, flagNames) })
+          )
+        : Effect.log(`config file ${path} is valid: ${describeConfig(config.manager)}`)
+    ).pipe(NodeLogging.provide({ format: config.logFormat, floor: "Info", minimumLevel: () => "Info" }))
+  })
+
 const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
+    if (Option.isSome(settings.checkConfig)) return yield* checkConfig(settings.checkConfig.value, options, settings)
     const explicitLevel = yield* GlobalFlag.LogLevel
     const path = Option.getOrUndefined(settings.config)
     const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)

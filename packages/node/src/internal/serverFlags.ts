@@ -9,10 +9,10 @@ import * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import { withEnv } from "./cliEnv.ts"
 import type { LogFormat } from "../NodeCliConfig.ts"
 import * as NodeCluster from "../NodeCluster.ts"
 import * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
+import { withEnv } from "./cliEnv.ts"
 import {
   countFlag,
   described,
@@ -105,8 +105,16 @@ export const serverFlags = {
   tlsKey: file("tls-key", "Serve TLS with this PEM private key (needs --tls-cert)"),
   /** PEM certificate chain to serve TLS with (with `tlsKey`). */
   tlsCert: file("tls-cert", "Serve TLS with this PEM certificate chain (needs --tls-key)"),
-  /** JSON file of pool settings, under the flags; re-read on SIGHUP. */
-  config: file("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
+  /** JSON or YAML (`.yaml`, `.yml`) file of pool settings, under the flags; re-read on SIGHUP. */
+  config: file(
+    "config",
+    "JSON or YAML (.yaml/.yml) file of pool settings, under flags and environment; re-read on SIGHUP"
+  ),
+  /** Check this config file with the other settings, print the result and exit (0: valid, 1: not). */
+  checkConfig: file(
+    "check-config",
+    "Check this config file (with the flags and environment) and exit: 0 if valid, 1 if not; serves nothing"
+  ),
   /** Port of the metrics endpoint; left out, there is none unless `--metrics-port` is given. */
   metricsPort: optional<number>("metrics-port", (name, fallback) =>
     portFlag(name, "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one", fallback)
