@@ -139,7 +139,9 @@ export const read = (path: string): Effect.Effect<ManagerConfig.Input, ConfigFil
  */
 export const reloadOnSighup = <E, R>(
   path: string,
-  apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>
+  apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>,
+  /** Told whether each reload was applied (for the `pool_config_last_reload_*` metrics). @since 0.2.0 */
+  onResult?: ((applied: boolean) => void) | undefined
 ): Effect.Effect<void, never, R | Scope.Scope> =>
   Effect.gen(function* () {
     const context = yield* Effect.context<R>()
@@ -148,7 +150,9 @@ export const reloadOnSighup = <E, R>(
       Effect.logInfo("SIGHUP: reloading the config file").pipe(
         Effect.andThen(read(path)),
         Effect.flatMap(apply),
+        Effect.tap(() => Effect.sync(() => onResult?.(true))),
         Effect.catchCause((cause) => {
+          onResult?.(false)
           // The message says what is wrong with the file; a stack trace would only bury it.
           const error = Cause.squash(cause)
           const message = error instanceof Error ? error.message : String(error)

@@ -38,6 +38,7 @@ import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
 import { logJsonFatal, ReportedError } from "./cliOutput.ts"
 import { addressFields, settingFields, where } from "./logFields.ts"
+import * as ProcessMetrics from "./processMetrics.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
 const toFlagNames = (text: string): string =>
@@ -131,6 +132,7 @@ export const serve = <E, R>(
     let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
     let metricsLine: string | undefined
     let agentLine: string | undefined
+    const reloads = yield* ProcessMetrics.register
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
       yield* NodeCluster.answerScrapes(
@@ -162,22 +164,25 @@ export const serve = <E, R>(
         const reconfigure =
           options?.reconfigure ??
           ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
-        yield* NodeConfigFile.reloadOnSighup(file, (input) =>
-          reconfigure(input).pipe(
-            // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
-            Effect.flatMap((next) => pool.setConfig(next)),
-            Effect.tap((applied) =>
-              Effect.sync(() => options?.onReload?.(applied)).pipe(
-                Effect.andThen(
-                  config.logFormat === "json"
-                    ? Effect.log(`${name} config reloaded from ${file}`).pipe(
-                        Effect.annotateLogs({ configFile: file, ...settingFields(applied, flagNames) })
-                      )
-                    : Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`)
+        yield* NodeConfigFile.reloadOnSighup(
+          file,
+          (input) =>
+            reconfigure(input).pipe(
+              // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
+              Effect.flatMap((next) => pool.setConfig(next)),
+              Effect.tap((applied) =>
+                Effect.sync(() => options?.onReload?.(applied)).pipe(
+                  Effect.andThen(
+                    config.logFormat === "json"
+                      ? Effect.log(`${name} config reloaded from ${file}`).pipe(
+                          Effect.annotateLogs({ configFile: file, ...settingFields(applied, flagNames) })
+                        )
+                      : Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`)
+                  )
                 )
               )
-            )
-          )
+            ),
+          reloads.record
         )
       }
       const tls = config.server.tls !== undefined
