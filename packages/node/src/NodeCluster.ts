@@ -39,6 +39,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Scrapes from "./internal/clusterScrape.ts"
+import * as ClusterStatus from "./internal/clusterStatus.ts"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
 import { addressFields } from "./internal/logFields.ts"
 import * as NodeMetricsServer from "./NodeMetricsServer.ts"
@@ -231,6 +232,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
           ]
           return `${own.join("\n")}\n${aggregate(scrapes)}`
         }),
+        status: Effect.suspend(() => ClusterStatus.collect(Array.from(workers), options.processes)),
         health: Effect.suspend(() =>
           stopping
             ? Effect.succeed({ healthy: false, detail: "stopping" })
@@ -242,7 +244,8 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
               })
         )
       })
-      yield* Effect.log(`${name} metrics at ${NodeMetricsServer.url(server.address)}/metrics and /healthz`)
+      const url = NodeMetricsServer.url(server.address)
+      yield* Effect.log(`${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`)
     }
 
     const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode

@@ -37,6 +37,7 @@ import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
 import { logJsonFatal, ReportedError } from "./cliOutput.ts"
+import * as ClusterStatus from "./clusterStatus.ts"
 import { addressFields, settingFields, where } from "./logFields.ts"
 import * as ProcessMetrics from "./processMetrics.ts"
 
@@ -137,6 +138,9 @@ export const serve = <E, R>(
     if (worker !== undefined) {
       yield* NodeCluster.answerScrapes(
         Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
+      )
+      yield* ClusterStatus.answer(
+        Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
       )
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({

@@ -23,8 +23,18 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
 
-/** The `@pool-manager/node` version, from its package.json (two folders up from `src/internal` and `dist/internal`). */
-export const version: string = (createRequire(import.meta.url)("../../package.json") as { version: string }).version
+/**
+ * The `@pool-manager/node` version, from its installed package.json (as the
+ * bin reads it); `unknown` where there is none, as next to an application
+ * bundled into one file without its node_modules.
+ */
+export const version = (): string => {
+  try {
+    return (createRequire(import.meta.url)("@pool-manager/node/package.json") as { version: string }).version
+  } catch {
+    return "unknown"
+  }
+}
 
 /** Records the outcome of a config load; what the `pool_config_last_reload_*` series report. */
 export interface ReloadStatus {
@@ -127,7 +137,10 @@ export const register: Effect.Effect<ReloadStatus, never, Scope.Scope> = Effect.
     () => sampleLag().p99
   )
   gauge("nodejs_eventloop_lag_max_seconds", "Largest event-loop delay since the previous scrape", () => sampleLag().max)
-  gauge("pool_build_info", "Always 1; the labels name the build", () => 1, { version, node: process.version })
+  gauge("pool_build_info", "Always 1; the labels name the build", () => 1, {
+    version: version(),
+    node: process.version
+  })
   gauge(
     "pool_config_last_reload_successful",
     "1 if the last load of the config file (at start or on SIGHUP) succeeded, else 0",
