@@ -247,7 +247,7 @@ export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
  * The line logged once listening: the bound address (with the real port
  * when 0 was asked for) and the effective configuration as `flag=value`
  * pairs, e.g. `pool-manager listening on 127.0.0.1:6263 min-workers=0 ...`;
- * `tls=true` ends it when serving TLS.
+ * `tls=true` ends it when serving TLS, and `processes=N` when given.
  *
  * @category config
  * @since 0.1.0
@@ -256,10 +256,17 @@ export const listeningLine = (
   name: string,
   address: NetAddress.SocketAddress,
   config: ManagerConfig.ManagerConfig,
-  options?: { readonly tls?: boolean | undefined }
+  options?: {
+    readonly tls?: boolean | undefined
+    /** The processes serving the port (`--processes`). @since 0.2.0 */
+    readonly processes?: number | undefined
+  }
 ): string => {
   const where = NetAddress.isInetAddress(address) ? String(address) : `unix:${String(address)}`
-  return [`${name} listening on ${where}`, describeConfig(config), ...(options?.tls === true ? ["tls=true"] : [])].join(
-    " "
-  )
+  return [
+    `${name} listening on ${where}`,
+    describeConfig(config),
+    ...(options?.tls === true ? ["tls=true"] : []),
+    ...(options?.processes === undefined ? [] : [`processes=${options.processes}`])
+  ].join(" ")
 }

@@ -200,7 +200,7 @@ export const serve = <E, R>(
               ...settingFields(config.manager, flagNames)
             })
           )
-        : Effect.log(listeningLine(name, server.address, config.manager, { tls }))
+        : Effect.log(listeningLine(name, server.address, config.manager, { tls, processes: config.processes ?? 1 }))
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
       if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
