@@ -118,7 +118,9 @@ const resolve = (defaults: Defaults) =>
 
 /**
  * The server's flags, each optional, with its default from `defaults` shown
- * in `--help`. Throws the `ConfigError` if `defaults` themselves are invalid
+ * in `--help`. Each one not given is read from the environment variable
+ * `POOL_MANAGER_<FLAG>` (`--max-workers`: `POOL_MANAGER_MAX_WORKERS`) through
+ * the fiber's `ConfigProvider`, and parsed as the flag would be. Throws the `ConfigError` if `defaults` themselves are invalid
  * (a programming error, caught the first time the program runs).
  *
  * @example

@@ -38,7 +38,7 @@ import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
 import { logJsonFatal, ReportedError } from "./cliOutput.ts"
 import * as ClusterStatus from "./clusterStatus.ts"
-import { addressFields, settingFields, where } from "./logFields.ts"
+import { addressFields, logWithFields, settingFields, where } from "./logFields.ts"
 import * as ProcessMetrics from "./processMetrics.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
@@ -177,11 +177,12 @@ export const serve = <E, R>(
               Effect.tap((applied) =>
                 Effect.sync(() => options?.onReload?.(applied)).pipe(
                   Effect.andThen(
-                    config.logFormat === "json"
-                      ? Effect.log(`${name} config reloaded from ${file}`).pipe(
-                          Effect.annotateLogs({ configFile: file, ...settingFields(applied, flagNames) })
-                        )
-                      : Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`)
+                    logWithFields(
+                      config.logFormat === "json",
+                      `${name} config reloaded from ${file}`,
+                      { configFile: file, ...settingFields(applied, flagNames) },
+                      `${name} config reloaded from ${file}: ${describeConfig(applied)}`
+                    )
                   )
                 )
               )
@@ -191,16 +192,13 @@ export const serve = <E, R>(
       }
       const tls = config.server.tls !== undefined
       // JSON lines carry the address and settings as fields; the text line keeps them in its message.
-      yield* config.logFormat === "json"
-        ? Effect.log(`${name} listening on ${where(server.address)}`).pipe(
-            Effect.annotateLogs({
-              ...addressFields(server.address),
-              processes: config.processes ?? 1,
-              tls,
-              ...settingFields(config.manager, flagNames)
-            })
-          )
-        : Effect.log(listeningLine(name, server.address, config.manager, { tls, processes: config.processes ?? 1 }))
+      const processes = config.processes ?? 1
+      yield* logWithFields(
+        config.logFormat === "json",
+        `${name} listening on ${where(server.address)}`,
+        { ...addressFields(server.address), processes, tls, ...settingFields(config.manager, flagNames) },
+        listeningLine(name, server.address, config.manager, { tls, processes })
+      )
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
       if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
@@ -264,12 +262,11 @@ const checkConfig = <E, R>(path: string, options: Options<E, R>, settings: Setti
     const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), (error) =>
       userError({ message: `config file ${path}: ${error.message}` })
     )
-    yield* (
-      config.logFormat === "json"
-        ? Effect.log(`config file ${path} is valid`).pipe(
-            Effect.annotateLogs({ configFile: path, valid: true, ...settingFields(config.manager, flagNames) })
-          )
-        : Effect.log(`config file ${path} is valid: ${describeConfig(config.manager)}`)
+    yield* logWithFields(
+      config.logFormat === "json",
+      `config file ${path} is valid`,
+      { configFile: path, valid: true, ...settingFields(config.manager, flagNames) },
+      `config file ${path} is valid: ${describeConfig(config.manager)}`
     ).pipe(NodeLogging.provide({ format: config.logFormat, floor: "Info", minimumLevel: () => "Info" }))
   })
 

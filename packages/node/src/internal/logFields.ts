@@ -7,6 +7,7 @@
 import type * as Net from "node:net"
 import type * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { showDuration } from "./cliFlags.ts"
 
@@ -36,3 +37,14 @@ export const settingFields = (
       return [flag, Duration.isDuration(value) ? showDuration(value) : value]
     })
   )
+
+/**
+ * Logs a line with data: in JSON, `message` with the data as `fields`; in
+ * text, `text` (the message with the data written out, as people read it).
+ */
+export const logWithFields = (
+  json: boolean,
+  message: string,
+  fields: Readonly<Record<string, unknown>>,
+  text: string
+): Effect.Effect<void> => (json ? Effect.log(message).pipe(Effect.annotateLogs(fields)) : Effect.log(text))
