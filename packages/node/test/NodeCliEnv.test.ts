@@ -6,16 +6,27 @@
  */
 
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option } from "effect"
+import { ConfigProvider, Effect, Option, Schedule } from "effect"
 import { CliError, Command } from "effect/cli"
 import { NodeCliConfig } from "../src/index.ts"
 import { envName } from "../src/internal/cliEnv.ts"
 import { poolFlags } from "../src/internal/cliFlags.ts"
 import { serverFlags } from "../src/internal/serverFlags.ts"
+import { connect } from "./utils/client.ts"
 import { bin, runBin, spawnNode, tempDir } from "./utils/cliProcess.ts"
+
+/** A port free a moment ago (bound on 0, then released). */
+const freePort = Effect.callback<number>((resume) => {
+  const server = Net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const { port } = server.address() as Net.AddressInfo
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
 
 /** Parses `args` with `env` as the environment; the settings, or the error's message. */
 const parse = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
@@ -126,6 +137,27 @@ describe("NodeCli environment", () => {
         assert.match(reloaded, / max-workers=2 .*queue-size=12 queue-timeout=4s /)
         child.process.kill("SIGTERM")
         assert.strictEqual(yield* child.exit(), 0)
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "reads --log-level, Effect's own flag, from POOL_MANAGER_LOG_LEVEL too",
+    () =>
+      Effect.gen(function* () {
+        const bad = yield* spawnNode([bin], { env: { POOL_MANAGER_LOG_LEVEL: "loud" } })
+        assert.strictEqual(yield* bad.exit(), 2)
+        assert.include(bad.stderr(), `environment variable POOL_MANAGER_LOG_LEVEL: "loud"`)
+        // At Warn, the Info line saying where it listens is not written; the server serves all the same.
+        const port = yield* freePort
+        const quiet = yield* spawnNode([bin, "--port", String(port)], { env: { POOL_MANAGER_LOG_LEVEL: "warn" } })
+        // Connecting until it listens (up to 10 s).
+        const client = yield* Effect.retry(connect(port), { times: 200, schedule: Schedule.spaced("50 millis") })
+        yield* client.send("HI!")
+        assert.strictEqual(yield* client.receive(2), "OK")
+        quiet.process.kill("SIGTERM")
+        assert.strictEqual(yield* quiet.exit(), 0)
+        assert.strictEqual(quiet.stdout(), "")
       }).pipe(Effect.scoped),
     60_000
   )

@@ -19,7 +19,9 @@ import * as Config from "effect/Config"
 import * as CliError from "effect/cli/CliError"
 import type { Environment } from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Effect from "effect/Effect"
+import type * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 
 // Flags that make the program do something else than serve: a variable left
@@ -62,3 +64,20 @@ export const withEnv = <A>(flag: Flag.Flag<Option.Option<A>>, name: string): Fla
   )
   return Flag.mapEffect(flag, (value) => (Option.isSome(value) ? Effect.succeed(value) : fromEnv))
 }
+
+/**
+ * `--log-level` (Effect's own global flag, outside the tables) from
+ * `POOL_MANAGER_LOG_LEVEL`, for when the flag is not given: its parser, and a
+ * bad value as a usage error of the command `name`.
+ */
+export const logLevelFromEnv = (
+  name: string
+): Effect.Effect<Option.Option<LogLevel.LogLevel>, CliError.ShowHelp, Environment> =>
+  withEnv(GlobalFlag.LogLevel.flag, "log-level")
+    .parse({ flags: {}, arguments: [] })
+    .pipe(
+      Effect.map(([, level]) => level),
+      Effect.mapError((error) =>
+        error._tag === "ShowHelp" ? error : new CliError.ShowHelp({ commandPath: [name], errors: [error] })
+      )
+    )

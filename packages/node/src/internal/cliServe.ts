@@ -36,6 +36,7 @@ import type * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
+import { logLevelFromEnv } from "./cliEnv.ts"
 import { logJsonFatal, ReportedError } from "./cliOutput.ts"
 import * as ClusterStatus from "./clusterStatus.ts"
 import { addressFields, logWithFields, settingFields, where } from "./logFields.ts"
@@ -249,7 +250,9 @@ export const precedence =
 export const handler = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
   Effect.catch(
     run(name, options, settings),
-    (error): Effect.Effect<never, CliError.UserError | ReportedError> =>
+    (error): Effect.Effect<never, CliError.UserError | CliError.ShowHelp | ReportedError> =>
+      // A usage error (a bad POOL_MANAGER_LOG_LEVEL) goes to the command's output, JSON or not.
+      error._tag !== "ShowHelp" &&
       Option.getOrElse(settings.logFormat, () => options.defaults?.logFormat ?? "text") === "json"
         ? Effect.andThen(logJsonFatal(error.message), Effect.fail(new ReportedError({ message: error.message })))
         : Effect.fail(error)
@@ -273,7 +276,8 @@ const checkConfig = <E, R>(path: string, options: Options<E, R>, settings: Setti
 const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
     if (Option.isSome(settings.checkConfig)) return yield* checkConfig(settings.checkConfig.value, options, settings)
-    const explicitLevel = yield* GlobalFlag.LogLevel
+    const flagLevel = yield* GlobalFlag.LogLevel
+    const explicitLevel = Option.isSome(flagLevel) ? flagLevel : yield* logLevelFromEnv(name)
     const path = Option.getOrUndefined(settings.config)
     const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
     const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), userError)
