@@ -8,61 +8,20 @@
  */
 
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import * as Puppeteer from "puppeteer-core"
 import { bin, spawnNode } from "../packages/node/test/utils/cliProcess.ts"
+import { browser, hold } from "./harness.ts"
 
 // The part of the DOM the page functions below use (they run in the browser; the project's lib has no DOM).
 declare const document: { querySelector(selector: string): { readonly textContent: string | null } | null }
 
-const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium"
 const screenshot = process.env.UPDATE_SCREENSHOTS
   ? fileURLToPath(new URL("../docs/status-page.png", import.meta.url))
   : Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "status-page-")), "status-page.png")
-
-/** Opens a connection to 127.0.0.1:`port` that stays open until the scope closes; resolves once connected. */
-const hold = (port: number, send?: string) =>
-  Effect.acquireRelease(
-    Effect.callback<Net.Socket, Error>((resume) => {
-      const socket = Net.connect(port, "127.0.0.1", () => {
-        if (send !== undefined) socket.write(send)
-        resume(Effect.succeed(socket))
-      })
-      socket.on("error", (error) => resume(Effect.fail(error)))
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
-  )
-
-const browser = Effect.acquireRelease(
-  Effect.tryPromise({
-    try: () => {
-      if (!Fs.existsSync(chromium)) {
-        throw new Error(`no browser at ${chromium}: install Debian's chromium (apt-get install chromium)`)
-      }
-      return Puppeteer.launch({
-        executablePath: chromium,
-        headless: true,
-        // Root in CI, and a machine with no network: no sandbox, no background fetches.
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync"
-        ]
-      })
-    },
-    catch: (cause) => new Error(`cannot start Chromium: ${String(cause)}`)
-  }),
-  (instance) => Effect.promise(() => instance.close())
-)
 
 describe("status page", () => {
   it.live("loads without console errors; busy rises while connections are held and falls after", () =>

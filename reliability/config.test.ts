@@ -116,7 +116,7 @@ describe("invalid configuration", () => {
     )
   })
 
-  it("the CLI rejects negative, NaN, text and min > max values with exit code 1 and the flag's name", async () => {
+  it("the CLI rejects negative, NaN, text and min > max values with exit code 2 (usage) and the flag's name", async () => {
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string>]> = [
       [["--max-workers", "-1"], ["--max-workers"]],
       [["--max-workers", "NaN"], ["--max-workers"]],
@@ -142,7 +142,7 @@ describe("invalid configuration", () => {
     results.forEach(({ code, output }, i) => {
       const [args, mentions] = cases[i]!
       const name = args.join(" ")
-      expect(code, name).toBe(1)
+      expect(code, name).toBe(2)
       for (const mention of mentions) expect(output, name).toContain(mention)
       expect(output, name).not.toContain("listening on")
       summary[name] =

@@ -23,6 +23,7 @@ import type * as PoolManager from "@pool-manager/core/PoolManager"
 import type * as CliError from "effect/cli/CliError"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
+import * as CliOutput from "./internal/cliOutput.ts"
 import * as internal from "./internal/cliServe.ts"
 import * as Signals from "./internal/signals.ts"
 import { type Defaults, flags, type ServerConfig, type Settings } from "./NodeCliConfig.ts"
@@ -132,7 +133,9 @@ export const command = <E, R>(options: Options<E, R>) => {
     internal.handler(name, options, settings)
   ).pipe(
     Command.validate(validate(options.defaults)),
-    Command.withDescription(options.description ?? "A TCP server handing each message to a pool of workers.")
+    Command.withDescription(
+      `${options.description ?? "A TCP server handing each message to a pool of workers."}\n\n${internal.precedence}`
+    )
   )
 }
 
@@ -154,6 +157,9 @@ export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => Signals.runM
  * Runs `command(options)` as the process's main program (with `runMain`), on
  * the arguments in `process.argv` unless `args` are given. (`--processes`
  * forks this script again with `process.argv`, so it needs a script file.)
+ * A bad flag, value or `POOL_MANAGER_*` variable prints the error and a line
+ * pointing at `--help`, and exits with code 2; a fatal startup error exits
+ * with code 1. With `--log-format json` both are JSON lines too.
  *
  * @example
  * ```ts
@@ -182,5 +188,6 @@ export const run = <E>(
   const cli = command(options)
   const config = { version: options.version ?? "0.1.0" }
   const program = options.args === undefined ? Command.run(cli, config) : Command.runWith(cli, config)(options.args)
-  runMain(Effect.provide(program, NodeServices.layer))
+  const output = CliOutput.withOperatorOutput(options.name ?? "pool-manager", options.args ?? process.argv.slice(2))
+  runMain(Effect.provide(output(program), NodeServices.layer))
 }

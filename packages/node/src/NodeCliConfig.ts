@@ -97,9 +97,11 @@ export interface ServerConfig {
 
 /**
  * Parses a duration as people type it: `3s`, `500ms`, `500 millis`,
- * `2 seconds`, `1.5m`, a bare number of milliseconds, or `infinity`.
- * Negative and malformed values give `None`. Used for the flags and for the
- * string durations of a config file.
+ * `2 seconds`, `1.5m`, `0`, or `infinity`. A number without a unit (other
+ * than 0) is refused, as `5` could mean seconds or milliseconds; negative
+ * and malformed values give `None` too. Used for the flags, the environment
+ * and the string durations of a config file (where a JSON or YAML number is
+ * a number of milliseconds).
  *
  * @category parsing
  * @since 0.1.0
@@ -117,7 +119,9 @@ const resolve = (defaults: Defaults) =>
 
 /**
  * The server's flags, each optional, with its default from `defaults` shown
- * in `--help`. Throws the `ConfigError` if `defaults` themselves are invalid
+ * in `--help`. Each one not given is read from the environment variable
+ * `POOL_MANAGER_<FLAG>` (`--max-workers`: `POOL_MANAGER_MAX_WORKERS`) through
+ * the fiber's `ConfigProvider`, and parsed as the flag would be. Throws the `ConfigError` if `defaults` themselves are invalid
  * (a programming error, caught the first time the program runs).
  *
  * @example
@@ -257,7 +261,7 @@ export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
  * The line logged once listening: the bound address (with the real port
  * when 0 was asked for) and the effective configuration as `flag=value`
  * pairs, e.g. `pool-manager listening on 127.0.0.1:6263 min-workers=0 ...`;
- * `tls=true` ends it when serving TLS.
+ * `tls=true` ends it when serving TLS, and `processes=N` when given.
  *
  * @category config
  * @since 0.1.0
@@ -266,10 +270,17 @@ export const listeningLine = (
   name: string,
   address: NetAddress.SocketAddress,
   config: ManagerConfig.ManagerConfig,
-  options?: { readonly tls?: boolean | undefined }
+  options?: {
+    readonly tls?: boolean | undefined
+    /** The processes serving the port (`--processes`). @since 0.2.0 */
+    readonly processes?: number | undefined
+  }
 ): string => {
   const where = NetAddress.isInetAddress(address) ? String(address) : `unix:${String(address)}`
-  return [`${name} listening on ${where}`, describeConfig(config), ...(options?.tls === true ? ["tls=true"] : [])].join(
-    " "
-  )
+  return [
+    `${name} listening on ${where}`,
+    describeConfig(config),
+    ...(options?.tls === true ? ["tls=true"] : []),
+    ...(options?.processes === undefined ? [] : [`processes=${options.processes}`])
+  ].join(" ")
 }

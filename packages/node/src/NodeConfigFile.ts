@@ -1,12 +1,15 @@
 /**
- * A JSON configuration file for the pool, and reloading it on SIGHUP.
+ * A configuration file for the pool, JSON or YAML, and reloading it on SIGHUP.
  *
- * The file is one JSON object of `ManagerConfig` fields, e.g.
- * `{ "maxWorkersCount": 10, "clientsDeadline": "3 seconds" }`. Durations are
- * numbers of milliseconds or strings, in `Duration`'s spelling ("3 seconds")
- * or the CLI's ("3s", "500ms"). Every field is optional; an unknown field, a
- * bad value or `minWorkersCount` above a non-zero `maxWorkersCount` is an
- * error naming the file and the field, so a typo never passes silently.
+ * The file is one object of `ManagerConfig` fields: in JSON,
+ * `{ "maxWorkersCount": 10, "clientsDeadline": "3 seconds" }`; a file named
+ * `*.yaml` or `*.yml` is YAML (`maxWorkersCount: 10`, `clientsDeadline: 3s`).
+ * Durations are numbers of milliseconds or strings, in `Duration`'s spelling
+ * ("3 seconds") or the CLI's ("3s", "500ms"). Every field is optional; an
+ * unknown field, a bad value or `minWorkersCount` above a non-zero
+ * `maxWorkersCount` is an error naming the file, the field and its line and
+ * column, so a typo never passes silently. A file that does not parse is
+ * named with the line and column of the error, never with its content.
  *
  * @since 0.1.0
  */
@@ -19,11 +22,12 @@ import * as Predicate from "effect/Predicate"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Semaphore from "effect/Semaphore"
+import * as ConfigText from "./internal/configText.ts"
 import * as Signals from "./internal/signals.ts"
 import { parseDuration } from "./NodeCliConfig.ts"
 
 /**
- * The file could not be read, is not JSON, or is not a valid configuration.
+ * The file could not be read, is not JSON (or YAML), or is not a valid configuration.
  *
  * @category errors
  * @since 0.1.0
@@ -39,18 +43,15 @@ export class ConfigFileError extends Schema.TaggedError<ConfigFileError>()("Conf
 
 const durationFields = ["clientsDeadline", "idleWorkerTimeout", "drainTimeout", "queueTimeout"] as const
 
-const issuesText = (error: { readonly issues: ReadonlyArray<{ field: string; value: string; message: string }> }) =>
-  error.issues.map((issue) => `${issue.field}: ${issue.message} (got ${issue.value})`).join("; ")
-
-// Where V8 says the error is, when it says so ("line 2 column 7"); nothing of the text itself.
-const jsonErrorPlace = (cause: unknown): string => {
-  const place = /\(line (\d+) column (\d+)\)/.exec(cause instanceof Error ? cause.message : "")
-  return place === null ? " (it does not parse as JSON)" : ` at line ${place[1]}, column ${place[2]}`
-}
+// A key is shown only when it looks like a field name (a typo of one): the
+// keys of a file that is no config at all (say a password file read as YAML)
+// are its content.
+const shownKey = (key: string): string => (/^[A-Za-z][A-Za-z0-9_-]{0,39}$/.test(key) ? JSON.stringify(key) : "(a key)")
 
 /**
  * Parses and validates the text of a config file (`path` is only for
- * messages). Returns the fields it sets, durations as `Duration`s, ready to
+ * messages, and for its format: YAML when it ends in `.yaml` or `.yml`, JSON
+ * otherwise). Returns the fields it sets, durations as `Duration`s, ready to
  * be applied over other settings with `ManagerConfig.make`.
  *
  * @category parsing
@@ -58,33 +59,43 @@ const jsonErrorPlace = (cause: unknown): string => {
  */
 export const parse = (text: string, path: string): Effect.Effect<ManagerConfig.Input, ConfigFileError> =>
   Effect.gen(function* () {
-    const json = yield* Effect.try({
-      try: () => JSON.parse(text) as unknown,
-      // V8's message quotes the start of the text: it is never logged (the file may be a secret one).
-      catch: (cause) => new ConfigFileError({ path, reason: `not valid JSON${jsonErrorPlace(cause)}` })
-    })
-    if (!Predicate.isObject(json) || Array.isArray(json)) {
-      return yield* new ConfigFileError({ path, reason: "expected a JSON object of ManagerConfig fields" })
+    const result = ConfigText.parseText(text, path)
+    if (result._tag === "Invalid") return yield* new ConfigFileError({ path, reason: result.reason })
+    const { value, positionOf } = result.parsed
+    const kind = ConfigText.formatOf(path) === "yaml" ? "a YAML mapping" : "a JSON object"
+    if (!Predicate.isObject(value) || Array.isArray(value)) {
+      return yield* new ConfigFileError({ path, reason: `expected ${kind} of ManagerConfig fields` })
     }
-    const unknown = Object.keys(json).filter((field) => !Object.hasOwn(ManagerConfig.defaults, field))
+    // A field with where it is in the file, e.g. `maxWorkers (line 3, column 1)`.
+    const located = (field: string, shown = field) => {
+      const position = positionOf(field)
+      return position === undefined ? shown : `${shown} (${position})`
+    }
+    const unknown = Object.keys(value).filter((field) => !Object.hasOwn(ManagerConfig.defaults, field))
     if (unknown.length > 0) {
       return yield* new ConfigFileError({
         path,
-        reason: `unknown field ${unknown.map((field) => JSON.stringify(field)).join(", ")} (known: ${Object.keys(ManagerConfig.defaults).join(", ")})`
+        reason: `unknown field ${unknown.map((field) => located(field, shownKey(field))).join(", ")} (known: ${Object.keys(ManagerConfig.defaults).join(", ")})`
       })
     }
-    const input: Record<string, unknown> = { ...json }
+    const input: Record<string, unknown> = { ...value }
     // The CLI's spellings ("3s") too; anything else is left for ManagerConfig to reject.
     for (const field of durationFields) {
-      const value = input[field]
-      if (typeof value === "string") {
-        const parsed = parseDuration(value)
+      const entry = input[field]
+      if (typeof entry === "string") {
+        const parsed = parseDuration(entry)
         if (Option.isSome(parsed)) input[field] = parsed.value
       }
     }
     // Validated on its own, so an error names this file and not a flag.
     yield* ManagerConfig.make(input as ManagerConfig.Input).pipe(
-      Effect.mapError((error) => new ConfigFileError({ path, reason: issuesText(error) }))
+      Effect.mapError(
+        (error) =>
+          new ConfigFileError({
+            path,
+            reason: error.issues.map((issue) => `${located(issue.field)}: ${issue.message}`).join("; ")
+          })
+      )
     )
     return input as ManagerConfig.Input
   })
@@ -129,7 +140,9 @@ export const read = (path: string): Effect.Effect<ManagerConfig.Input, ConfigFil
  */
 export const reloadOnSighup = <E, R>(
   path: string,
-  apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>
+  apply: (input: ManagerConfig.Input) => Effect.Effect<void, E, R>,
+  /** Told whether each reload was applied (for the `pool_config_last_reload_*` metrics). @since 0.2.0 */
+  onResult?: ((applied: boolean) => void) | undefined
 ): Effect.Effect<void, never, R | Scope.Scope> =>
   Effect.gen(function* () {
     const lock = yield* Semaphore.make(1)
@@ -137,7 +150,9 @@ export const reloadOnSighup = <E, R>(
       Effect.logInfo("SIGHUP: reloading the config file").pipe(
         Effect.andThen(read(path)),
         Effect.flatMap(apply),
+        Effect.tap(() => Effect.sync(() => onResult?.(true))),
         Effect.catchCause((cause) => {
+          onResult?.(false)
           // The message says what is wrong with the file; a stack trace would only bury it.
           const error = Cause.squash(cause)
           const message = error instanceof Error ? error.message : String(error)

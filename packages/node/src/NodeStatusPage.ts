@@ -46,6 +46,27 @@ export interface Snapshot {
   readonly time: number
   readonly stats: PoolManager.PoolStats
   readonly config: ReturnType<typeof ManagerConfig.toJson>
+  /**
+   * With `--processes`: a row per process (its own stats and configuration;
+   * none for a process that did not answer), while `stats` adds them up and
+   * `config` adds their worker bounds up.
+   *
+   * @since 0.2.0
+   */
+  readonly processes?: ReadonlyArray<ProcessSnapshot> | undefined
+}
+
+/**
+ * One process of a cluster in a `Snapshot`.
+ *
+ * @category models
+ * @since 0.2.0
+ */
+export interface ProcessSnapshot {
+  /** The process's number, 1 to N, as the `process` label of the metrics. */
+  readonly process: number
+  readonly stats?: PoolManager.PoolStats | undefined
+  readonly config?: ReturnType<typeof ManagerConfig.toJson> | undefined
 }
 
 /**

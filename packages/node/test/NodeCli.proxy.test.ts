@@ -30,7 +30,7 @@ describe("NodeCli --proxy-protocol", () => {
         assert.match(help.stdout, /--proxy-protocol[^\n]*\(default: false\)/)
         assert.match(help.stdout, /--trusted-proxies[^\n]*\(default: 127\.0\.0\.0\/8,::1\/128\)/)
         const bad = yield* runBin(["--proxy-protocol", "--trusted-proxies", "10.0.0.0/99"])
-        assert.strictEqual(bad.code, 1)
+        assert.strictEqual(bad.code, 2)
         assert.include(bad.stderr, "--trusted-proxies")
       }),
     60_000

@@ -90,7 +90,7 @@ describe("NodeCli --shutdown-delay", () => {
         assert.match(stdout, /--agent-port[^\n]*\(default: off\)/)
         assert.match(stdout, /--agent-host[^\n]*\(default: 127\.0\.0\.1\)/)
         const cluster = yield* runBin(["--agent-port", "0", "--processes", "2"])
-        assert.strictEqual(cluster.code, 1)
+        assert.strictEqual(cluster.code, 2)
         assert.include(cluster.stderr, "--agent-port needs --processes 1")
       }),
     60_000

@@ -29,8 +29,9 @@ describe("NodeCli", () => {
     assert.deepStrictEqual(millis("500ms"), Option.some(500))
     assert.deepStrictEqual(millis("2 seconds"), Option.some(2000))
     assert.deepStrictEqual(millis("1.5m"), Option.some(90_000))
-    assert.deepStrictEqual(millis("250"), Option.some(250))
     assert.deepStrictEqual(millis("0"), Option.some(0))
+    // A number alone could be seconds or milliseconds: refused.
+    assert.deepStrictEqual(millis("250"), Option.none())
     assert.isTrue(Option.isSome(NodeCliConfig.parseDuration("infinity")))
     for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN"])
       assert.isTrue(Option.isNone(NodeCliConfig.parseDuration(bad)))
@@ -80,7 +81,7 @@ describe("NodeCli", () => {
   )
 
   it.live(
-    "rejects bad flags and values with exit code 1 and a message naming the flag",
+    "rejects bad flags and values with exit code 2, a message naming the flag and a pointer at --help (not the help)",
     () =>
       Effect.gen(function* () {
         const cases: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string>]> = [
@@ -109,9 +110,10 @@ describe("NodeCli", () => {
         const results = yield* Effect.forEach(cases, ([args]) => runBin(args), { concurrency: "unbounded" })
         results.forEach((result, i) => {
           const [args, mentions] = cases[i]!
-          assert.strictEqual(result.code, 1, `exit code for ${args.join(" ")}`)
+          assert.strictEqual(result.code, 2, `exit code for ${args.join(" ")}`)
           for (const mention of mentions) assert.include(result.stderr, mention, `message for ${args.join(" ")}`)
-          assert.notInclude(result.stdout, "listening on")
+          assert.include(result.stderr, "Run 'pool-manager --help' for the flags.")
+          assert.strictEqual(result.stdout, "", `nothing on stdout for ${args.join(" ")}: no help printed`)
         })
       }),
     60_000
@@ -127,6 +129,11 @@ describe("NodeCli", () => {
         [["--min-workers", "1.5"], "Invalid value for flag --min-workers"],
         [["--max-message-bytes", "0"], "Invalid value for flag --max-message-bytes"],
         [["--clients-deadline", "soon"], "Invalid value for flag --clients-deadline"],
+        [
+          ["--clients-deadline", "5"],
+          `Invalid value for flag --clients-deadline: "5". Expected: a duration with a unit`
+        ],
+        [["--drain-timeout", "30"], "(30s? 30ms?)"],
         [["--drain-timeout", "-5s"], "--drain-timeout"],
         [["--min-workers", "3", "--max-workers", "1"], "Invalid value for flag --min-workers (minWorkersCount): 3"],
         [["--admission-policy", "maybe"], "--admission-policy"],

@@ -42,7 +42,7 @@ describe("NodeCli logging", () => {
           "--max-message-bytes",
           "4"
         ])
-        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /))[1])
+        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+)"/))[1])
 
         yield* Effect.gen(function* () {
           const client = yield* connect(port)

@@ -72,11 +72,17 @@ describe("NodeConfigFile", () => {
   it.effect("rejects what is not a valid configuration, naming the file and the field", () =>
     Effect.gen(function* () {
       assert.include(parseError(`{"maxWorkers": 3}`), `config file pool.json: unknown field "maxWorkers"`)
-      assert.include(parseError(`{"maxWorkersCount": 3,}`), "config file pool.json: not valid JSON")
+      assert.include(
+        parseError(`{"maxWorkersCount": 3,}`),
+        "config file pool.json: not valid JSON at line 1, column 23"
+      )
       assert.include(parseError(`[1, 2]`), "expected a JSON object")
-      assert.include(parseError(`{"bufferSize": -1}`), "bufferSize: expected a number >= 0")
+      assert.include(parseError(`{"bufferSize": -1}`), "bufferSize (line 1, column 2): expected a number >= 0")
       assert.include(parseError(`{"clientsDeadline": "soon"}`), "clientsDeadline")
-      assert.include(parseError(`{"minWorkersCount": 5, "maxWorkersCount": 2}`), "minWorkersCount: expected at most")
+      assert.include(
+        parseError(`{"minWorkersCount": 5, "maxWorkersCount": 2}`),
+        "minWorkersCount (line 1, column 2): expected at most"
+      )
       const missing = yield* Effect.flip(NodeConfigFile.read("/nonexistent/pool.json"))
       assert.include(missing.message, "config file /nonexistent/pool.json: cannot read it")
     })
@@ -150,7 +156,7 @@ describe("NodeConfigFile", () => {
         Fs.writeFileSync(file, JSON.stringify({ maxWorkersCount: "three" }))
         child.process.kill("SIGHUP")
         const line = yield* child.waitFor(/.*config reload failed, keeping the running configuration: .*/)
-        assert.match(line[0], /ERROR .*config file \S+pool\.json: maxWorkersCount: /)
+        assert.match(line[0], /ERROR .*config file \S+pool\.json: maxWorkersCount \(line 1, column 2\): /)
         yield* admitted(port)
         yield* refused(port)
 

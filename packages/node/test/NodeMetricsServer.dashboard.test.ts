@@ -1,7 +1,9 @@
 /**
  * `deploy/grafana-dashboard.json` against a real `/metrics`: every metric a
- * panel queries must be in the scrape of a `pool-manager` that served and
- * refused connections, with every label the query selects or groups by. Only
+ * panel queries must be in the scrape of a `pool-manager` of two processes
+ * (`--processes 2`) that served connections, with every label the query
+ * selects or groups by, and the panel of workers against min and max must add
+ * the processes' bounds up as it adds their workers up. Only
  * the labels Prometheus itself adds when it scrapes (`instance`, `job`) are
  * not expected in the text. A renamed metric or label breaks this test
  * instead of leaving an empty panel.
@@ -11,13 +13,13 @@ import * as Fs from "node:fs"
 import { fileURLToPath } from "node:url"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { fillPool } from "./utils/client.ts"
-import { bin, get, parsePrometheus, spawnNode } from "./utils/cliProcess.ts"
+import { connect } from "./utils/client.ts"
+import { bin, get, parsePrometheus, type Sample, spawnNode } from "./utils/cliProcess.ts"
 
 interface Panel {
   readonly id: number
   readonly title: string
-  readonly targets?: ReadonlyArray<{ readonly expr: string }>
+  readonly targets?: ReadonlyArray<{ readonly expr: string; readonly legendFormat: string }>
 }
 
 const dashboard = JSON.parse(
@@ -30,12 +32,23 @@ const dashboard = JSON.parse(
 /** Labels that Prometheus attaches to every series it scrapes. */
 const targetLabels = new Set(["instance", "job"])
 /** PromQL words that may stand where a metric name could. */
-const promql = new Set(["by", "without", "sum", "max", "min", "rate", "histogram_quantile", "label_values"])
+const promql = new Set([
+  "by",
+  "without",
+  "sum",
+  "max",
+  "min",
+  "count",
+  "time",
+  "rate",
+  "histogram_quantile",
+  "label_values"
+])
 
 /** The metric names a PromQL expression reads, and the labels it matches on or groups by. */
 const references = (expr: string) => {
   const metrics = new Set<string>()
-  for (const [, name] of expr.matchAll(/\b(pool_[a-z_]+)\b/g)) metrics.add(name!)
+  for (const [, name] of expr.matchAll(/\b((?:pool|process|nodejs)_[a-z0-9_]+)\b/g)) metrics.add(name!)
   const labels = new Set<string>()
   for (const [, inside] of expr.matchAll(/\{([^}]*)\}/g)) {
     for (const [, label] of inside!.matchAll(/([a-z_]+)\s*(?:=~|!=|!~|=)/g)) labels.add(label!)
@@ -45,6 +58,19 @@ const references = (expr: string) => {
   }
   for (const [, inside] of expr.matchAll(/label_values\(\s*[a-z_]+\s*,\s*([a-z_]+)\s*\)/g)) labels.add(inside!)
   return { metrics, labels }
+}
+
+/** The value of `sum|max|min by (instance) (metric{instance=~"$instance"})` over one instance's samples. */
+const evaluate = (expr: string, samples: ReadonlyArray<Sample>): number => {
+  const match = /^(sum|max|min) by \(instance\) \(([a-z_]+)\{instance=~"\$instance"\}\)$/.exec(expr)
+  if (match === null) throw new Error(`not an aggregation this test evaluates: ${expr}`)
+  const values = samples.filter((sample) => sample.name === match[2]).map((sample) => sample.value)
+  assert.isAbove(values.length, 0, `${match[2]} in /metrics`)
+  return match[1] === "sum"
+    ? values.reduce((a, b) => a + b, 0)
+    : match[1] === "max"
+      ? Math.max(...values)
+      : Math.min(...values)
 }
 
 describe("deploy/grafana-dashboard.json", () => {
@@ -59,14 +85,19 @@ describe("deploy/grafana-dashboard.json", () => {
     "queries only metrics and labels that a real /metrics has",
     () =>
       Effect.gen(function* () {
+        // The primary hands connections over in turn, so three held connections fit two processes of two workers.
         const child = yield* spawnNode([
           bin,
-          ...["--port", "0", "--metrics-port", "0", "--max-workers", "2", "--clients-deadline", "60s"]
+          ...["--port", "0", "--metrics-port", "0", "--max-workers", "2", "--min-workers", "1"],
+          ...["--clients-deadline", "60s", "--processes", "2", "--cluster-mode", "handoff"]
         ])
-        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /))[1])
+        const port = Number((yield* child.waitFor(/primary: 2 processes listening on 127\.0\.0\.1:(\d+) /))[1])
         const metricsUrl = (yield* child.waitFor(/metrics at (http:\/\/127\.0\.0\.1:\d+)\/metrics/))[1]!
-        // Two connections served and held, a third refused: every series has moved.
-        yield* fillPool(port, 2)
+        for (let i = 0; i < 3; i++) {
+          const client = yield* connect(port)
+          yield* client.send("HI!")
+          assert.strictEqual(yield* client.receive(2), "OK")
+        }
         const { status, body } = yield* get(`${metricsUrl}/metrics`)
         assert.strictEqual(status, 200)
         const samples = parsePrometheus(body)
@@ -99,7 +130,33 @@ describe("deploy/grafana-dashboard.json", () => {
             checked++
           }
         }
-        assert.isAtLeast(checked, 20)
+        assert.isAtLeast(checked, 30)
+        // Every process reports the new series under its own `process` label.
+        for (const name of [
+          "process_resident_memory_bytes",
+          "process_open_fds",
+          "process_max_fds",
+          "process_cpu_seconds_total",
+          "nodejs_eventloop_lag_seconds",
+          "pool_build_info",
+          "pool_config_last_reload_successful",
+          "pool_config_last_reload_success_timestamp_seconds"
+        ]) {
+          assert.sameMembers(
+            samples.filter((sample) => sample.name === name).map((sample) => sample.labels.process),
+            ["1", "2"],
+            name
+          )
+        }
+
+        // Workers against min and max: the capacity of the two processes, 2 × 2, above the 3 workers held.
+        const panel = dashboard.panels.find((candidate) => candidate.title === "Workers against min and max")!
+        const value = (legend: string) =>
+          evaluate(panel.targets!.find((target) => target.legendFormat.startsWith(legend))!.expr, samples)
+        assert.strictEqual(value("workers"), 3)
+        assert.strictEqual(value("busy"), 3)
+        assert.strictEqual(value("max"), 4)
+        assert.strictEqual(value("min"), 2)
       }).pipe(Effect.scoped),
     30_000
   )

@@ -98,7 +98,7 @@ describe("NodeOtlp", () => {
           ...["--port", "0", "--otlp-endpoint", otlp.url, "--service-name", "otlp-test"],
           ...["--message-span-sample-rate", "1", "--log-format", "json"]
         ])
-        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+) /))[1])
+        const port = Number((yield* child.waitFor(/listening on 127\.0\.0\.1:(\d+)"/))[1])
         yield* Effect.gen(function* () {
           const client = yield* connect(port)
           yield* client.send("HI!")

@@ -11,11 +11,12 @@ import * as Duration from "effect/Duration"
 import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
+import { withEnv } from "./cliEnv.ts"
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
   [/^(ns|nanos?)$/, 1e-6],
   [/^(us|µs|micros?)$/, 1e-3],
-  [/^(|ms|millis?)$/, 1],
+  [/^(ms|millis?)$/, 1],
   [/^(s|secs?|seconds?)$/, 1000],
   [/^(m|mins?|minutes?)$/, 60_000],
   [/^(h|hours?)$/, 3_600_000],
@@ -38,10 +39,7 @@ export const described = <A>(flag: Flag.Flag<A>, description: string, fallback: 
 
 export const durationFlag = (name: string, description: string, fallback: Duration.Duration) =>
   described(
-    Flag.String(name).pipe(
-      Flag.filterMap(parseDuration, () => "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds"),
-      Flag.withMetavar("duration")
-    ),
+    Flag.String(name).pipe(Flag.filterMap(parseDuration, durationExpected), Flag.withMetavar("duration")),
     description,
     showDuration(fallback)
   )
@@ -174,14 +172,25 @@ export const makePoolFlags = (config: ManagerConfig.ManagerConfig) =>
   Object.fromEntries(
     poolFields.map((field) => {
       const { name, make } = poolFlags[field] as PoolFlag<typeof field>
-      return [field, make(name, config[field] as never)]
+      return [field, withEnv(make(name, config[field] as never), name)]
     })
   ) as { readonly [K in PoolField]: Flag.Flag<Option.Option<ManagerConfig.ManagerConfig[K]>> }
 
-// Durations as people type them; see `NodeCliConfig.parseDuration`.
+// What a duration flag takes; a number without a unit gets a hint, as `5`
+// could mean 5 seconds as well as 5 ms.
+export const durationExpected = (text: string): string => {
+  const number = text.trim()
+  return /^\d+(?:\.\d+)?$/.test(number)
+    ? `a duration with a unit: ${number} alone is ambiguous (${number}s? ${number}ms?)`
+    : "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds"
+}
+
+// Durations as people type them; see `NodeCliConfig.parseDuration`. A bare
+// number is refused (is `5` seconds or ms?), except 0, the same in every unit.
 export const parseDuration = (text: string): Option.Option<Duration.Duration> => {
   const input = text.trim().toLowerCase()
   if (input === "infinity") return Option.some(Duration.infinity)
+  if (/^0+(?:\.0+)?$/.test(input)) return Option.some(Duration.zero)
   const match = /^(\d+(?:\.\d+)?)\s*([a-zµ]*)$/.exec(input)
   const unit = match === null ? undefined : units.find(([pattern]) => pattern.test(match[2]!))
   return unit === undefined ? Option.none() : Option.some(Duration.millis(Number(match![1]) * unit[1]))

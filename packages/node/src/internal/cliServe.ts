@@ -36,6 +36,11 @@ import type * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
+import { logLevelFromEnv } from "./cliEnv.ts"
+import { logJsonFatal, ReportedError } from "./cliOutput.ts"
+import * as ClusterStatus from "./clusterStatus.ts"
+import { addressFields, logWithFields, settingFields, where } from "./logFields.ts"
+import * as ProcessMetrics from "./processMetrics.ts"
 import * as Signals from "./signals.ts"
 
 const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
@@ -199,10 +204,14 @@ export const serve = <E, R>(
     // Added first, so it runs last: once the pool drained and the endpoints closed.
     const stop = { at: 0, busy: 0, cut: 0 }
     yield* Effect.addFinalizer(() => stoppedLine(name, stop, manager))
+    const reloads = yield* ProcessMetrics.register
     // Started before the pool, so they are closed after it has drained.
     if (worker !== undefined) {
       yield* NodeCluster.answerScrapes(
         Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
+      )
+      yield* ClusterStatus.answer(
+        Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
       )
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
@@ -230,16 +239,26 @@ export const serve = <E, R>(
         const reconfigure =
           options?.reconfigure ??
           ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
-        yield* NodeConfigFile.reloadOnSighup(file, (input) =>
-          reconfigure(input).pipe(
-            // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
-            Effect.flatMap((next) => pool.setConfig(next)),
-            Effect.tap((applied) =>
-              Effect.sync(() => options?.onReload?.(applied)).pipe(
-                Effect.andThen(Effect.log(`${name} config reloaded from ${file}: ${describeConfig(applied)}`))
+        yield* NodeConfigFile.reloadOnSighup(
+          file,
+          (input) =>
+            reconfigure(input).pipe(
+              // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
+              Effect.flatMap((next) => pool.setConfig(next)),
+              Effect.tap((applied) =>
+                Effect.sync(() => options?.onReload?.(applied)).pipe(
+                  Effect.andThen(
+                    logWithFields(
+                      config.logFormat === "json",
+                      `${name} config reloaded from ${file}`,
+                      { configFile: file, ...settingFields(applied, flagNames) },
+                      `${name} config reloaded from ${file}: ${describeConfig(applied)}`
+                    )
+                  )
+                )
               )
-            )
-          )
+            ),
+          reloads.record
         )
       }
       if (config.tlsFiles !== undefined) yield* reloadTlsOnSighup(config.tlsFiles, server)
@@ -249,7 +268,14 @@ export const serve = <E, R>(
       // Added last, so it runs first: the moment the stop begins.
       yield* Effect.addFinalizer(() => stoppingLine(name, config, pool, stop))
       const tls = config.server.tls !== undefined
-      yield* Effect.log(listeningLine(name, server.address, config.manager, { tls }))
+      // JSON lines carry the address and settings as fields; the text line keeps them in its message.
+      const processes = config.processes ?? 1
+      yield* logWithFields(
+        config.logFormat === "json",
+        `${name} listening on ${where(server.address)}`,
+        { ...addressFields(server.address), processes, tls, ...settingFields(config.manager, flagNames) },
+        listeningLine(name, server.address, config.manager, { tls, processes })
+      )
       if (metricsLine !== undefined) yield* Effect.log(metricsLine)
       if (agentLine !== undefined) yield* Effect.log(agentLine)
       return yield* Effect.never
@@ -292,10 +318,46 @@ const readTls = (files: TlsFiles) =>
       })
   })
 
-/** The handler of `NodeCli.command`: runs the server (or a cluster's primary) the parsed flags describe. */
+/** Where the settings come from, for `--help`. */
+export const precedence =
+  "Every flag can also be set in the environment as POOL_MANAGER_<FLAG> (--max-workers 10: " +
+  "POOL_MANAGER_MAX_WORKERS=10). Precedence: flag > environment > config file (--config, JSON or YAML) > default."
+
+/**
+ * The handler of `NodeCli.command`: runs the server (or a cluster's
+ * primary). With JSON logs, an error that stops it is a JSON line too.
+ */
 export const handler = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
+  Effect.catch(
+    run(name, options, settings),
+    (error): Effect.Effect<never, CliError.UserError | CliError.ShowHelp | ReportedError> =>
+      // A usage error (a bad POOL_MANAGER_LOG_LEVEL) goes to the command's output, JSON or not.
+      error._tag !== "ShowHelp" &&
+      Option.getOrElse(settings.logFormat, () => options.defaults?.logFormat ?? "text") === "json"
+        ? Effect.andThen(logJsonFatal(error.message), Effect.fail(new ReportedError({ message: error.message })))
+        : Effect.fail(error)
+  )
+
+// `--check-config FILE`: the file with the flags and environment over it, as a start would combine them.
+const checkConfig = <E, R>(path: string, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
-    const explicitLevel = yield* GlobalFlag.LogLevel
+    const file = yield* Effect.mapError(NodeConfigFile.read(path), userError)
+    const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), (error) =>
+      userError({ message: `config file ${path}: ${error.message}` })
+    )
+    yield* logWithFields(
+      config.logFormat === "json",
+      `config file ${path} is valid`,
+      { configFile: path, valid: true, ...settingFields(config.manager, flagNames) },
+      `config file ${path} is valid: ${describeConfig(config.manager)}`
+    ).pipe(NodeLogging.provide({ format: config.logFormat, floor: "Info", minimumLevel: () => "Info" }))
+  })
+
+const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
+  Effect.gen(function* () {
+    if (Option.isSome(settings.checkConfig)) return yield* checkConfig(settings.checkConfig.value, options, settings)
+    const flagLevel = yield* GlobalFlag.LogLevel
+    const explicitLevel = Option.isSome(flagLevel) ? flagLevel : yield* logLevelFromEnv(name)
     const path = Option.getOrUndefined(settings.config)
     // A cluster's process starts with the text its primary last loaded (the file may be broken since).
     const lastGood = NodeCluster.lastGoodConfig()

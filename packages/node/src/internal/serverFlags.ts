@@ -14,6 +14,7 @@ import type { LogFormat } from "../NodeCliConfig.ts"
 import * as NodeCluster from "../NodeCluster.ts"
 import * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeTls from "../NodeTls.ts"
+import { withEnv } from "./cliEnv.ts"
 import {
   countFlag,
   described,
@@ -137,8 +138,16 @@ export const serverFlags = {
   maxPendingConnections: setting<number>("max-pending-connections", 1024, (name, fallback) =>
     countFlag(name, Size, "Most connections in a TLS handshake or awaiting a PROXY header; more are closed", fallback)
   ),
-  /** JSON file of pool settings, under the flags; re-read on SIGHUP. */
-  config: file("config", "JSON file of pool settings, under the flags; re-read on SIGHUP"),
+  /** JSON or YAML (`.yaml`, `.yml`) file of pool settings, under the flags; re-read on SIGHUP. */
+  config: file(
+    "config",
+    "JSON or YAML (.yaml/.yml) file of pool settings, under flags and environment; re-read on SIGHUP"
+  ),
+  /** Check this config file with the other settings, print the result and exit (0: valid, 1: not). */
+  checkConfig: file(
+    "check-config",
+    "Check this config file (with the flags and environment) and exit: 0 if valid, 1 if not; serves nothing"
+  ),
   /** Port of the metrics endpoint; left out, there is none unless `--metrics-port` is given. */
   metricsPort: optional<number>("metrics-port", (name, fallback) =>
     portFlag(name, "Serve GET /metrics (Prometheus) and /healthz on this port; 0 picks a free one", fallback)
@@ -258,7 +267,7 @@ export const makeServerFlags = (base: Resolved) =>
     fields.map((field) => {
       const { name, make } = serverFlags[field]
       // As in `resolveDefaults`: `base[field]` is this row's default, which the union cannot see.
-      return [field, make(name, base[field] as never)]
+      return [field, withEnv(make(name, base[field] as never) as Flag.Flag<Option.Option<unknown>>, name)]
     })
   ) as { readonly [K in Field]: Flag.Flag<Option.Option<SettingOf<K>>> }
 

@@ -33,7 +33,9 @@ canvas { width: 100%; height: 180px; display: block; }
 .legend { display: flex; gap: 12px; flex-wrap: wrap; color: var(--muted); margin-top: 4px; }
 .legend i { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px; }
 table { width: 100%; border-collapse: collapse; font-variant-numeric: tabular-nums; }
-td { padding: 2px 0; border-bottom: 1px solid var(--line); }
+td, th { padding: 2px 0; border-bottom: 1px solid var(--line); }
+th { text-align: left; font-weight: 600; }
+[hidden] { display: none !important; }
 td:last-child { text-align: right; }
 .bar { height: 8px; background: var(--busy); border-radius: 4px; }
 #error { color: var(--reject); padding: 0 24px; min-height: 1em; }
@@ -154,6 +156,18 @@ function render() {
   $("closes").innerHTML = totals.map(([label, n]) =>
     "<tr><td>" + label + '</td><td style="width:40%"><div class="bar" style="width:' + (100 * n / most) + '%"></div></td><td>' + n + "</td></tr>").join("");
   $("config").innerHTML = Object.entries(config).map(([k, v]) => "<tr><td>" + k + "</td><td>" + v + "</td></tr>").join("");
+  // With --processes: the figures above add the processes up; a row per process.
+  $("processesSection").hidden = !last.processes;
+  if (last.processes) {
+    const cell = (v) => "<td>" + v + "</td>";
+    $("processes").innerHTML = "<tr><th>process</th><th>state</th><th>workers</th><th>busy</th><th>idle</th><th>waiting</th>" +
+      "<th>max</th><th>accepted</th><th>rejected</th></tr>" +
+      last.processes.map((p) => '<tr data-process="' + p.process + '">' + cell(p.process) + (p.stats
+        ? cell(p.stats.running ? "running" : "stopped") + cell(p.stats.workers) + cell(p.stats.busy) + cell(p.stats.idle) +
+          cell(p.stats.waiting) + cell(p.config.maxWorkersCount === 0 ? "\u221e" : p.config.maxWorkersCount) +
+          cell(p.stats.accepted) + cell(p.stats.rejected)
+        : '<td colspan="8">not answering</td>') + "</tr>").join("");
+  }
 }
 
 async function poll() {
@@ -199,6 +213,7 @@ ${tile("min", "min workers")}${tile("max", "max workers")}${tile("acceptRate", "
 <section><h2>Admissions</h2><canvas id="ratesChart"></canvas><div class="legend" id="ratesLegend"></div></section>
 <section><h2>Queue</h2><canvas id="queueChart"></canvas><div class="legend" id="queueLegend"></div></section>
 <section><h2>Connections closed by the pool, by reason (total)</h2><table id="closes"></table></section>
+<section id="processesSection" hidden><h2>Processes</h2><table id="processes"></table></section>
 <section><h2>Configuration</h2><table id="config"></table></section>
 </main>
 <script>${script}</script>

@@ -24,7 +24,9 @@ import { aggregate, ClusterError, defaultMode, type Mode, type PrimaryOptions } 
 import * as NodeMetricsServer from "../NodeMetricsServer.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as Scrapes from "./clusterScrape.ts"
+import * as ClusterStatus from "./clusterStatus.ts"
 import * as ClusterWorker from "./clusterWorker.ts"
+import { addressFields } from "./logFields.ts"
 import * as Signals from "./signals.ts"
 
 /** The first delay before a replacement, and the most it grows to. */
@@ -89,14 +91,10 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
           )
     yield* loadConfig("at start")
 
+    const liveWorkers = () =>
+      Array.from(slots).flatMap(([number, slot]) => (slot.worker === undefined ? [] : [[number, slot.worker] as const]))
     const scrapeAll = Effect.suspend(() =>
-      Effect.forEach(
-        Array.from(slots).flatMap(([number, slot]) =>
-          slot.worker === undefined ? [] : [[number, slot.worker] as const]
-        ),
-        ([number, worker]) => Scrapes.ask(worker, number),
-        { concurrency: "unbounded" }
-      )
+      Effect.forEach(liveWorkers(), ([number, worker]) => Scrapes.ask(worker, number), { concurrency: "unbounded" })
     ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
 
     // Started first so it is closed last: /healthz says 503 while the processes drain.
@@ -123,6 +121,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
           ]
           return `${own.join("\n")}\n${aggregate(scrapes)}`
         }),
+        status: Effect.suspend(() => ClusterStatus.collect(liveWorkers(), options.processes)),
         // Healthy while one process serves: the others are being replaced, and the port is answered.
         health: Effect.suspend(() =>
           stopping
@@ -134,7 +133,8 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
               })
         )
       })
-      yield* Effect.log(`${name} metrics at ${NodeMetricsServer.url(server.address)}/metrics and /healthz`)
+      const url = NodeMetricsServer.url(server.address)
+      yield* Effect.log(`${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`)
     }
 
     const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode
@@ -171,6 +171,7 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
         const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
         log(
           Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
+            Effect.annotateLogs({ ...addressFields(address), processes: options.processes, mode: via }),
             Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
           )
         )
