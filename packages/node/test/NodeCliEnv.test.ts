@@ -52,7 +52,21 @@ const parse = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   }).pipe(Effect.provide(NodeServices.layer))
 
 // Values that some flag takes; each flag is tried with the first its own parser accepts.
-const candidates = ["1", "0.5", "1s", "127.0.0.1", "queue", "json", "handoff", "true", "http://127.0.0.1:4318", bin]
+const candidates = [
+  "1",
+  "0.5",
+  "1s",
+  "127.0.0.1",
+  "queue",
+  "json",
+  "handoff",
+  "true",
+  "lines",
+  "request",
+  "TLSv1.3",
+  "http://127.0.0.1:4318",
+  bin
+]
 
 const allFlags = [...Object.values(poolFlags), ...Object.values(serverFlags)].map((row) => row.name)
 
@@ -62,7 +76,7 @@ describe("NodeCli environment", () => {
       assert.strictEqual(envName("max-workers"), "POOL_MANAGER_MAX_WORKERS")
       assert.isAbove(allFlags.length, 30)
       for (const name of allFlags) {
-        if (name === "check-config") continue
+        if (name === "check-config" || name === "check") continue
         let matched = false
         for (const value of candidates) {
           const byFlag = yield* parse([`--${name}`, value])
@@ -85,8 +99,9 @@ describe("NodeCli environment", () => {
         assert.isTrue(matched, `no candidate value parses for --${name}`)
       }
       // An action is not a setting: a variable left in an environment must not stop the server from serving.
-      const check = yield* parse([], { POOL_MANAGER_CHECK_CONFIG: bin })
+      const check = yield* parse([], { POOL_MANAGER_CHECK_CONFIG: bin, POOL_MANAGER_CHECK: "true" })
       assert.isTrue(Option.isNone(check.settings!.checkConfig))
+      assert.isTrue(Option.isNone(check.settings!.check))
     })
   )
 

@@ -1,7 +1,7 @@
 /**
  * YAML config files, errors located by line and column without the file's
- * content, and `pool-manager --check-config FILE` (the guard of a unit's
- * `ExecReload`): exit 0 for a valid file, 1 otherwise.
+ * content, `pool-manager --check-config FILE`, and `pool-manager --check` (the
+ * guard of a unit's `ExecReload`): exit 0 for a valid configuration, 1 otherwise.
  */
 
 import * as Fs from "node:fs"
@@ -10,6 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { ManagerConfig } from "@pool-manager/core"
 import { Duration, Effect } from "effect"
 import { NodeConfigFile } from "../src/index.ts"
+import { certificate } from "./utils/certificate.ts"
 import { bin, runBin, spawnNode, tempDir } from "./utils/cliProcess.ts"
 
 const parseError = (text: string, path: string) =>
@@ -103,6 +104,49 @@ describe("NodeConfigFile YAML", () => {
         const child = yield* spawnNode([bin, "--check-config", good], { env: { POOL_MANAGER_MAX_MESSAGE_BYTES: "0" } })
         assert.strictEqual(yield* child.exit(), 2)
         assert.include(child.stderr(), "POOL_MANAGER_MAX_MESSAGE_BYTES")
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live(
+    "--check checks what a start would use: the environment, the config file it names, the TLS pair",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* tempDir
+        const bad = Path.join(dir, "bad.yaml")
+        Fs.writeFileSync(bad, "maxWorkersCount: three\n")
+        // Two pairs as PEM files: each key with its own certificate, and one key with the other's.
+        const [one, two] = (yield* Effect.all([certificate, certificate])).map((pair, i) => {
+          const key = Path.join(dir, `key${i}.pem`)
+          const cert = Path.join(dir, `cert${i}.pem`)
+          Fs.writeFileSync(key, pair.key)
+          Fs.writeFileSync(cert, pair.cert)
+          return { key, cert }
+        }) as [{ key: string; cert: string }, { key: string; cert: string }]
+        const check = (env: Record<string, string>) =>
+          Effect.gen(function* () {
+            const child = yield* spawnNode([bin, "--check"], { env })
+            return { code: yield* child.exit(), stdout: child.stdout(), stderr: child.stderr() }
+          }).pipe(Effect.scoped)
+        const [plain, broken, matched, mismatched] = yield* Effect.all(
+          [
+            check({ POOL_MANAGER_MAX_WORKERS: "4" }),
+            check({ POOL_MANAGER_CONFIG: bad }),
+            check({ POOL_MANAGER_TLS_KEY: one.key, POOL_MANAGER_TLS_CERT: one.cert }),
+            check({ POOL_MANAGER_TLS_KEY: one.key, POOL_MANAGER_TLS_CERT: two.cert })
+          ],
+          { concurrency: "unbounded" }
+        )
+        // No config file: the environment alone is the configuration, and nothing listens.
+        assert.strictEqual(plain.code, 0, plain.stderr)
+        assert.match(plain.stdout, /configuration is valid: .*max-workers=4 /)
+        assert.notInclude(plain.stdout, "listening")
+        assert.strictEqual(broken.code, 1)
+        assert.include(broken.stderr, `config file ${bad}: maxWorkersCount (line 1, column 1)`)
+        assert.strictEqual(matched.code, 0, matched.stderr)
+        // A key that does not match its certificate would fail every handshake after a reload: the check refuses it.
+        assert.strictEqual(mismatched.code, 1)
+        assert.include(mismatched.stderr, `cannot use --tls-key ${one.key} and --tls-cert ${two.cert}`)
       }).pipe(Effect.scoped),
     60_000
   )

@@ -26,7 +26,7 @@ import * as Option from "effect/Option"
 
 // Flags that make the program do something else than serve: a variable left
 // in a unit's environment would stop the server from ever starting.
-const actions: ReadonlyArray<string> = ["check-config"]
+const actions: ReadonlyArray<string> = ["check", "check-config"]
 
 /** The prefix of every variable. */
 export const prefix = "POOL_MANAGER_"

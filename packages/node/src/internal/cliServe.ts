@@ -338,24 +338,30 @@ export const handler = <E, R>(name: string, options: Options<E, R>, settings: Se
         : Effect.fail(error)
   )
 
-// `--check-config FILE`: the file with the flags and environment over it, as a start would combine them.
-const checkConfig = <E, R>(path: string, options: Options<E, R>, settings: Settings) =>
+// `--check` and `--check-config FILE`: the settings a start would combine (flags and environment over the file,
+// `--check-config`'s or else `--config`'s, if any), and the TLS files they name, without serving.
+const checkConfig = <E, R>(path: string | undefined, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
-    const file = yield* Effect.mapError(NodeConfigFile.read(path), userError)
+    const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
     const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), (error) =>
-      userError({ message: `config file ${path}: ${error.message}` })
+      userError({ message: path === undefined ? error.message : `config file ${path}: ${error.message}` })
     )
+    if (config.tlsFiles !== undefined) yield* readTls(config.tlsFiles)
+    const what = path === undefined ? "configuration" : `config file ${path}`
     yield* logWithFields(
       config.logFormat === "json",
-      `config file ${path} is valid`,
-      { configFile: path, valid: true, ...settingFields(config.manager, flagNames) },
-      `config file ${path} is valid: ${describeConfig(config.manager)}`
+      `${what} is valid`,
+      { ...(path === undefined ? {} : { configFile: path }), valid: true, ...settingFields(config.manager, flagNames) },
+      `${what} is valid: ${describeConfig(config.manager)}`
     ).pipe(NodeLogging.provide({ format: config.logFormat, floor: "Info", minimumLevel: () => "Info" }))
   })
 
 const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
   Effect.gen(function* () {
     if (Option.isSome(settings.checkConfig)) return yield* checkConfig(settings.checkConfig.value, options, settings)
+    if (Option.getOrElse(settings.check, () => false)) {
+      return yield* checkConfig(Option.getOrUndefined(settings.config), options, settings)
+    }
     const flagLevel = yield* GlobalFlag.LogLevel
     const explicitLevel = Option.isSome(flagLevel) ? flagLevel : yield* logLevelFromEnv(name)
     const path = Option.getOrUndefined(settings.config)

@@ -143,6 +143,21 @@ export const serverFlags = {
     "config",
     "JSON or YAML (.yaml/.yml) file of pool settings, under flags and environment; re-read on SIGHUP"
   ),
+  /**
+   * Check the configuration a start would use (flags, environment, the
+   * `config` file if any, the TLS files), print the result and exit (0:
+   * valid, 1: not); a unit's reload guard.
+   */
+  check: row(
+    "check",
+    (_: never | undefined) => undefined,
+    (name: string) =>
+      described(
+        Flag.Boolean(name),
+        "Check the settings a start would use (flags, environment, --config, TLS files) and exit: 0 if valid, 1 if not; serves nothing",
+        "off"
+      )
+  ),
   /** Check this config file with the other settings, print the result and exit (0: valid, 1: not). */
   checkConfig: file(
     "check-config",
