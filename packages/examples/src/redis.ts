@@ -26,7 +26,7 @@
  * `layer` starts the same server inside a larger program (tests, the benchmark).
  */
 import { Buffer } from "node:buffer"
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { Framing, type ManagerConfig, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeTcpServer } from "@pool-manager/node"
 import { Clock, Context, Effect, Layer, Schedule } from "effect"

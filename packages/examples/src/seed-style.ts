@@ -14,7 +14,7 @@
  */
 
 import * as Net from "node:net"
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { type Connection, PoolManager } from "@pool-manager/core"
 import { NodeConnection } from "@pool-manager/node"
 import { Effect, References } from "effect"
