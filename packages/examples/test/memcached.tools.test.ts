@@ -12,7 +12,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { runTool, startMemcached, type ToolResult } from "./utils/memcached.ts"
+import { runTool, startMemcached } from "./utils/memcached.ts"
+import type { Run } from "./utils/programs.ts"
 
 const files = {
   "hello.txt": Buffer.from("hello from the pool\n"),
@@ -30,7 +31,7 @@ const fileDirectory = Effect.acquireRelease(
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
 
-const succeeded = (what: string, result: ToolResult) =>
+const succeeded = (what: string, result: Run) =>
   assert.strictEqual(result.code, 0, `${what} failed: ${result.stderr}${result.stdout}`)
 
 describe.each([

@@ -4,12 +4,12 @@
  * libmemcached tools run as child processes (a missing tool fails the test
  * with what to install, never skips it). Every wait is bounded.
  */
-import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
 import { NodeTcpServer } from "@pool-manager/node"
 import { Context, Effect, Layer } from "effect"
 import { poll } from "../../../node/test/utils/cliProcess.ts"
 import { layer, type Options } from "../../src/memcached.ts"
+import { run } from "./programs.ts"
 
 /** Builds the memcached server in the test's scope and returns its port. */
 export const startMemcached = (options: Options = {}) =>
@@ -84,41 +84,10 @@ export const rawConnect = (port: number) =>
     })
   )
 
-/** What a tool run printed, and how it ended. */
-export interface ToolResult {
-  readonly code: number | null
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /**
- * Runs a libmemcached tool (e.g. `memccp`) with `args`, for at most
- * `timeout` ms. A tool that is not installed fails with what to install.
+ * Runs a libmemcached tool (e.g. `memccp`) with `args`, for at most two
+ * minutes, its output as latin1 (values are bytes). A tool that is not
+ * installed fails with what to install.
  */
 export const runTool = (program: string, args: ReadonlyArray<string>, options: { readonly cwd?: string } = {}) =>
-  Effect.callback<ToolResult, Error>((resume) => {
-    const child: ChildProcess.ChildProcess = ChildProcess.execFile(
-      program,
-      args,
-      { timeout: 120_000, maxBuffer: 16 * 1024 * 1024, encoding: "latin1", cwd: options.cwd },
-      (error, stdout, stderr) => {
-        if (error !== null && (error as NodeJS.ErrnoException).code === "ENOENT") {
-          resume(
-            Effect.fail(
-              new Error(
-                `${program} is not installed: install Debian's libmemcached-tools (apt-get install libmemcached-tools)`
-              )
-            )
-          )
-          return
-        }
-        if (error?.killed) {
-          resume(Effect.fail(new Error(`${program} ${args.join(" ")} timed out; stderr: ${stderr}`)))
-          return
-        }
-        const code = error === null ? 0 : typeof error.code === "number" ? error.code : null
-        resume(Effect.succeed({ code, stdout, stderr }))
-      }
-    )
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
+  run(program, args, { ...options, timeout: 120_000, encoding: "latin1", debianPackage: "libmemcached-tools" })

@@ -1,7 +1,8 @@
 /**
  * Runs the real client programs the example tests talk to (redis-cli,
- * redis-benchmark, ...), bounded in time. A program that is not installed
- * fails the test with what to install: these tests never skip.
+ * redis-benchmark, the libmemcached tools, ...), bounded in time. A program
+ * that is not installed fails the test with what to install: these tests
+ * never skip.
  */
 import * as ChildProcess from "node:child_process"
 import { Effect } from "effect"
@@ -12,41 +13,65 @@ const packages: Record<string, string> = {
   "redis-benchmark": "redis-tools"
 }
 
-/** What a program printed, once it exited with code 0. */
-export interface Output {
+/** What a program printed, and how it ended (`code` null when a signal ended it). */
+export interface Run {
+  readonly code: number | null
   readonly stdout: string
   readonly stderr: string
 }
 
+/** What a program printed, once it exited with code 0. */
+export type Output = Omit<Run, "code">
+
+/** How to run a program: its standard input, time limit (ms), folder, output encoding, and its Debian package. */
+export interface RunOptions {
+  readonly debianPackage?: string
+  readonly input?: string
+  readonly timeout?: number
+  readonly cwd?: string
+  readonly encoding?: BufferEncoding
+}
+
 /**
- * Runs `program args...` to completion with `input` on its standard input;
- * fails when it is missing, exits with another code than 0, or runs past
- * `timeout` milliseconds (it is killed then).
+ * Runs `program args...` to completion, whatever its exit code; fails when it
+ * is missing or runs past `timeout` milliseconds (it is killed then).
  */
-export const runProgram = (
-  program: string,
-  args: ReadonlyArray<string>,
-  options?: { readonly input?: string; readonly timeout?: number }
-) =>
-  Effect.callback<Output, Error>((resume) => {
+export const run = (program: string, args: ReadonlyArray<string>, options: RunOptions = {}) =>
+  Effect.callback<Run, Error>((resume) => {
     const child = ChildProcess.execFile(
       program,
       args,
-      { timeout: options?.timeout ?? 60_000, maxBuffer: 16 * 1024 * 1024 },
+      {
+        timeout: options.timeout ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+        encoding: options.encoding ?? "utf8",
+        cwd: options.cwd
+      },
       (error, stdout, stderr) => {
-        if (error === null) return resume(Effect.succeed({ stdout, stderr }))
-        const missing = (error as NodeJS.ErrnoException).code === "ENOENT"
-        resume(
-          Effect.fail(
-            new Error(
-              missing
-                ? `${program} is not installed: install Debian's ${packages[program] ?? program} package (CI does it with .ci/require in .ci/run)`
-                : `${program} ${args.join(" ")} failed (${error.message}):\n${stdout}\n${stderr}`
+        if (error === null) return resume(Effect.succeed({ code: 0, stdout, stderr }))
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+          return resume(
+            Effect.fail(
+              new Error(
+                `${program} is not installed: install Debian's ${options.debianPackage ?? packages[program] ?? program} package (CI does it with .ci/require in .ci/run)`
+              )
             )
           )
-        )
+        }
+        if (error.killed) {
+          return resume(Effect.fail(new Error(`${program} ${args.join(" ")} timed out; stderr: ${stderr}`)))
+        }
+        resume(Effect.succeed({ code: typeof error.code === "number" ? error.code : null, stdout, stderr }))
       }
     )
-    child.stdin?.end(options?.input ?? "")
+    child.stdin?.end(options.input ?? "")
     return Effect.sync(() => void child.kill("SIGKILL"))
   })
+
+/** `run`, failing unless the program exits with code 0. */
+export const runProgram = (program: string, args: ReadonlyArray<string>, options?: RunOptions) =>
+  Effect.flatMap(run(program, args, options), ({ code, stdout, stderr }) =>
+    code === 0
+      ? Effect.succeed<Output>({ stdout, stderr })
+      : Effect.fail(new Error(`${program} ${args.join(" ")} exited with code ${code}:\n${stdout}\n${stderr}`))
+  )
