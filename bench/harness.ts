@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, statSync } from "node:fs"
-import { dirname, join } from "node:path"
+import { dirname, join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { type RunningServer, rssMb, sampleWindow, startServer, stopServer, type Usage } from "./process.ts"
@@ -136,17 +136,21 @@ export interface Settings {
 export const fileLimit = (): number =>
   Number(execFileSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).trim()) || 1024
 
-/** Compiles the packages, the bin and the server programs to JavaScript (a few seconds). */
-export const build = (): void => {
+/**
+ * Compiles the packages, the bin and the server programs to JavaScript (a few
+ * seconds): this work tree's, or with `root` another's (`--base`), then the C
+ * client.
+ */
+export const build = (root: string = repoDir): void => {
   const tsc = join(repoDir, "node_modules", ".bin", "tsc")
-  console.error("building packages/core, packages/node (with its bin) and bench/servers to JavaScript")
+  console.error(`building packages/core, packages/node (with its bin) and bench/servers of ${root} to JavaScript`)
   for (const config of [
     "packages/core/tsconfig.build.json",
     "packages/node/tsconfig.build.json",
     "packages/node/tsconfig.bin.json",
     "bench/tsconfig.build.json"
   ]) {
-    execFileSync(tsc, ["-p", join(repoDir, config)], { stdio: "inherit" })
+    execFileSync(tsc, ["-p", join(root, config)], { stdio: "inherit" })
   }
   if (existsSync(clientBinary) && statSync(clientBinary).mtimeMs >= statSync(clientSource).mtimeMs) return
   mkdirSync(dirname(clientBinary), { recursive: true })
@@ -158,9 +162,29 @@ export const build = (): void => {
 const serverCpu = (settings: Settings, spec: ServerSpec): number | undefined =>
   settings.pin && (spec.processes ?? 1) === 1 ? 1 : undefined
 
-/** Starts one of `servers` and waits for the line that says its port. */
+// `servers`, and the `NAME@base` twins `addBase` made.
+const specs: Record<string, ServerSpec> = { ...servers }
+
+/**
+ * For an A/B of two builds in the same rounds (`--base DIR`): builds the work
+ * tree `dir` (another commit of this repository, its `npm ci` done) and adds a
+ * server `NAME@base` for each of `names`, the same program from `dir`'s build
+ * (its packages resolved from `dir`). Returns the new names.
+ */
+export const addBase = (dir: string, names: ReadonlyArray<string>): Array<string> => {
+  const root = resolve(dir)
+  if (!existsSync(join(root, "node_modules"))) throw new Error(`--base ${dir}: run npm ci there first`)
+  build(root)
+  return names.map((name) => {
+    const spec = servers[name]!
+    specs[`${name}@base`] = { ...spec, file: join(root, relative(repoDir, spec.file)), about: `${spec.about} (${dir})` }
+    return `${name}@base`
+  })
+}
+
+/** Starts one of `servers` (or a twin of `addBase`) and waits for the line that says its port. */
 const startNamed = (name: string, settings: Settings, extraArgs: ReadonlyArray<string>): Promise<RunningServer> => {
-  const spec = servers[name]!
+  const spec = specs[name]!
   const cpu = serverCpu(settings, spec)
   return startServer({
     name,

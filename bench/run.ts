@@ -19,6 +19,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import {
+  addBase,
   build,
   describeMeasurement,
   type Measurement,
@@ -70,6 +71,9 @@ ${Object.values(protocols)
                     and a table says where each one's busy time went (measured rates are then lower: not for the
                     measured run)
   --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
+  --base DIR        an A/B of two builds: DIR is another work tree of this repository (e.g. \`git worktree add
+                    DIR <commit>\`, then npm ci in it); each chosen server but raw also runs from DIR's build as
+                    NAME@base, in the same rounds, and a table gives each server's rate over its @base twin's
   --json FILE       also write every measurement and the summary as JSON
   --quick           smoke run: small and short (with --sweep: two points per axis; with --protocol: no warm-up run);
                     exits 1 if a server fails or a workload completes nothing (or, --protocol, reports an error)`
@@ -85,6 +89,7 @@ const { values: opts } = parseArgs({
     servers: { type: "string" },
     workloads: { type: "string" },
     json: { type: "string" },
+    base: { type: "string" },
     "node-flags": { type: "string" },
     pin: { type: "boolean", default: false },
     sweep: { type: "boolean", default: false },
@@ -319,6 +324,16 @@ if (opts.sweep && opts["sweep-from"] !== undefined) {
 }
 
 build()
+if (opts.base !== undefined) {
+  if (opts.sweep || opts.protocol !== undefined)
+    throw new Error("--base is for the workloads, not --sweep or --protocol")
+  servers.push(
+    ...addBase(
+      opts.base,
+      servers.filter((name) => name !== "raw")
+    )
+  )
+}
 console.error(`bench: ${JSON.stringify(meta)}`)
 
 if (opts.sweep) {
@@ -359,6 +374,31 @@ const spread = (all: ReadonlyArray<WorkloadMeasurement>): string => {
     : `\nConnections accepted per process:\n\n| workload | server | round | accepted | busiest process's share |\n| --- | --- | --- | --- | --- |\n${lines.join("\n")}\n`
 }
 
+// With --base: each server's rate over its @base twin's in the same round (they run back to back), per workload.
+const abTable = (all: ReadonlyArray<WorkloadMeasurement>): string => {
+  const rows = workloads.flatMap((workload) =>
+    servers
+      .filter((name) => servers.includes(`${name}@base`))
+      .flatMap((name) => {
+        const rate = (server: string, round: number) =>
+          all.find((m) => m.workload === workload.name && m.server === server && m.round === round && m.ok)?.client
+            ?.rate
+        const ratios = Array.from({ length: config.rounds }, (_, i) => {
+          const [after, before] = [rate(name, i + 1), rate(`${name}@base`, i + 1)]
+          return after === undefined || before === undefined || before === 0 ? [] : [after / before]
+        }).flat()
+        if (ratios.length === 0) return []
+        const faster = ratios.filter((r) => r > 1).length
+        return [
+          `| ${workload.name} | ${name} | ${median(ratios).toFixed(3)} | ${faster} of ${ratios.length} | ${ratios.map((r) => r.toFixed(2)).join(", ")} |`
+        ]
+      })
+  )
+  return rows.length === 0
+    ? ""
+    : `\nThis build over --base ${opts.base} (median of the rounds' ratios):\n\n| workload | server | this / base | faster in | per round |\n| --- | --- | --- | --- | --- |\n${rows.join("\n")}\n`
+}
+
 const summary = summarize(measurements)
 console.log(`
 node ${meta.node} | CPU ${meta.cpu} | ${meta.cores} cores
@@ -373,7 +413,7 @@ in that round (servers of a round run back to back, so this cancels drift betwee
 connect = ${config.concurrency} connect/send/reply/close cycles in flight, many = ${config.many} persistent connections.
 
 ${table(summary)}
-${spread(measurements)}`)
+${spread(measurements)}${abTable(measurements)}`)
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)
 
