@@ -17,9 +17,9 @@
 import * as Net from "node:net"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as CountersBy from "./internal/countersBy.ts"
 import * as LogRateLimit from "./internal/logRateLimit.ts"
 import * as gate from "./internal/proxyGate.ts"
 import * as internal from "./internal/proxyProtocol.ts"
@@ -235,22 +235,11 @@ export const makeGate = (options: Options = {}): Effect.Effect<Gate, ProxyProtoc
     const trusted = yield* trustMatcher(options.trustedProxies ?? defaultTrustedProxies)
     const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(options.headerTimeout ?? "5 seconds"))
     const maxHeaderBytes = options.maxHeaderBytes ?? 4096
-    const counts = Object.fromEntries(rejectReasons.map((reason) => [reason, 0])) as Record<RejectReason, number>
-    const context = yield* Effect.context<never>()
-    const registrations = rejectReasons.map((reason) =>
-      Metric.registerUnsafe(
-        Metric.counter("pool_proxy_connections_rejected_total", {
-          description: "Connections closed before the pool for their PROXY protocol header, by reason",
-          attributes: { reason }
-        }),
-        context,
-        { get: () => ({ count: counts[reason], incremental: true }), update: () => {}, modify: () => {} }
-      )
-    )
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const registration of registrations) registration.remove()
-      })
+    const counts = yield* CountersBy.make(
+      "pool_proxy_connections_rejected_total",
+      "Connections closed before the pool for their PROXY protocol header, by reason",
+      "reason",
+      rejectReasons
     )
 
     // One line per refused connection would flood the log under attack: a few per window, then a summary.

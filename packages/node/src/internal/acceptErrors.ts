@@ -18,8 +18,8 @@
 import * as Fs from "node:fs"
 import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
+import * as CountersBy from "./countersBy.ts"
 import * as LogRateLimit from "./logRateLimit.ts"
 
 /** The codes with their own series; anything else is counted as `other`. */
@@ -62,22 +62,11 @@ export const watch = (
   where: string
 ): Effect.Effect<() => Readonly<Record<Code, number>>, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const counts = Object.fromEntries(codes.map((code) => [code, 0])) as Record<Code, number>
-    const context = yield* Effect.context<never>()
-    const registrations = codes.map((code) =>
-      Metric.registerUnsafe(
-        Metric.counter("pool_accept_errors_total", {
-          description: "Errors accepting a connection (the connection is lost), by error code",
-          attributes: { code }
-        }),
-        context,
-        { get: () => ({ count: counts[code], incremental: true }), update: () => {}, modify: () => {} }
-      )
-    )
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const registration of registrations) registration.remove()
-      })
+    const counts = yield* CountersBy.make(
+      "pool_accept_errors_total",
+      "Errors accepting a connection (the connection is lost), by error code",
+      "code",
+      codes
     )
     const limit = descriptorLimit()
     const warn = yield* LogRateLimit.make({ kind: "accept errors" })

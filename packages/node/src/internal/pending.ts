@@ -8,8 +8,8 @@
  */
 import type * as Net from "node:net"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
+import * as CountersBy from "./countersBy.ts"
 
 export interface Pending {
   /** Counts `socket` as pending until `leave(socket)` or its close; false (and closed) when over the cap. */
@@ -25,17 +25,12 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
   Effect.gen(function* () {
     const open = new Set<Net.Socket>()
     const closed = new WeakSet<Net.Socket>()
-    let rejected = 0
-    const context = yield* Effect.context<never>()
-    const registration = Metric.registerUnsafe(
-      Metric.counter("pool_connections_rejected_total", {
-        description: "Connections refused by put, by reason",
-        attributes: { reason: "pending" }
-      }),
-      context,
-      { get: () => ({ count: rejected, incremental: true }), update: () => {}, modify: () => {} }
+    const counts = yield* CountersBy.make(
+      "pool_connections_rejected_total",
+      "Connections refused by put, by reason",
+      "reason",
+      ["pending"]
     )
-    yield* Effect.addFinalizer(() => Effect.sync(() => registration.remove()))
     const leave = (socket: Net.Socket | undefined) => {
       if (socket !== undefined) open.delete(socket)
     }
@@ -43,7 +38,7 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
       enter: (socket) => {
         if (open.has(socket)) return true
         if (open.size >= max) {
-          rejected++
+          counts.pending++
           closed.add(socket)
           socket.on("error", () => {})
           socket.destroy()
@@ -54,7 +49,7 @@ export const make = (max: number): Effect.Effect<Pending, never, Scope.Scope> =>
         return true
       },
       leave,
-      rejected: () => rejected,
+      rejected: () => counts.pending,
       wasRejected: (socket) => socket !== undefined && closed.has(socket)
     }
   })

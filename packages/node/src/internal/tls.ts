@@ -6,8 +6,8 @@
  */
 import * as Tls from "node:tls"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import type * as Scope from "effect/Scope"
+import * as CountersBy from "./countersBy.ts"
 import * as LogRateLimit from "./logRateLimit.ts"
 
 /**
@@ -100,22 +100,11 @@ export const handshakeFailures = (
   where: () => string
 ): Effect.Effect<(error: unknown, peer: string | undefined) => void, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const counts = Object.fromEntries(reasons.map((reason) => [reason, 0])) as Record<Reason, number>
-    const context = yield* Effect.context<never>()
-    const registrations = reasons.map((reason) =>
-      Metric.registerUnsafe(
-        Metric.counter("pool_tls_handshake_failures_total", {
-          description: "TLS handshakes that failed, by reason (TLS alert or error)",
-          attributes: { reason }
-        }),
-        context,
-        { get: () => ({ count: counts[reason], incremental: true }), update: () => {}, modify: () => {} }
-      )
-    )
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        for (const registration of registrations) registration.remove()
-      })
+    const counts = yield* CountersBy.make(
+      "pool_tls_handshake_failures_total",
+      "TLS handshakes that failed, by reason (TLS alert or error)",
+      "reason",
+      reasons
     )
     const warn = yield* LogRateLimit.make({ kind: "TLS handshake failures" })
     return (error, peer) => {
