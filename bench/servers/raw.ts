@@ -4,6 +4,7 @@
  * Prints `listening <port>` once bound to 127.0.0.1 (port 0), exits on
  * SIGTERM after printing `accepted <n>` on stderr.
  */
+import { writeSync } from "node:fs"
 import * as Net from "node:net"
 
 const OK = Buffer.from("OK")
@@ -26,7 +27,10 @@ server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
   process.stdout.write(`listening ${address.port}\n`)
 })
 
+// Written synchronously, then exit: once in CI this server printed `accepted`
+// and was still up 30 s later when it waited for the write's callback.
 process.on("SIGTERM", () => {
   server.close()
-  process.stderr.write(`accepted ${accepted}\n`, () => process.exit(0))
+  writeSync(2, `accepted ${accepted}\n`)
+  process.exit(0)
 })
