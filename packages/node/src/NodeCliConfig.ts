@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Flags from "./internal/cliFlags.ts"
+import { showDuration } from "./internal/logFields.ts"
 import * as ServerFlags from "./internal/serverFlags.ts"
 import type * as NodeCluster from "./NodeCluster.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
@@ -253,7 +254,7 @@ export const describeConfig = (config: ManagerConfig.ManagerConfig): string =>
     .map(([field, flag]) => {
       const value = config[field as keyof ManagerConfig.ManagerConfig]
       if (Framing.isFraming(value)) return `${flag}=${Framing.format(value)}`
-      return `${flag}=${Duration.isDuration(value) ? Flags.showDuration(value) : String(value)}`
+      return `${flag}=${Duration.isDuration(value) ? showDuration(value) : String(value)}`
     })
     .join(" ")
 

@@ -35,12 +35,11 @@
  */
 import type * as Net from "node:net"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Scrapes from "./internal/clusterScrape.ts"
 import * as ClusterWorker from "./internal/clusterWorker.ts"
-import * as Supervisor from "./internal/supervisor.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 import type { ListenError } from "./NodeTcpServer.ts"
 
@@ -214,7 +213,12 @@ export interface PrimaryOptions {
  * @since 0.1.0
  */
 export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, ClusterError | ListenError, Scope.Scope> =>
-  Supervisor.runPrimary(options)
+  // Loaded when a primary starts: its metrics server brings Effect's HTTP
+  // stack, which a worker (most processes of a cluster) never uses.
+  Effect.flatMap(
+    Effect.promise(() => import("./internal/supervisor.ts")),
+    (Supervisor) => Supervisor.runPrimary(options)
+  )
 
 /**
  * The options `NodeTcpServer` needs in a process of the cluster: in the

@@ -12,6 +12,7 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import { withEnv } from "./cliEnv.ts"
+import { showDuration } from "./logFields.ts"
 
 const units: ReadonlyArray<readonly [RegExp, number]> = [
   [/^(ns|nanos?)$/, 1e-6],
@@ -30,9 +31,6 @@ export const Port = Schema.Int.check(
   Schema.isBetween({ minimum: 0, maximum: 65535 }, { message: "expected a port 0-65535" })
 )
 export const Host = Schema.String.check(Schema.isNonEmpty({ message: "expected a host name or address" }))
-
-export const showDuration = (duration: Duration.Duration): string =>
-  Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
 
 export const described = <A>(flag: Flag.Flag<A>, description: string, fallback: unknown): Flag.Flag<Option.Option<A>> =>
   flag.pipe(Flag.withDescription(`${description} (default: ${String(fallback)})`), Flag.optional)

@@ -6,7 +6,6 @@
 import type { Worker } from "node:cluster"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
 import type { Scrape } from "../NodeCluster.ts"
 
@@ -23,6 +22,13 @@ interface ScrapeReply {
 const isScrapeReply = (message: unknown): message is ScrapeReply =>
   typeof message === "object" && message !== null && (message as { type?: unknown }).type === scrapeReply
 
+// Loaded at the first scrape: the module brings Effect's HTTP stack (its
+// `/metrics` route), which a process that is never scraped has no use for.
+const formatMetrics = Effect.flatMap(
+  Effect.promise(() => import("effect/observability/PrometheusMetrics")),
+  (PrometheusMetrics) => PrometheusMetrics.format()
+)
+
 /** In a worker: answers the primary's scrapes until the scope closes (`NodeCluster.answerScrapes`). */
 export const answer = (running: Effect.Effect<boolean>): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -36,7 +42,7 @@ export const answer = (running: Effect.Effect<boolean>): Effect.Effect<void, nev
           const reply: ScrapeReply = {
             type: scrapeReply,
             id,
-            metrics: yield* PrometheusMetrics.format(),
+            metrics: yield* formatMetrics,
             running: yield* running
           }
           // The primary may be gone already; there is nobody to tell then.

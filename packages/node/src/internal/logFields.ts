@@ -9,7 +9,14 @@ import type * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as NetAddress from "effect/net/NetAddress"
-import { showDuration } from "./cliFlags.ts"
+
+/**
+ * A duration as the flags spell it (`3s`, `infinity`). Here rather than with
+ * the flags so the log lines of a server that never parses flags (a worker,
+ * an embedding program) do not load Effect's CLI.
+ */
+export const showDuration = (duration: Duration.Duration): string =>
+  Duration.isFinite(duration) ? Duration.format(duration) : "infinity"
 
 /** `host` and `port` of a TCP address, `path` of a unix socket. */
 export const addressFields = (
