@@ -57,6 +57,38 @@ describe("PoolManager.stop", () => {
     })
   )
 
+  it.effect("fails a queued put at once while a busy callback still drains", () =>
+    Effect.gen(function* () {
+      const release = yield* Deferred.make<void>()
+      const manager = yield* PoolManager.make(
+        { maxWorkersCount: 1, admissionPolicy: "queue", queueTimeout: "1 hour", drainTimeout: "1 hour" },
+        (conn) => Deferred.await(release).pipe(Effect.andThen(Effect.orDie(conn.write("done"))))
+      )
+      yield* manager.start
+      // Added after the manager, so it runs before the manager's own stop: a
+      // failed assertion ends the test at once instead of hanging in the drain.
+      yield* Effect.addFinalizer(() => Deferred.succeed(release, undefined))
+      const busy = yield* connect(manager)
+      yield* busy.send("work")
+      yield* settle
+      const { connection } = yield* MemoryConnection.make()
+      const queued = yield* Effect.forkChild(Effect.flip(manager.put(connection)))
+      yield* settle
+      assert.strictEqual((yield* manager.stats).waiting, 1)
+      const stopping = yield* Effect.forkChild(manager.stop)
+      yield* settle
+      // The callback has not finished, so nothing was freed: only stop can have failed the put.
+      assert.isUndefined(stopping.pollUnsafe(), "stop is still draining the busy callback")
+      const failed = queued.pollUnsafe()
+      assert.isDefined(failed, "the queued put failed without waiting for the drain")
+      assert.strictEqual((yield* Fiber.join(queued))._tag, "NotRunningError")
+      assert.strictEqual((yield* manager.stats).waiting, 0)
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(stopping)
+      assert.strictEqual(yield* busy.receiveText, "done")
+    })
+  )
+
   it.effect("bytes that arrived before stop are handled as a message before the close", () =>
     Effect.gen(function* () {
       const seen: Seen = []

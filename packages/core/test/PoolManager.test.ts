@@ -197,6 +197,59 @@ describe("PoolManager worker retirement", () => {
       assert.strictEqual(stats.idle, 1)
     })
   )
+
+  it.effect(
+    "a worker idle for less than idleWorkerTimeout is kept when the reaper wakes, and retired after its own",
+    () =>
+      Effect.gen(function* () {
+        const manager = yield* started({
+          minWorkersCount: 0,
+          idleWorkerTimeout: "2 seconds",
+          clientsDeadline: "1 hour"
+        })
+        const first = yield* connect(manager)
+        const second = yield* connect(manager)
+        yield* first.end
+        yield* settle
+        yield* TestClock.adjust("1500 millis")
+        yield* second.end
+        yield* settle
+        assert.strictEqual((yield* manager.stats).idle, 2)
+        // The reaper wakes for the first worker's expiry; the second has been idle 500 ms.
+        yield* TestClock.adjust("500 millis")
+        yield* settle
+        let stats = yield* manager.stats
+        assert.strictEqual(stats.workers, 1, "only the worker idle for 2 s is retired")
+        assert.strictEqual(stats.retired, 1)
+        yield* TestClock.adjust("1499 millis")
+        yield* settle
+        assert.strictEqual((yield* manager.stats).workers, 1, "the second worker is kept until its own 2 s")
+        yield* TestClock.adjust("1 millis")
+        yield* settle
+        stats = yield* manager.stats
+        assert.strictEqual(stats.workers, 0)
+        assert.strictEqual(stats.retired, 2)
+      })
+  )
+
+  it.effect("a config change wakes the reaper, which keeps a worker idle for less than the timeout", () =>
+    Effect.gen(function* () {
+      const manager = yield* started({ minWorkersCount: 0, idleWorkerTimeout: "2 seconds", clientsDeadline: "1 hour" })
+      const client = yield* connect(manager)
+      yield* client.end
+      yield* settle
+      yield* TestClock.adjust("1 second")
+      yield* manager.setConfig({ idleWorkerTimeout: "3 seconds" })
+      yield* settle
+      assert.strictEqual((yield* manager.stats).workers, 1, "idle 1 s of 3 s: kept")
+      yield* TestClock.adjust("1999 millis")
+      yield* settle
+      assert.strictEqual((yield* manager.stats).workers, 1, "the new timeout counts from when it went idle")
+      yield* TestClock.adjust("1 millis")
+      yield* settle
+      assert.strictEqual((yield* manager.stats).workers, 0)
+    })
+  )
 })
 
 describe("PoolManager messages", () => {
