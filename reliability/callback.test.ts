@@ -6,7 +6,7 @@
  * which prints its PoolStats as `stats {json}` lines.
  */
 import { afterEach, describe, expect, it } from "vitest"
-import { connect, exchange, killAll, report, startScript, waitUntil } from "./harness.ts"
+import { connect, exchange, fdsBackTo, killAll, report, settledFds, startScript, waitUntil } from "./harness.ts"
 
 afterEach(killAll)
 
@@ -41,7 +41,7 @@ describe("a misbehaving callback", () => {
       config: { minWorkersCount: 1, maxWorkersCount: 1, idleWorkerTimeout: "1 minute", drainTimeout: "1 second" },
       statsInterval: 50
     })
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const outcomes: Record<string, unknown> = {}
     const verbs: Record<string, string> = { fail: "failed", throw: "threw", die: "died" }
     for (const command of ["fail", "throw", "die"]) {
@@ -74,7 +74,7 @@ describe("a misbehaving callback", () => {
     expect(stats.spawned).toBe(1)
     expect(stats.busy).toBe(0)
     expect(stats.workers).toBe(1)
-    await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+    await fdsBackTo(server, baseline, 10_000)
     report("callback fail/throw/die", {
       logged: outcomes,
       countedAfterMs: counted,

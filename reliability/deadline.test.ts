@@ -3,7 +3,7 @@
  * its worker is freed. Against the real `pool-manager` CLI.
  */
 import { afterEach, describe, expect, it } from "vitest"
-import { connect, exchange, killAll, report, startCli, waitUntil } from "./harness.ts"
+import { connect, exchange, fdsBackTo, killAll, report, settledFds, startCli } from "./harness.ts"
 
 afterEach(killAll)
 
@@ -20,7 +20,7 @@ describe("clientsDeadline", () => {
       "--idle-worker-timeout",
       "1m"
     ])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
 
     // Silent from the start.
     const started = Date.now()
@@ -43,7 +43,7 @@ describe("clientsDeadline", () => {
     const next = await exchange(server.port, { message: "HI!", end: true, timeout: 5000 })
     expect(next.reply).toBe("OK")
 
-    await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+    await fdsBackTo(server, baseline, 10_000)
     report("deadline 1s, one worker", {
       silentClosedAfterMs: silentMillis,
       afterLastMessageClosedAfterMs: talkerMillis,
@@ -59,7 +59,7 @@ describe("clientsDeadline", () => {
 
   it("closes 200 silent clients, each within the deadline ± 0.5 s, and frees every worker", async () => {
     const server = await startCli(["--clients-deadline", "2s", "--max-workers", "200", "--idle-worker-timeout", "1m"])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const started = Date.now()
     const clients = await Promise.all(Array.from({ length: 200 }, () => connect(server.port)))
     const connectedIn = Date.now() - started
@@ -71,7 +71,7 @@ describe("clientsDeadline", () => {
     const replies = await Promise.all(
       Array.from({ length: 200 }, () => exchange(server.port, { message: "HI!", end: true, timeout: 10_000 }))
     )
-    await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+    await fdsBackTo(server, baseline, 10_000)
     report("deadline 2s, 200 silent clients", {
       connectedInMs: connectedIn,
       closedAfterMsMin: min,

@@ -23,15 +23,16 @@ import {
   type Client,
   connect,
   exchange,
+  fdsBackTo,
   killAll,
   mb,
   report,
   type ServerProcess,
   sampler,
+  settledFds,
   sleep,
   startCli,
-  startScript,
-  waitUntil
+  startScript
 } from "./harness.ts"
 
 afterEach(killAll)
@@ -102,7 +103,7 @@ interface Measure {
 }
 
 const measure = async (server: ServerProcess, options: Measure) => {
-  const baseline = server.fds()
+  const baseline = await settledFds(server)
   const rssBefore = options.rssBefore ?? server.rss()
   const rss = sampler(() => server.rss(), 20)
   const checker = probe(server.port, 100, options.reply)
@@ -116,7 +117,7 @@ const measure = async (server: ServerProcess, options: Measure) => {
   rss.stop()
   const rssPeak = rss.max()
   flooder.socket.destroy()
-  await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+  await fdsBackTo(server, baseline, 10_000)
   const values = {
     flooded: mb(result.written),
     stalled: result.stalled,

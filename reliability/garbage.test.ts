@@ -10,7 +10,7 @@
  */
 import * as Net from "node:net"
 import { afterEach, describe, expect, it } from "vitest"
-import { killAll, random, report, type ServerProcess, sleep, startCli, startScript } from "./harness.ts"
+import { killAll, random, report, type ServerProcess, settledFds, sleep, startCli, startScript } from "./harness.ts"
 
 afterEach(killAll)
 
@@ -80,7 +80,7 @@ const garbage = async (server: ServerProcess, seed: number) => {
 describe("random binary garbage", () => {
   it("the CLI answers OK per message to 79 blobs of 1 byte to 1 MiB, and keeps running", async () => {
     const server = await startCli([])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const { results, sent } = await garbage(server, 1)
     const wrong = results.filter((r) => r.error !== undefined || !/^(OK)+$/.test(r.reply))
     const oks = results.reduce((sum, r) => sum + r.oks, 0)

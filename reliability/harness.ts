@@ -42,6 +42,21 @@ export const waitUntil = async (
 /** Open file descriptors of a process (Linux). */
 export const fdCount = (pid: number | "self"): number => Fs.readdirSync(`/proc/${pid}/fd`).length
 
+/** What a process's open fds are (Linux), counted by kind: `socket`, `pipe`, a path... */
+export const fdKinds = (pid: number): string => {
+  const kinds = new Map<string, number>()
+  for (const fd of Fs.readdirSync(`/proc/${pid}/fd`)) {
+    let target: string
+    try {
+      target = Fs.readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/:\[\d+\]$/, "")
+    } catch {
+      continue // closed since the listing
+    }
+    kinds.set(target, (kinds.get(target) ?? 0) + 1)
+  }
+  return Array.from(kinds, ([kind, count]) => `${count} ${kind}`).join(", ")
+}
+
 /** Resident set size of a process in bytes (Linux). */
 export const rssBytes = (pid: number | "self"): number => {
   const status = Fs.readFileSync(`/proc/${pid}/status`, "utf8")
@@ -200,6 +215,31 @@ export const spawnNode = async (
     }
   }
 }
+
+/**
+ * The server's open fds at rest: the fewest seen over `millis`. One read can
+ * land while the server briefly holds one more (a stats line reads
+ * /proc/self/fd; a module loads), and a baseline one too high is never seen
+ * again.
+ */
+export const settledFds = async (server: ServerProcess, millis = 200): Promise<number> => {
+  let fewest = server.fds()
+  for (let waited = 0; waited < millis; waited += 20) {
+    await sleep(20)
+    fewest = Math.min(fewest, server.fds())
+  }
+  return fewest
+}
+
+/** Waits until the server's open fds are back at `baseline`; a timeout names what is still open. */
+export const fdsBackTo = (server: ServerProcess, baseline: number, timeout = 10_000): Promise<number> =>
+  waitUntil(
+    () => server.fds() === baseline,
+    "the server's fds to return to baseline",
+    timeout,
+    20,
+    () => ` (baseline ${baseline}, now ${server.fds()}: ${fdKinds(server.pid)})`
+  )
 
 /** Starts the `pool-manager` CLI on a free port with `flags`. */
 export const startCli = (flags: ReadonlyArray<string> = [], options: Parameters<typeof spawnNode>[1] = {}) =>

@@ -4,7 +4,7 @@
  * Against the real `pool-manager` CLI with the Go original's pool (min 5, max 10).
  */
 import { afterEach, describe, expect, it } from "vitest"
-import { connect, exchange, killAll, mb, report, sampler, startCli, waitUntil } from "./harness.ts"
+import { connect, exchange, fdsBackTo, killAll, mb, report, sampler, settledFds, startCli } from "./harness.ts"
 
 afterEach(killAll)
 
@@ -13,7 +13,7 @@ const beyond = 5000
 describe("overload", () => {
   it(`refuses ${beyond} connections beyond max with ERROR_SERVER_BUSY, and its fds return to baseline`, async () => {
     const server = await startCli(["--min-workers", "5", "--max-workers", "10", "--clients-deadline", "2m"])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const rssBefore = server.rss()
 
     // Ten clients that keep every worker busy (and prove they were admitted).
@@ -46,7 +46,7 @@ describe("overload", () => {
     for (const holder of holders) expect(await holder.receive(4)).toBe("OKOK")
     for (const holder of holders) holder.socket.end()
     await Promise.all(holders.map((holder) => holder.closed(5000)))
-    const back = await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 20_000)
+    const back = await fdsBackTo(server, baseline, 20_000)
     const after = await exchange(server.port, { message: "HI!", end: true, timeout: 5000 })
 
     report("5000 beyond max", {

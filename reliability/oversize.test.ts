@@ -4,7 +4,7 @@
  * Against the real `pool-manager` CLI.
  */
 import { afterEach, describe, expect, it } from "vitest"
-import { connect, exchange, killAll, report, startCli, waitUntil } from "./harness.ts"
+import { connect, exchange, fdsBackTo, killAll, report, settledFds, startCli } from "./harness.ts"
 
 afterEach(killAll)
 
@@ -23,7 +23,7 @@ describe("maxMessageBytes", () => {
       "--idle-worker-timeout",
       "1m"
     ])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
 
     // Exactly the limit is a message like any other.
     const fits = await exchange(server.port, { message: Buffer.alloc(10_000, 0x61), end: true, timeout: 5000 })
@@ -49,7 +49,7 @@ describe("maxMessageBytes", () => {
     // The only worker is free.
     const next = await exchange(server.port, { message: "HI!", end: true, timeout: 5000 })
     expect(next.reply).toBe("OK")
-    await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+    await fdsBackTo(server, baseline, 10_000)
     report("maxMessageBytes 10000", {
       exactlyTheLimit: fits.reply,
       oneByteOverClosedAfterMs: closedAfter,

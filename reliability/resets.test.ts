@@ -9,13 +9,14 @@ import {
   type Client,
   connect,
   exchange,
+  fdsBackTo,
   killAll,
   random,
   report,
   sampler,
+  settledFds,
   sleep,
-  startCli,
-  waitUntil
+  startCli
 } from "./harness.ts"
 
 afterEach(killAll)
@@ -39,7 +40,7 @@ const resetMidRead = (port: number, bytes: Buffer, delay: number) =>
 describe("resets and half-open connections", () => {
   it("survives 2,000 connections reset mid-read and keeps serving; fds return to baseline", async () => {
     const server = await startCli(["--max-workers", "0", "--clients-deadline", "5s"])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const next = random(42)
     const fds = sampler(() => server.fds(), 50)
     // A polite client keeps asking while the resets happen.
@@ -69,7 +70,7 @@ describe("resets and half-open connections", () => {
     const elapsed = Date.now() - started
     running = false
     await polite
-    const back = await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 20_000)
+    const back = await fdsBackTo(server, baseline, 20_000)
     fds.stop()
     const after = await exchange(server.port, { message: "HI!", end: true, timeout: 5000 })
     report("2000 resets mid-read", {
@@ -91,7 +92,7 @@ describe("resets and half-open connections", () => {
 
   it("answers 200 half-closed clients that keep reading, then closes them", async () => {
     const server = await startCli(["--max-workers", "0", "--clients-deadline", "5s"])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const clients = await Promise.all(Array.from({ length: 200 }, () => connect(server.port)))
     const started = Date.now()
     // The last message comes with the FIN: the reply must still arrive.
@@ -99,7 +100,7 @@ describe("resets and half-open connections", () => {
     await Promise.all(clients.map((client) => client.closed(10_000)))
     const elapsed = Date.now() - started
     const answered = clients.filter((client) => client.text() === "OK" && client.error() === undefined)
-    const back = await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 10_000)
+    const back = await fdsBackTo(server, baseline, 10_000)
     report("200 half-open clients", {
       answeredOkThenClosed: answered.length,
       allClosedInMs: elapsed,
@@ -114,7 +115,7 @@ describe("resets and half-open connections", () => {
     // A vanished peer never answers the server's FIN. Simulated by clients
     // that stop reading (so they never see the FIN) and keep their side open.
     const server = await startCli(["--max-workers", "0", "--clients-deadline", "1s"])
-    const baseline = server.fds()
+    const baseline = await settledFds(server)
     const ghosts: Array<Client> = []
     for (let i = 0; i < 200; i++) ghosts.push(await connect(server.port, { read: false, allowHalfOpen: true }))
     const started = Date.now()
@@ -126,7 +127,7 @@ describe("resets and half-open connections", () => {
     })()
     // The server closes them after the deadline and waits up to its linger
     // time (5 s in NodeConnection) for the peer's FIN before destroying them.
-    const back = await waitUntil(() => server.fds() === baseline, "the server's fds to return to baseline", 15_000)
+    const back = await fdsBackTo(server, baseline, 15_000)
     const probe = await exchange(server.port, { message: "HI!", end: true, timeout: 5000 })
     report("200 vanished clients", {
       fdsBefore: baseline,
