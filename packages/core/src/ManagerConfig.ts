@@ -37,7 +37,9 @@ const Millis = Schema.Number.check(
   Schema.makeFilter((n) => !Number.isNaN(n) || "expected a number of milliseconds, not NaN")
 ).pipe(Schema.decodeTo(Schema.Duration, SchemaTransformation.durationFromMillis))
 
-const NonNegativeDuration = Schema.Union([Schema.Duration, Schema.DurationFromString, Millis]).check(
+// Schema.Duration comes last: an input that fails every member is reported with the first member's message
+// (see toConfigError), and the string and milliseconds members explain a bad string or a NaN better.
+const NonNegativeDuration = Schema.Union([Schema.DurationFromString, Millis, Schema.Duration]).check(
   Schema.makeFilter((d) => !Duration.isNegative(d) || "expected a duration >= 0")
 )
 

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 describe("Connection.make", () => {
   it.effect("a write waits for a full transport at most transport.writeTimeoutMillis, then fails with Timeout", () =>
@@ -52,16 +53,16 @@ describe("Connection.make", () => {
       const { client, connection } = yield* MemoryConnection.make()
       yield* manager.put(connection)
       yield* client.send("PING\nPING\n")
-      assert.strictEqual(yield* client.receiveText, "PONG\nPONG\n")
+      assert.strictEqual(yield* nextReply(client), "PONG\nPONG\n")
       // A line split across two writes, a \r\n ending, and an unknown command.
       yield* client.send("PI")
       yield* client.send("NG\r\nHELLO\n")
       let received = ""
-      while (received.length < "PONG\nERROR unknown command\n".length) received += yield* client.receiveText
+      while (received.length < "PONG\nERROR unknown command\n".length) received += yield* nextReply(client)
       assert.strictEqual(received, "PONG\nERROR unknown command\n")
       yield* client.send("QUIT\n")
-      assert.strictEqual(yield* client.receiveText, "BYE\n")
-      yield* client.closed
+      assert.strictEqual(yield* nextReply(client), "BYE\n")
+      yield* serverClosed(client)
     })
   )
 })

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection } from "../src/index.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
 
@@ -36,10 +37,10 @@ describe("MemoryConnection.make", () => {
       const { client, connection } = yield* MemoryConnection.make()
       yield* connection.write("he")
       yield* connection.write(new TextEncoder().encode("llo"))
-      assert.strictEqual(yield* client.receiveText, "hello")
+      assert.strictEqual(yield* nextReply(client), "hello")
       yield* connection.close
       yield* connection.close
-      yield* client.closed
+      yield* serverClosed(client)
       assert.strictEqual((yield* Effect.flip(connection.write("late"))).reason, "LocalClosed")
       assert.strictEqual((yield* Effect.flip(client.receive)).reason, "Closed")
     })
@@ -91,7 +92,7 @@ describe("MemoryConnection.make", () => {
       yield* first
       yield* first
       yield* connection.write("!")
-      assert.strictEqual(yield* client.receiveText, "OKOK!")
+      assert.strictEqual(yield* nextReply(client), "OKOK!")
       // A large payload is not kept by the connection: each call builds its own effect.
       const big = new Uint8Array(4096)
       assert.notStrictEqual(connection.write(big), connection.write(big))
@@ -108,7 +109,7 @@ describe("MemoryConnection.make", () => {
         assert.isFalse(transport.write("cd")) // queued, but now full
         const events: Array<string> = []
         transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))
-        assert.strictEqual(yield* client.receiveText, "abcd")
+        assert.strictEqual(yield* nextReply(client), "abcd")
         assert.deepStrictEqual(events, ["writable"])
         assert.isFalse(transport.write("efgh"))
         transport.awaitWritable(1000, (error) => events.push(error?.reason ?? "writable"))

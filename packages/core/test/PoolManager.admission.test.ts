@@ -3,6 +3,7 @@ import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, PoolError } from "../src/index.ts"
 import { connect, settle, started } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const memory = (host = "10.0.0.1") => MemoryConnection.make({ remoteAddress: `${host}:1234`, remoteHost: host })
 
@@ -127,10 +128,10 @@ describe("PoolManager per-connection limits", () => {
       const manager = yield* started({ maxMessagesPerConnection: 2 })
       const client = yield* connect(manager)
       yield* client.send("1")
-      assert.strictEqual(yield* client.receiveText, "OK:1")
+      assert.strictEqual(yield* nextReply(client), "OK:1")
       yield* client.send("2")
-      assert.strictEqual(yield* client.receiveText, "OK:2")
-      yield* client.closed
+      assert.strictEqual(yield* nextReply(client), "OK:2")
+      yield* serverClosed(client)
       yield* settle
       assert.strictEqual((yield* manager.stats).closedByMessageLimit, 1)
     })

@@ -3,6 +3,7 @@ import { Duration, Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, PoolError } from "../src/index.ts"
 import { connect, settle, started } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 describe("PoolManager.setConfig", () => {
   it.effect("config returns the validated config, with defaults", () =>
@@ -35,7 +36,7 @@ describe("PoolManager.setConfig", () => {
       // all three are still served
       for (const [i, client] of clients.entries()) {
         yield* client.send(`m${i}`)
-        assert.strictEqual(yield* client.receiveText, `OK:m${i}`)
+        assert.strictEqual(yield* nextReply(client), `OK:m${i}`)
       }
       const { connection } = yield* MemoryConnection.make()
       assert.instanceOf(yield* Effect.flip(manager.put(connection)), PoolError.PoolBusyError)
@@ -121,9 +122,9 @@ describe("PoolManager.setConfig", () => {
       yield* manager.setConfig({ clientsDeadline: "1 second", bufferSize: 2 })
       // the pending wait keeps its deadline; the next one uses the new one
       yield* client.send("abcde")
-      assert.strictEqual(yield* client.receiveText, "OK:abcde")
+      assert.strictEqual(yield* nextReply(client), "OK:abcde")
       yield* TestClock.adjust("1 second")
-      yield* client.closed
+      yield* serverClosed(client)
       assert.strictEqual((yield* manager.stats).closedByDeadline, 1)
     })
   )

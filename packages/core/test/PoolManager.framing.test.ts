@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Framing, PoolManager } from "../src/index.ts"
 import { framed, type Logged } from "./utils/framing.ts"
 import { connect, settle } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 describe("PoolManager with a framing", () => {
   for (const kind of ["effect", "sync"] as const) {
@@ -15,7 +16,7 @@ describe("PoolManager with a framing", () => {
           const client = yield* connect(manager)
           yield* client.send("PING\r\nPING\nECHO x\n")
           // One receive takes what was written when the client was woken: all three replies (the chunk was corked).
-          assert.strictEqual(yield* client.receiveText, "PING;PING;ECHO x;")
+          assert.strictEqual(yield* nextReply(client), "PING;PING;ECHO x;")
           assert.deepStrictEqual(seen, ["PING", "PING", "ECHO x"])
           assert.strictEqual((yield* manager.stats).messages, 3)
         })
@@ -30,9 +31,9 @@ describe("PoolManager with a framing", () => {
           yield* settle
           assert.deepStrictEqual(seen, [])
           yield* client.send("NG\nPO")
-          assert.strictEqual(yield* client.receiveText, "PING;")
+          assert.strictEqual(yield* nextReply(client), "PING;")
           yield* client.send("NG\n")
-          assert.strictEqual(yield* client.receiveText, "PONG;")
+          assert.strictEqual(yield* nextReply(client), "PONG;")
           assert.deepStrictEqual(seen, ["PING", "PONG"])
         })
       )
@@ -47,9 +48,9 @@ describe("PoolManager with a framing", () => {
           )
           const client = yield* connect(manager)
           yield* client.send(Uint8Array.of(0, 2, 104, 105, 0, 0, 0, 3, 102))
-          assert.strictEqual(yield* client.receiveText, "hi;;")
+          assert.strictEqual(yield* nextReply(client), "hi;;")
           yield* client.send(Uint8Array.of(111, 111))
-          assert.strictEqual(yield* client.receiveText, "foo;")
+          assert.strictEqual(yield* nextReply(client), "foo;")
           assert.deepStrictEqual(seen, ["hi", "", "foo"])
         })
       )
@@ -61,7 +62,7 @@ describe("PoolManager with a framing", () => {
           const client = yield* connect(manager)
           yield* client.send("half a li")
           yield* TestClock.adjust("1 second")
-          yield* client.closed
+          yield* serverClosed(client)
           assert.deepStrictEqual(seen, [])
           assert.strictEqual((yield* manager.stats).closedByDeadline, 1)
         })
@@ -77,9 +78,9 @@ describe("PoolManager with a framing", () => {
       yield* manager.setConfig({ framing: Framing.delimiter(";") })
       const after = yield* connect(manager)
       yield* before.send("a;b\n")
-      assert.strictEqual(yield* before.receiveText, "a;b;")
+      assert.strictEqual(yield* nextReply(before), "a;b;")
       yield* after.send("a;b\n")
-      assert.strictEqual(yield* after.receiveText, "a;")
+      assert.strictEqual(yield* nextReply(after), "a;")
       assert.deepStrictEqual(seen, ["a;b", "a"])
       assert.strictEqual(Framing.format((yield* manager.config).framing), "delimiter:;")
     })
@@ -91,7 +92,7 @@ describe("PoolManager with a framing", () => {
       const manager = yield* framed({ framing: Framing.lines() }, seen, "effect")
       const client = yield* connect(manager)
       yield* client.send("done\nnot do")
-      assert.strictEqual(yield* client.receiveText, "done;")
+      assert.strictEqual(yield* nextReply(client), "done;")
       yield* manager.stop
       assert.isTrue(yield* client.isClosed)
       assert.deepStrictEqual(seen, ["done"])
@@ -112,10 +113,10 @@ describe("PoolManager with a framing", () => {
         const client = yield* connect(manager)
         yield* client.send("a\nslow b\nc\n")
         // Not corked behind the sleeping callback: the first reply arrives while it sleeps.
-        assert.strictEqual(yield* client.receiveText, "a;")
+        assert.strictEqual(yield* nextReply(client), "a;")
         yield* TestClock.adjust("1 second")
         let received = ""
-        while (received.length < "slow b;c;".length) received += yield* client.receiveText
+        while (received.length < "slow b;c;".length) received += yield* nextReply(client)
         assert.strictEqual(received, "slow b;c;")
       })
   )
@@ -249,12 +250,12 @@ describe("PoolManager: bad input closes its connection only", () => {
         )
         const client = yield* connect(manager, { remoteAddress: "bad:1" })
         yield* client.send(test.good)
-        assert.strictEqual(yield* client.receiveText, test.goodReply)
+        assert.strictEqual(yield* nextReply(client), test.goodReply)
         // The bad input, then bytes that would be a good frame: nothing after the bad one reaches the callback.
         const seenBefore = seen.length
         yield* client.send(test.bad)
         yield* client.send(test.good)
-        yield* client.closed
+        yield* serverClosed(client)
         yield* settle
         assert.strictEqual(seen.length, seenBefore)
         const stats = yield* manager.stats
@@ -267,7 +268,7 @@ describe("PoolManager: bad input closes its connection only", () => {
         // The worker is reused: the next connection is served by the same one.
         const next = yield* connect(manager)
         yield* next.send(test.good)
-        assert.strictEqual(yield* next.receiveText, test.goodReply)
+        assert.strictEqual(yield* nextReply(next), test.goodReply)
         assert.strictEqual((yield* manager.stats).spawned, 1)
       })
     )
@@ -287,7 +288,7 @@ describe("PoolManager: bad input closes its connection only", () => {
         logged
       )
       const client = yield* connect(manager)
-      yield* client.closed
+      yield* serverClosed(client)
       yield* settle
       assert.strictEqual((yield* manager.stats).closedByFraming, 1)
       assert.match(String(logged[0]?.annotations.reason), /no decoder today/)

@@ -3,6 +3,7 @@ import { Deferred, type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
 import { connect, type Seen, settle, started } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -50,7 +51,7 @@ describe("PoolManager.stop", () => {
       assert.isUndefined(stopping.pollUnsafe())
       yield* TestClock.adjust("5 seconds")
       yield* Fiber.join(stopping)
-      assert.strictEqual(yield* client.receiveText, "done:work")
+      assert.strictEqual(yield* nextReply(client), "done:work")
       assert.isTrue(yield* client.isClosed)
       assert.deepStrictEqual(seen, ["work"])
       assert.strictEqual((yield* manager.stats).interruptedByDrain, 0)
@@ -85,7 +86,7 @@ describe("PoolManager.stop", () => {
       assert.strictEqual((yield* manager.stats).waiting, 0)
       yield* Deferred.succeed(release, undefined)
       yield* Fiber.join(stopping)
-      assert.strictEqual(yield* busy.receiveText, "done")
+      assert.strictEqual(yield* nextReply(busy), "done")
     })
   )
 
@@ -95,12 +96,12 @@ describe("PoolManager.stop", () => {
       const manager = yield* started({}, seen)
       const client = yield* connect(manager)
       yield* client.send("early")
-      assert.strictEqual(yield* client.receiveText, "OK:early")
+      assert.strictEqual(yield* nextReply(client), "OK:early")
       // bytes arrive, and stop begins before the waiting worker gets to run
       yield* client.send("late")
       yield* manager.stop
       assert.deepStrictEqual(seen, ["early", "late"])
-      assert.strictEqual(yield* client.receiveText, "OK:late")
+      assert.strictEqual(yield* nextReply(client), "OK:late")
       assert.isTrue(yield* client.isClosed)
     })
   )
@@ -138,7 +139,7 @@ describe("PoolManager.stop", () => {
         const clients = yield* Effect.forEach(Array.from({ length: 4 }), () => connect(manager))
         yield* Effect.forEach(clients, (client) => client.send(`r${round}`))
         yield* manager.stop
-        for (const client of clients) assert.strictEqual(yield* client.receiveText, `OK:r${round}`)
+        for (const client of clients) assert.strictEqual(yield* nextReply(client), `OK:r${round}`)
         const stats = yield* manager.stats
         assert.strictEqual(stats.workers, 0)
         assert.strictEqual(stats.busy, 0)
@@ -176,9 +177,9 @@ describe("PoolManager callback failures", () => {
       for (const kind of ["fail", "throw", "die"]) {
         const client = yield* connect(manager)
         yield* client.send("hello")
-        assert.strictEqual(yield* client.receiveText, "OK")
+        assert.strictEqual(yield* nextReply(client), "OK")
         yield* client.send(kind)
-        yield* client.closed
+        yield* serverClosed(client)
         yield* settle
       }
       const stats = yield* manager.stats
@@ -189,7 +190,7 @@ describe("PoolManager callback failures", () => {
       // the single worker still serves
       const client = yield* connect(manager)
       yield* client.send("again")
-      assert.strictEqual(yield* client.receiveText, "OK")
+      assert.strictEqual(yield* nextReply(client), "OK")
     })
   )
 
@@ -204,7 +205,7 @@ describe("PoolManager callback failures", () => {
       yield* settle
       yield* client.reset
       yield* TestClock.adjust("1 second")
-      yield* client.closed
+      yield* serverClosed(client)
       yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.callbackFailures, 0)

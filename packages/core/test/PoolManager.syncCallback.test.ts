@@ -3,6 +3,7 @@ import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -30,14 +31,14 @@ describe("PoolManager.syncCallback", () => {
       // A message already there when the connection is put, then messages that arrive later.
       const early = yield* connect(manager)
       yield* early.send("one")
-      assert.strictEqual(yield* early.receiveText, "OK:one")
+      assert.strictEqual(yield* nextReply(early), "OK:one")
       for (const text of ["two", "three"]) {
         // Once the loop has answered and waits again, a later message takes
         // the transport's event path (the callback runs in the event, not in
         // a resumed fiber); without the settle the client would send first.
         yield* settle
         yield* early.send(text)
-        assert.strictEqual(yield* early.receiveText, `OK:${text}`)
+        assert.strictEqual(yield* nextReply(early), `OK:${text}`)
       }
       assert.deepStrictEqual(seen, ["one", "two", "three"])
       const stats = yield* manager.stats
@@ -53,11 +54,11 @@ describe("PoolManager.syncCallback", () => {
       const client = yield* connect(manager)
       yield* TestClock.adjust("900 millis")
       yield* client.send("ping")
-      assert.strictEqual(yield* client.receiveText, "OK:ping")
+      assert.strictEqual(yield* nextReply(client), "OK:ping")
       yield* TestClock.adjust("900 millis")
       assert.isFalse(yield* client.isClosed)
       yield* TestClock.adjust("100 millis")
-      yield* client.closed
+      yield* serverClosed(client)
       assert.strictEqual((yield* manager.stats).closedByDeadline, 1)
     })
   )
@@ -67,10 +68,10 @@ describe("PoolManager.syncCallback", () => {
       const manager = yield* startedSync({ maxMessagesPerConnection: 2 })
       const client = yield* connect(manager)
       yield* client.send("a")
-      assert.strictEqual(yield* client.receiveText, "OK:a")
+      assert.strictEqual(yield* nextReply(client), "OK:a")
       yield* client.send("b")
-      assert.strictEqual(yield* client.receiveText, "OK:b")
-      yield* client.closed
+      assert.strictEqual(yield* nextReply(client), "OK:b")
+      yield* serverClosed(client)
       yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedByMessageLimit, 1)
@@ -83,16 +84,16 @@ describe("PoolManager.syncCallback", () => {
       const manager = yield* startedSync({ maxWorkersCount: 1 })
       const client = yield* connect(manager)
       yield* client.send("fine")
-      assert.strictEqual(yield* client.receiveText, "OK:fine")
+      assert.strictEqual(yield* nextReply(client), "OK:fine")
       yield* client.send("boom")
-      yield* client.closed
+      yield* serverClosed(client)
       yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.callbackFailures, 1)
       assert.strictEqual(stats.busy, 0)
       const next = yield* connect(manager)
       yield* next.send("again")
-      assert.strictEqual(yield* next.receiveText, "OK:again")
+      assert.strictEqual(yield* nextReply(next), "OK:again")
     })
   )
 
@@ -101,11 +102,11 @@ describe("PoolManager.syncCallback", () => {
       const manager = yield* startedSync({})
       const client = yield* connect(manager)
       yield* client.send("before")
-      assert.strictEqual(yield* client.receiveText, "OK:before")
+      assert.strictEqual(yield* nextReply(client), "OK:before")
       yield* client.send("late")
       yield* manager.stop
-      assert.strictEqual(yield* client.receiveText, "OK:late")
-      yield* client.closed
+      assert.strictEqual(yield* nextReply(client), "OK:late")
+      yield* serverClosed(client)
       const stats = yield* manager.stats
       assert.isFalse(stats.running)
       assert.strictEqual(stats.messages, 2)

@@ -3,6 +3,7 @@ import { Context, Effect, Exit, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, PoolError, PoolManager } from "../src/index.ts"
 import { connect, echo, type Seen, settle, started } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -45,15 +46,15 @@ describe("PoolManager lifecycle", () => {
       const manager = yield* started({ minWorkersCount: 2 }, seen)
       const first = yield* connect(manager)
       yield* first.send("one")
-      assert.strictEqual(yield* first.receiveText, "OK:one")
+      assert.strictEqual(yield* nextReply(first), "OK:one")
       yield* manager.stop
       assert.strictEqual((yield* manager.stats).workers, 0)
-      yield* first.closed
+      yield* serverClosed(first)
       yield* manager.start
       assert.strictEqual((yield* manager.stats).workers, 2)
       const second = yield* connect(manager)
       yield* second.send("two")
-      assert.strictEqual(yield* second.receiveText, "OK:two")
+      assert.strictEqual(yield* nextReply(second), "OK:two")
       assert.deepStrictEqual(seen, ["one", "two"])
     })
   )
@@ -77,7 +78,7 @@ describe("PoolManager lifecycle", () => {
         const manager = yield* PoolManager.PoolManager
         const client = yield* connect(manager)
         yield* client.send("from a program")
-        const reply = yield* client.receiveText
+        const reply = yield* nextReply(client)
         return { reply, stats: yield* manager.stats, client }
       })
       const result = yield* program.pipe(
@@ -111,7 +112,7 @@ describe("PoolManager lifecycle", () => {
       yield* manager.start
       const client = yield* connect(manager)
       yield* client.send("12345")
-      assert.strictEqual(yield* client.receiveText, "len=5")
+      assert.strictEqual(yield* nextReply(client), "len=5")
     })
   )
 })
@@ -128,7 +129,7 @@ describe("PoolManager.put", () => {
       assert.strictEqual(error.message, "can't put, pool is busy")
       assert.strictEqual((yield* manager.stats).rejected, 1)
       yield* a.end
-      yield* a.closed
+      yield* serverClosed(a)
       yield* settle
       yield* manager.put(connection)
       const stats = yield* manager.stats
@@ -158,7 +159,7 @@ describe("PoolManager.put", () => {
       for (let i = 0; i < 5; i++) {
         const client = yield* connect(manager)
         yield* client.end
-        yield* client.closed
+        yield* serverClosed(client)
         yield* settle
       }
       const after = yield* manager.stats
@@ -260,11 +261,11 @@ describe("PoolManager messages", () => {
       yield* TestClock.adjust("2999 millis")
       assert.isFalse(yield* client.isClosed)
       yield* client.send("ping")
-      assert.strictEqual(yield* client.receiveText, "OK:ping")
+      assert.strictEqual(yield* nextReply(client), "OK:ping")
       yield* TestClock.adjust("2999 millis")
       assert.isFalse(yield* client.isClosed)
       yield* TestClock.adjust("1 millis")
-      yield* client.closed
+      yield* serverClosed(client)
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedByDeadline, 1)
       assert.strictEqual(stats.busy, 0)
@@ -289,11 +290,11 @@ describe("PoolManager messages", () => {
       yield* settle
       yield* TestClock.adjust("999 millis")
       assert.deepStrictEqual(replies, [])
-      assert.strictEqual(yield* reader.receiveText, "1234567812345678")
+      assert.strictEqual(yield* nextReply(reader), "1234567812345678")
       yield* settle
       assert.deepStrictEqual(replies, ["a"])
       yield* reader.end
-      yield* reader.closed
+      yield* serverClosed(reader)
       yield* settle
       // A client that never reads: the waiting write fails after the deadline, the
       // connection is dropped as if it had missed a read deadline, the worker is free.
@@ -303,7 +304,7 @@ describe("PoolManager messages", () => {
       yield* TestClock.adjust("999 millis")
       assert.isFalse(yield* stuck.isClosed)
       yield* TestClock.adjust("1 millis")
-      yield* stuck.closed
+      yield* serverClosed(stuck)
       assert.deepStrictEqual(replies, ["a"])
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedByDeadline, 1)
@@ -319,23 +320,23 @@ describe("PoolManager messages", () => {
       const manager = yield* started({ bufferSize: 4 }, seen)
       const client = yield* connect(manager)
       yield* client.send("ab")
-      assert.strictEqual(yield* client.receiveText, "OK:ab")
+      assert.strictEqual(yield* nextReply(client), "OK:ab")
       // 10 bytes with a 4-byte buffer: reads of 4, 4 and 2 make one message
       yield* client.send("abcdefghij")
-      assert.strictEqual(yield* client.receiveText, "OK:abcdefghij")
+      assert.strictEqual(yield* nextReply(client), "OK:abcdefghij")
       // two sends that both arrived before the worker reads: 4 + 2 bytes, one message
       const { client: early, connection } = yield* MemoryConnection.make()
       yield* early.send("abcd")
       yield* early.send("ef")
       yield* manager.put(connection)
-      assert.strictEqual(yield* early.receiveText, "OK:abcdef")
+      assert.strictEqual(yield* nextReply(early), "OK:abcdef")
       // 6 + 2 bytes buffered: the read of 2 after 4 ends the first message
       const { client: late, connection: second } = yield* MemoryConnection.make()
       yield* late.send("uvwxyz")
       yield* late.send("12")
       yield* manager.put(second)
-      assert.strictEqual(yield* late.receiveText, "OK:uvwxyz")
-      assert.strictEqual(yield* late.receiveText, "OK:12")
+      assert.strictEqual(yield* nextReply(late), "OK:uvwxyz")
+      assert.strictEqual(yield* nextReply(late), "OK:12")
       assert.deepStrictEqual(seen, ["ab", "abcdefghij", "abcdef", "uvwxyz", "12"])
     })
   )
@@ -346,7 +347,7 @@ describe("PoolManager messages", () => {
       const manager = yield* started({ bufferSize: 4, clientsDeadline: "3 seconds" }, seen)
       const client = yield* connect(manager)
       yield* client.send("abcdefgh")
-      assert.strictEqual(yield* client.receiveText, "OK:abcdefgh")
+      assert.strictEqual(yield* nextReply(client), "OK:abcdefgh")
       assert.deepStrictEqual(seen, ["abcdefgh"])
       assert.isFalse(yield* client.isClosed)
     })
@@ -358,9 +359,9 @@ describe("PoolManager messages", () => {
       const manager = yield* started({ bufferSize: 4, maxMessageBytes: 8 }, seen)
       const client = yield* connect(manager)
       yield* client.send("12345678")
-      assert.strictEqual(yield* client.receiveText, "OK:12345678")
+      assert.strictEqual(yield* nextReply(client), "OK:12345678")
       yield* client.send("123456789")
-      yield* client.closed
+      yield* serverClosed(client)
       yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.closedBySize, 1)
@@ -376,7 +377,7 @@ describe("PoolManager messages", () => {
       const client = yield* connect(manager)
       yield* client.send("last words")
       yield* client.end
-      yield* client.closed
+      yield* serverClosed(client)
       assert.deepStrictEqual(seen, ["last words"])
       assert.strictEqual((yield* manager.stats).closedByPeer, 1)
     })

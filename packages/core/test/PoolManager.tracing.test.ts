@@ -3,6 +3,7 @@ import { Effect, Exit, Fiber, Metric, Option, References, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 /** A tracer that keeps every span it makes, as in Effect's documentation. */
 const recording = () => {
@@ -43,7 +44,7 @@ const everySpanSite = (callback: PoolManager.Callback) =>
     const manager = yield* startedWith({ messageSpanSampleRate: 1, maxWorkersCount: 1 }, callback)
     const client = yield* connect(manager)
     yield* client.send("x")
-    yield* client.receiveText
+    yield* nextReply(client)
     yield* Effect.flip(manager.put((yield* MemoryConnection.make()).connection))
     yield* client.end
     yield* settle
@@ -56,10 +57,10 @@ describe("PoolManager tracing", () => {
       const manager = yield* startedWith({})
       const client = yield* connect(manager, { remoteAddress: "10.0.0.7:4000" })
       yield* client.send("hello")
-      assert.strictEqual(yield* client.receiveText, "OK")
+      assert.strictEqual(yield* nextReply(client), "OK")
       yield* TestClock.adjust("250 millis")
       yield* client.send("hi")
-      assert.strictEqual(yield* client.receiveText, "OK")
+      assert.strictEqual(yield* nextReply(client), "OK")
       const [connection] = named("pool.connection")
       assert.isDefined(connection)
       assert.strictEqual(connection!.status._tag, "Started")
@@ -94,7 +95,7 @@ describe("PoolManager tracing", () => {
       const client = yield* connect(manager)
       for (const text of ["one", "three"]) {
         yield* client.send(text)
-        assert.strictEqual(yield* client.receiveText, "OK")
+        assert.strictEqual(yield* nextReply(client), "OK")
       }
       yield* settle
       const [connection] = named("pool.connection")
@@ -114,7 +115,7 @@ describe("PoolManager tracing", () => {
       // Turned off live: the next message has none.
       yield* manager.setConfig({ messageSpanSampleRate: 0 })
       yield* client.send("four")
-      assert.strictEqual(yield* client.receiveText, "OK")
+      assert.strictEqual(yield* nextReply(client), "OK")
       assert.strictEqual(named("pool.message").length, 2)
       assert.strictEqual(parentOf(named("app.handle")[2]!), connection)
     }).pipe(Effect.provideService(Tracer.Tracer, tracer))
@@ -129,10 +130,10 @@ describe("PoolManager tracing", () => {
       const manager = yield* startedWith({ messageSpanSampleRate: 1, maxMessagesPerConnection: 2 }, sync)
       const client = yield* connect(manager)
       yield* client.send("a")
-      assert.strictEqual(yield* client.receiveText, "OK")
+      assert.strictEqual(yield* nextReply(client), "OK")
       yield* client.send("b")
-      assert.strictEqual(yield* client.receiveText, "OK")
-      yield* client.closed
+      assert.strictEqual(yield* nextReply(client), "OK")
+      yield* serverClosed(client)
       yield* settle
       const [connection] = named("pool.connection")
       assert.strictEqual(named("pool.message").length, 2)
@@ -151,7 +152,7 @@ describe("PoolManager tracing", () => {
         Effect.fail("no")) as unknown as PoolManager.Callback)
       const client = yield* connect(manager)
       yield* client.send("x")
-      yield* client.closed
+      yield* serverClosed(client)
       yield* settle
       const [message] = named("pool.message")
       assert.isTrue(message!.status._tag === "Ended" && Exit.isFailure(message!.status.exit))
@@ -233,7 +234,7 @@ describe("PoolManager tracing", () => {
       )
       const held = yield* connect(manager)
       yield* held.send("x")
-      yield* held.receiveText
+      yield* nextReply(held)
       // A third connection from the same host: over maxConnectionsPerAddress with the waiting one.
       const waiting = yield* Effect.forkChild(connect(manager))
       yield* settle

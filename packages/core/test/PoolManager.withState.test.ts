@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { Framing, PoolManager } from "../src/index.ts"
 import { collecting, type Logged } from "./utils/framing.ts"
 import { connect, settle } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -37,11 +38,11 @@ describe("PoolManager.withState", () => {
       yield* settle
       assert.deepStrictEqual(events, ["init 1", "init 2"])
       yield* one.send("SELECT 3\nGET\n")
-      assert.strictEqual(yield* one.receiveText, "1:3;1:3;")
+      assert.strictEqual(yield* nextReply(one), "1:3;1:3;")
       yield* two.send("GET\n")
-      assert.strictEqual(yield* two.receiveText, "2:0;")
+      assert.strictEqual(yield* nextReply(two), "2:0;")
       yield* one.end
-      yield* one.closed
+      yield* serverClosed(one)
       yield* settle
       assert.deepStrictEqual(events, ["init 1", "init 2", "release 1"])
       yield* manager.stop
@@ -62,9 +63,9 @@ describe("PoolManager.withState", () => {
       yield* manager.start
       const client = yield* connect(manager)
       yield* client.send("a\nb\n")
-      assert.strictEqual(yield* client.receiveText, "1;2;")
+      assert.strictEqual(yield* nextReply(client), "1;2;")
       yield* client.send("c\n")
-      assert.strictEqual(yield* client.receiveText, "3;")
+      assert.strictEqual(yield* nextReply(client), "3;")
     })
   )
 
@@ -81,7 +82,7 @@ describe("PoolManager.withState", () => {
       ).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([collecting(logged)])))
       yield* manager.start
       const refused = yield* connect(manager, { remoteAddress: "first:1" })
-      yield* refused.closed
+      yield* serverClosed(refused)
       yield* settle
       const stats = yield* manager.stats
       assert.strictEqual(stats.callbackFailures, 1)
@@ -91,7 +92,7 @@ describe("PoolManager.withState", () => {
       // The worker serves the next connection.
       const served = yield* connect(manager)
       yield* served.send("hi")
-      assert.strictEqual(yield* served.receiveText, "session")
+      assert.strictEqual(yield* nextReply(served), "session")
       assert.strictEqual((yield* manager.stats).spawned, 1)
     })
   )
@@ -113,13 +114,13 @@ describe("Connection.read inside a callback", () => {
       yield* client.send("first")
       yield* settle
       yield* client.send("more")
-      assert.strictEqual(yield* client.receiveText, "done")
+      assert.strictEqual(yield* nextReply(client), "done")
       assert.deepStrictEqual(outcomes, ["read more"])
       yield* client.send("again")
       yield* TestClock.adjust("1999 millis")
       assert.deepStrictEqual(outcomes, ["read more"])
       yield* TestClock.adjust("1 millis")
-      assert.strictEqual(yield* client.receiveText, "done")
+      assert.strictEqual(yield* nextReply(client), "done")
       assert.deepStrictEqual(outcomes, ["read more", "Timeout"])
     })
   )

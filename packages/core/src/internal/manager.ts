@@ -204,6 +204,9 @@ export const make = <E, R>(
       if (served.lease === "abandoned") return notRunning()
       return restore(
         Effect.callback<void, NotRunningError>((resume) => {
+          // This fiber may have yielded (its op budget ran out) since `lend`
+          // returned, and the worker been lent or refused meanwhile.
+          if (served.lease !== "reserved") return resume(served.lease === "leased" ? Effect.void : notRunning())
           served.onLeased = (leased) => {
             served.onLeased = undefined
             resume(leased ? Effect.void : notRunning())

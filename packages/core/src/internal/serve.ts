@@ -339,8 +339,9 @@ export const serve = (
     closing = true
     observeDuration()
     if (messageSpan !== undefined) endMessageSpan(Exit.failCause(cause))
-    // Interruption here is the drain timeout cutting this session short: let it through.
-    if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+    // The drain timeout's interruption never gets here (an interrupted fiber
+    // skips these handlers): an interruption here is the callback's own (it
+    // joined an interrupted fiber, say), a failure of the callback like any other.
     // A write that failed because the peer went away is the peer closing, not
     // the callback failing: no warning for every client that resets mid-reply.
     const error = Cause.findErrorOption(cause)

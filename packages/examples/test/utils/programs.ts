@@ -64,6 +64,9 @@ export const run = (program: string, args: ReadonlyArray<string>, options: RunOp
         resume(Effect.succeed({ code: typeof error.code === "number" ? error.code : null, stdout, stderr }))
       }
     )
+    // A program may exit without reading its input (EPIPE): its exit code and
+    // output say what happened, so the pipe's error is not the test's.
+    child.stdin?.on("error", () => {})
     child.stdin?.end(options.input ?? "")
     return Effect.sync(() => void child.kill("SIGKILL"))
   })
