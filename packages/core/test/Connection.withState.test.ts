@@ -109,11 +109,12 @@ describe("withState: an init cut short by stop's drainTimeout", () => {
     }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([collecting(logged)])))
   })
 
-  it.effect("an init that ends interrupted (not failed) is not counted or logged as a callback failure", () => {
+  it.effect("an init that interrupts itself (not stop) is a failure like any other: counted, logged, closed", () => {
     const logged: Array<Logged> = []
     return Effect.gen(function* () {
       const manager = yield* PoolManager.make(
         {},
+        // As when the init joins a fiber that was interrupted.
         PoolManager.withState(() => Effect.interrupt as Effect.Effect<string>, answer)
       )
       yield* manager.start
@@ -121,9 +122,13 @@ describe("withState: an init cut short by stop's drainTimeout", () => {
       yield* settle
       assert.isTrue(yield* client.isClosed)
       const stats = yield* manager.stats
-      assert.strictEqual(stats.callbackFailures, 0)
+      assert.strictEqual(stats.callbackFailures, 1)
+      assert.strictEqual(stats.interruptedByDrain, 0, "no stop ran")
       assert.strictEqual(stats.busy, 0)
-      assert.deepStrictEqual(logged, [])
+      assert.deepStrictEqual(
+        logged.map((entry) => entry.message),
+        ["connection state init failed; closing its connection"]
+      )
     }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([collecting(logged)])))
   })
 })

@@ -138,6 +138,27 @@ describe("PoolManager put from a fiber that yields every few operations", () => 
       assert.deepInclude(yield* manager.stats, { busy: 1, accepted: 1 })
     })
   )
+
+  it.effect("a put whose worker is refused by a stop fails, at whatever point the stop finds it", () =>
+    Effect.gen(function* () {
+      for (let k = 0; k < 12; k++) {
+        const manager = yield* started({ drainTimeout: 0 })
+        const { client, connection } = yield* MemoryConnection.make()
+        const putting = yield* Effect.forkChild(yieldingOften(manager.put(connection)), { startImmediately: true })
+        for (let i = 0; i < k; i++) yield* Effect.yieldNow
+        yield* manager.stop
+        const exit = yield* soon(Fiber.await(putting), `the put (k=${k}) settled`)
+        const { accepted } = yield* manager.stats
+        // A put succeeds exactly when its connection got a worker.
+        if (Exit.isSuccess(exit)) assert.strictEqual(accepted, 1, `k=${k}: put succeeded without a worker`)
+        else {
+          assert.instanceOf(Cause.squash(exit.cause), PoolError.NotRunningError, `k=${k}`)
+          assert.strictEqual(accepted, 0, `k=${k}: put failed but its connection was served`)
+          assert.isFalse(yield* client.isClosed, `k=${k}: a refused connection stays with the caller`)
+        }
+      }
+    })
+  )
 })
 
 describe("PoolManager callback context", () => {

@@ -1,8 +1,13 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Fiber, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
-import { MemoryConnection } from "../src/index.ts"
-import { connect, settle, started } from "./utils/manager.ts"
+import { MemoryConnection, PoolManager } from "../src/index.ts"
+import { connect, echo, settle, started } from "./utils/manager.ts"
+import { soon } from "./utils/soon.ts"
+
+/** Runs `effect` in a fiber that yields to the scheduler every few operations. */
+const yieldingOften = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+  Effect.provideService(effect, Scheduler.MaxOpsBeforeYield, 3)
 
 describe("PoolManager worker reaping", () => {
   it.effect("a worker busy for longer than idleWorkerTimeout is kept idle for a full timeout once it is free", () =>
@@ -58,6 +63,36 @@ describe("PoolManager worker reaping", () => {
       yield* Fiber.join(putting)
       yield* settle
       assert.deepInclude(yield* manager.stats, { workers: 2, busy: 1, idle: 1, spawned: 2 })
+    })
+  )
+
+  it.effect("a put that takes an expired idle worker while the reaper retires several keeps it", () =>
+    Effect.gen(function* () {
+      for (let k = 0; k < 16; k++) {
+        const manager = yield* PoolManager.make({ idleWorkerTimeout: "2 seconds", clientsDeadline: "1 hour" }, echo([]))
+        // The reaper runs in a fiber forked by start: it yields every few operations too.
+        yield* yieldingOften(manager.start)
+        const clients = yield* Effect.forEach([1, 2, 3], () => connect(manager))
+        yield* Effect.forEach(clients, (client) => client.end)
+        yield* settle
+        assert.deepInclude(yield* manager.stats, { workers: 3, idle: 3 })
+        // The put runs alongside the reaper, k steps after it wakes.
+        const putting = yield* Effect.forkChild(
+          Effect.andThen(Effect.repeat(Effect.yieldNow, { times: k }), connect(manager))
+        )
+        yield* TestClock.adjust("2 seconds")
+        const client = yield* soon(Fiber.join(putting), `the put (k=${k}) completed`)
+        yield* settle
+        assert.deepInclude(
+          yield* manager.stats,
+          { workers: 1, busy: 1 },
+          `k=${k}: the idle workers retired, the busy one kept`
+        )
+        yield* client.end
+        yield* settle
+        assert.deepInclude(yield* manager.stats, { workers: 1, idle: 1 }, `k=${k}: the put's worker is idle again`)
+        yield* manager.stop
+      }
     })
   )
 })

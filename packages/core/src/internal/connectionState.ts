@@ -5,7 +5,6 @@
  * however it ends. An `init` that fails closes that connection only, counted
  * and logged as a callback failure.
  */
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import type { Connection } from "../Connection.ts"
@@ -29,8 +28,9 @@ export const withState = (
         ),
         {
           onFailure: (cause) => {
-            // Interruption is the drain timeout cutting the session short: let it through.
-            if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            // The drain timeout's interruption never gets here (an interrupted
+            // fiber skips these handlers): an interruption here is the init's
+            // own, a failure like any other (as for a callback, in serve.ts).
             env.counters.callbackFailures++
             session.closeReason = "callback failed"
             connection.transport.close()
