@@ -5,24 +5,12 @@ import { PoolManager } from "../src/index.ts"
 import { collecting, type Logged } from "./utils/framing.ts"
 import { connect, settle } from "./utils/manager.ts"
 import { serverClosed } from "./utils/soon.ts"
+import { recording } from "./utils/tracing.ts"
 
 // How a connection ends when the `init` of its state (`PoolManager.withState`)
 // fails or is cut short.
 
 const answer: PoolManager.Callback<never, never, string> = (conn, _body, _len, state) => Effect.orDie(conn.write(state))
-
-/** A tracer that keeps every span it makes. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  return { tracer, named: (name: string) => spans.filter((span) => span.name === name) }
-}
 
 describe("withState: an init that fails", () => {
   it.effect("is logged as a failed state init, and the connection's span says callback failed", () => {

@@ -1,34 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Logger, References } from "effect"
+import { Effect } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, MemoryConnection, PoolError, PoolManager } from "../src/index.ts"
+import { type LogLine, logging } from "./utils/logs.ts"
 import { connect, echo, settle } from "./utils/manager.ts"
-
-interface Logged {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-
-/** Runs `effect` with every log line, Debug included, going to `logged`. */
-const logging =
-  (logged: Array<Logged>) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    effect.pipe(
-      Effect.provideService(
-        Logger.CurrentLoggers,
-        new Set([
-          Logger.make(({ fiber, logLevel, message }) => {
-            logged.push({
-              level: logLevel,
-              message: Array.isArray(message) ? message.join(" ") : String(message),
-              annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-            })
-          })
-        ])
-      ),
-      Effect.provideService(References.MinimumLogLevel, "Debug")
-    )
 
 const startedWith = (config: ManagerConfig.Input, callback = echo([])) =>
   Effect.gen(function* () {
@@ -38,13 +13,13 @@ const startedWith = (config: ManagerConfig.Input, callback = echo([])) =>
   })
 
 /** The annotations of each line logged with `message`, in order. */
-const entries = (logged: ReadonlyArray<Logged>, message: string) =>
+const entries = (logged: ReadonlyArray<LogLine>, message: string) =>
   logged.filter((entry) => entry.message === message).map((entry) => entry.annotations)
 
 describe("PoolManager debug logging", () => {
   it.effect("logs the manager's events with what identifies them", () =>
     Effect.suspend(() => {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       return Effect.gen(function* () {
         const manager = yield* startedWith({
           debug: true,
@@ -80,7 +55,7 @@ describe("PoolManager debug logging", () => {
 
   it.effect("the reaper retires the worker idle the longest first", () =>
     Effect.suspend(() => {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       return Effect.gen(function* () {
         const manager = yield* startedWith({ debug: true, idleWorkerTimeout: "1 hour", clientsDeadline: "1 hour" })
         const first = yield* connect(manager)
@@ -105,7 +80,7 @@ describe("PoolManager debug logging", () => {
 describe("PoolManager drain warnings", () => {
   it.effect("a stop that drains in time warns of nothing; one past drainTimeout names what it interrupts", () =>
     Effect.suspend(() => {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       return Effect.gen(function* () {
         const stuck: PoolManager.Callback = () => Effect.never
         const manager = yield* startedWith({ drainTimeout: "10 seconds" }, stuck)

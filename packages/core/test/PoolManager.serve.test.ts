@@ -1,44 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Logger, References } from "effect"
+import { Effect, Fiber, Logger } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, Framing, type ManagerConfig, type PoolError, PoolManager } from "../src/index.ts"
 import { fakeTransport } from "./utils/fakeTransport.ts"
+import { type LogLine, logging } from "./utils/logs.ts"
 import { connect, settle } from "./utils/manager.ts"
 import { nextReply, serverClosed } from "./utils/soon.ts"
 
 // How the serve loop closes a connection: which transport call, when, and
 // what it logs for each reason.
 
-interface Logged {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-
-/** Collects every log line, Debug included, with its annotations. */
-const logging =
-  (logged: Array<Logged>) =>
-  <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-    effect.pipe(
-      Effect.provideService(
-        Logger.CurrentLoggers,
-        new Set([
-          Logger.make(({ fiber, logLevel, message }) => {
-            logged.push({
-              level: logLevel,
-              message: Array.isArray(message) ? message.join(" ") : String(message),
-              annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-            })
-          })
-        ])
-      ),
-      Effect.provideService(References.MinimumLogLevel, "Debug")
-    )
-
 const startedLogging = <E>(
   config: ManagerConfig.Input,
   callback: PoolManager.Callback<E> | PoolManager.SyncCallback,
-  logged: Array<Logged>
+  logged: Array<LogLine>
 ) =>
   Effect.gen(function* () {
     const manager = yield* PoolManager.make(config, callback).pipe(logging(logged))
@@ -49,7 +24,7 @@ const startedLogging = <E>(
 const answer: PoolManager.Callback<PoolError.ConnectionError> = (conn, body) =>
   conn.write(`OK:${new TextDecoder().decode(body)}`)
 
-const warnings = (logged: ReadonlyArray<Logged>) => logged.filter((entry) => entry.level === "Warn")
+const warnings = (logged: ReadonlyArray<LogLine>) => logged.filter((entry) => entry.level === "Warn")
 
 /** The first of the transport's close and abort calls. */
 const firstEnd = (events: ReadonlyArray<string>) => events.find((event) => event === "close" || event === "abort")
@@ -129,7 +104,7 @@ describe("serve: closing the transport", () => {
 describe("serve: what a close logs", () => {
   it.effect("a message over maxMessageBytes: a warning naming the peer and the limit", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       const manager = yield* startedLogging({ maxMessageBytes: 4 }, answer, logged)
       const client = yield* connect(manager, { remoteAddress: "10.0.0.1:5" })
       yield* client.send("12345")
@@ -148,7 +123,7 @@ describe("serve: what a close logs", () => {
 
   it.effect("a frame too large: its own warning, with why and the framing", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       const framing = Framing.lines({ maxLength: 3 })
       const manager = yield* startedLogging({ framing }, answer, logged)
       const client = yield* connect(manager, { remoteAddress: "10.0.0.2:6" })
@@ -167,7 +142,7 @@ describe("serve: what a close logs", () => {
 
   it.effect("bad framing input (a decoder whose make throws): its own warning, with why", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       const framing = Framing.custom("broken", () => {
         throw new Error("cannot start")
       })
@@ -190,7 +165,7 @@ describe("serve: what a close logs", () => {
   it.effect("an ordinary close warns of nothing; with debug it logs the peer and the reason", () =>
     Effect.gen(function* () {
       for (const debug of [false, true]) {
-        const logged: Array<Logged> = []
+        const logged: Array<LogLine> = []
         const manager = yield* startedLogging({ clientsDeadline: "1 second", debug }, answer, logged)
         const client = yield* connect(manager, { remoteAddress: "10.0.0.3:7" })
         yield* settle
@@ -214,7 +189,7 @@ describe("serve: what a close logs", () => {
 
   it.effect("a failed callback: a warning with the peer, counted once", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       const failing: PoolManager.Callback<Error> = () => Effect.fail(new Error("no"))
       const manager = yield* startedLogging({}, failing, logged)
       const client = yield* connect(manager, { remoteAddress: "10.0.0.4:8" })
@@ -296,7 +271,7 @@ describe("serve: which failures count as the callback's", () => {
 
   it.effect("a callback whose effect interrupts itself is a callback failure, not a drain interruption", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       // As when the callback joins a fiber that was interrupted.
       const interrupted: PoolManager.Callback = (conn) =>
         Effect.andThen(Effect.orDie(conn.write("partial")), Effect.interrupt)
@@ -318,7 +293,7 @@ describe("serve: which failures count as the callback's", () => {
 
   it.effect("a callback cut short by the drain timeout is counted as interrupted, not as failed", () =>
     Effect.gen(function* () {
-      const logged: Array<Logged> = []
+      const logged: Array<LogLine> = []
       const manager = yield* startedLogging({ drainTimeout: "1 second" }, () => Effect.never, logged)
       const client = yield* connect(manager)
       yield* client.send("x")

@@ -5,6 +5,7 @@ import { type PoolError as Errors, Framing, type ManagerConfig, PoolManager } fr
 import { fakeTransport } from "./utils/fakeTransport.ts"
 import { connect, type Seen, settle, started } from "./utils/manager.ts"
 import { nextReply, serverClosed } from "./utils/soon.ts"
+import { recording } from "./utils/tracing.ts"
 
 // The serve loop's framing under the Go rule, a framing's frames and cork,
 // stop with bytes not yet announced, and what a message costs in metrics and spans.
@@ -339,14 +340,7 @@ describe("serve: what a message costs in metrics and spans", () => {
 
   it.effect("messageSpanSampleRate: a message is traced when Math.random() is below the rate", () =>
     Effect.gen(function* () {
-      const spans: Array<Tracer.NativeSpan> = []
-      const tracer = Tracer.make({
-        span: (options) => {
-          const span = new Tracer.NativeSpan(options)
-          spans.push(span)
-          return span
-        }
-      })
+      const { tracer, named } = recording()
       const random = vi.spyOn(Math, "random")
       yield* Effect.addFinalizer(() => Effect.sync(() => random.mockRestore()))
       const manager = yield* startedWith({ messageSpanSampleRate: 0.5 }, answer).pipe(
@@ -362,7 +356,7 @@ describe("serve: what a message costs in metrics and spans", () => {
         yield* client.send(text)
         assert.strictEqual(yield* nextReply(client), `OK:${text}`)
       }
-      const messages = spans.filter((span) => span.name === "pool.message")
+      const messages = named("pool.message")
       assert.strictEqual(messages.length, 1, "only the draw below the rate is traced")
       assert.strictEqual(messages[0]!.attributes.get("pool.message.bytes"), 5)
     })

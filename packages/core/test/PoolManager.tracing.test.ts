@@ -4,20 +4,7 @@ import { TestClock } from "effect/testing"
 import { type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
 import { nextReply, serverClosed } from "./utils/soon.ts"
-
-/** A tracer that keeps every span it makes, as in Effect's documentation. */
-const recording = () => {
-  const spans: Array<Tracer.NativeSpan> = []
-  const tracer = Tracer.make({
-    span: (options) => {
-      const span = new Tracer.NativeSpan(options)
-      spans.push(span)
-      return span
-    }
-  })
-  const named = (name: string) => spans.filter((span) => span.name === name)
-  return { spans, tracer, named }
-}
+import { recording } from "./utils/tracing.ts"
 
 const parentOf = (span: Tracer.Span) => Option.getOrUndefined(span.parent)
 
