@@ -3,6 +3,7 @@ import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, MemoryConnection } from "../src/index.ts"
 import { settle } from "./utils/manager.ts"
+import { outcome } from "./utils/soon.ts"
 
 // `Connection.make` over a `Transport`: what a runtime binding (the node
 // package's socket transport) gets for free, checked over the memory transport
@@ -29,15 +30,6 @@ const transportWith = (overrides: Partial<Connection.Transport>): Connection.Tra
   abort: () => {},
   ...overrides
 })
-
-/** The exit of `fiber` once every fiber that can run did; fails the test if it still waits. */
-const outcome = <A, E>(fiber: Fiber.Fiber<A, E>, what: string) =>
-  Effect.gen(function* () {
-    yield* settle
-    const exit = fiber.pollUnsafe()
-    assert.isDefined(exit, `${what} still waits`)
-    return exit!
-  })
 
 describe("Connection.make: read", () => {
   it.effect("read and close are values built once per connection", () =>

@@ -2,20 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { MemoryConnection, PoolError } from "../src/index.ts"
 import { settle } from "./utils/manager.ts"
-import { nextReply } from "./utils/soon.ts"
+import { nextReply, outcome } from "./utils/soon.ts"
 
 // What a test does as the peer (`MemoryClient`), as the server side sees it.
 
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes))
-
-/** The exit of `fiber` once every fiber that can run did; fails the test if it still waits. */
-const outcome = <A, E>(fiber: Fiber.Fiber<A, E>, what: string) =>
-  Effect.gen(function* () {
-    yield* settle
-    const exit = fiber.pollUnsafe()
-    assert.isDefined(exit, `${what} still waits`)
-    return exit!
-  })
 
 describe("MemoryClient.send", () => {
   it.effect("is ignored once the client ended: the server reads what came before, then the end", () =>

@@ -6,10 +6,11 @@
  * 5 s timeout.
  */
 import { assert } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, type Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import type { MemoryConnection } from "../../src/index.ts"
 import type { ConnectionError } from "../../src/PoolError.ts"
+import { settle } from "./manager.ts"
 
 /** How many scheduler turns `soon` lets pass (each also fires timers due at the current test time). */
 export const turns = 200
@@ -37,3 +38,12 @@ export const nextReply = (client: MemoryConnection.MemoryClient): Effect.Effect<
 /** Waits until the server has closed `client`'s connection; an assertion failure if it does not. */
 export const serverClosed = (client: MemoryConnection.MemoryClient): Effect.Effect<void> =>
   soon(client.closed, "the server to close the connection")
+
+/** The exit of `fiber` once every fiber that can run did; fails the test if it still waits. */
+export const outcome = <A, E>(fiber: Fiber.Fiber<A, E>, what: string) =>
+  Effect.gen(function* () {
+    yield* settle
+    const exit = fiber.pollUnsafe()
+    assert.isDefined(exit, `${what} still waits`)
+    return exit!
+  })
