@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
 describe("Connection.make", () => {
   it.effect("a write waits for a full transport at most transport.writeTimeoutMillis, then fails with Timeout", () =>
@@ -17,7 +17,7 @@ describe("Connection.make", () => {
       yield* TestClock.adjust(999)
       assert.isUndefined(blocked.pollUnsafe())
       yield* TestClock.adjust(1)
-      const error = yield* Fiber.join(blocked)
+      const error = yield* soon(Fiber.join(blocked), "the blocked call to complete")
       assert.strictEqual(error.reason, "Timeout")
     })
   )
@@ -31,8 +31,8 @@ describe("Connection.make", () => {
       const blocked = yield* Effect.forkChild(connection.write("cd"), { startImmediately: true })
       yield* TestClock.adjust("1 hour")
       assert.isUndefined(blocked.pollUnsafe())
-      assert.strictEqual(yield* memory.client.receiveText, "abcd")
-      yield* Fiber.join(blocked)
+      assert.strictEqual(yield* nextReply(memory.client), "abcd")
+      yield* soon(Fiber.join(blocked), "the blocked call to complete")
     })
   )
 

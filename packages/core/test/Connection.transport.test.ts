@@ -3,7 +3,7 @@ import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, MemoryConnection } from "../src/index.ts"
 import { settle } from "./utils/manager.ts"
-import { outcome } from "./utils/soon.ts"
+import { outcome, soon } from "./utils/soon.ts"
 
 // `Connection.make` over a `Transport`: what a runtime binding (the node
 // package's socket transport) gets for free, checked over the memory transport
@@ -73,7 +73,7 @@ describe("Connection.make: read", () => {
       yield* TestClock.adjust(999)
       assert.isUndefined(reading.pollUnsafe())
       yield* TestClock.adjust(1)
-      const error = yield* Fiber.join(reading)
+      const error = yield* soon(Fiber.join(reading), "the read to complete")
       assert.strictEqual(error.reason, "Timeout")
       assert.strictEqual(error.remoteAddress, "peer:1")
       // Not the message of a write timeout, which says the peer read nothing.

@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import { PoolManager } from "../src/index.ts"
 import { collecting, type Logged } from "./utils/framing.ts"
 import { connect, settle } from "./utils/manager.ts"
-import { serverClosed } from "./utils/soon.ts"
+import { serverClosed, soon } from "./utils/soon.ts"
 import { recording } from "./utils/tracing.ts"
 
 // How a connection ends when the `init` of its state (`PoolManager.withState`)
@@ -84,7 +84,7 @@ describe("withState: an init cut short by stop's drainTimeout", () => {
       yield* settle
       assert.isUndefined(stopping.pollUnsafe(), "stop did not wait for the init")
       yield* TestClock.adjust("1 second")
-      yield* Fiber.join(stopping)
+      yield* soon(Fiber.join(stopping), "stop to complete")
       assert.isTrue(yield* client.isClosed)
       const stats = yield* manager.stats
       assert.strictEqual(stats.interruptedByDrain, 1)

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { MemoryConnection, PoolError } from "../src/index.ts"
 import { settle } from "./utils/manager.ts"
-import { nextReply, outcome } from "./utils/soon.ts"
+import { nextReply, outcome, soon } from "./utils/soon.ts"
 
 // What a test does as the peer (`MemoryClient`), as the server side sees it.
 
@@ -90,7 +90,10 @@ describe("MemoryClient.end and reset", () => {
       yield* client.reset
       const exit = yield* outcome(blocked, "the write")
       assert.isTrue(Exit.isFailure(exit))
-      assert.strictEqual((yield* Effect.flip(Fiber.join(blocked))).cause, "reset by the peer")
+      assert.strictEqual(
+        (yield* Effect.flip(soon(Fiber.join(blocked), "the blocked call to complete"))).cause,
+        "reset by the peer"
+      )
     })
   )
 
@@ -137,7 +140,7 @@ describe("the server side's close, as the client sees it", () => {
       yield* connection.close
       const exit = yield* outcome(receiving, "the receive")
       assert.isTrue(Exit.isFailure(exit))
-      const error = yield* Effect.flip(Fiber.join(receiving))
+      const error = yield* Effect.flip(soon(Fiber.join(receiving), "the read to complete"))
       assert.strictEqual(error.reason, "Closed")
       assert.strictEqual(error.remoteAddress, "memory-server")
     })

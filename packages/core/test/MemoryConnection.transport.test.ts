@@ -3,7 +3,7 @@ import { Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection } from "../src/index.ts"
 import { settle } from "./utils/manager.ts"
-import { nextReply } from "./utils/soon.ts"
+import { nextReply, soon } from "./utils/soon.ts"
 
 // The server side of a MemoryConnection is a real `Connection.Transport`: these
 // tests hold it to that contract, as a runtime binding would be held.
@@ -231,7 +231,7 @@ describe("MemoryConnection transport: cork", () => {
       yield* settle
       const exit = receiving.pollUnsafe()
       assert.isDefined(exit, "the client received nothing")
-      assert.strictEqual(yield* Fiber.join(receiving), "cd")
+      assert.strictEqual(yield* soon(Fiber.join(receiving), "the read to complete"), "cd")
     })
   )
 })

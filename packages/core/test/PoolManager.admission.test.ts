@@ -3,7 +3,7 @@ import { Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, PoolError } from "../src/index.ts"
 import { connect, settle, started } from "./utils/manager.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
 const memory = (host = "10.0.0.1") => MemoryConnection.make({ remoteAddress: `${host}:1234`, remoteHost: host })
 
@@ -22,12 +22,12 @@ describe("PoolManager admission policy", () => {
       assert.isUndefined(waitingA.pollUnsafe())
       yield* first.end
       yield* settle
-      yield* Fiber.join(waitingA)
+      yield* soon(Fiber.join(waitingA), "put a to complete")
       assert.isUndefined(waitingB.pollUnsafe())
       yield* a.client.send("a")
-      assert.strictEqual(yield* a.client.receiveText, "OK:a")
+      assert.strictEqual(yield* nextReply(a.client), "OK:a")
       yield* a.client.end
-      yield* Fiber.join(waitingB)
+      yield* soon(Fiber.join(waitingB), "put b to complete")
       const stats = yield* manager.stats
       assert.strictEqual(stats.waiting, 0)
       assert.strictEqual(stats.accepted, 3)
@@ -44,7 +44,7 @@ describe("PoolManager admission policy", () => {
       yield* TestClock.adjust("1999 millis")
       assert.isUndefined(waiting.pollUnsafe())
       yield* TestClock.adjust("1 millis")
-      const error = yield* Fiber.join(waiting)
+      const error = yield* soon(Fiber.join(waiting), "the waiting put to complete")
       assert.instanceOf(error, PoolError.PoolBusyError)
       const stats = yield* manager.stats
       assert.strictEqual(stats.queueTimeouts, 1)
@@ -72,7 +72,7 @@ describe("PoolManager admission policy", () => {
       const waiting = yield* Effect.forkChild(Effect.flip(manager.put((yield* memory()).connection)))
       yield* settle
       yield* manager.stop
-      assert.instanceOf(yield* Fiber.join(waiting), PoolError.NotRunningError)
+      assert.instanceOf(yield* soon(Fiber.join(waiting), "the waiting put to complete"), PoolError.NotRunningError)
     })
   )
 
@@ -83,7 +83,7 @@ describe("PoolManager admission policy", () => {
       const waiting = yield* Effect.forkChild(manager.put((yield* memory()).connection))
       yield* settle
       yield* manager.setConfig({ maxWorkersCount: 2 })
-      yield* Fiber.join(waiting)
+      yield* soon(Fiber.join(waiting), "the waiting put to complete")
       assert.strictEqual((yield* manager.stats).busy, 2)
     })
   )

@@ -63,7 +63,7 @@ describe("PoolManager per-address accounting", () => {
       const waiting = yield* Effect.forkChild(Effect.flip(manager.put((yield* from("10.0.0.1")).connection)))
       yield* settle
       yield* TestClock.adjust("1 second")
-      assert.instanceOf(yield* Fiber.join(waiting), PoolError.PoolBusyError)
+      assert.instanceOf(yield* soon(Fiber.join(waiting), "the waiting put to complete"), PoolError.PoolBusyError)
       yield* busy.client.end
       yield* settle
       yield* soon(manager.put((yield* from("10.0.0.1")).connection), "the host admitted again")
@@ -149,7 +149,7 @@ describe("PoolManager queue hand-over, with put fibers that yield every few oper
         const { manager, put } = yield* waitingAfter(k)
         const stopping = yield* Effect.forkChild(manager.stop, { startImmediately: true })
         yield* Fiber.interrupt(put)
-        yield* Fiber.join(stopping)
+        yield* soon(Fiber.join(stopping), "stop to complete")
         yield* manager.setConfig({ admissionPolicy: "reject" })
         yield* manager.start
         yield* manager.put((yield* from("10.0.0.1")).connection)

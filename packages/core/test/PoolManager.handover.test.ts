@@ -9,6 +9,7 @@ import { Cause, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, type PoolManager } from "../src/index.ts"
 import { connect, settle, started } from "./utils/manager.ts"
+import { nextReply, soon } from "./utils/soon.ts"
 
 /** Fails the test when a snapshot does not add up. */
 const assertConsistent = (stats: PoolManager.PoolStats, context: string) => {
@@ -35,7 +36,7 @@ describe("PoolManager stats at every instant", () => {
         assert.strictEqual(gauge(snapshots, "pool_workers_idle"), stats.idle, `turn ${turn}`)
         yield* Effect.yieldNow
       }
-      yield* Fiber.joinAll(puts)
+      yield* soon(Fiber.joinAll(puts), "every put to complete")
       const stats = yield* manager.stats
       assert.deepInclude(stats, { workers: 3, busy: 3, idle: 0, accepted: 3 })
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
@@ -50,7 +51,7 @@ describe("PoolManager stats at every instant", () => {
         assertConsistent(yield* manager.stats, `turn ${turn}`)
         yield* Effect.yieldNow
       }
-      yield* Fiber.joinAll(puts)
+      yield* soon(Fiber.joinAll(puts), "every put to complete")
       assert.deepInclude(yield* manager.stats, { workers: 5, busy: 5, idle: 0, accepted: 5 })
     })
   )
@@ -70,7 +71,7 @@ describe("PoolManager queue wait is interruptible", () => {
       yield* TestClock.adjust("150 millis")
       const exit = waiting.pollUnsafe()
       assert.isDefined(exit, "put still pending after its timeout")
-      const result = yield* Fiber.join(waiting)
+      const result = yield* soon(Fiber.join(waiting), "the waiting put to complete")
       assert.isTrue(Exit.isFailure(result) && Cause.hasFails(result.cause), "put did not fail with the timeout")
       assert.strictEqual((yield* manager.stats).waiting, 0)
       // capacity frees later: the timed-out connection must not be served
@@ -101,9 +102,9 @@ describe("PoolManager queue wait is interruptible", () => {
       assert.strictEqual((yield* manager.stats).waiting, 1)
       yield* first.end
       yield* settle
-      yield* Fiber.join(waitingB)
+      yield* soon(Fiber.join(waitingB), "put b to complete")
       yield* b.client.send("b")
-      assert.strictEqual(yield* b.client.receiveText, "OK:b")
+      assert.strictEqual(yield* nextReply(b.client), "OK:b")
       yield* a.client.send("a")
       yield* settle
       assert.isFalse(yield* a.client.isClosed)
@@ -118,7 +119,7 @@ describe("PoolManager queue wait is interruptible", () => {
         const { client, connection } = yield* MemoryConnection.make()
         const putting = yield* Effect.forkChild(manager.put(connection), { startImmediately: true })
         yield* Fiber.interrupt(putting)
-        const exit = yield* Fiber.await(putting)
+        const exit = yield* soon(Fiber.await(putting), "the put to complete")
         yield* client.send("hello")
         yield* settle
         const stats = yield* manager.stats

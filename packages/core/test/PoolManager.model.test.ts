@@ -21,6 +21,7 @@ import { Arbitrary, Effect, Exit, type Fiber, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { echo, type Seen } from "./utils/manager.ts"
+import { soon } from "./utils/soon.ts"
 
 const int = (maximum: number) => Schema.Int.check(Schema.isBetween({ minimum: 0, maximum }))
 
@@ -212,7 +213,7 @@ const model = (steps: ReadonlyArray<readonly [number, number, number]>) =>
         // Every connection is closed by now: take all the replies it got.
         let replies = ""
         while (true) {
-          const reply = yield* Effect.exit(client.memory.receiveText)
+          const reply = yield* soon(Effect.exit(client.memory.receiveText), "a reply or the end of the connection")
           if (Exit.isFailure(reply)) break
           replies += reply.value
         }

@@ -5,7 +5,7 @@ import { Connection, Framing, type ManagerConfig, type PoolError, PoolManager } 
 import { fakeTransport } from "./utils/fakeTransport.ts"
 import { type LogLine, logging } from "./utils/logs.ts"
 import { connect, settle } from "./utils/manager.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
 // How the serve loop closes a connection: which transport call, when, and
 // what it logs for each reason.
@@ -300,7 +300,7 @@ describe("serve: which failures count as the callback's", () => {
       yield* settle
       const stopping = yield* Effect.forkChild(manager.stop)
       yield* TestClock.adjust("1 second")
-      yield* Fiber.join(stopping)
+      yield* soon(Fiber.join(stopping), "stop to complete")
       const stats = yield* manager.stats
       assert.strictEqual(stats.interruptedByDrain, 1)
       assert.strictEqual(stats.callbackFailures, 0)

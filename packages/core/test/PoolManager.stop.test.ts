@@ -3,7 +3,7 @@ import { Deferred, type Duration, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
 import { connect, type Seen, settle, started } from "./utils/manager.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -50,7 +50,7 @@ describe("PoolManager.stop", () => {
       assert.strictEqual((yield* Effect.flip(manager.put(connection)))._tag, "NotRunningError")
       assert.isUndefined(stopping.pollUnsafe())
       yield* TestClock.adjust("5 seconds")
-      yield* Fiber.join(stopping)
+      yield* soon(Fiber.join(stopping), "stop to complete")
       assert.strictEqual(yield* nextReply(client), "done:work")
       assert.isTrue(yield* client.isClosed)
       assert.deepStrictEqual(seen, ["work"])
@@ -82,10 +82,10 @@ describe("PoolManager.stop", () => {
       assert.isUndefined(stopping.pollUnsafe(), "stop is still draining the busy callback")
       const failed = queued.pollUnsafe()
       assert.isDefined(failed, "the queued put failed without waiting for the drain")
-      assert.strictEqual((yield* Fiber.join(queued))._tag, "NotRunningError")
+      assert.strictEqual((yield* soon(Fiber.join(queued), "the queued put to complete"))._tag, "NotRunningError")
       assert.strictEqual((yield* manager.stats).waiting, 0)
       yield* Deferred.succeed(release, undefined)
-      yield* Fiber.join(stopping)
+      yield* soon(Fiber.join(stopping), "stop to complete")
       assert.strictEqual(yield* nextReply(busy), "done")
     })
   )
@@ -121,8 +121,8 @@ describe("PoolManager.stop", () => {
       assert.isUndefined(stopping.pollUnsafe())
       assert.isFalse(yield* client.isClosed)
       yield* TestClock.adjust("1 second")
-      yield* Fiber.join(stopping)
-      yield* Deferred.await(interrupted)
+      yield* soon(Fiber.join(stopping), "stop to complete")
+      yield* soon(Deferred.await(interrupted), "the callback to be interrupted")
       assert.isTrue(yield* client.isClosed)
       const stats = yield* manager.stats
       assert.strictEqual(stats.interruptedByDrain, 1)

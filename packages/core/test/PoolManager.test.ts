@@ -146,7 +146,7 @@ describe("PoolManager.put", () => {
       const clients = yield* Effect.forEach(Array.from({ length: 1000 }), () => connect(manager))
       assert.strictEqual((yield* manager.stats).busy, 1000)
       yield* Effect.forEach(clients, (client, i) => client.send(`m${i}`))
-      const replies = yield* Effect.forEach(clients, (client) => client.receiveText)
+      const replies = yield* Effect.forEach(clients, nextReply)
       assert.strictEqual(replies[999], "OK:m999")
       assert.strictEqual(seen.length, 1000)
     })

@@ -3,7 +3,7 @@ import { Effect, Exit, Fiber, Metric, Option, References, Tracer } from "effect"
 import { TestClock } from "effect/testing"
 import { type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 import { recording } from "./utils/tracing.ts"
 
 const parentOf = (span: Tracer.Span) => Option.getOrUndefined(span.parent)
@@ -157,7 +157,7 @@ describe("PoolManager tracing", () => {
       yield* TestClock.adjust("400 millis")
       yield* first.end
       yield* settle
-      const second = yield* Fiber.await(queued)
+      const second = yield* soon(Fiber.await(queued), "the queued put to complete")
       assert.isTrue(Exit.isSuccess(second))
       const [admitted] = named("pool.put")
       assert.strictEqual(admitted!.attributes.get("pool.put.reason"), "queued")
@@ -172,7 +172,7 @@ describe("PoolManager tracing", () => {
       const refused = yield* Effect.forkChild(Effect.flip(manager.put(late)))
       yield* settle
       yield* TestClock.adjust("1 second")
-      assert.isTrue(Exit.isSuccess(yield* Fiber.await(refused)))
+      assert.isTrue(Exit.isSuccess(yield* soon(Fiber.await(refused), "the put to be refused")))
       const timedOut = named("pool.put")[1]!
       assert.deepStrictEqual(Object.fromEntries(timedOut.attributes), {
         "pool.remote_address": "10.0.0.9:1",

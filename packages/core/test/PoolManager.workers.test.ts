@@ -60,7 +60,7 @@ describe("PoolManager worker reaping", () => {
       const putting = yield* Effect.forkChild(manager.put(connection), { startImmediately: true })
       assert.strictEqual((yield* manager.stats).accepted, 0, "the put waits for a worker")
       yield* manager.setConfig({ minWorkersCount: 2 })
-      yield* Fiber.join(putting)
+      yield* soon(Fiber.join(putting), "the put to complete")
       yield* settle
       assert.deepInclude(yield* manager.stats, { workers: 2, busy: 1, idle: 1, spawned: 2 })
     })
