@@ -4,11 +4,13 @@
  * itself, so `vitest.config.ts` re-exports it and `vitest run` (or
  * `vitest --config vitest.workspace.ts`) both use this definition.
  *
- * `reliability` (the real server under abuse, minutes long) is a project too,
- * but `npm test` leaves it out (`--project '!reliability'`); run it with
- * `npm run test:reliability`. `balancers` (the deployment files of `deploy/`
- * run with the real HAProxy and nginx) is left out the same way; run it with
- * `npm run test:balancers` after `.ci/install-balancers`.
+ * The system tests under `e2e/` are projects too, but `npm test` leaves them
+ * out: `reliability` (`e2e/reliability/`, the real server under abuse, minutes
+ * long; `--project '!reliability'`), run with `npm run test:reliability`;
+ * `balancers` (`e2e/balancers/`, the deployment files of `deploy/` run with
+ * the real HAProxy and nginx), run with `npm run test:balancers` after
+ * `.ci/install-balancers`; and `browser` (`e2e/browser/`, the status page in
+ * headless Chromium), run with `npm run test:browser`.
  *
  * `npm run coverage` runs the package projects with V8 coverage of the
  * packages' sources and fails under each package's thresholds (CI runs it).
@@ -19,7 +21,7 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    projects: ["packages/*", "reliability", "browser", "balancers"],
+    projects: ["packages/*", "e2e/reliability", "e2e/browser", "e2e/balancers"],
     coverage: {
       provider: "v8",
       // Relative to each selected project's root under a --project filter (as

@@ -3,7 +3,7 @@
  * self-contained document, `/stats.json` a snapshot that follows the pool
  * (busy rises while a client holds a connection and falls after), 503 before
  * there is a pool, and neither route without a `status`. The page itself is
- * exercised in a real browser by `browser/statusPage.test.ts`.
+ * exercised in a real browser by `e2e/browser/statusPage.test.ts`.
  */
 
 import { assert, describe, it } from "@effect/vitest"
