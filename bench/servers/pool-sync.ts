@@ -13,10 +13,10 @@ runPoolServer(
   PoolManager.syncCallback(
     echo
       ? (conn, body, len) => {
-          if (len > 0) conn.transport.write(body.subarray(0, len))
+          if (len > 0) conn.writeNow(body.subarray(0, len))
         }
       : (conn, _body, len) => {
-          if (len > 0) conn.transport.write(OK)
+          if (len > 0) conn.writeNow(OK)
         }
   )
 )

@@ -68,15 +68,6 @@ export interface Transport {
    * `timeoutMillis` (`Infinity` for never). Returns a function that cancels the wait.
    */
   awaitWritable(timeoutMillis: number, onReady: (error?: ConnectionError) => void): () => void
-  /**
-   * How long a write through this transport may wait for it to take more
-   * before failing with a `Timeout` error (the `timeoutMillis` that writers
-   * pass to `awaitWritable`; Go's write deadline), and (since 0.2.0) how long
-   * a `Connection`'s `read` waits for bytes. Start at `Infinity`; the
-   * pool sets it from `clientsDeadline` while it serves the connection, and
-   * `Connection`s built with `make` honour it.
-   */
-  writeTimeoutMillis: number
   /** Bytes written to the peer so far (queued ones included). */
   readonly bytesWritten: number
   /** Sends what is queued, then closes. Idempotent. */
@@ -128,17 +119,40 @@ export interface Connection {
   readonly remoteAddress: string
   /**
    * The next chunk of at most `bufferSize` bytes; fails with `ConnectionError` once the peer closed, and (since
-   * 0.2.0) with a `Timeout` one when no byte arrives within the deadline (`transport.writeTimeoutMillis`, which the
-   * pool sets from `clientsDeadline`). Interruptible. Under a framing other than the Go rule, the framing owns the
+   * 0.2.0) with a `Timeout` one when no byte arrives within the deadline (the pool's `clientsDeadline` while it
+   * serves the connection, none otherwise). Interruptible. Under a framing other than the Go rule, the framing owns the
    * stream: `read` returns bytes it has not taken yet, which come after the frames and the partial frame it holds
    * (those reach the callback as messages, or are dropped with the connection), so a protocol that needs more
    * bytes says so in its decoder rather than reading them.
    */
   readonly read: Effect.Effect<Uint8Array, ConnectionError>
-  /** Writes to the peer, waiting while the transport applies backpressure. */
+  /**
+   * Writes to the peer, waiting while the transport applies backpressure: at
+   * most the deadline (the pool's `clientsDeadline` while it serves the
+   * connection, as Go's `SetDeadline` covers writes too), then it fails with
+   * a `Timeout` error.
+   */
   readonly write: (data: Uint8Array | string) => Effect.Effect<void, ConnectionError>
   /** Flushes what was written, then closes. Idempotent. */
   readonly close: Effect.Effect<void>
+  /**
+   * Queues `data` for the peer at once, without waiting: the write of a
+   * synchronous callback (`PoolManager.syncCallback`), which runs outside any
+   * fiber. Returns `true` when the transport can take more, `false` when it is
+   * full (the bytes are queued all the same; a callback that writes much more
+   * should be an Effect callback, whose `write` waits), or the error that
+   * stopped it (nothing was queued then).
+   *
+   * @since 0.2.0
+   */
+  readonly writeNow: (data: Uint8Array | string) => boolean | ConnectionError
+  /**
+   * Flushes what was written, then closes, at once: `close` for a synchronous
+   * callback. Idempotent.
+   *
+   * @since 0.2.0
+   */
+  readonly closeNow: () => void
   /** The callback-level interface underneath, used by the pool. */
   readonly transport: Transport
 }

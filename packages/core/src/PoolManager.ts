@@ -70,11 +70,13 @@ export interface SyncCallback<S = void> {
 
 /**
  * Marks `run` as a synchronous callback: the fast path for servers whose
- * answer needs no waiting. It writes with `conn.transport.write(data)`, which
+ * answer needs no waiting. It writes with `conn.writeNow(data)`, which
  * queues the bytes at once (it returns `false` when the transport is full, and
  * the bytes are queued all the same; return to Effect callbacks if you must
- * wait). A message then costs no fiber resumption, which on the benchmark's
- * 50 persistent connections was worth ~10% of throughput. Everything else is
+ * wait), and closes with `conn.closeNow()`. It runs in the transport's event
+ * that delivered the message, so a message costs no fiber resumption, the
+ * largest per-message cost an Effect callback adds (BENCHMARKS.md, "What each
+ * optimisation bought", has what it is worth). Everything else is
  * as for an Effect callback: deadlines, limits, metrics, and a `run` that
  * throws is logged and counted and closes its connection.
  *
@@ -86,7 +88,7 @@ export interface SyncCallback<S = void> {
  * const Pool = PoolManager.layer(
  *   { maxWorkersCount: 10 },
  *   PoolManager.syncCallback((conn, _body, len) => {
- *     conn.transport.write(len > 0 ? OK : "ERROR")
+ *     conn.writeNow(len > 0 ? OK : "ERROR")
  *   })
  * )
  * ```
@@ -151,7 +153,7 @@ export interface Stateful<S, E = never, R = never> {
  *   { framing: Framing.lines() },
  *   PoolManager.withState(() => Effect.succeed({ seen: 0 }))(
  *     PoolManager.syncCallback((conn, _line, _len, state) => {
- *       conn.transport.write(`${++state.seen}\n`)
+ *       conn.writeNow(`${++state.seen}\n`)
  *     })
  *   )
  * )

@@ -1,32 +1,39 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
 import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
 describe("Connection.make", () => {
-  it.effect("a write waits for a full transport at most transport.writeTimeoutMillis, then fails with Timeout", () =>
+  it.effect("a callback's write waits for a full transport at most clientsDeadline, then fails with Timeout", () =>
     Effect.gen(function* () {
+      const failed = yield* Deferred.make<PoolError.ConnectionError>()
+      const manager = yield* PoolManager.make({ clientsDeadline: "1 second" }, (conn) =>
+        conn.write("ab").pipe(
+          // The second write finds the transport full: the client reads nothing.
+          Effect.andThen(conn.write("cd")),
+          Effect.catch((error) => Deferred.succeed(failed, error))
+        )
+      )
+      yield* manager.start
       const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
-      // Any Connection over the transport follows the timeout the transport carries.
-      const transport = memory.connection.transport
-      const connection = Connection.make(transport)
-      transport.writeTimeoutMillis = 1000
-      yield* connection.write("ab") // taken, with room left
-      const blocked = yield* Effect.forkChild(Effect.flip(connection.write("cd")), { startImmediately: true })
+      // Should an assertion fail, the reset ends the blocked write, so that
+      // stopping the manager does not wait for it.
+      yield* Effect.addFinalizer(() => memory.client.reset)
+      yield* manager.put(memory.connection)
+      yield* memory.client.send("go")
       yield* TestClock.adjust(999)
-      assert.isUndefined(blocked.pollUnsafe())
+      assert.isFalse(yield* Deferred.isDone(failed), "the write gave up before the deadline")
       yield* TestClock.adjust(1)
-      const error = yield* soon(Fiber.join(blocked), "the blocked call to complete")
+      const error = yield* soon(Deferred.await(failed), "the write to fail at the deadline")
       assert.strictEqual(error.reason, "Timeout")
     })
   )
 
-  it.effect("with the default Infinity a write waits until the peer reads", () =>
+  it.effect("outside a pool a write has no deadline: it waits until the peer reads", () =>
     Effect.gen(function* () {
       const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
       const connection = Connection.make(memory.connection.transport)
-      assert.strictEqual(memory.connection.transport.writeTimeoutMillis, Number.POSITIVE_INFINITY)
       yield* connection.write("ab")
       const blocked = yield* Effect.forkChild(connection.write("cd"), { startImmediately: true })
       yield* TestClock.adjust("1 hour")

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, MemoryConnection } from "../src/index.ts"
+import { setDeadline } from "../src/internal/transportConnection.ts"
 import { settle } from "./utils/manager.ts"
 import { outcome, soon } from "./utils/soon.ts"
 
@@ -17,7 +18,6 @@ const transportWith = (overrides: Partial<Connection.Transport>): Connection.Tra
   remoteHost: "fake",
   ended: false,
   failure: undefined,
-  writeTimeoutMillis: Number.POSITIVE_INFINITY,
   bytesWritten: 0,
   poll: () => undefined,
   awaitReadable: () => () => {},
@@ -68,7 +68,7 @@ describe("Connection.make: read", () => {
   it.effect("a read that times out says that no bytes arrived within the deadline", () =>
     Effect.gen(function* () {
       const { connection } = yield* MemoryConnection.make({ remoteAddress: "peer:1" })
-      connection.transport.writeTimeoutMillis = 1000
+      setDeadline(connection, 1000)
       const reading = yield* Effect.forkChild(Effect.flip(connection.read), { startImmediately: true })
       yield* TestClock.adjust(999)
       assert.isUndefined(reading.pollUnsafe())

@@ -96,7 +96,7 @@ describe("serve: a framing's frames", () => {
           // A bound on a loop gone wrong: fail the connection rather than spin.
           if (seen.length >= 10) throw new Error("too many frames")
           seen.push(decoder.decode(body))
-          conn.transport.write(`${decoder.decode(body)};`)
+          conn.writeNow(`${decoder.decode(body)};`)
         })
       )
       const client = yield* connect(manager)
@@ -236,7 +236,7 @@ describe("serve: a syncCallback in the transport's event", () => {
       const text = decoder.decode(body)
       bodies.push(text)
       if (text === "boom") throw new Error("boom")
-      conn.transport.write(`OK:${text}`)
+      conn.writeNow(`OK:${text}`)
     })
 
   it.effect("answers inside the readable event itself", () =>

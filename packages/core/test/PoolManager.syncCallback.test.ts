@@ -7,7 +7,7 @@ import { nextReply, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
-/** A started manager whose synchronous callback answers `OK:<body>`, or throws on `boom`. */
+/** A started manager whose synchronous callback answers `OK:<body>`, throws on `boom` and hangs up after `bye`. */
 const startedSync = (config: ManagerConfig.Input, seen: Array<string> = []) =>
   Effect.gen(function* () {
     const manager = yield* PoolManager.make(
@@ -16,7 +16,8 @@ const startedSync = (config: ManagerConfig.Input, seen: Array<string> = []) =>
         const text = decoder.decode(body.subarray(0, len))
         if (text === "boom") throw new Error("boom")
         seen.push(text)
-        conn.transport.write(`OK:${text}`)
+        conn.writeNow(`OK:${text}`)
+        if (text === "bye") conn.closeNow()
       })
     )
     yield* manager.start
@@ -110,6 +111,22 @@ describe("PoolManager.syncCallback", () => {
       const stats = yield* manager.stats
       assert.isFalse(stats.running)
       assert.strictEqual(stats.messages, 2)
+    })
+  )
+
+  it.effect("closeNow sends what was written, then closes, and the worker is free again", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedSync({ maxWorkersCount: 1 })
+      const client = yield* connect(manager)
+      yield* client.send("bye")
+      assert.strictEqual(yield* nextReply(client), "OK:bye")
+      yield* serverClosed(client)
+      // The only worker served the closed connection: once the serve loop has
+      // seen the close, a new one gets it.
+      yield* settle
+      const next = yield* connect(manager)
+      yield* next.send("again")
+      assert.strictEqual(yield* nextReply(next), "OK:again")
     })
   )
 })

@@ -111,7 +111,7 @@ describe("PoolManager tracing", () => {
   it.effect("a synchronous callback's message spans have the connection's span as parent", () => {
     const { tracer, named } = recording()
     const sync = PoolManager.syncCallback((conn) => {
-      conn.transport.write("OK")
+      conn.writeNow("OK")
     })
     return Effect.gen(function* () {
       const manager = yield* startedWith({ messageSpanSampleRate: 1, maxMessagesPerConnection: 2 }, sync)

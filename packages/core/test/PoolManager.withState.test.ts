@@ -56,7 +56,7 @@ describe("PoolManager.withState", () => {
         { framing: Framing.lines() },
         PoolManager.withState(() => Effect.succeed({ count: 0 }))(
           PoolManager.syncCallback((conn, _body, _len, state) => {
-            conn.transport.write(`${++state.count};`)
+            conn.writeNow(`${++state.count};`)
           })
         )
       )

@@ -18,7 +18,7 @@ describe("PoolManager.withState types", () => {
     )(
       PoolManager.syncCallback((conn, _body, _len, state) => {
         expectTypeOf(state).toEqualTypeOf<{ user: string }>()
-        conn.transport.write(state.user)
+        conn.writeNow(state.user)
       })
     )
     // The init's Scope is the connection's, not a requirement of the manager.

@@ -21,7 +21,7 @@
  * - one pure function answers a frame (`internal/memcachedCommands.ts`), used
  *   by both callback kinds: an Effect callback (the default) and, with
  *   `sync: true` / `--sync`, a `PoolManager.syncCallback` writing with
- *   `conn.transport.write`;
+ *   `conn.writeNow`;
  * - per-connection state (`PoolManager.withState`) keeps the
  *   `curr_connections` and `total_connections` statistics: its scope's
  *   finalizer counts the connection out when it ends;
@@ -128,11 +128,11 @@ const syncCallback = (handle: (frame: Uint8Array) => Outcome): PoolManager.SyncC
     const outcome = handle(len === body.length ? body : body.subarray(0, len))
     if (outcome === undefined) return
     if (outcome instanceof Close) {
-      if (outcome.reply !== undefined) conn.transport.write(outcome.reply)
-      conn.transport.close()
+      if (outcome.reply !== undefined) conn.writeNow(outcome.reply)
+      conn.closeNow()
       return
     }
-    conn.transport.write(outcome)
+    conn.writeNow(outcome)
   })
 
 /**

@@ -169,18 +169,18 @@ export const callback: PoolManager.Callback<never, never, State> = (conn, body, 
 
 /**
  * The synchronous callback: the same replies, written with
- * `conn.transport.write` in the event that delivered the command.
+ * `conn.writeNow` in the event that delivered the command.
  *
  * @since 0.2.0
  */
 export const syncCallback = PoolManager.syncCallback<State>((conn, body, len, state) => {
   const reply = respond(state, body.subarray(0, len))
   if (reply === undefined) return
-  conn.transport.write(reply)
+  conn.writeNow(reply)
   if (state.session.closing) {
     const warning = protocolWarning(conn.remoteAddress, reply)
     if (warning !== undefined) state.warn(warning)
-    conn.transport.close()
+    conn.closeNow()
   }
 })
 

@@ -59,6 +59,6 @@ run({
   // wait. A write can only fail once the client is gone, and then there is
   // nobody to tell, so the failure is dropped.
   callback: PoolManager.syncCallback((conn, _body, len) => {
-    conn.transport.write(len > 0 ? OK : ERROR)
+    conn.writeNow(len > 0 ? OK : ERROR)
   })
 })

@@ -2,7 +2,12 @@
  * A `node:net` socket as a pool `Connection`.
  *
  * This is written on `node:net` directly rather than on Effect's `Socket`,
- * because the pool's hot path needs pulled reads with bounded buffering. Bytes
+ * whose `Reader.pull` takes what it returns and delivers it by resuming a
+ * fiber. The pool's `Transport` waits for bytes without taking any
+ * (`awaitReadable`), so the serve loop polls as much as its framing has room
+ * for, when it frames it, and a wait can be cancelled with nothing in hand;
+ * and a synchronous callback answers inside the `'data'` event below, outside
+ * any fiber. Reads are still pulled with bounded buffering: bytes
  * arriving while somebody waits are handed over at once (in Node's `'data'`
  * event, without the extra turn a paused stream's `'readable'` event takes);
  * bytes nobody asked for are queued, and once a high-water mark of them is
@@ -23,6 +28,7 @@ import type * as Net from "node:net"
 import { performance } from "node:perf_hooks"
 import * as Connection from "@pool-manager/core/Connection"
 import type * as PoolError from "@pool-manager/core/PoolError"
+import * as Linger from "./internal/linger.ts"
 
 /**
  * Options for `make`.
@@ -82,6 +88,8 @@ function onClose(this: Owned) {
 class SocketTransport implements Connection.Transport {
   readonly socket: Owned
   readonly lingerMillis: number
+  // Bounds the linger after a graceful close: its server's (see internal/linger.ts), or none.
+  readonly sweeper: Linger.Sweeper | undefined
   // The socket's readableHighWaterMark (a getter), read once: push tests it per chunk.
   readonly highWaterMark: number
   // Why no more bytes can come, once they can't. The error itself, and the
@@ -94,8 +102,6 @@ class SocketTransport implements Connection.Transport {
   endCause: unknown = undefined
   error: PoolError.ConnectionError | undefined = undefined
   closing = false
-  // How long a write may wait for the socket to drain (the pool sets it from clientsDeadline).
-  writeTimeoutMillis = Infinity
   // Bytes received and not yet polled: the first chunk, then any others.
   head: Buffer | undefined = undefined
   rest: Array<Buffer> | undefined = undefined
@@ -137,6 +143,7 @@ class SocketTransport implements Connection.Transport {
       this.host = client.remoteHost
     }
     this.lingerMillis = options?.lingerMillis ?? 5000
+    this.sweeper = Linger.sweeperOf(options)
     this.highWaterMark = socket.readableHighWaterMark
     socket.on("data", onData)
     socket.on("end", onEnd)
@@ -311,7 +318,7 @@ class SocketTransport implements Connection.Transport {
     // closes itself once our side is flushed.
     if (socket.readableEnded) return
     socket.resume()
-    linger(socket, this.lingerMillis)
+    Linger.linger(socket, this.lingerMillis, this.sweeper)
   }
   abort(): void {
     this.closing = true
@@ -346,39 +353,6 @@ export const makeTransport = (socket: Net.Socket, options?: Options, client?: Cl
   new SocketTransport(socket, options, client)
 
 const noop = () => {}
-
-// Sockets closing gracefully, with the time they must be destroyed by. One
-// sweeper timer serves them all instead of a timer per closed connection.
-const lingering = new Map<Net.Socket, number>()
-let sweeper: NodeJS.Timeout | undefined
-
-const sweep = () => {
-  const now = performance.now()
-  for (const [socket, due] of lingering) {
-    if (due <= now) {
-      lingering.delete(socket)
-      socket.destroy()
-    }
-  }
-  if (lingering.size === 0 && sweeper !== undefined) {
-    clearInterval(sweeper)
-    sweeper = undefined
-  }
-}
-
-const forget = function (this: Net.Socket) {
-  lingering.delete(this)
-}
-
-const linger = (socket: Net.Socket, millis: number) => {
-  lingering.set(socket, performance.now() + millis)
-  socket.once("close", forget)
-  if (sweeper === undefined) {
-    // Destroyed between `millis` and `millis` + 250 ms after the close began.
-    sweeper = setInterval(sweep, 250)
-    sweeper.unref()
-  }
-}
 
 /**
  * A pool `Connection` over a `node:net` socket (or a `tls.TLSSocket`).

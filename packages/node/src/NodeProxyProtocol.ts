@@ -31,7 +31,10 @@ import type * as NodeConnection from "./NodeConnection.ts"
  * @category models
  * @since 0.1.0
  */
-export type Endpoint = internal.Endpoint
+export interface Endpoint {
+  readonly address: string
+  readonly port: number
+}
 
 /**
  * A version 2 type-length-value field (e.g. type 0x01 ALPN, 0x02 authority,
@@ -40,7 +43,10 @@ export type Endpoint = internal.Endpoint
  * @category models
  * @since 0.1.0
  */
-export type Tlv = internal.Tlv
+export interface Tlv {
+  readonly type: number
+  readonly value: Uint8Array
+}
 
 /**
  * A parsed header. With `command` `LOCAL` (a balancer's own health check) or a
@@ -50,7 +56,19 @@ export type Tlv = internal.Tlv
  * @category models
  * @since 0.1.0
  */
-export type Header = internal.Header
+export interface Header {
+  readonly version: 1 | 2
+  /** `LOCAL`: the proxy's own connection (health check); the real endpoints apply. */
+  readonly command: "PROXY" | "LOCAL"
+  /** `UNKNOWN`: v1 `UNKNOWN`, or v2 `AF_UNSPEC`; the real endpoints apply. */
+  readonly family: "TCP4" | "TCP6" | "UNIX" | "UNKNOWN"
+  readonly transport: "STREAM" | "DGRAM" | "UNSPEC"
+  readonly source: Endpoint | undefined
+  readonly destination: Endpoint | undefined
+  readonly tlvs: ReadonlyArray<Tlv>
+  /** Bytes the header took; what follows is the client's. */
+  readonly length: number
+}
 
 /**
  * The parser's answer: `Incomplete` (more bytes needed), `Parsed` (with the
@@ -60,7 +78,14 @@ export type Header = internal.Header
  * @category models
  * @since 0.1.0
  */
-export type Result = internal.Result
+export type Result =
+  | { readonly _tag: "Incomplete" }
+  | { readonly _tag: "Parsed"; readonly header: Header }
+  | {
+      readonly _tag: "Invalid"
+      readonly problem: "missing" | "malformed" | "oversized"
+      readonly detail: string
+    }
 
 /**
  * Why the gate closed a connection: sent from outside `trustedProxies`, a
@@ -70,7 +95,7 @@ export type Result = internal.Result
  * @category models
  * @since 0.1.0
  */
-export type RejectReason = "untrusted" | internal.Problem | "timeout" | "closed"
+export type RejectReason = "untrusted" | Extract<Result, { readonly _tag: "Invalid" }>["problem"] | "timeout" | "closed"
 
 /**
  * Every `RejectReason`, in the order of the metric's series.

@@ -3,11 +3,19 @@
  * `PoolManager` — the Go original's example server as a layer.
  *
  * Listening is plain `node:net` (`net.createServer`), not Effect's
- * `NodeSocketServer`: that server hands each connection to a handler fiber as
- * an Effect `Socket` with flowing reads, while the pool needs the raw socket to
- * pull from (see `NodeConnection`), and accepting is the second hottest path
- * after reading. The runtime around it (`NodeRuntime.runMain`, signals) comes
- * from `@effect/platform-node`.
+ * `NodeSocketServer`, which forks a handler fiber per connection with an
+ * Effect `Socket` to read from. That `Socket`'s `Reader.pull` takes the bytes
+ * it returns and hands them over by resuming the pulling fiber, and the pool
+ * needs two things it cannot give (see `NodeConnection`): a wait for bytes
+ * that takes nothing (`Transport.awaitReadable`), after which the serve loop
+ * polls as much as its framing has room for, in the step that frames it; and
+ * a synchronous callback that answers inside the socket's `'data'` event,
+ * outside any fiber. The listener also needs what `NodeSocketServer` keeps to
+ * itself: the TCP socket before its TLS handshake (a PROXY header comes
+ * first), the handshake's failures to count, and the TLS server's
+ * `setSecureContext` for `reloadTls`. Run the layer under
+ * `NodeRuntime.runMain` or `NodeCli.runMain`: SIGINT or SIGTERM interrupts
+ * the program, which releases it.
  *
  * Each accepted socket goes to `put`; when the pool is busy or stopped, the
  * socket gets `busyReply` and is closed. With `proxyProtocol`, a PROXY
@@ -44,7 +52,9 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as AcceptErrors from "./internal/acceptErrors.ts"
+import * as Linger from "./internal/linger.ts"
 import { listen } from "./internal/listen.ts"
+import { listenerDefaults as defaults } from "./internal/listenerDefaults.ts"
 import * as Pending from "./internal/pending.ts"
 import * as Signals from "./internal/signals.ts"
 import * as TlsPolicy from "./internal/tls.ts"
@@ -150,8 +160,19 @@ export class NodeTcpServer extends Context.Service<
   }
 >()("@pool-manager/node/NodeTcpServer") {}
 
-const describe = (options: Options): string =>
-  options.path !== undefined ? `unix:${options.path}` : `${options.host ?? "127.0.0.1"}:${options.port ?? 6263}`
+// Where to listen, the defaults filled in: what `listen` is given, and what logs call the server.
+const listenOptionsOf = (options: Options): Net.ListenOptions => ({
+  ...(options.path !== undefined
+    ? { path: options.path }
+    : { host: options.host ?? defaults.host, port: options.port ?? defaults.port }),
+  ...(options.backlog === undefined ? {} : { backlog: options.backlog }),
+  ...(options.reusePort === true ? { reusePort: true } : {})
+})
+
+const describe = (options: Options): string => {
+  const { path, host, port } = listenOptionsOf(options)
+  return path !== undefined ? `unix:${path}` : `${host}:${port}`
+}
 
 const toSocketAddress = (address: string | Net.AddressInfo | null, options: Options): NetAddress.SocketAddress =>
   typeof address === "string" || address === null
@@ -192,20 +213,22 @@ export const make = (
   Effect.gen(function* () {
     const manager = yield* PoolManager.PoolManager
     const context = yield* Effect.context<never>()
-    const busyReply = options.busyReply ?? "ERROR_SERVER_BUSY"
+    const busyReply = options.busyReply ?? defaults.busyReply
+    // This server's lingering sockets, bounded by one timer of its own (see internal/linger.ts).
+    const connectionOptions = Linger.withSweeper(options.connection, yield* Linger.make)
     let connections = 0
 
     const refuse = (connection: Connection.Connection) => {
       // close() sends what is queued before it closes.
-      connection.transport.write(busyReply)
-      connection.transport.close()
+      connection.writeNow(busyReply)
+      connection.closeNow()
     }
 
     // Every way put can fail (busy, stopped, address limit) leaves the
     // connection with us: answer and close it. The put usually completes
     // synchronously, so look at its exit before registering an observer.
     const admit = (socket: Net.Socket, client?: NodeConnection.Client) => {
-      const connection = NodeConnection.make(socket, options.connection, client)
+      const connection = NodeConnection.make(socket, connectionOptions, client)
       const fiber = Effect.runForkWith(context)(manager.put(connection))
       const exit = fiber.pollUnsafe()
       if (exit === undefined) fiber.addObserver((exit) => exit._tag === "Failure" && refuse(connection))
@@ -215,7 +238,7 @@ export const make = (
     const where = describe(options)
     // What logs call this server: the address asked for, then the one bound (with its real port).
     let bound = where
-    const pending = yield* Pending.make(options.maxPendingConnections ?? 1024)
+    const pending = yield* Pending.make(options.maxPendingConnections ?? defaults.maxPendingConnections)
     let tls = options.tls === undefined ? undefined : TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
     if (tls !== undefined) {
       const checked = tls
@@ -282,13 +305,7 @@ export const make = (
     listener.on("connection", onConnection)
     if (gate === undefined && secureServer === undefined)
       listener.on("connection", (socket: Net.Socket) => admit(socket))
-    const listenOptions: Net.ListenOptions =
-      options.path !== undefined
-        ? { path: options.path }
-        : { host: options.host ?? "127.0.0.1", port: options.port ?? 6263 }
-    if (options.backlog !== undefined) Object.assign(listenOptions, { backlog: options.backlog })
-    if (options.reusePort === true) Object.assign(listenOptions, { reusePort: true })
-    const server = yield* listen(listener, listenOptions, (bound) => {
+    const server = yield* listen(listener, listenOptionsOf(options), (bound) => {
       const address = bound.address()
       if (address !== null) options.onListening?.(address)
     }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
@@ -311,7 +328,7 @@ export const make = (
     yield* Effect.addFinalizer(() =>
       Effect.suspend(() => {
         draining = true
-        const delay = Duration.fromInputUnsafe(options.shutdownDelay ?? 0)
+        const delay = Duration.fromInputUnsafe(options.shutdownDelay ?? defaults.shutdownDelay)
         return Duration.isZero(delay) ? Effect.void : lameDuck(delay, describe(options))
       })
     )

@@ -14,6 +14,7 @@
 import * as Tls from "node:tls"
 import type * as Connection from "@pool-manager/core/Connection"
 import * as Schema from "effect/Schema"
+import { listenerDefaults } from "./internal/listenerDefaults.ts"
 import * as internal from "./internal/tls.ts"
 
 /**
@@ -23,7 +24,7 @@ import * as internal from "./internal/tls.ts"
  * @category models
  * @since 0.2.0
  */
-export type ClientAuth = internal.ClientAuth
+export type ClientAuth = "none" | "request" | "require"
 
 /**
  * The values of `ClientAuth`, in the order `--tls-client-auth` lists them.
@@ -41,7 +42,7 @@ export const clientAuths: ReadonlyArray<ClientAuth> = internal.clientAuths
  * @category constants
  * @since 0.2.0
  */
-export const intermediateCiphers: string = internal.intermediateCiphers
+export const intermediateCiphers: string = listenerDefaults.tlsCiphers
 
 /**
  * The reasons of `pool_tls_handshake_failures_total{reason}`.

@@ -48,7 +48,7 @@ describe("NodeConnection with a framing", () => {
           { framing: Framing.lines() },
           kind === "sync"
             ? PoolManager.syncCallback((conn, line) => {
-                conn.transport.write(answer(line))
+                conn.writeNow(answer(line))
               })
             : (conn, line) => Effect.orDie(conn.write(answer(line)))
         )
@@ -78,7 +78,7 @@ describe("NodeConnection with a framing", () => {
         { framing: Framing.lines(), maxMessageBytes: 64 * 1024 },
         PoolManager.syncCallback((conn, line) => {
           seen.push(decoder.decode(line))
-          conn.transport.write("OK\n")
+          conn.writeNow("OK\n")
         })
       )
       yield* manager.start

@@ -4,6 +4,7 @@ import { PoolManager } from "@pool-manager/core"
 import { Deferred, Effect, Fiber, Queue } from "effect"
 import { NodeConnection } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
+import { within } from "./utils/within.ts"
 
 /** A plain `net.Server` on a free port whose accepted sockets arrive on a queue. */
 const listen = Effect.gen(function* () {
@@ -143,7 +144,7 @@ describe("NodeConnection", () => {
         Deferred.doneUnsafe(stalled, Effect.void)
       }
       pump()
-      yield* Deferred.await(stalled).pipe(Effect.timeout("20 seconds"))
+      yield* within(Deferred.await(stalled), "20 seconds", "the socket to stall")
       const delivered = queued - flooder.socket.writableLength
       // The kernel's buffers and Node's high-water marks bound what the server holds.
       assert.isBelow(delivered, 16 * 1024 * 1024, `the server took ${delivered} bytes`)

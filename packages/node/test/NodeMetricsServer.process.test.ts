@@ -97,7 +97,7 @@ describe("NodeMetricsServer process series", () => {
             callback: syncCallback((conn) => {
               const until = Date.now() + 400
               while (Date.now() < until) {}
-              conn.transport.write(new TextEncoder().encode("OK"))
+              conn.writeNow(new TextEncoder().encode("OK"))
             })
           })`
         const child = yield* spawnNode(["--input-type=module", "--eval", script])

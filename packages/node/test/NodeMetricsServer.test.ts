@@ -10,6 +10,7 @@ import { Effect, Fiber, Logger, Metric } from "effect"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { bin, get, parsePrometheus, poll, select, spawnNode, total } from "./utils/cliProcess.ts"
+import { within } from "./utils/within.ts"
 
 /** GETs `url` until `check` accepts the answer (every 50 ms, for at most `timeout` ms). */
 const getUntil = (url: string, check: (answer: { status: number; body: string }) => boolean, timeout = 10_000) =>
@@ -129,7 +130,7 @@ describe("NodeMetricsServer", () => {
           body: "stopping\n"
         })
         assert.strictEqual(yield* client.receive(2), "OK")
-        yield* Fiber.join(stopping)
+        yield* within(Fiber.join(stopping), "10 seconds", "the server to stop once its callback answered")
         const after = yield* Effect.exit(get(`${url}/healthz`))
         assert.strictEqual(after._tag, "Failure", "the endpoint is closed once the pool has stopped")
       }).pipe(Effect.scoped),

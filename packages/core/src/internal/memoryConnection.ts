@@ -91,7 +91,6 @@ export const make = (
       get bytesWritten() {
         return bytesWritten
       },
-      writeTimeoutMillis: Infinity,
       poll(maxBytes) {
         const head = inbound[0]
         if (head === undefined) return undefined

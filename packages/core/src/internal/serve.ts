@@ -26,10 +26,11 @@ import { withState } from "./connectionState.ts"
 import * as Framer from "./framing.ts"
 import type { ManagerState, Running, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
+import { setDeadline } from "./transportConnection.ts"
 
 // Node defines `performance` as an accessor of the global object, so naming it
-// costs a slow global lookup on every call (measured on the message path):
-// read it once.
+// costs a slow global lookup on every call, and the message path reads the
+// clock (BENCHMARKS.md, "What each optimisation bought"): read it once.
 const clock: { now(): number } = globalThis.performance
 
 const deadlineMillis = (config: ManagerConfig): number =>
@@ -79,7 +80,7 @@ export const serve = (
   // The deadline in milliseconds for reads and for the callback's writes (Go's
   // SetDeadline covers both), derived again only when the config changes.
   let deadline = deadlineMillis(config)
-  transport.writeTimeoutMillis = deadline
+  setDeadline(connection, deadline)
   let served = 0
   let pending: ((resumed: Effect.Effect<unknown, unknown>) => void) | undefined
   // The step a wait ended with, handed over beside the resumption rather than
@@ -207,7 +208,7 @@ export const serve = (
   const refresh = (current: ManagerConfig) => {
     config = current
     deadline = deadlineMillis(current)
-    transport.writeTimeoutMillis = deadline
+    setDeadline(connection, deadline)
     room = pollRoom(current)
     framer?.setMaxMessageBytes(current.maxMessageBytes)
   }

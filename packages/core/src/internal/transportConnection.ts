@@ -20,6 +20,10 @@ const reusableWriteBytes = 256
 export class TransportConnection implements Connection {
   readonly transport: Transport
   readonly bufferSize: number
+  // How long `read` and a waiting `write` may wait, in milliseconds: set by
+  // the pool that serves the connection (`setDeadline`), re-read at every
+  // wait so that a config change applies to the next one.
+  deadlineMillis = Number.POSITIVE_INFINITY
   private readEffect: Effect.Effect<Uint8Array, ConnectionError> | undefined = undefined
   private drainedEffect: Effect.Effect<void, ConnectionError> | undefined = undefined
   private closeEffect: Effect.Effect<void> | undefined = undefined
@@ -34,7 +38,7 @@ export class TransportConnection implements Connection {
     return this.transport.remoteAddress
   }
   get read(): Effect.Effect<Uint8Array, ConnectionError> {
-    if (this.readEffect === undefined) this.readEffect = makeRead(this.transport, this.bufferSize)
+    if (this.readEffect === undefined) this.readEffect = makeRead(this)
     return this.readEffect
   }
   get close(): Effect.Effect<void> {
@@ -58,21 +62,32 @@ export class TransportConnection implements Connection {
     }
     return effect
   }
+  readonly writeNow = (data: Uint8Array | string): boolean | ConnectionError => this.transport.write(data)
+  readonly closeNow = (): void => this.transport.close()
+}
+
+/**
+ * Sets the deadline of `connection`'s reads and waiting writes, when it is one
+ * `Connection.make` built (other implementations of `Connection` keep their
+ * own deadlines).
+ */
+export const setDeadline = (connection: Connection, millis: number): void => {
+  if (connection instanceof TransportConnection) connection.deadlineMillis = millis
 }
 
 const makeDrained = (connection: TransportConnection): Effect.Effect<void, ConnectionError> =>
   Effect.callback<void, ConnectionError>((resume) => {
-    const cancel = connection.transport.awaitWritable(connection.transport.writeTimeoutMillis, (error) =>
+    const cancel = connection.transport.awaitWritable(connection.deadlineMillis, (error) =>
       resume(error === undefined ? Effect.void : Effect.fail(error))
     )
     return Effect.sync(cancel)
   })
 
-// Waits up to the transport's deadline (`writeTimeoutMillis`, which the pool
-// sets from clientsDeadline, as Go's SetDeadline covers reads and writes),
-// re-read at every wait so that a config change applies to the next read.
-const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8Array, ConnectionError> =>
+// Waits up to the connection's deadline (which the pool sets from
+// clientsDeadline, as Go's SetDeadline covers reads and writes).
+const makeRead = (connection: TransportConnection): Effect.Effect<Uint8Array, ConnectionError> =>
   Effect.callback<Uint8Array, ConnectionError>((resume) => {
+    const { transport, bufferSize } = connection
     let cancel: (() => void) | undefined
     const attempt = (): boolean => {
       const chunk = transport.poll(bufferSize)
@@ -88,7 +103,7 @@ const makeRead = (transport: Transport, bufferSize: number): Effect.Effect<Uint8
     }
     if (attempt()) return
     const wait = () => {
-      cancel = transport.awaitReadable(transport.writeTimeoutMillis, (event) => {
+      cancel = transport.awaitReadable(connection.deadlineMillis, (event) => {
         cancel = undefined
         if (attempt()) return
         if (event === "timeout") resume(Effect.fail(failure("Timeout", transport.remoteAddress, readTimeout)))

@@ -66,7 +66,6 @@ export const fakeTransport = (options: FakeOptions = {}) => {
       onReady(options.writesTimeOut ? Connection.failure("Timeout", remoteAddress) : undefined)
       return () => {}
     },
-    writeTimeoutMillis: Infinity,
     get bytesWritten() {
       return written
     },

@@ -35,7 +35,7 @@ export const framed = (
       kind === "sync"
         ? PoolManager.syncCallback((conn, body) => {
             seen.push(decoder.decode(body))
-            conn.transport.write(`${decoder.decode(body)};`)
+            conn.writeNow(`${decoder.decode(body)};`)
           })
         : (((conn, body) =>
             Effect.suspend(() => {

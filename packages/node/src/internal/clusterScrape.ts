@@ -92,22 +92,28 @@ export const aggregate = (scrapes: ReadonlyArray<Omit<Scrape, "running">>): stri
   return lines.length === 0 ? "" : `${lines.join("\n")}\n`
 }
 
-let nextScrapeId = 0
-
-/** Asks one worker for its metrics; none if it does not answer within 2 seconds. */
-export const ask = (worker: Worker, number: number): Effect.Effect<Option.Option<Scrape>> =>
-  Effect.callback<Option.Option<Scrape>>((resume) => {
-    const id = nextScrapeId++
-    const onMessage = (message: unknown) => {
-      if (!isScrapeReply(message) || message.id !== id) return
-      worker.off("message", onMessage)
-      resume(Effect.succeedSome({ process: number, metrics: message.metrics, running: message.running }))
-    }
-    worker.on("message", onMessage)
-    if (!worker.isConnected()) resume(Effect.succeedNone)
-    else worker.send({ type: scrapeRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
-    return Effect.sync(() => worker.off("message", onMessage))
-  }).pipe(
-    Effect.timeoutOption("2 seconds"),
-    Effect.map((answer) => Option.flatten(answer))
-  )
+/**
+ * A way to ask workers for their metrics, with request ids of its own: each
+ * cluster (`runPrimary`) makes one, so the ids are its own and start at 0.
+ * An id only pairs a reply with its request on one worker's channel.
+ */
+export const makeAsk = (): ((worker: Worker, number: number) => Effect.Effect<Option.Option<Scrape>>) => {
+  let nextId = 0
+  // Asks one worker for its metrics; none if it does not answer within 2 seconds.
+  return (worker, number) =>
+    Effect.callback<Option.Option<Scrape>>((resume) => {
+      const id = nextId++
+      const onMessage = (message: unknown) => {
+        if (!isScrapeReply(message) || message.id !== id) return
+        worker.off("message", onMessage)
+        resume(Effect.succeedSome({ process: number, metrics: message.metrics, running: message.running }))
+      }
+      worker.on("message", onMessage)
+      if (!worker.isConnected()) resume(Effect.succeedNone)
+      else worker.send({ type: scrapeRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
+      return Effect.sync(() => worker.off("message", onMessage))
+    }).pipe(
+      Effect.timeoutOption("2 seconds"),
+      Effect.map((answer) => Option.flatten(answer))
+    )
+}

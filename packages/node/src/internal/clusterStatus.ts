@@ -45,12 +45,10 @@ export const answer = (
     )
   })
 
-let nextId = 0
-
-/** Asks one worker for its snapshot; none if it does not answer within 2 seconds. */
-const ask = (worker: Worker): Effect.Effect<Option.Option<NodeStatusPage.Snapshot>> =>
+// Asks one worker for its snapshot, with the next id of `ids`; none if it does not answer within 2 seconds.
+const ask = (worker: Worker, ids: { next: number }): Effect.Effect<Option.Option<NodeStatusPage.Snapshot>> =>
   Effect.callback<Option.Option<NodeStatusPage.Snapshot>>((resume) => {
-    const id = nextId++
+    const id = ids.next++
     const onMessage = (message: unknown) => {
       if (!isStatusReply(message) || message.id !== id) return
       worker.off("message", onMessage)
@@ -114,13 +112,20 @@ export const aggregate = (
   }
 }
 
-/** In the primary: asks every worker, then `aggregate`s their answers. */
-export const collect = (
+/**
+ * In the primary: a collector that asks every worker, then `aggregate`s
+ * their answers. Each cluster (`runPrimary`) makes one, so its request ids
+ * are its own and start at 0.
+ */
+export const makeCollect = (): ((
   workers: ReadonlyArray<readonly [number, Worker]>,
   processes: number
-): Effect.Effect<NodeStatusPage.Snapshot | undefined> =>
-  Effect.forEach(
-    workers,
-    ([number, worker]) => Effect.map(ask(worker), (answer) => [number, Option.getOrUndefined(answer)] as const),
-    { concurrency: "unbounded" }
-  ).pipe(Effect.map((answers) => aggregate(answers, processes, Date.now())))
+) => Effect.Effect<NodeStatusPage.Snapshot | undefined>) => {
+  const ids = { next: 0 }
+  return (workers, processes) =>
+    Effect.forEach(
+      workers,
+      ([number, worker]) => Effect.map(ask(worker, ids), (answer) => [number, Option.getOrUndefined(answer)] as const),
+      { concurrency: "unbounded" }
+    ).pipe(Effect.map((answers) => aggregate(answers, processes, Date.now())))
+}

@@ -4,11 +4,12 @@
  * handing back the socket paused with the bytes after the header put back.
  */
 import * as Net from "node:net"
+import type { Header } from "../NodeProxyProtocol.ts"
 import * as internal from "./proxyProtocol.ts"
 
 /** How reading a header ended: the header, or why the connection must be closed. */
 export type Outcome =
-  | { readonly _tag: "Header"; readonly header: internal.Header }
+  | { readonly _tag: "Header"; readonly header: Header }
   | { readonly _tag: "Rejected"; readonly reason: internal.Problem | "timeout" | "closed"; readonly detail: string }
 
 // The entries as a BlockList, or the first entry that is not an address or CIDR.

@@ -6,42 +6,11 @@
  * whatever the bytes.
  */
 import * as Net from "node:net"
-
-/** An address and port of a header (for UNIX, the socket path and port 0). */
-export interface Endpoint {
-  readonly address: string
-  readonly port: number
-}
-
-/** A version 2 type-length-value field. */
-export interface Tlv {
-  readonly type: number
-  readonly value: Uint8Array
-}
-
-/** A complete header. */
-export interface Header {
-  readonly version: 1 | 2
-  /** `LOCAL`: the proxy's own connection (health check); the real endpoints apply. */
-  readonly command: "PROXY" | "LOCAL"
-  /** `UNKNOWN`: v1 `UNKNOWN`, or v2 `AF_UNSPEC`; the real endpoints apply. */
-  readonly family: "TCP4" | "TCP6" | "UNIX" | "UNKNOWN"
-  readonly transport: "STREAM" | "DGRAM" | "UNSPEC"
-  readonly source: Endpoint | undefined
-  readonly destination: Endpoint | undefined
-  readonly tlvs: ReadonlyArray<Tlv>
-  /** Bytes the header took; what follows is the client's. */
-  readonly length: number
-}
+// The types are the public module's; this one only implements them.
+import type { Endpoint, Header, Result, Tlv } from "../NodeProxyProtocol.ts"
 
 /** Why bytes cannot be a header: no signature, a broken one, or too long. */
-export type Problem = "missing" | "malformed" | "oversized"
-
-/** The parser's answer. */
-export type Result =
-  | { readonly _tag: "Incomplete" }
-  | { readonly _tag: "Parsed"; readonly header: Header }
-  | { readonly _tag: "Invalid"; readonly problem: Problem; readonly detail: string }
+export type Problem = Extract<Result, { readonly _tag: "Invalid" }>["problem"]
 
 /** The version 1 line's longest length, CRLF included (the specification's 107). */
 export const v1MaxLength = 107

@@ -1,7 +1,8 @@
 /**
  * The table of the server's own flags (where to listen, TLS, metrics, the
  * processes, PROXY protocol, the agent check, OTLP): one row per setting with
- * its documentation, its flag and its default. `NodeCliConfig`'s `Defaults`
+ * its documentation, its flag and its default (the listener's from
+ * `listenerDefaults`, which `NodeTcpServer` applies). `NodeCliConfig`'s `Defaults`
  * and `Settings`, the defaults it resolves and its `flags` are all read from
  * here, so a new server flag is one row.
  */
@@ -27,6 +28,7 @@ import {
   Size,
   textFlag
 } from "./cliFlags.ts"
+import { listenerDefaults } from "./listenerDefaults.ts"
 
 /**
  * One server setting: its flag's name, its default given what `Defaults` set
@@ -90,9 +92,11 @@ const parseList = (text: string): Option.Option<ReadonlyArray<string>> => {
  */
 export const serverFlags = {
   /** Interface to listen on (default 127.0.0.1). */
-  host: setting<string>("host", "127.0.0.1", (name, fallback) => hostFlag(name, "Interface to listen on", fallback)),
+  host: setting<string>("host", listenerDefaults.host, (name, fallback) =>
+    hostFlag(name, "Interface to listen on", fallback)
+  ),
   /** TCP port to listen on (default 6263); 0 picks a free one. */
-  port: setting<number>("port", 6263, (name, fallback) =>
+  port: setting<number>("port", listenerDefaults.port, (name, fallback) =>
     described(Flag.Int(name).pipe(Flag.withSchema(Port)), "TCP port; 0 picks a free one", fallback)
   ),
   /** Unix socket to listen on instead of host and port; left out, there is none. */
@@ -100,7 +104,7 @@ export const serverFlags = {
     textFlag(name, "file", "Unix socket to listen on instead of host and port", fallback ?? "none")
   ),
   /** Reply to a client refused while all workers are busy (default `ERROR_SERVER_BUSY`). */
-  busyReply: setting<string>("busy-reply", "ERROR_SERVER_BUSY", (name, fallback) =>
+  busyReply: setting<string>("busy-reply", listenerDefaults.busyReply, (name, fallback) =>
     textFlag(name, "text", "Reply to a client refused while all workers are busy", fallback)
   ),
   /** PEM private key to serve TLS with (with `tlsCert`). */
@@ -110,7 +114,7 @@ export const serverFlags = {
   /** PEM certificates of the CAs that sign client certificates (mutual TLS, with `tlsClientAuth`). */
   tlsCa: file("tls-ca", "Verify client certificates with these PEM CA certificates (with --tls-client-auth)"),
   /** Client certificates: `none` (default), `request` (optional) or `require` (verified against `tlsCa`). */
-  tlsClientAuth: setting<NodeTls.ClientAuth>("tls-client-auth", "none", (name, fallback) =>
+  tlsClientAuth: setting<NodeTls.ClientAuth>("tls-client-auth", listenerDefaults.tlsClientAuth, (name, fallback) =>
     described(
       Flag.Literals(name, NodeTls.clientAuths).pipe(Flag.withMetavar(NodeTls.clientAuths.join("|"))),
       "Ask TLS clients for a certificate (request) or close those without one --tls-ca verifies (require)",
@@ -118,7 +122,7 @@ export const serverFlags = {
     )
   ),
   /** Oldest TLS version accepted (default `TLSv1.2`). */
-  tlsMinVersion: setting<Tls.SecureVersion>("tls-min-version", "TLSv1.2", (name, fallback) =>
+  tlsMinVersion: setting<Tls.SecureVersion>("tls-min-version", listenerDefaults.tlsMinVersion, (name, fallback) =>
     described(
       Flag.Literals(name, ["TLSv1.2", "TLSv1.3"] as const).pipe(Flag.withMetavar("TLSv1.2|TLSv1.3")),
       "Oldest TLS version a client may use",
@@ -126,7 +130,7 @@ export const serverFlags = {
     )
   ),
   /** OpenSSL cipher list (default: Mozilla's "intermediate" profile, `NodeTls.intermediateCiphers`). */
-  tlsCiphers: setting<string>("tls-ciphers", NodeTls.intermediateCiphers, (name) =>
+  tlsCiphers: setting<string>("tls-ciphers", listenerDefaults.tlsCiphers, (name) =>
     textFlag(
       name,
       "list",
@@ -135,8 +139,11 @@ export const serverFlags = {
     )
   ),
   /** Connections in a TLS handshake or waiting for a PROXY header at once (default 1,024); over it, closed. */
-  maxPendingConnections: setting<number>("max-pending-connections", 1024, (name, fallback) =>
-    countFlag(name, Size, "Most connections in a TLS handshake or awaiting a PROXY header; more are closed", fallback)
+  maxPendingConnections: setting<number>(
+    "max-pending-connections",
+    listenerDefaults.maxPendingConnections,
+    (name, fallback) =>
+      countFlag(name, Size, "Most connections in a TLS handshake or awaiting a PROXY header; more are closed", fallback)
   ),
   /** JSON or YAML (`.yaml`, `.yml`) file of pool settings, under the flags; re-read on SIGHUP. */
   config: file(
@@ -217,7 +224,7 @@ export const serverFlags = {
   /** On SIGINT/SIGTERM, fail /healthz but keep accepting this long before the drain (default 0). */
   shutdownDelay: row<Duration.Duration, Duration.Input, Duration.Duration>(
     "shutdown-delay",
-    (given) => Duration.fromInputUnsafe(given ?? 0),
+    (given) => Duration.fromInputUnsafe(given ?? listenerDefaults.shutdownDelay),
     (name, fallback) =>
       durationFlag(
         name,

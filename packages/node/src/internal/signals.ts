@@ -23,6 +23,12 @@ import type * as Scope from "effect/Scope"
 export type StopSignal = "SIGINT" | "SIGTERM"
 export type Signal = StopSignal | "SIGHUP"
 
+// Module state on purpose, unlike the rest of the package: a signal is
+// delivered to the process, and Node keeps one listener table per process,
+// so this mirrors it (one dispatcher per signal, `stop` the process's first
+// stop signal). What a scope owns is its subscription: `on` and `onSighup`
+// end with their scope, `runMain` holds SIGHUP for its program's life, and a
+// process listener exists only while one of them needs it.
 const handlers: Record<Signal, Set<(signal: Signal) => void>> = {
   SIGINT: new Set(),
   SIGTERM: new Set(),

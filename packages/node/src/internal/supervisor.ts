@@ -27,6 +27,7 @@ import * as Scrapes from "./clusterScrape.ts"
 import * as ClusterStatus from "./clusterStatus.ts"
 import * as ClusterWorker from "./clusterWorker.ts"
 import { addressFields } from "./logFields.ts"
+import * as PrimaryMetrics from "./primaryMetrics.ts"
 import * as Signals from "./signals.ts"
 
 /** The first delay before a replacement, and the most it grows to. */
@@ -93,35 +94,26 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
 
     const liveWorkers = () =>
       Array.from(slots).flatMap(([number, slot]) => (slot.worker === undefined ? [] : [[number, slot.worker] as const]))
+    // This cluster's own request ids and series: nothing is shared with another cluster in the process.
+    const ask = Scrapes.makeAsk()
+    const collectStatus = ClusterStatus.makeCollect()
+    const ownMetrics = PrimaryMetrics.make({
+      processes: options.processes,
+      restarts: (number) => slots.get(number)?.restarts ?? 0
+    })
     const scrapeAll = Effect.suspend(() =>
-      Effect.forEach(liveWorkers(), ([number, worker]) => Scrapes.ask(worker, number), { concurrency: "unbounded" })
+      Effect.forEach(liveWorkers(), ([number, worker]) => ask(worker, number), { concurrency: "unbounded" })
     ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
 
     // Started first so it is closed last: /healthz says 503 while the processes drain.
     if (options.metrics !== undefined) {
       const server = yield* NodeMetricsServer.make({
         ...options.metrics,
-        metrics: Effect.map(scrapeAll, (scrapes) => {
-          const numbers = Array.from(slots.keys())
-          const own = [
-            "# HELP pool_processes Server processes configured (--processes)",
-            "# TYPE pool_processes gauge",
-            `pool_processes ${options.processes}`,
-            "# HELP pool_process_up 1 if the process answered this scrape",
-            "# TYPE pool_process_up gauge",
-            ...numbers.map(
-              (number) =>
-                `pool_process_up{process="${number}"} ${scrapes.some((scrape) => scrape.process === number) ? 1 : 0}`
-            ),
-            "# HELP pool_process_restarts_total Processes replaced after they exited, by process number",
-            "# TYPE pool_process_restarts_total counter",
-            ...numbers.map(
-              (number) => `pool_process_restarts_total{process="${number}"} ${slots.get(number)!.restarts}`
-            )
-          ]
-          return `${own.join("\n")}\n${aggregate(scrapes)}`
-        }),
-        status: Effect.suspend(() => ClusterStatus.collect(liveWorkers(), options.processes)),
+        metrics: Effect.map(
+          scrapeAll,
+          (scrapes) => ownMetrics(scrapes.map((scrape) => scrape.process)) + aggregate(scrapes)
+        ),
+        status: Effect.suspend(() => collectStatus(liveWorkers(), options.processes)),
         // Healthy while one process serves: the others are being replaced, and the port is answered.
         health: Effect.suspend(() =>
           stopping

@@ -7,37 +7,18 @@
 import * as Tls from "node:tls"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
+import type { ClientAuth } from "../NodeTls.ts"
 import * as CountersBy from "./countersBy.ts"
+import { listenerDefaults } from "./listenerDefaults.ts"
 import * as LogRateLimit from "./logRateLimit.ts"
 
-/**
- * Mozilla's "intermediate" server profile (version 5.7): TLS 1.3's suites,
- * then TLS 1.2's ECDHE and DHE suites with AES-GCM or ChaCha20-Poly1305. No
- * RSA key exchange, no CBC, no SHA-1.
- */
-export const intermediateCiphers = [
-  "TLS_AES_128_GCM_SHA256",
-  "TLS_AES_256_GCM_SHA384",
-  "TLS_CHACHA20_POLY1305_SHA256",
-  "ECDHE-ECDSA-AES128-GCM-SHA256",
-  "ECDHE-RSA-AES128-GCM-SHA256",
-  "ECDHE-ECDSA-AES256-GCM-SHA384",
-  "ECDHE-RSA-AES256-GCM-SHA384",
-  "ECDHE-ECDSA-CHACHA20-POLY1305",
-  "ECDHE-RSA-CHACHA20-POLY1305",
-  "DHE-RSA-AES128-GCM-SHA256",
-  "DHE-RSA-AES256-GCM-SHA384",
-  "DHE-RSA-CHACHA20-POLY1305"
-].join(":")
-
-export type ClientAuth = "none" | "request" | "require"
 export const clientAuths: ReadonlyArray<ClientAuth> = ["none", "request", "require"]
 
 /** The server's options with the policy's defaults under what was given. */
 export const withDefaults = (options: Tls.TlsOptions, clientAuth: ClientAuth | undefined): Tls.TlsOptions => ({
-  minVersion: "TLSv1.2",
-  ciphers: intermediateCiphers,
-  handshakeTimeout: 10_000,
+  minVersion: listenerDefaults.tlsMinVersion,
+  ciphers: listenerDefaults.tlsCiphers,
+  handshakeTimeout: listenerDefaults.tlsHandshakeTimeoutMillis,
   ...options,
   // The certificate is checked by `unverified` once the handshake is done:
   // Node's own check would close the socket without saying why.
