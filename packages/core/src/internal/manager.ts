@@ -1,6 +1,8 @@
 /**
- * The manager's implementation: `start`, `put`, `stop`, `setConfig` and
- * `stats` over the shared state of `state.ts`. `PoolManager.ts` is its face.
+ * The manager's implementation: `start`, `put`, `stop` and `setConfig` as
+ * functions of the shared state of `state.ts`, whose `lifecycle` they move
+ * through `Stopped`, `Running` and `Stopping`; `make` builds the state and
+ * binds them, under the locks that serialise them. `PoolManager.ts` is its face.
  *
  * The hand-over in `put` is atomic. `put` runs uninterruptibly except where
  * it waits (in the admission queue, and for a worker being spawned), and
@@ -33,7 +35,15 @@ import { withoutStack } from "./errors.ts"
 import { makeDurationHistogram } from "./histogram.ts"
 import * as Metrics from "./metrics.ts"
 import { serve } from "./serve.ts"
-import type { ManagerState, Running, ServedConnection } from "./state.ts"
+import {
+  abandoned,
+  type Lifecycle,
+  type ManagerState,
+  type Period,
+  reserved,
+  type ServedConnection,
+  stopped
+} from "./state.ts"
 import * as Stats from "./stats.ts"
 import * as Tracing from "./tracing.ts"
 import { ensureMin, makePool } from "./workers.ts"
@@ -48,13 +58,280 @@ const isStateful = (callback: AnyCallback | Stateful<any, any, any>): callback i
 
 const notRunning = () => Effect.fail(withoutStack(() => new NotRunningError()))
 
-export const make = <E, R>(
+const debug = (state: ManagerState, message: string, annotations: Record<string, unknown>): Effect.Effect<void> =>
+  Ref.getUnsafe(state.config).debug ? Effect.logDebug(message).pipe(Effect.annotateLogs(annotations)) : Effect.void
+
+// ---------------------------------------------------------------------------
+// start: Stopped -> Running
+// ---------------------------------------------------------------------------
+
+const start = (state: ManagerState): Effect.Effect<void, AlreadyRunningError> =>
+  Effect.gen(function* () {
+    if (state.lifecycle._tag !== "Stopped") return yield* new AlreadyRunningError()
+    const scope = yield* Scope.make()
+    const period: Period = {
+      pool: yield* makePool(state, scope),
+      scope,
+      connections: new Set(),
+      drained: yield* Deferred.make<void>()
+    }
+    const running: Lifecycle = { _tag: "Running", period }
+    yield* ensureMin(state, running)
+    state.lifecycle = running
+    yield* debug(state, "pool manager started", ManagerConfig.toJson(Ref.getUnsafe(state.config)))
+  })
+
+// ---------------------------------------------------------------------------
+// put: admission, then a worker's lease
+// ---------------------------------------------------------------------------
+
+const put = (
+  state: ManagerState,
+  connection: Connection,
+  trace: Tracing.PutTrace | undefined
+): Effect.Effect<void, Admission.AdmissionError> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const running = state.lifecycle
+      if (running._tag !== "Running") return notRunning()
+      return Effect.flatMap(state.admission.acquire(connection.transport, restore, trace), () => {
+        // A put that waited in the queue may have waited through a stop: the
+        // life it began in is then no longer the manager's.
+        if (state.lifecycle === running) {
+          const span = trace === undefined ? undefined : Tracing.admitted(state.tracing!, trace, connection)
+          return lend(state, running.period, connection, restore, span)
+        }
+        state.admission.release(connection.transport)
+        return notRunning()
+      })
+    })
+  )
+
+// A put under the caller's span; a refused put gets a span of its own.
+const putTraced = (state: ManagerState, tracing: Tracing.Tracing) => (connection: Connection) =>
+  Effect.withFiber((fiber) => {
+    const trace = Tracing.startPut(tracing, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
+    return Effect.onError(put(state, connection, trace), (cause) =>
+      Effect.sync(() => Tracing.refused(tracing, trace, connection, cause))
+    )
+  })
+
+// The worker is borrowed with Pool.use inside the connection's own fiber: no
+// Scope per connection, and the lease ends exactly when serving does. The
+// fiber starts at once, so with an idle worker the lease is taken before it
+// yields; only when a worker must be spawned does put wait for it.
+const lend = (
+  state: ManagerState,
+  period: Period,
+  connection: Connection,
+  restore: Admission.Restore,
+  span: Tracer.Span | undefined
+): Effect.Effect<void, NotRunningError> => {
+  const served: ServedConnection = {
+    transport: connection.transport,
+    lease: reserved,
+    wake: undefined,
+    fiber: undefined,
+    onLeased: undefined,
+    span,
+    messages: 0,
+    bytesRead: 0,
+    callbackStarted: 0,
+    closeReason: undefined
+  }
+  // Registered before the worker is borrowed, so a stop that begins while a
+  // worker is being spawned still waits for this connection.
+  period.connections.add(served)
+  state.reserved++
+  const serving = Pool.use(period.pool, (worker) => {
+    // The put gave up while the worker was spawned: the worker goes back idle
+    // and the connection stays untouched.
+    if (served.lease._tag === "Abandoned") return Effect.void
+    state.reserved--
+    served.lease = { _tag: "Leased", worker }
+    state.counters.busy++
+    state.counters.accepted++
+    if (span !== undefined) Tracing.leased(span, worker.id)
+    // Built first: the connection takes the config (its framing) of the
+    // moment a worker took it, before the put it completes runs on.
+    const body = Effect.onExit(serve(state, served, connection), endLease(state, served))
+    // Completes a put waiting for this worker, in this very step.
+    served.onLeased?.(true)
+    return Ref.getUnsafe(state.config).debug
+      ? debug(state, "connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
+          Effect.andThen(body)
+        )
+      : body
+  })
+  // Under its span, the callback's own spans nest in the connection's.
+  const context = span === undefined ? state.context : Context.add(state.context, Tracer.ParentSpan, span)
+  served.fiber = Effect.runForkWith(context)(Effect.onExit(serving, endConnection(state, period, served)))
+  if (served.lease._tag === "Leased") return Effect.void
+  if (served.lease._tag === "Abandoned") return notRunning()
+  return awaitLease(state, served, restore)
+}
+
+// Waits, interruptibly, for the worker being spawned for `served`.
+const awaitLease = (
+  state: ManagerState,
+  served: ServedConnection,
+  restore: Admission.Restore
+): Effect.Effect<void, NotRunningError> =>
+  restore(
+    Effect.callback<void, NotRunningError>((resume) => {
+      // This fiber may have yielded (its op budget ran out) since `lend`
+      // returned, and the worker been lent or refused meanwhile.
+      if (served.lease._tag !== "Reserved") return resume(served.lease._tag === "Leased" ? Effect.void : notRunning())
+      served.onLeased = (leased) => {
+        served.onLeased = undefined
+        resume(leased ? Effect.void : notRunning())
+      }
+      return Effect.sync(() => {
+        served.onLeased = undefined
+      })
+    })
+  ).pipe(
+    // Interrupted while the worker is spawned (or before it even waited):
+    // give the connection up in this step; the worker, once spawned, goes
+    // back idle.
+    Effect.onExit((exit) => {
+      if (Exit.isFailure(exit)) unreserve(state, served)
+      return Effect.void
+    })
+  )
+
+const unreserve = (state: ManagerState, served: ServedConnection) => {
+  if (served.lease._tag !== "Reserved") return
+  served.lease = abandoned
+  state.reserved--
+}
+
+// Ends the lease of a connection a worker owned, before the worker goes back
+// to the pool: so `busy` never counts a connection without a worker.
+const endLease =
+  (state: ManagerState, served: ServedConnection) =>
+  (exit: Exit.Exit<void>): Effect.Effect<void> =>
+    Effect.sync(() => {
+      const transport = served.transport
+      if (Exit.isFailure(exit)) {
+        // Cut short by the drain timeout: drop what it had queued.
+        state.counters.interruptedByDrain++
+        served.closeReason = "drain"
+        transport.abort()
+      } else {
+        transport.close()
+      }
+      state.counters.bytesWritten += transport.bytesWritten
+      state.counters.busy--
+    })
+
+const endConnection =
+  (state: ManagerState, period: Period, served: ServedConnection) =>
+  (exit: Exit.Exit<void>): Effect.Effect<void> => {
+    if (served.lease._tag === "Reserved") {
+      // The pool refused to lend a worker (it only does so while shutting
+      // down): put fails, and its caller keeps the connection.
+      unreserve(state, served)
+      served.onLeased?.(false)
+    }
+    if (served.span !== undefined) Tracing.closed(state.tracing!, served, exit)
+    period.connections.delete(served)
+    if (state.lifecycle._tag === "Stopping" && period.connections.size === 0) {
+      Deferred.doneUnsafe(period.drained, Effect.void)
+    }
+    state.admission.release(served.transport)
+    return Effect.void
+  }
+
+// ---------------------------------------------------------------------------
+// stop: Running -> Stopping -> Stopped
+// ---------------------------------------------------------------------------
+
+const stop = (state: ManagerState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (state.lifecycle._tag !== "Running") return Effect.void
+    const period = state.lifecycle.period
+    const config = Ref.getUnsafe(state.config)
+    state.lifecycle = { _tag: "Stopping", period }
+    state.admission.rejectWaiters()
+    if (period.connections.size === 0) Deferred.doneUnsafe(period.drained, Effect.void)
+    return Effect.forkChild(wakeWaiting(period)).pipe(
+      Effect.andThen(debug(state, "pool manager stopping", { busy: period.connections.size })),
+      Effect.andThen(drain(period, config)),
+      // Closing the period's scope shuts its pool down, which retires every worker.
+      Effect.andThen(Scope.close(period.scope, Exit.void)),
+      Effect.andThen(() => {
+        state.lifecycle = stopped
+        return debug(state, "pool manager stopped", {})
+      })
+    )
+  })
+
+// Connections waiting for a message take what already arrived and close; busy
+// ones finish their message first. Bytes already in the kernel reach a socket
+// only when the event loop polls for I/O, so the waiting ones are woken two
+// scheduler turns later: each turn is a macrotask of Effect's scheduler
+// (setImmediate on Node), and the event loop polls for I/O between two of
+// them, so a request sent before the stop is served. Being scheduler turns,
+// not time, they need no clock (under TestClock too). The drain timeout runs
+// meanwhile.
+const wakeWaiting = (period: Period): Effect.Effect<void> =>
+  Effect.yieldNow.pipe(
+    Effect.andThen(Effect.yieldNow),
+    Effect.andThen(
+      Effect.sync(() => {
+        for (const served of period.connections) served.wake?.()
+      })
+    )
+  )
+
+// Waits for the connections to end, at most drainTimeout, then interrupts
+// the callbacks still running.
+const drain = (period: Period, config: ManagerConfig.ManagerConfig): Effect.Effect<void> => {
+  const drained = Deferred.await(period.drained)
+  return (Duration.isFinite(config.drainTimeout) ? Effect.timeoutOption(drained, config.drainTimeout) : drained).pipe(
+    Effect.andThen(() => {
+      const fibers = Array.from(period.connections, (served) => served.fiber).filter((fiber) => fiber !== undefined)
+      if (fibers.length === 0) return Effect.void
+      return Effect.logWarning("drainTimeout passed: interrupting the callbacks still running").pipe(
+        Effect.annotateLogs({ busy: fibers.length, drainTimeout: Duration.format(config.drainTimeout) }),
+        Effect.andThen(Fiber.interruptAll(fibers))
+      )
+    })
+  )
+}
+
+// ---------------------------------------------------------------------------
+// setConfig
+// ---------------------------------------------------------------------------
+
+const setConfig = (
+  state: ManagerState,
+  input: ManagerConfig.Input
+): Effect.Effect<ManagerConfig.ManagerConfig, ConfigError> =>
+  Effect.gen(function* () {
+    const next = yield* ManagerConfig.make(input, Ref.getUnsafe(state.config))
+    yield* Ref.set(state.config, next)
+    state.admission.resize()
+    const changed = state.configChanged
+    state.configChanged = yield* Deferred.make<void>()
+    yield* Deferred.succeed(changed, undefined)
+    yield* ensureMin(state, state.lifecycle)
+    yield* debug(state, "config changed", ManagerConfig.toJson(next))
+    return next
+  })
+
+// ---------------------------------------------------------------------------
+// make
+// ---------------------------------------------------------------------------
+
+/** The state of a new, stopped manager with `config` and `given`, in the context `make` runs in. */
+const makeState = <E, R>(
   config: ManagerConfig.Input,
   given: Callback<E, R> | SyncCallback | Stateful<any, E, R>
-): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
+): Effect.Effect<ManagerState, ConfigError, Scope.Scope | R> =>
   Effect.gen(function* () {
     const callback: AnyCallback = isStateful(given) ? given.handler : given
-    const init = isStateful(given) ? (given.init as ManagerState["init"]) : undefined
     const sync = isSyncCallback(callback) ? callback.run : undefined
     const configRef = yield* Ref.make(yield* ManagerConfig.make(config))
     const counters = Counters.make()
@@ -62,7 +339,7 @@ export const make = <E, R>(
     // Scope: a callback's finalizers must not pile up in the manager's scope.
     const context = Context.omit(Scope.Scope)(yield* Effect.context<R | Scope.Scope>()) as Context.Context<never>
     const queueWait = makeDurationHistogram()
-    const state: ManagerState = {
+    return {
       config: configRef,
       counters,
       reserved: 0,
@@ -75,259 +352,37 @@ export const make = <E, R>(
               return Effect.void
             },
       sync,
-      init,
+      init: isStateful(given) ? (given.init as ManagerState["init"]) : undefined,
       context,
       configChanged: yield* Deferred.make<void>(),
-      running: undefined,
+      lifecycle: stopped,
       nextWorkerId: 0,
       callbackDuration: makeDurationHistogram(),
       queueWait,
       tracing: Tracing.make(context)
     }
-    const tracing = state.tracing
+  })
+
+export const make = <E, R>(
+  config: ManagerConfig.Input,
+  given: Callback<E, R> | SyncCallback | Stateful<any, E, R>
+): Effect.Effect<PoolManager["Service"], ConfigError, Scope.Scope | R> =>
+  Effect.gen(function* () {
+    const state = yield* makeState(config, given)
     yield* Metrics.register(state, yield* Effect.scope)
-    // start and stop change the running state one at a time; setConfig calls
-    // are serialised separately, so a long drain does not hold up a config change.
+    // start and stop change the life one at a time; setConfig calls are
+    // serialised separately, so a long drain does not hold up a config change.
     const lifecycle = yield* Semaphore.make(1)
     const configLock = yield* Semaphore.make(1)
-    const debug = (message: string, annotations: Record<string, unknown>) =>
-      Ref.getUnsafe(state.config).debug ? Effect.logDebug(message).pipe(Effect.annotateLogs(annotations)) : Effect.void
-
-    const start = lifecycle.withPermit(
-      Effect.gen(function* () {
-        if (state.running !== undefined) return yield* new AlreadyRunningError()
-        const scope = yield* Scope.make()
-        const running: Running = {
-          pool: yield* makePool(state, scope),
-          scope,
-          connections: new Set(),
-          drained: yield* Deferred.make<void>(),
-          stopping: false
-        }
-        yield* ensureMin(state, running)
-        state.running = running
-        yield* debug("pool manager started", ManagerConfig.toJson(Ref.getUnsafe(state.config)))
-      })
-    )
-
-    // Ends the lease of a connection a worker owned, before the worker goes
-    // back to the pool: so `busy` never counts a connection without a worker.
-    const endLease =
-      (served: ServedConnection) =>
-      (exit: Exit.Exit<void>): Effect.Effect<void> =>
-        Effect.sync(() => {
-          const transport = served.transport
-          if (Exit.isFailure(exit)) {
-            // Cut short by the drain timeout: drop what it had queued.
-            counters.interruptedByDrain++
-            served.closeReason = "drain"
-            transport.abort()
-          } else {
-            transport.close()
-          }
-          counters.bytesWritten += transport.bytesWritten
-          counters.busy--
-        })
-
-    const unreserve = (served: ServedConnection) => {
-      if (served.lease !== "reserved") return
-      served.lease = "abandoned"
-      state.reserved--
+    const stopping = lifecycle.withPermit(stop(state))
+    yield* Effect.addFinalizer(() => stopping)
+    const tracing = state.tracing
+    return {
+      start: lifecycle.withPermit(start(state)),
+      put: tracing === undefined ? (connection) => put(state, connection, undefined) : putTraced(state, tracing),
+      config: Ref.get(state.config),
+      setConfig: (input) => configLock.withPermit(setConfig(state, input)),
+      stop: stopping,
+      stats: Effect.sync((): PoolStats => Stats.snapshot(state))
     }
-
-    const endConnection =
-      (running: Running, served: ServedConnection) =>
-      (exit: Exit.Exit<void>): Effect.Effect<void> => {
-        if (served.lease === "reserved") {
-          // The pool refused to lend a worker (it only does so while shutting
-          // down): put fails, and its caller keeps the connection.
-          unreserve(served)
-          served.onLeased?.(false)
-        }
-        if (served.span !== undefined) Tracing.closed(tracing!, served, exit)
-        running.connections.delete(served)
-        if (running.stopping && running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
-        state.admission.release(served.transport)
-        return Effect.void
-      }
-
-    // The worker is borrowed with Pool.use inside the connection's own fiber:
-    // no Scope per connection, and the lease ends exactly when serving does.
-    // The fiber starts at once, so with an idle worker the lease is taken
-    // before it yields; only when a worker must be spawned does put wait for it.
-    const lend = (
-      running: Running,
-      connection: Connection,
-      restore: Admission.Restore,
-      span: Tracer.Span | undefined
-    ): Effect.Effect<void, NotRunningError> => {
-      const served: ServedConnection = {
-        transport: connection.transport,
-        lease: "reserved",
-        wake: undefined,
-        fiber: undefined,
-        onLeased: undefined,
-        span,
-        messages: 0,
-        bytesRead: 0,
-        callbackStarted: 0,
-        closeReason: undefined
-      }
-      // Registered before the worker is borrowed, so a stop that begins while a
-      // worker is being spawned still waits for this connection.
-      running.connections.add(served)
-      state.reserved++
-      const serving = Pool.use(running.pool, (worker) => {
-        // The put gave up while the worker was spawned: the worker goes back
-        // idle and the connection stays untouched.
-        if (served.lease === "abandoned") return Effect.void
-        state.reserved--
-        served.lease = "leased"
-        counters.busy++
-        counters.accepted++
-        if (span !== undefined) Tracing.leased(span, worker.id)
-        // Built first: the connection takes the config (its framing) of the
-        // moment a worker took it, before the put it completes runs on.
-        const body = Effect.onExit(serve(state, running, served, connection), endLease(served))
-        // Completes a put waiting for this worker, in this very step.
-        served.onLeased?.(true)
-        return Ref.getUnsafe(state.config).debug
-          ? debug("connection put", { worker: worker.id, remoteAddress: connection.remoteAddress }).pipe(
-              Effect.andThen(body)
-            )
-          : body
-      })
-      // Under its span, the callback's own spans nest in the connection's.
-      const context = span === undefined ? state.context : Context.add(state.context, Tracer.ParentSpan, span)
-      served.fiber = Effect.runForkWith(context)(Effect.onExit(serving, endConnection(running, served)))
-      if (served.lease === "leased") return Effect.void
-      if (served.lease === "abandoned") return notRunning()
-      return restore(
-        Effect.callback<void, NotRunningError>((resume) => {
-          // This fiber may have yielded (its op budget ran out) since `lend`
-          // returned, and the worker been lent or refused meanwhile.
-          if (served.lease !== "reserved") return resume(served.lease === "leased" ? Effect.void : notRunning())
-          served.onLeased = (leased) => {
-            served.onLeased = undefined
-            resume(leased ? Effect.void : notRunning())
-          }
-          return Effect.sync(() => {
-            served.onLeased = undefined
-          })
-        })
-      ).pipe(
-        // Interrupted while the worker is spawned (or before it even waited):
-        // give the connection up in this step; the worker, once spawned, goes
-        // back idle.
-        Effect.onExit((exit) => {
-          if (Exit.isFailure(exit)) unreserve(served)
-          return Effect.void
-        })
-      )
-    }
-
-    const admit = (
-      connection: Connection,
-      trace: Tracing.PutTrace | undefined
-    ): Effect.Effect<void, Admission.AdmissionError> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const running = state.running
-          if (running === undefined || running.stopping) return notRunning()
-          return Effect.flatMap(state.admission.acquire(connection.transport, restore, trace), () => {
-            // A put that waited in the queue may have waited through a stop.
-            if (state.running === running && !running.stopping)
-              return lend(
-                running,
-                connection,
-                restore,
-                trace === undefined ? undefined : Tracing.admitted(tracing!, trace, connection)
-              )
-            state.admission.release(connection.transport)
-            return notRunning()
-          })
-        })
-      )
-
-    const put: (connection: Connection) => Effect.Effect<void, Admission.AdmissionError> =
-      tracing === undefined
-        ? (connection) => admit(connection, undefined)
-        : (connection) =>
-            // Under the caller's span; a refused put gets a span of its own.
-            Effect.withFiber((fiber) => {
-              const trace = Tracing.startPut(tracing, Context.getOrUndefined(fiber.context, Tracer.ParentSpan))
-              return Effect.onError(admit(connection, trace), (cause) =>
-                Effect.sync(() => Tracing.refused(tracing, trace, connection, cause))
-              )
-            })
-
-    const stop = lifecycle.withPermit(
-      Effect.suspend(() => {
-        const running = state.running
-        if (running === undefined) return Effect.void
-        const config = Ref.getUnsafe(state.config)
-        running.stopping = true
-        state.admission.rejectWaiters()
-        // Connections waiting for a message take what already arrived and
-        // close; busy ones finish their message first. Bytes already in the
-        // kernel reach a socket only when the event loop polls for I/O, so
-        // the waiting ones are woken two scheduler turns later: each turn is
-        // a macrotask of Effect's scheduler (setImmediate on Node), and the
-        // event loop polls for I/O between two of them, so a request sent
-        // before the stop is served. Being scheduler turns, not time, they
-        // need no clock (under TestClock too). The drain timeout runs meanwhile.
-        const wakeWaiting = Effect.yieldNow.pipe(
-          Effect.andThen(Effect.yieldNow),
-          Effect.andThen(
-            Effect.sync(() => {
-              for (const served of running.connections) served.wake?.()
-            })
-          )
-        )
-        if (running.connections.size === 0) Deferred.doneUnsafe(running.drained, Effect.void)
-        const drainTimeout = Duration.isFinite(config.drainTimeout) ? config.drainTimeout : undefined
-        const drained = Deferred.await(running.drained)
-        return Effect.forkChild(wakeWaiting).pipe(
-          Effect.andThen(debug("pool manager stopping", { busy: running.connections.size })),
-          Effect.andThen(drainTimeout === undefined ? drained : Effect.timeoutOption(drained, drainTimeout)),
-          Effect.andThen(() => {
-            const fibers = Array.from(running.connections, (served) => served.fiber).filter(
-              (fiber) => fiber !== undefined
-            )
-            if (fibers.length === 0) return Effect.void
-            return Effect.logWarning("drainTimeout passed: interrupting the callbacks still running").pipe(
-              Effect.annotateLogs({ busy: fibers.length, drainTimeout: Duration.format(config.drainTimeout) }),
-              Effect.andThen(Fiber.interruptAll(fibers))
-            )
-          }),
-          // Closing the running period's scope shuts its pool down, which retires every worker.
-          Effect.andThen(Scope.close(running.scope, Exit.void)),
-          Effect.andThen(() => {
-            state.running = undefined
-            return debug("pool manager stopped", {})
-          })
-        )
-      })
-    )
-
-    const setConfig = (input: ManagerConfig.Input) =>
-      configLock.withPermit(
-        Effect.gen(function* () {
-          const next = yield* ManagerConfig.make(input, Ref.getUnsafe(state.config))
-          yield* Ref.set(state.config, next)
-          state.admission.resize()
-          const changed = state.configChanged
-          state.configChanged = yield* Deferred.make<void>()
-          yield* Deferred.succeed(changed, undefined)
-          if (state.running !== undefined) yield* ensureMin(state, state.running)
-          yield* debug("config changed", ManagerConfig.toJson(next))
-          return next
-        })
-      )
-
-    const stats = Effect.sync((): PoolStats => Stats.snapshot(state))
-
-    yield* Effect.addFinalizer(() => stop)
-
-    return { start, put, config: Ref.get(state.config), setConfig, stop, stats }
   })

@@ -24,7 +24,7 @@ import { isConnectionError } from "../PoolError.ts"
 import { concat } from "./bytes.ts"
 import { withState } from "./connectionState.ts"
 import * as Framer from "./framing.ts"
-import type { ManagerState, Running, ServedConnection } from "./state.ts"
+import type { ManagerState, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
 import { setDeadline } from "./transportConnection.ts"
 
@@ -66,12 +66,7 @@ const noFrames: ReadonlyArray<Uint8Array> = []
  * is a close with a reason. The caller closes the transport when this exits
  * (also when it is interrupted by a drain timeout).
  */
-export const serve = (
-  env: ManagerState,
-  run: Running,
-  session: ServedConnection,
-  connection: Connection
-): Effect.Effect<void> => {
+export const serve = (env: ManagerState, session: ServedConnection, connection: Connection): Effect.Effect<void> => {
   const transport = connection.transport
   const counters = env.counters
   // Per-message state. A session handles one message at a time, so the hot
@@ -202,7 +197,7 @@ export const serve = (
     const first = transport.poll(room)
     if (first !== undefined) return frame(first)
     if (transport.ended) return "peer closed"
-    if (run.stopping) return "stopping"
+    if (env.lifecycle._tag === "Stopping") return "stopping"
     return undefined
   }
   const refresh = (current: ManagerConfig) => {
@@ -240,7 +235,7 @@ export const serve = (
     }
     // A partial frame is dropped with the close (the peer's end, a stop).
     if (transport.ended) return "peer closed"
-    if (run.stopping) return "stopping"
+    if (env.lifecycle._tag === "Stopping") return "stopping"
     return undefined
   }
   const take = framing._tag === "GoRule" ? takeGo : takeFrame

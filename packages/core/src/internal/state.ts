@@ -1,8 +1,8 @@
 /**
  * The plain data shared by the manager, its workers and the connections they
- * serve. Everything here is touched only from synchronous steps of fibers,
- * which on one JavaScript thread makes each step atomic: no locks are needed
- * for it. The behaviour lives in the modules that import this one.
+ * serve, and the states they move through. Everything here is touched only
+ * from synchronous steps of fibers, which on one JavaScript thread makes each
+ * step atomic: no locks are needed for it. The behaviour lives in the modules that import this one.
  */
 import type * as Context from "effect/Context"
 import type * as Deferred from "effect/Deferred"
@@ -31,16 +31,25 @@ export interface Worker {
 
 /**
  * How far a connection got after `put` admitted it: waiting for a worker
- * (`"reserved"`), owned by a worker (`"leased"`), or given up before a worker
+ * (`Reserved`), owned by a worker (`Leased`), or given up before a worker
  * touched it, because its `put` was interrupted or the pool refused to lend
- * (`"abandoned"`).
+ * (`Abandoned`). It only moves forward: Reserved, then Leased or Abandoned.
  */
-export type LeaseState = "reserved" | "leased" | "abandoned"
+export type Lease =
+  | { readonly _tag: "Reserved" }
+  | { readonly _tag: "Leased"; readonly worker: Worker }
+  | { readonly _tag: "Abandoned" }
+
+/** The lease of a connection admitted and waiting for its worker. */
+export const reserved: Lease = { _tag: "Reserved" }
+
+/** The lease of a connection given up before a worker touched it. */
+export const abandoned: Lease = { _tag: "Abandoned" }
 
 /** One admitted connection and the fiber that serves it. */
 export interface ServedConnection {
   readonly transport: Transport
-  lease: LeaseState
+  lease: Lease
   /** Set only while the connection waits for a message: wakes it at `stop`. */
   wake: (() => void) | undefined
   fiber: Fiber.Fiber<void> | undefined
@@ -61,15 +70,32 @@ export interface ServedConnection {
   closeReason: string | undefined
 }
 
-/** One running period of the manager, from `start` to the end of `stop`. */
-export interface Running {
+/**
+ * One running period of the manager, from `start` to the end of `stop`: the
+ * workers, the scope they live in, and the connections admitted meanwhile.
+ */
+export interface Period {
   readonly pool: Pool.Pool<Worker>
   readonly scope: Scope.Closeable
   readonly connections: Set<ServedConnection>
-  /** Completed when `stopping` and the last connection ended. */
+  /** Completed once the manager is stopping and the last connection ended. */
   readonly drained: Deferred.Deferred<void>
-  stopping: boolean
 }
+
+/**
+ * The manager's life. `start` moves it from `Stopped` to `Running`; `stop`
+ * from `Running` to `Stopping` (nothing is admitted, connections drain) and,
+ * once the period's scope is closed, to `Stopped`. A new object per
+ * transition, so a wait that began while `Running` can tell, by identity,
+ * whether the manager is still in that same running period.
+ */
+export type Lifecycle =
+  | { readonly _tag: "Stopped" }
+  | { readonly _tag: "Running"; readonly period: Period }
+  | { readonly _tag: "Stopping"; readonly period: Period }
+
+/** The life of a manager not started, or stopped. */
+export const stopped: Lifecycle = { _tag: "Stopped" }
 
 /** What every part of one manager shares. */
 export interface ManagerState {
@@ -87,7 +113,7 @@ export interface ManagerState {
   readonly context: Context.Context<never>
   /** Completed (and replaced) on every `setConfig`, to wake the reaper. */
   configChanged: Deferred.Deferred<void>
-  running: Running | undefined
+  lifecycle: Lifecycle
   nextWorkerId: number
   readonly callbackDuration: DurationHistogram
   /** Time waited in the admission queue by each put that queued, admitted or not. */

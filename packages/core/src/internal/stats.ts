@@ -12,8 +12,9 @@ const idle = (state: ManagerState): number => Math.max(0, state.counters.workers
 /** Bytes written so far, by ended and live connections. */
 const bytesWritten = (state: ManagerState): number => {
   let total = state.counters.bytesWritten
-  if (state.running !== undefined)
-    for (const served of state.running.connections) total += served.transport.bytesWritten
+  const lifecycle = state.lifecycle
+  if (lifecycle._tag !== "Stopped")
+    for (const served of lifecycle.period.connections) total += served.transport.bytesWritten
   return total
 }
 
@@ -21,7 +22,7 @@ const bytesWritten = (state: ManagerState): number => {
 export const read = (state: ManagerState, key: keyof PoolStats): number | boolean => {
   switch (key) {
     case "running":
-      return state.running !== undefined && !state.running.stopping
+      return state.lifecycle._tag === "Running"
     case "idle":
       return idle(state)
     case "waiting":
@@ -36,7 +37,7 @@ export const read = (state: ManagerState, key: keyof PoolStats): number | boolea
 /** A consistent snapshot: taken in one synchronous step. */
 export const snapshot = (state: ManagerState): PoolStats => ({
   ...state.counters,
-  running: state.running !== undefined && !state.running.stopping,
+  running: state.lifecycle._tag === "Running",
   idle: idle(state),
   waiting: state.admission.waiting(),
   bytesWritten: bytesWritten(state)

@@ -146,7 +146,7 @@ export interface Served {
   readonly messages: number
   readonly bytesRead: number
   readonly transport: { readonly bytesWritten: number }
-  readonly lease: string
+  readonly lease: { readonly _tag: string }
   readonly closeReason: string | undefined
 }
 
@@ -156,7 +156,10 @@ export const closed = (tracing: Tracing, served: Served, exit: Exit.Exit<void>):
   span.attribute("pool.messages", served.messages)
   span.attribute("pool.bytes_read", served.bytesRead)
   span.attribute("pool.bytes_written", served.transport.bytesWritten)
-  span.attribute("pool.close_reason", served.lease === "abandoned" ? "abandoned" : (served.closeReason ?? "closed"))
+  span.attribute(
+    "pool.close_reason",
+    served.lease._tag === "Abandoned" ? "abandoned" : (served.closeReason ?? "closed")
+  )
   tracing.end(span, exit)
 }
 

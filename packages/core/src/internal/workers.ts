@@ -26,25 +26,25 @@ import * as Effect from "effect/Effect"
 import * as Pool from "effect/Pool"
 import * as Ref from "effect/Ref"
 import * as Scope from "effect/Scope"
-import type { ManagerState, Running, Worker } from "./state.ts"
+import type { Lifecycle, ManagerState, Worker } from "./state.ts"
 
 type Item = Pool.PoolItem<Worker, never>
 
-const spawn = (env: ManagerState): Effect.Effect<Worker, never, Scope.Scope> =>
+const spawn = (state: ManagerState): Effect.Effect<Worker, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.suspend(() => {
-      const worker: Worker = { id: ++env.nextWorkerId }
-      env.counters.workers++
-      env.counters.spawned++
-      return Ref.getUnsafe(env.config).debug
+      const worker: Worker = { id: ++state.nextWorkerId }
+      state.counters.workers++
+      state.counters.spawned++
+      return Ref.getUnsafe(state.config).debug
         ? Effect.as(Effect.logDebug("worker spawned").pipe(Effect.annotateLogs({ worker: worker.id })), worker)
         : Effect.succeed(worker)
     }),
     (worker) =>
       Effect.suspend(() => {
-        env.counters.workers--
-        env.counters.retired++
-        return Ref.getUnsafe(env.config).debug
+        state.counters.workers--
+        state.counters.retired++
+        return Ref.getUnsafe(state.config).debug
           ? Effect.logDebug("worker retired").pipe(Effect.annotateLogs({ worker: worker.id }))
           : Effect.void
       })
@@ -55,10 +55,10 @@ const isIdle = (pool: Pool.Pool<Worker>, item: Item): boolean =>
 
 const aliveCount = (pool: Pool.Pool<Worker>): number => pool.state.items.size - pool.state.invalidated.size
 
-const retire = (pool: Pool.Pool<Worker>, item: Item, env: ManagerState): Effect.Effect<void> =>
+const retire = (pool: Pool.Pool<Worker>, item: Item, state: ManagerState): Effect.Effect<void> =>
   Effect.suspend(() =>
     // Checked again in the step that retires it: a put may have taken it since.
-    isIdle(pool, item) && aliveCount(pool) > Ref.getUnsafe(env.config).minWorkersCount && item.exit._tag === "Success"
+    isIdle(pool, item) && aliveCount(pool) > Ref.getUnsafe(state.config).minWorkersCount && item.exit._tag === "Success"
       ? Pool.invalidate(pool, item.exit.value)
       : Effect.void
   )
@@ -68,13 +68,13 @@ const retire = (pool: Pool.Pool<Worker>, item: Item, env: ManagerState): Effect.
  * one could expire or the config changes.
  */
 const reaper =
-  (env: ManagerState) =>
+  (state: ManagerState) =>
   (pool: Pool.Pool<Worker>): Effect.Effect<void> =>
     Effect.gen(function* () {
       const clock = yield* Clock.Clock
       while (true) {
-        const config = Ref.getUnsafe(env.config)
-        const changed = env.configChanged
+        const config = Ref.getUnsafe(state.config)
+        const changed = state.configChanged
         const ttl = Duration.isFinite(config.idleWorkerTimeout) ? Duration.toMillis(config.idleWorkerTimeout) : Infinity
         const now = clock.currentTimeMillisUnsafe()
         const expired: Array<Item> = []
@@ -87,7 +87,7 @@ const reaper =
         }
         expired.sort((a, b) => a.idleSince - b.idleSince)
         const surplus = Math.max(0, aliveCount(pool) - config.minWorkersCount)
-        for (const item of expired.slice(0, surplus)) yield* retire(pool, item, env)
+        for (const item of expired.slice(0, surplus)) yield* retire(pool, item, state)
         // A worker that goes idle later expires later than anything seen now;
         // with nothing idle, the earliest possible expiry is a full ttl away.
         const delay = Math.max(1, Math.min(nextExpiry, now + ttl) - now)
@@ -97,12 +97,12 @@ const reaper =
     })
 
 /** Builds the pool of one running period, in `scope`. */
-export const makePool = (env: ManagerState, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
+export const makePool = (state: ManagerState, scope: Scope.Scope): Effect.Effect<Pool.Pool<Worker>> =>
   Pool.makeWithStrategy({
-    acquire: spawn(env),
+    acquire: spawn(state),
     min: 0,
     max: Number.MAX_SAFE_INTEGER,
-    strategy: { run: reaper(env), onAcquire: () => Effect.void, reclaim: () => Effect.undefined }
+    strategy: { run: reaper(state), onAcquire: () => Effect.void, reclaim: () => Effect.undefined }
   }).pipe(Scope.provide(scope))
 
 /**
@@ -112,19 +112,21 @@ export const makePool = (env: ManagerState, scope: Scope.Scope): Effect.Effect<P
  * workers not serving a connection are first taken by the connections
  * reserved for a worker (the pool spawns for those that find none), and only
  * what is still missing after those spawns is spawned here, so growing to the
- * minimum never spawns past the maximum.
+ * minimum never spawns past the maximum. Only while `Running`.
  */
-export const ensureMin = (env: ManagerState, running: Running): Effect.Effect<void> =>
+export const ensureMin = (state: ManagerState, lifecycle: Lifecycle): Effect.Effect<void> =>
   Effect.suspend(() => {
-    const { busy, workers } = env.counters
+    // Only a running manager grows: a stopping one is shutting its pool down.
+    if (lifecycle._tag !== "Running") return Effect.void
+    const { busy, workers } = state.counters
     const free = workers - busy
-    const spawnsForReserved = Math.max(0, env.reserved - free)
-    const missing = Ref.getUnsafe(env.config).minWorkersCount - workers - spawnsForReserved
-    if (missing <= 0 || running.stopping) return Effect.void
+    const spawnsForReserved = Math.max(0, state.reserved - free)
+    const missing = Ref.getUnsafe(state.config).minWorkersCount - workers - spawnsForReserved
+    if (missing <= 0) return Effect.void
     // The borrowers queue behind the reserved connections in the pool.
-    const borrow = Math.max(0, free - env.reserved) + missing
+    const borrow = Math.max(0, free - state.reserved) + missing
     return Effect.scoped(
-      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(running.pool), {
+      Effect.forEach(Array.from({ length: borrow }), () => Pool.get(lifecycle.period.pool), {
         concurrency: "unbounded",
         discard: true
       })
