@@ -73,143 +73,192 @@ const capacityOf = (config: ManagerConfig): number =>
 // with their plain IPv4 form.
 const normalizeHost = (host: string): string => (host.startsWith("::ffff:") ? host.slice(7) : host)
 
+/**
+ * The admission of one manager: its public methods on the prototype, the
+ * decisions in functions of it below.
+ */
+class AdmissionState implements Admission {
+  readonly config: Ref.Ref<ManagerConfig>
+  readonly counters: Counters
+  readonly queueWait: DurationHistogram
+  readonly clock: Clock.Clock
+  capacity: number
+  inUse = 0
+  readonly waiters: Array<Waiter> = []
+  readonly perHost = new Map<string, number>()
+  // The host each connection was counted under, when a per-address limit
+  // applied at its admission (the limit may change before it ends). Without a
+  // limit nothing is counted, and the host is never even looked up.
+  readonly countedHost = new WeakMap<Transport, string>()
+
+  constructor(config: Ref.Ref<ManagerConfig>, counters: Counters, queueWait: DurationHistogram, clock: Clock.Clock) {
+    this.config = config
+    this.counters = counters
+    this.queueWait = queueWait
+    this.clock = clock
+    this.capacity = capacityOf(Ref.getUnsafe(config))
+  }
+
+  acquire(transport: Transport, restore: Restore, ticket?: Ticket): Effect.Effect<void, AdmissionError> {
+    return Effect.suspend(() => admit(this, transport, restore, ticket))
+  }
+  release(transport: Transport): void {
+    leave(this, transport)
+    giveBack(this)
+  }
+  resize(): void {
+    this.capacity = capacityOf(Ref.getUnsafe(this.config))
+    admitWaiters(this)
+  }
+  rejectWaiters(): void {
+    for (const waiter of this.waiters.splice(0)) settle(waiter, "stopped")
+  }
+  waiting(): number {
+    return this.waiters.length
+  }
+}
+
 export const make = (
   config: Ref.Ref<ManagerConfig>,
   counters: Counters,
   queueWait: DurationHistogram,
   clock: Clock.Clock
-): Admission => {
-  let capacity = capacityOf(Ref.getUnsafe(config))
-  let inUse = 0
-  const waiters: Array<Waiter> = []
-  const perHost = new Map<string, number>()
-  // The host each connection was counted under, when a per-address limit
-  // applied at its admission (the limit may change before it ends). Without a
-  // limit nothing is counted, and the host is never even looked up.
-  const countedHost = new WeakMap<Transport, string>()
+): Admission => new AdmissionState(config, counters, queueWait, clock)
 
-  const leave = (transport: Transport) => {
-    const host = countedHost.get(transport)
-    if (host === undefined) return
-    countedHost.delete(transport)
-    const count = (perHost.get(host) ?? 1) - 1
-    if (count === 0) perHost.delete(host)
-    else perHost.set(host, count)
+// Uncounts a connection from its host, if it was counted.
+const leave = (self: AdmissionState, transport: Transport) => {
+  const host = self.countedHost.get(transport)
+  if (host === undefined) return
+  self.countedHost.delete(transport)
+  const count = (self.perHost.get(host) ?? 1) - 1
+  if (count === 0) self.perHost.delete(host)
+  else self.perHost.set(host, count)
+}
+
+const settle = (waiter: Waiter, outcome: "admitted" | "stopped") => {
+  waiter.outcome = outcome
+  const resume = waiter.resume
+  waiter.resume = undefined
+  resume?.()
+}
+
+// Hands free slots to waiters, oldest first. Settling a waiter may run its
+// put at once (and that put may give its slot back), so the loop re-reads
+// the state on every turn.
+const admitWaiters = (self: AdmissionState) => {
+  while (self.waiters.length > 0 && self.inUse < self.capacity) {
+    self.inUse++
+    settle(self.waiters.shift()!, "admitted")
   }
+}
 
-  const settle = (waiter: Waiter, outcome: "admitted" | "stopped") => {
-    waiter.outcome = outcome
-    const resume = waiter.resume
-    waiter.resume = undefined
-    resume?.()
-  }
+const giveBack = (self: AdmissionState) => {
+  self.inUse--
+  admitWaiters(self)
+}
 
-  // Hands free slots to waiters, oldest first. Settling a waiter may run its
-  // put at once (and that put may give its slot back), so the loop re-reads
-  // the state on every turn.
-  const admitWaiters = () => {
-    while (waiters.length > 0 && inUse < capacity) {
-      inUse++
-      settle(waiters.shift()!, "admitted")
+const refused = (
+  self: AdmissionState,
+  error: AdmissionError,
+  transport: Transport
+): Effect.Effect<never, AdmissionError> =>
+  Ref.getUnsafe(self.config).debug
+    ? Effect.logDebug("connection refused").pipe(
+        Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason: error.message }),
+        Effect.andThen(Effect.fail(error))
+      )
+    : Effect.fail(error)
+
+const busy = (current: ManagerConfig) =>
+  withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount }))
+
+// The decision of `acquire`, in one step: count the host, then take a free
+// slot, queue, or refuse.
+const admit = (
+  self: AdmissionState,
+  transport: Transport,
+  restore: Restore,
+  ticket: Ticket | undefined
+): Effect.Effect<void, AdmissionError> => {
+  const current = Ref.getUnsafe(self.config)
+  const limit = current.maxConnectionsPerAddress
+  if (limit > 0) {
+    const host = normalizeHost(transport.remoteHost)
+    const fromHost = self.perHost.get(host) ?? 0
+    if (fromHost >= limit) {
+      self.counters.rejectedByAddress++
+      return refused(
+        self,
+        withoutStack(() => new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit })),
+        transport
+      )
     }
+    self.perHost.set(host, fromHost + 1)
+    self.countedHost.set(transport, host)
   }
-
-  const giveBack = () => {
-    inUse--
-    admitWaiters()
+  const queue = current.admissionPolicy === "queue"
+  // With a queue, newcomers wait behind the connections already waiting.
+  if (!(queue && self.waiters.length > 0) && self.inUse < self.capacity) {
+    self.inUse++
+    return Effect.void
   }
+  if (queue && self.waiters.length < current.queueSize) {
+    if (ticket !== undefined) ticket.queued = true
+    return Effect.onError(wait(self, current, restore), () => Effect.sync(() => leave(self, transport)))
+  }
+  leave(self, transport)
+  self.counters.rejected++
+  return refused(self, busy(current), transport)
+}
 
-  const refused = (error: AdmissionError, transport: Transport): Effect.Effect<never, AdmissionError> =>
-    Ref.getUnsafe(config).debug
-      ? Effect.logDebug("connection refused").pipe(
-          Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason: error.message }),
-          Effect.andThen(Effect.fail(error))
-        )
-      : Effect.fail(error)
-
-  const busy = (current: ManagerConfig) =>
-    withoutStack(() => new PoolBusyError({ maxWorkersCount: current.maxWorkersCount }))
-
-  const wait = (current: ManagerConfig, restore: Restore): Effect.Effect<void, PoolBusyError | NotRunningError> => {
-    const waiter: Waiter = { outcome: undefined, resume: undefined }
-    waiters.push(waiter)
-    const since = clock.currentTimeMillisUnsafe()
-    const settled = Effect.callback<void>((resume) => {
-      if (waiter.outcome !== undefined) return resume(Effect.void)
-      waiter.resume = () => resume(Effect.void)
-      return Effect.sync(() => {
-        waiter.resume = undefined
-      })
+// Queues a put until it is settled, times out or is interrupted.
+const wait = (
+  self: AdmissionState,
+  current: ManagerConfig,
+  restore: Restore
+): Effect.Effect<void, PoolBusyError | NotRunningError> => {
+  const waiter: Waiter = { outcome: undefined, resume: undefined }
+  self.waiters.push(waiter)
+  const since = self.clock.currentTimeMillisUnsafe()
+  const settled = Effect.callback<void>((resume) => {
+    if (waiter.outcome !== undefined) return resume(Effect.void)
+    waiter.resume = () => resume(Effect.void)
+    return Effect.sync(() => {
+      waiter.resume = undefined
     })
-    const timeout = Duration.isFinite(current.queueTimeout) ? current.queueTimeout : undefined
-    return restore(timeout === undefined ? settled : Effect.timeoutOption(settled, timeout)).pipe(
-      Effect.onExit((exit) => {
-        queueWait.observe((clock.currentTimeMillisUnsafe() - since) / 1000)
-        // Still queued: it timed out or was interrupted. Leave in the same step.
-        if (waiter.outcome === undefined) {
-          const index = waiters.indexOf(waiter)
-          if (index !== -1) waiters.splice(index, 1)
-        } else if (waiter.outcome === "admitted" && Exit.isFailure(exit)) {
-          // Interrupted just after it was handed a slot: pass the slot on.
-          giveBack()
-        }
-        return Effect.void
-      }),
-      Effect.flatMap((): Effect.Effect<void, PoolBusyError | NotRunningError> => {
-        if (waiter.outcome === "admitted") return Effect.void
-        if (waiter.outcome === "stopped") return Effect.fail(withoutStack(() => new NotRunningError()))
-        counters.queueTimeouts++
-        counters.rejected++
-        return Effect.fail(busy(current))
-      })
-    )
-  }
+  })
+  const timeout = Duration.isFinite(current.queueTimeout) ? current.queueTimeout : undefined
+  return restore(timeout === undefined ? settled : Effect.timeoutOption(settled, timeout)).pipe(
+    Effect.onExit((exit) => {
+      endWait(self, waiter, since, exit)
+      return Effect.void
+    }),
+    Effect.flatMap(() => waitOutcome(self, waiter, current))
+  )
+}
 
-  const acquire = (transport: Transport, restore: Restore, ticket?: Ticket): Effect.Effect<void, AdmissionError> =>
-    Effect.suspend(() => {
-      const current = Ref.getUnsafe(config)
-      const limit = current.maxConnectionsPerAddress
-      if (limit > 0) {
-        const host = normalizeHost(transport.remoteHost)
-        const fromHost = perHost.get(host) ?? 0
-        if (fromHost >= limit) {
-          counters.rejectedByAddress++
-          return refused(
-            withoutStack(() => new AddressLimitError({ remoteHost: host, maxConnectionsPerAddress: limit })),
-            transport
-          )
-        }
-        perHost.set(host, fromHost + 1)
-        countedHost.set(transport, host)
-      }
-      const queue = current.admissionPolicy === "queue"
-      // With a queue, newcomers wait behind the connections already waiting.
-      if (!(queue && waiters.length > 0) && inUse < capacity) {
-        inUse++
-        return Effect.void
-      }
-      if (queue && waiters.length < current.queueSize) {
-        if (ticket !== undefined) ticket.queued = true
-        return Effect.onError(wait(current, restore), () => Effect.sync(() => leave(transport)))
-      }
-      leave(transport)
-      counters.rejected++
-      return refused(busy(current), transport)
-    })
-
-  return {
-    acquire,
-    release: (transport) => {
-      leave(transport)
-      giveBack()
-    },
-    resize: () => {
-      capacity = capacityOf(Ref.getUnsafe(config))
-      admitWaiters()
-    },
-    rejectWaiters: () => {
-      for (const waiter of waiters.splice(0)) settle(waiter, "stopped")
-    },
-    waiting: () => waiters.length
+// Ends a wait in the step it ends in, whatever ended it.
+const endWait = (self: AdmissionState, waiter: Waiter, since: number, exit: Exit.Exit<unknown, unknown>) => {
+  self.queueWait.observe((self.clock.currentTimeMillisUnsafe() - since) / 1000)
+  // Still queued: it timed out or was interrupted. Leave in the same step.
+  if (waiter.outcome === undefined) {
+    const index = self.waiters.indexOf(waiter)
+    if (index !== -1) self.waiters.splice(index, 1)
+  } else if (waiter.outcome === "admitted" && Exit.isFailure(exit)) {
+    // Interrupted just after it was handed a slot: pass the slot on.
+    giveBack(self)
   }
+}
+
+// What a wait that was not interrupted comes to: a slot, a stop, or a timeout.
+const waitOutcome = (
+  self: AdmissionState,
+  waiter: Waiter,
+  current: ManagerConfig
+): Effect.Effect<void, PoolBusyError | NotRunningError> => {
+  if (waiter.outcome === "admitted") return Effect.void
+  if (waiter.outcome === "stopped") return Effect.fail(withoutStack(() => new NotRunningError()))
+  self.counters.queueTimeouts++
+  self.counters.rejected++
+  return Effect.fail(busy(current))
 }
