@@ -15,8 +15,12 @@
  *       until all are open, except for a ping every PARK_PING seconds: a server
  *       with an idle timeout (3 s here) must not close them while the rest
  *       connect, and full-speed traffic would starve the server's accepts.
- *   --mode connect --concurrency C --duration S [--warmup S]
- *       keep C cycles in flight: connect, send, read reply, close.
+ *   --mode connect --concurrency C --duration S [--warmup S] [--messages M]
+ *       keep C cycles in flight: connect, then M times (default 1) send and
+ *       read the reply, then close. One completed cycle is one count of the
+ *       rate, its latency the whole cycle's. With M = 1 the kernel's connect
+ *       and accept work dominates; with M = 20 a server's cost per connection
+ *       (set-up, teardown) and per message both show.
  *   --size B (1..65536, either mode)
  *       echo protocol: each request is B bytes, its reply the same B bytes
  *       (a request larger than the socket's send buffer is written as the
@@ -58,6 +62,7 @@ typedef struct {
   int got;         /* reply bytes received so far */
   int sent;        /* request bytes written so far */
   int want_out;    /* EPOLLOUT requested: the request did not fit the send buffer */
+  int replies;     /* connect mode: replies received in this cycle */
   uint64_t t0;     /* start of the current request (or connect), ns */
   uint64_t cycle0; /* connect mode: start of the whole cycle, ns */
   uint32_t gen;    /* bumped per socket, so a stale epoll event for a closed fd is ignored */
@@ -68,6 +73,7 @@ static const char *mode = "persistent";
 static const char *host = "127.0.0.1";
 static int port = 0, nconns = 50, concurrency = 50;
 static double duration = 10, warmup = 0, timeout_s = 5;
+static int messages = 1;                 /* connect mode: requests per connection */
 static int size = 0;                     /* 0: HI!/OK; else the echo protocol's message size */
 static int req_len = 3, reply_len = 2;   /* bytes of a request and of its reply */
 static char request[MAX_SIZE] = "HI!";
@@ -152,6 +158,7 @@ static int start_connect(Conn *c) {
   c->fd = fd;
   c->state = ST_CONNECTING;
   c->got = 0;
+  c->replies = 0;
   c->t0 = c->cycle0 = now_ns();
   c->opening = 1;
   opening_now++;
@@ -242,6 +249,11 @@ static void on_readable(Conn *c) {
     opening_now--;
   }
   if (is_connect_mode()) {
+    if (++c->replies < messages) { /* the next request of this cycle, on the same connection */
+      send_request(c);
+      if (c->state == ST_FREE) start_cycle(c);
+      return;
+    }
     record(c->cycle0);
     drop(c);
     start_cycle(c);
@@ -287,7 +299,7 @@ static void raise_nofile(void) {
 static void usage(void) {
   fprintf(stderr,
           "usage: client --port P [--host 127.0.0.1] [--mode persistent|connect] [--connections N]\n"
-          "              [--concurrency C] [--duration S] [--warmup S] [--timeout S]\n");
+          "              [--concurrency C] [--messages M] [--duration S] [--warmup S] [--timeout S] [--size B]\n");
   exit(2);
 }
 
@@ -304,10 +316,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(k, "--warmup")) warmup = atof(v);
     else if (!strcmp(k, "--timeout")) timeout_s = atof(v);
     else if (!strcmp(k, "--size")) size = atoi(v);
+    else if (!strcmp(k, "--messages")) messages = atoi(v);
     else usage();
     i++;
   }
-  if (port <= 0 || (strcmp(mode, "persistent") && strcmp(mode, "connect")) || size < 0 || size > MAX_SIZE) usage();
+  if (port <= 0 || (strcmp(mode, "persistent") && strcmp(mode, "connect")) || size < 0 || size > MAX_SIZE ||
+      messages < 1)
+    usage();
   if (size > 0) {
     req_len = reply_len = size;
     memset(request, 'x', (size_t)size);
@@ -373,13 +388,13 @@ int main(int argc, char **argv) {
   }
 
   double secs = (double)(t_end - t_measure) / 1e9;
-  printf("{\"mode\":\"%s\",\"size\":%d,\"slots\":%d,\"connected\":%llu,\"completed\":%llu,\"errors\":%llu,"
-         "\"connect_errors\":%llu,\"resets\":%llu,\"timeouts\":%llu,\"connect_s\":%.3f,\"duration_s\":%.3f,"
-         "\"rate\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu,\"cpu_s\":%.3f}\n",
-         mode, size, nslots, (unsigned long long)connected, (unsigned long long)completed, (unsigned long long)errors,
-         (unsigned long long)connect_errors, (unsigned long long)resets, (unsigned long long)timeouts,
-         is_connect_mode() ? 0.0 : (double)(t_phase - t_begin) / 1e9, secs, (double)completed / secs,
-         (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.99),
+  printf("{\"mode\":\"%s\",\"messages\":%d,\"size\":%d,\"slots\":%d,\"connected\":%llu,\"completed\":%llu,"
+         "\"errors\":%llu,\"connect_errors\":%llu,\"resets\":%llu,\"timeouts\":%llu,\"connect_s\":%.3f,"
+         "\"duration_s\":%.3f,\"rate\":%.1f,\"p50_us\":%llu,\"p99_us\":%llu,\"max_us\":%llu,\"cpu_s\":%.3f}\n",
+         mode, messages, size, nslots, (unsigned long long)connected, (unsigned long long)completed,
+         (unsigned long long)errors, (unsigned long long)connect_errors, (unsigned long long)resets,
+         (unsigned long long)timeouts, is_connect_mode() ? 0.0 : (double)(t_phase - t_begin) / 1e9, secs,
+         (double)completed / secs, (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.99),
          (unsigned long long)percentile(1.0), cpu_end - cpu_start);
   return 0;
 }

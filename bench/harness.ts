@@ -43,6 +43,10 @@ const cliListening = /listening on 127\.0\.0\.1:(\d+) /
  */
 export const servers: Readonly<Record<string, ServerSpec>> = {
   raw: { file: join(buildDir, "raw.js"), about: "plain node:net, the baseline" },
+  floor: {
+    file: join(buildDir, "floor.js"),
+    about: "node:net, a fiber per connection resumed per message to run an Effect callback: the Effect path's floor"
+  },
   pool: { file: join(buildDir, "pool.js"), about: "NodeTcpServer + PoolManager, an Effect callback" },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },
@@ -86,6 +90,8 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
 /** What the C client prints (one JSON line). */
 export interface ClientResult {
   readonly mode: string
+  /** Requests per connection of the connect mode. */
+  readonly messages: number
   readonly size: number
   readonly connected: number
   readonly completed: number

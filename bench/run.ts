@@ -5,8 +5,9 @@
  * server (servers alternate, in a rotated order each round) starts the server
  * fresh as a child of this Node binary, runs the client against it, and samples
  * the server's RSS and CPU time over the client's measurement window. Prints a
- * markdown table of the median of the rounds, with ratios to the raw server,
- * and how a clustered server's connections were spread over its processes.
+ * markdown table of the median of the rounds, with ratios to the raw server
+ * and to the floor server (the least an Effect callback costs), and how a
+ * clustered server's connections were spread over its processes.
  * With `--sweep`, runs the scaling sweep of bench/sweep.ts instead; with
  * `--protocol redis|memcached`, the protocol benchmark of bench/protocol.ts
  * (real clients against real servers, a hand-written baseline and the
@@ -22,15 +23,14 @@ import {
   addBase,
   build,
   describeMeasurement,
-  type Measurement,
   measure,
   median,
-  ms,
   type Settings,
   servers as serverSpecs
 } from "./harness.ts"
 import { protocolMain } from "./protocolMain.ts"
 import { protocols } from "./protocols.ts"
+import { summarize, table, type Workload, type WorkloadMeasurement } from "./summary.ts"
 import { reportSaved, runSweep, type SweepMeasurement } from "./sweep.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
@@ -41,13 +41,19 @@ const usage = `usage: node bench/run.ts [options]
   --rounds N        rounds; servers alternate within a round (default 3; --sweep: 2; --quick: 1)
   --connections N   connections of the persistent workload, of the sweep's message sizes and of the protocol
                     clients (default 50; --quick: 20)
-  --concurrency N   connects in flight in the connect workload (default 50; --quick: 20)
+  --concurrency N   connections in flight in the connect and short workloads (default 50; --quick: 20)
+  --messages N      requests per connection of the short workload, one at a time (default 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
-  --servers LIST    comma-separated (default: raw,pool,pool-sync,effect-socket), from:
+  --servers LIST    comma-separated (default: raw,floor,pool,pool-sync,effect-socket), from:
 ${Object.entries(serverSpecs)
   .map(([name, spec]) => `                      ${name}: ${spec.about}`)
   .join("\n")}
-  --workloads LIST  comma-separated, from persistent,connect,many (default: all)
+  --workloads LIST  comma-separated, from persistent,connect,short,many (default: all)
+                    persistent: --connections connections, each request after the last reply
+                    connect: --concurrency cycles of connect, 1 request, close (the kernel's connect work dominates)
+                    short: --concurrency cycles of connect, --messages requests one at a time, close
+                    many: --many persistent connections
+                    Tables give each rate over raw's and, when floor runs, over floor's, in the same round
   --node-flags=F    space-separated Node/V8 flags given to every server alike, e.g.
                     --node-flags=--max-semi-space-size=16 (default: none)
   --pin             run each server on CPU 1 and the client on CPU 0 (taskset; clustered servers are not pinned):
@@ -85,6 +91,7 @@ const { values: opts } = parseArgs({
     rounds: { type: "string" },
     connections: { type: "string" },
     concurrency: { type: "string" },
+    messages: { type: "string" },
     many: { type: "string" },
     servers: { type: "string" },
     workloads: { type: "string" },
@@ -119,6 +126,7 @@ const config = {
   rounds: Math.max(1, num(opts.rounds, opts.sweep ? 2 : 3, 1)),
   connections: num(opts.connections, 50, 20),
   concurrency: num(opts.concurrency, 50, 20),
+  messages: Math.max(1, num(opts.messages, 20, 20)),
   many: num(opts.many, 10_000, 200),
   // Every server gets the same flags, so ratios stay like for like.
   nodeFlags: (opts["node-flags"] ?? "").split(" ").filter((flag) => flag !== "")
@@ -152,17 +160,12 @@ if (opts.protocol !== undefined) {
   )
 }
 
-const servers = (opts.servers ?? "raw,pool,pool-sync,effect-socket").split(",").map((name) => {
+const servers = (opts.servers ?? "raw,floor,pool,pool-sync,effect-socket").split(",").map((name) => {
   if (serverSpecs[name] === undefined) throw new Error(`unknown server: ${name}\n${usage}`)
   return name
 })
 if (!servers.includes("raw")) console.error("note: without the raw server there are no ratios")
 
-interface Workload {
-  readonly name: string
-  readonly unit: string
-  readonly args: ReadonlyArray<string>
-}
 const allWorkloads: Record<string, Workload> = {
   persistent: {
     name: "persistent",
@@ -174,122 +177,23 @@ const allWorkloads: Record<string, Workload> = {
     unit: "conn/s",
     args: ["--mode", "connect", "--concurrency", String(config.concurrency)]
   },
+  // What connect no longer shows on a 2-core machine, where every server reaches the kernel's connect rate: the
+  // cost of a connection's set-up and teardown, next to the cost of its messages.
+  short: {
+    name: "short",
+    unit: "conn/s",
+    args: ["--mode", "connect", "--concurrency", String(config.concurrency), "--messages", String(config.messages)]
+  },
   many: { name: "many", unit: "req/s", args: ["--mode", "persistent", "--connections", String(config.many)] }
 }
-const workloads = (opts.workloads ?? "persistent,connect,many").split(",").map((name) => {
+const workloads = (opts.workloads ?? "persistent,connect,short,many").split(",").map((name) => {
   const workload = allWorkloads[name]
   if (workload === undefined) throw new Error(`unknown workload: ${name}\n${usage}`)
   return workload
 })
 
-interface WorkloadMeasurement extends Measurement {
-  readonly workload: string
-}
-
 if (opts.pin && (Os.availableParallelism() < 2 || !existsSync("/usr/bin/taskset"))) {
   throw new Error("--pin needs 2 CPUs and taskset (/usr/bin/taskset)")
-}
-
-interface Summary {
-  readonly workload: string
-  readonly server: string
-  readonly runs: number
-  readonly rate: number
-  readonly p50_us: number
-  readonly p99_us: number
-  readonly errors: number
-  readonly serverRssMb: number
-  readonly serverCpuPct: number
-  readonly clientCpuPct: number
-  readonly otherCpuPct: number
-  /**
-   * Median over the rounds of this server's rate divided by raw's in the same
-   * round. Servers of a round run back to back, so this cancels most of the
-   * drift of a shared machine between rounds.
-   */
-  readonly roundRatio: number | undefined
-}
-
-const summarize = (measurements: ReadonlyArray<WorkloadMeasurement>): Array<Summary> => {
-  const out: Array<Summary> = []
-  for (const workload of workloads) {
-    for (const server of servers) {
-      // Runs that completed requests, and whose server lived through the window (else its CPU is unknown).
-      const ok = measurements.filter(
-        (m) =>
-          m.workload === workload.name &&
-          m.server === server &&
-          (m.client?.completed ?? 0) > 0 &&
-          Number.isFinite(m.serverCpuPct)
-      )
-      if (ok.length === 0) continue
-      const pick = (f: (m: Measurement) => number) => median(ok.map(f))
-      const ratios = ok.flatMap((m) => {
-        const base = measurements.find(
-          (r) => r.workload === workload.name && r.server === "raw" && r.round === m.round && r.client !== undefined
-        )
-        return base !== undefined && base.client!.rate > 0 ? [m.client!.rate / base.client!.rate] : []
-      })
-      out.push({
-        workload: workload.name,
-        server,
-        runs: ok.length,
-        rate: pick((m) => m.client!.rate),
-        p50_us: pick((m) => m.client!.p50_us),
-        p99_us: pick((m) => m.client!.p99_us),
-        errors: ok.reduce((sum, m) => sum + m.client!.errors, 0),
-        serverRssMb: pick((m) => m.serverRssMb!),
-        serverCpuPct: pick((m) => m.serverCpuPct!),
-        clientCpuPct: pick((m) => m.clientCpuPct!),
-        otherCpuPct: pick((m) => m.otherCpuPct!),
-        roundRatio: ratios.length > 0 ? median(ratios) : undefined
-      })
-    }
-  }
-  return out
-}
-
-const ratio = (value: number, base: number | undefined) =>
-  base === undefined || base === 0 ? "–" : (value / base).toFixed(2)
-
-const table = (summary: ReadonlyArray<Summary>): string => {
-  const header = [
-    "workload",
-    "server",
-    "rate",
-    "p50",
-    "p99",
-    "errors",
-    "server RSS MB",
-    "server CPU %",
-    "client CPU %",
-    "rate ratio vs raw",
-    "same-round rate ratio",
-    "p99 ratio vs raw",
-    "RSS ratio vs raw",
-    "other CPU %"
-  ]
-  const rows = summary.map((s) => {
-    const raw = summary.find((r) => r.workload === s.workload && r.server === "raw")
-    const unit = allWorkloads[s.workload]!.unit
-    return [
-      s.workload,
-      s.server,
-      `${Math.round(s.rate)} ${unit}`,
-      ms(s.p50_us),
-      ms(s.p99_us),
-      String(s.errors),
-      s.serverRssMb.toFixed(1),
-      s.serverCpuPct.toFixed(0),
-      s.clientCpuPct.toFixed(0),
-      ratio(s.rate, raw?.rate),
-      s.roundRatio === undefined ? "–" : s.roundRatio.toFixed(2),
-      ratio(s.p99_us, raw?.p99_us),
-      ratio(s.serverRssMb, raw?.serverRssMb),
-      s.otherCpuPct.toFixed(0)
-    ]
-  })
-  return [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n")
 }
 
 const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? Os.cpus()[0]?.model
@@ -330,7 +234,8 @@ if (opts.base !== undefined) {
   servers.push(
     ...addBase(
       opts.base,
-      servers.filter((name) => name !== "raw")
+      // raw and floor do not use the packages: their twins would measure the same program twice.
+      servers.filter((name) => name !== "raw" && name !== "floor")
     )
   )
 }
@@ -399,7 +304,7 @@ const abTable = (all: ReadonlyArray<WorkloadMeasurement>): string => {
     : `\nThis build over --base ${opts.base} (median of the rounds' ratios):\n\n| workload | server | this / base | faster in | per round |\n| --- | --- | --- | --- | --- |\n${rows.join("\n")}\n`
 }
 
-const summary = summarize(measurements)
+const summary = summarize(measurements, workloads, servers)
 console.log(`
 node ${meta.node} | CPU ${meta.cpu} | ${meta.cores} cores
 command: ${meta.command}
@@ -409,10 +314,17 @@ errors are the total over the rounds. Server RSS is the peak VmRSS during the me
 holding all ${config.many} connections). CPU % is of one core (a Node server can pass 100% with its GC and libuv
 threads); "other CPU %" is the rest of the machine's busy time in the window (other processes, unattributed kernel
 work): when it is high, the run was disturbed. "same-round rate ratio" is the median of each round's rate over raw's
-in that round (servers of a round run back to back, so this cancels drift between rounds). Workloads: persistent = ${config.connections} connections,
-connect = ${config.concurrency} connect/send/reply/close cycles in flight, many = ${config.many} persistent connections.
+in that round (servers of a round run back to back, so this cancels drift between rounds)${
+  servers.includes("floor")
+    ? `; "vs floor" is the same
+over floor's rate (floor: one fiber resumption and one Effect callback per message, nothing else; pool / floor is
+what the pool's own bookkeeping costs)`
+    : ""
+}. Workloads: persistent = ${config.connections} connections,
+connect = ${config.concurrency} connect/send/reply/close cycles in flight, short = ${config.concurrency} cycles in flight of connect,
+${config.messages} requests one at a time, close (rate in connections, latency of the whole cycle), many = ${config.many} persistent connections.
 
-${table(summary)}
+${table(summary, workloads)}
 ${spread(measurements)}${abTable(measurements)}`)
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)

@@ -4,7 +4,8 @@
  * connections (1 to 20,000, 16-byte messages) and against the message size
  * (16 B to 64 KiB, 50 connections), with the echo protocol (the reply is the
  * message). Servers alternate within each point of a round; each measurement
- * starts a fresh server. Writes one SVG per axis and prints markdown tables.
+ * starts a fresh server. Writes one SVG per axis and prints markdown tables;
+ * when the floor server runs, both also give each rate over floor's.
  */
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -81,6 +82,8 @@ interface Cell {
   readonly errors: number
   readonly otherCpuPct: number
   readonly roundRatio: number | undefined
+  /** Over floor's rate in the same round (pool / floor: the pool's cost beyond a resumption per message). */
+  readonly floorRatio: number | undefined
 }
 
 const summarize = (all: ReadonlyArray<SweepMeasurement>, axis: string, x: number, server: string) => {
@@ -88,27 +91,34 @@ const summarize = (all: ReadonlyArray<SweepMeasurement>, axis: string, x: number
     (m) => m.axis === axis && m.x === x && m.server === server && (m.client?.completed ?? 0) > 0 && m.ok
   )
   if (ok.length === 0) return undefined
-  const ratios = ok.flatMap((m) => {
-    const raw = all.find((r) => r.axis === axis && r.x === x && r.server === "raw" && r.round === m.round)
-    return raw?.client !== undefined && raw.client.rate > 0 ? [m.client!.rate / raw.client.rate] : []
-  })
+  // The median over the rounds of this server's rate over `base`'s in the same round.
+  const sameRound = (base: string) => {
+    const ratios = ok.flatMap((m) => {
+      const other = all.find((r) => r.axis === axis && r.x === x && r.server === base && r.round === m.round)
+      return other?.client !== undefined && other.client.rate > 0 ? [m.client!.rate / other.client.rate] : []
+    })
+    return ratios.length > 0 ? median(ratios) : undefined
+  }
   const cell: Cell = {
     rate: median(ok.map((m) => m.client!.rate)),
     p99_us: median(ok.map((m) => m.client!.p99_us)),
     rssMb: median(ok.map((m) => m.serverRssMb!)),
     errors: ok.reduce((sum, m) => sum + m.client!.errors, 0),
     otherCpuPct: median(ok.map((m) => m.otherCpuPct!)),
-    roundRatio: ratios.length > 0 ? median(ratios) : undefined
+    roundRatio: sameRound("raw"),
+    floorRatio: sameRound("floor")
   }
   return cell
 }
 
 const table = (axis: Axis, cells: (x: number, server: string) => Cell | undefined, servers: ReadonlyArray<string>) => {
+  const withFloor = servers.includes("floor")
   const header = [
     axis.name,
     "server",
     "req/s",
     "same-round ratio vs raw",
+    ...(withFloor ? ["same-round ratio vs floor"] : []),
     "p99",
     "server RSS MB",
     "errors",
@@ -118,12 +128,13 @@ const table = (axis: Axis, cells: (x: number, server: string) => Cell | undefine
     servers.map((server) => {
       const cell = cells(x, server)
       return cell === undefined
-        ? [axis.label(x), server, "failed", "–", "–", "–", "–", "–"]
+        ? [axis.label(x), server, "failed", ...header.slice(3).map(() => "–")]
         : [
             axis.label(x),
             server,
             String(Math.round(cell.rate)),
             cell.roundRatio === undefined ? "–" : cell.roundRatio.toFixed(2),
+            ...(withFloor ? [cell.floorRatio === undefined ? "–" : cell.floorRatio.toFixed(2)] : []),
             ms(cell.p99_us),
             cell.rssMb.toFixed(1),
             String(cell.errors),
@@ -191,7 +202,17 @@ export const report = (
             format: (y) => (y >= 1000 ? `${y / 1000} ms` : `${y} µs`),
             series: series((cell) => cell.p99_us)
           },
-          { title: "server RSS (MB)", format: String, series: series((cell) => cell.rssMb) }
+          { title: "server RSS (MB)", format: String, series: series((cell) => cell.rssMb) },
+          // Where the pool's line sits under floor's (at 1) is its own bookkeeping per message.
+          ...(servers.includes("floor")
+            ? [
+                {
+                  title: "rate / floor's (same round)",
+                  format: (y: number) => y.toFixed(1),
+                  series: series((cell) => cell.floorRatio ?? 0)
+                }
+              ]
+            : [])
         ]
       })
     )
