@@ -12,11 +12,11 @@ import type { ManagerState, ServedConnection } from "./state.ts"
 
 /** Runs `init`, hands its state to `serving` through `setState`, then serves. */
 export const withState = (
-  env: ManagerState,
+  state: ManagerState,
   init: NonNullable<ManagerState["init"]>,
-  session: ServedConnection,
+  served: ServedConnection,
   connection: Connection,
-  setState: (state: unknown) => void,
+  setState: (value: unknown) => void,
   serving: Effect.Effect<void>
 ): Effect.Effect<void> =>
   Effect.flatMap(Scope.make(), (scope) =>
@@ -31,15 +31,15 @@ export const withState = (
             // The drain timeout's interruption never gets here (an interrupted
             // fiber skips these handlers): an interruption here is the init's
             // own, a failure like any other (as for a callback, in serve.ts).
-            env.counters.callbackFailures++
-            session.closeReason = "callback failed"
+            state.counters.callbackFailures++
+            served.closeReason = "callback failed"
             connection.transport.close()
             return Effect.logWarning("connection state init failed; closing its connection", cause).pipe(
               Effect.annotateLogs({ remoteAddress: connection.remoteAddress })
             )
           },
-          onSuccess: (state) => {
-            setState(state)
+          onSuccess: (value) => {
+            setState(value)
             return serving
           }
         }

@@ -1,8 +1,8 @@
 /**
  * The loop a worker runs for the connection it owns: wait for bytes (with the
- * deadline, and wakeable by `stop`), frame one message by the Go original's rule (SPEC.md),
- * hand it to the callback, repeat until the connection ends. With another
- * framing (`framing.ts` does the framing; this loop only calls it), a chunk's
+ * deadline, and wakeable by `stop`), frame one message by the Go original's
+ * rule (`goRule.ts`, SPEC.md), hand it to the callback, repeat until the
+ * connection ends. With another framing (`framing.ts`), a chunk's
  * frames are handed out one after the other without waiting, in one pass of
  * the transport's event for a synchronous callback and without a resumption
  * per frame for an Effect callback that does not suspend.
@@ -10,6 +10,11 @@
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
  * only in synchronous steps that also frame and dispatch them, so neither a
  * deadline nor a stop can drop bytes that arrived.
+ *
+ * One `Session` per connection holds the loop's state in its fields; its
+ * methods are grouped by what they do: take (poll and frame what arrived),
+ * wait (for bytes, the deadline or a stop), dispatch (count, time and trace a
+ * message, and run the callback of either kind), and close.
  */
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
@@ -17,13 +22,15 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Ref from "effect/Ref"
 import * as Tracer from "effect/Tracer"
-import type { Connection, ReadyEvent } from "../Connection.ts"
+import type { Connection, ReadyEvent, Transport } from "../Connection.ts"
 import * as Framing from "../Framing.ts"
 import type { ManagerConfig } from "../ManagerConfig.ts"
 import { isConnectionError } from "../PoolError.ts"
-import { concat } from "./bytes.ts"
+import { type CloseReason, count } from "./closeReason.ts"
 import { withState } from "./connectionState.ts"
+import type { Counters } from "./counters.ts"
 import * as Framer from "./framing.ts"
+import { frameGoMessage, pollRoom } from "./goRule.ts"
 import type { ManagerState, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
 import { setDeadline } from "./transportConnection.ts"
@@ -36,28 +43,11 @@ const clock: { now(): number } = globalThis.performance
 const deadlineMillis = (config: ManagerConfig): number =>
   Duration.isFinite(config.clientsDeadline) ? Duration.toMillis(config.clientsDeadline) : Infinity
 
-const pollRoom = (config: ManagerConfig): number => Math.max(config.bufferSize, config.maxMessageBytes + 1)
-
-// The framing rule of the Go original: a read that does not fill the buffer ends
-// the message. A chunk stands for Go's reads of it, all full but the last.
-const endsMessage = (length: number, bufferSize: number): boolean => length % bufferSize !== 0 || length === 0
-
-/** Why a session closed its connection, for counters and debug logs. */
-export type CloseReason =
-  | "peer closed"
-  | "deadline"
-  | "write timeout"
-  | "message too large"
-  | "message limit"
-  | "stopping"
-  | "frame too large"
-  | "bad framing"
-
 /** What a wait ends with: the next message, or why the connection ends. */
-type Step = Uint8Array | CloseReason
+type Next = Uint8Array | CloseReason
 
 // Marks a wait that ended because a synchronous callback threw.
-const THROWN: Step = new Uint8Array(0)
+const CALLBACK_THREW: Next = new Uint8Array(0)
 
 const noFrames: ReadonlyArray<Uint8Array> = []
 
@@ -66,62 +56,363 @@ const noFrames: ReadonlyArray<Uint8Array> = []
  * is a close with a reason. The caller closes the transport when this exits
  * (also when it is interrupted by a drain timeout).
  */
-export const serve = (env: ManagerState, session: ServedConnection, connection: Connection): Effect.Effect<void> => {
-  const transport = connection.transport
-  const counters = env.counters
-  // Per-message state. A session handles one message at a time, so the hot
-  // path reuses these (and the closures below) instead of allocating them.
-  let config = Ref.getUnsafe(env.config)
-  // The deadline in milliseconds for reads and for the callback's writes (Go's
-  // SetDeadline covers both), derived again only when the config changes.
-  let deadline = deadlineMillis(config)
-  setDeadline(connection, deadline)
-  let served = 0
-  let pending: ((resumed: Effect.Effect<unknown, unknown>) => void) | undefined
-  // The step a wait ended with, handed over beside the resumption rather than
+export const serve = (state: ManagerState, served: ServedConnection, connection: Connection): Effect.Effect<void> => {
+  const session = new Session(state, served, connection)
+  const init = state.init
+  return init === undefined
+    ? session.loop
+    : withState(state, init, served, connection, (value) => (session.connectionState = value), session.loop)
+}
+
+/**
+ * The state of one connection's loop. A session handles one message at a
+ * time, so the message path reuses these fields (and the functions bound in
+ * the constructor) instead of allocating them per message.
+ */
+class Session {
+  readonly state: ManagerState
+  readonly served: ServedConnection
+  readonly connection: Connection
+  readonly transport: Transport
+  readonly counters: Counters
+  // The config of the last message, and what is derived from it, again only
+  // when the config changes: the deadline in milliseconds for reads and for
+  // the callback's writes (Go's SetDeadline covers both), and the most one
+  // poll may take (`pollRoom`).
+  config: ManagerConfig
+  deadline: number
+  room: number
+  // The framing this connection keeps for its life (setConfig changes it for
+  // connections admitted later). Under the Go rule there is no framer.
+  readonly framing: Framing.Framing
+  framer: Framer.Framer | undefined = undefined
+  // Why the input went bad, for the close's log; set by a fault or a decoder `make` that threw.
+  framingFault: string | undefined = undefined
+  // The frames of the last chunk not yet handed out (the framer's view, valid
+  // until its next push, which happens only once they all are).
+  frames: ReadonlyArray<Uint8Array> = noFrames
+  nextFrame = 0
+  // Messages handled, for maxMessagesPerConnection.
+  handled = 0
+  // Set while the fiber waits: resumes it.
+  resume: ((resumed: Effect.Effect<unknown, unknown>) => void) | undefined = undefined
+  // What the wait ended with, handed over beside the resumption rather than
   // inside it, so resuming allocates nothing.
-  let ready: Step = "stopping"
-  let cancelWait: (() => void) | undefined
+  next: Next = "stopping"
+  cancelWait: (() => void) | undefined = undefined
   // What a synchronous callback threw, handed to the fiber to fail with.
-  let thrown: unknown
+  thrown: unknown = undefined
   // Message spans: only with a connection span (a tracer is installed) and a
   // sample rate above 0; otherwise a message costs one test of `undefined`.
-  const tracing = env.tracing
-  const connectionSpan = session.span
-  let messageSpan: Tracer.Span | undefined
+  messageSpan: Tracer.Span | undefined = undefined
   // The connection's state, from `withState`'s init (undefined without one).
-  let connectionState: unknown
+  connectionState: unknown = undefined
+  // Set once the connection is closing: a handler that runs after the close
+  // (a close's own log failed) has nothing to add.
+  closing = false
 
-  const close = (reason: CloseReason): Effect.Effect<void> => {
-    session.closeReason = reason
-    switch (reason) {
-      case "peer closed":
-        counters.closedByPeer++
-        break
-      case "deadline":
-      case "write timeout":
-        counters.closedByDeadline++
-        break
-      case "message too large":
-      case "frame too large":
-        counters.closedBySize++
-        break
-      case "bad framing":
-        counters.closedByFraming++
-        break
-      case "message limit":
-        counters.closedByMessageLimit++
-        break
-      case "stopping":
-        counters.closedByStop++
-        break
+  // Bound once per connection: the transport calls them back, and the loop
+  // below is built from them.
+  readonly take: () => Next | undefined
+  readonly onReady: (event: ReadyEvent) => void
+  readonly wake: () => void
+  readonly dispatched: Effect.Effect<unknown, unknown>
+  readonly loop: Effect.Effect<void>
+  // The loop entered with `next` already set (the next buffered frame).
+  readonly again: Effect.Effect<void>
+
+  constructor(state: ManagerState, served: ServedConnection, connection: Connection) {
+    this.state = state
+    this.served = served
+    this.connection = connection
+    this.transport = connection.transport
+    this.counters = state.counters
+    const config = Ref.getUnsafe(state.config)
+    this.config = config
+    this.deadline = deadlineMillis(config)
+    setDeadline(connection, this.deadline)
+    this.room = pollRoom(config)
+    this.framing = config.framing
+    if (this.framing._tag !== "GoRule") {
+      try {
+        this.framer = Framer.make(this.framing, config.maxMessageBytes)
+      } catch (error) {
+        this.framingFault = `the decoder's make threw: ${error instanceof Error ? error.message : String(error)}`
+      }
     }
+    this.take = this.framing._tag === "GoRule" ? () => this.takeGo() : () => this.takeFrame()
+    this.onReady = (event) => this.ready(event)
+    this.wake = () => this.wakeForStop()
+    // The loop is built once: `waitForNext` waits, then resumes with
+    // `dispatched`, which runs the callback's effect (or a close), and the
+    // handlers of `matchCauseEffect` decide whether to go round again. A
+    // message costs no control-flow objects of its own, and resuming straight
+    // into `dispatched` takes one step of Effect's run loop fewer than a
+    // `flatMap` after the wait. It runs inside the fiber, not by the resumer:
+    // a message is only taken up by a fiber that is still running it (a late
+    // resume of an interrupted one is ignored).
+    this.dispatched = Effect.suspend(() => this.dispatch())
+    const handlers = {
+      onFailure: (cause: Cause.Cause<unknown>) => this.callbackFailed(cause),
+      // One parameter, so matchCauseEffect calls it as is instead of wrapping it.
+      onSuccess: this.framing._tag === "GoRule" ? (_: unknown) => this.messageDone() : (_: unknown) => this.frameDone()
+    }
+    this.loop = Effect.matchCauseEffect(
+      Effect.callback<unknown, unknown>((resume) => this.waitForNext(resume)),
+      handlers
+    )
+    this.again = Effect.matchCauseEffect(this.dispatched, handlers)
+  }
+
+  // --- take: what the connection offers without waiting -------------------
+
+  refresh(current: ManagerConfig): void {
+    this.config = current
+    this.deadline = deadlineMillis(current)
+    setDeadline(this.connection, this.deadline)
+    this.room = pollRoom(current)
+    this.framer?.setMaxMessageBytes(current.maxMessageBytes)
+  }
+
+  // Under the Go rule: a message, a reason to close, or nothing yet. Bytes
+  // already buffered come first, so bytes that arrived before a stop or a
+  // peer close are still served.
+  takeGo(): Next | undefined {
+    const current = Ref.getUnsafe(this.state.config)
+    if (current !== this.config) this.refresh(current)
+    const first = this.transport.poll(this.room)
+    if (first !== undefined) return frameGoMessage(this.transport, first, this.config, this.room) ?? "message too large"
+    if (this.transport.ended) return "peer closed"
+    if (this.state.lifecycle._tag === "Stopping") return "stopping"
+    return undefined
+  }
+
+  // Under a framing: the next frame, one left from the last chunk, else the
+  // first of the chunks buffered now. A chunk that completes several frames
+  // corks the transport, so the replies to all of them leave in one write.
+  // After the frames that came before bad input, the connection closes.
+  takeFrame(): Next | undefined {
+    if (this.nextFrame < this.frames.length) return this.frames[this.nextFrame++]!
+    const current = Ref.getUnsafe(this.state.config)
+    if (current !== this.config) this.refresh(current)
+    const framer = this.framer
+    if (framer === undefined) return "bad framing"
+    while (framer.fault === undefined) {
+      const chunk = this.transport.poll(this.room)
+      if (chunk === undefined) break
+      this.frames = framer.push(chunk)
+      this.nextFrame = 0
+      if (this.frames.length > 0) {
+        if (this.frames.length > 1) this.transport.cork?.()
+        this.nextFrame = 1
+        return this.frames[0]!
+      }
+    }
+    if (framer.fault !== undefined) {
+      this.framingFault = framer.fault.detail
+      return framer.fault.reason === "size" ? "frame too large" : "bad framing"
+    }
+    // A partial frame is dropped with the close (the peer's end, a stop).
+    if (this.transport.ended) return "peer closed"
+    if (this.state.lifecycle._tag === "Stopping") return "stopping"
+    return undefined
+  }
+
+  // --- wait: for bytes, the deadline or a stop ----------------------------
+
+  // The wait of each message, which resumes the fiber with the message, or
+  // with why the connection ends: bytes, end of stream, deadline or stop.
+  waitForNext(resume: (resumed: Effect.Effect<unknown, unknown>) => void): void {
+    const next = this.take()
+    if (next !== undefined) {
+      this.next = next
+      resume(this.dispatched)
+      return
+    }
+    this.resume = resume
+    this.served.wake = this.wake
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady)
+    // No canceller: the only interruption is a drain timeout cutting the
+    // session short, after which the transport is aborted, which ends this
+    // wait; a late resume of an interrupted fiber is ignored. Leaving it out
+    // saves a finalizer per message.
+  }
+
+  // Ends the wait with `next`.
+  resumeWith(next: Next): void {
+    const resume = this.resume!
+    this.resume = undefined
+    this.cancelWait = undefined
+    this.served.wake = undefined
+    this.next = next
+    resume(this.dispatched)
+  }
+
+  // The transport's event: bytes arrived, the peer ended, or the deadline
+  // passed. A synchronous callback answers here, in the event, and the fiber
+  // sleeps on; anything else (an Effect callback, a close, a throw) resumes it.
+  ready(event: ReadyEvent): void {
+    if (this.resume === undefined) return
+    if (event === "timeout") {
+      this.resumeWith("deadline")
+      return
+    }
+    const sync = this.state.sync
+    while (true) {
+      const next = this.take()
+      if (next === undefined) break
+      if (sync === undefined || typeof next === "string") {
+        this.resumeWith(next)
+        return
+      }
+      this.beginMessage(next)
+      try {
+        sync(this.connection, next, next.length, this.connectionState)
+      } catch (defect) {
+        // Counted, timed and traced as any callback failure, by the fiber.
+        this.thrown = defect
+        this.resumeWith(CALLBACK_THREW)
+        return
+      }
+      if (this.endMessage()) {
+        this.resumeWith("message limit")
+        return
+      }
+    }
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady) // woken for nothing: wait on
+  }
+
+  // The stop path: set as `served.wake` only while a wait is pending.
+  wakeForStop(): void {
+    if (this.resume === undefined) return
+    this.cancelWait?.()
+    this.resumeWith(this.take() ?? "stopping")
+  }
+
+  // --- dispatch: one message to the callback, counted, timed and traced ---
+
+  // The bookkeeping of a message, the same for both kinds of callback.
+  beginMessage(message: Uint8Array): void {
+    const served = this.served
+    this.counters.messages++
+    this.counters.bytesRead += message.length
+    served.messages++
+    served.bytesRead += message.length
+    if (served.span !== undefined) this.sampleMessage(message.length)
+    served.callbackStarted = clock.now()
+  }
+
+  sampleMessage(length: number): void {
+    const rate = this.config.messageSpanSampleRate
+    if (rate === 0 || Math.random() >= rate) return
+    this.messageSpan = Tracing.message(this.state.tracing!, this.served.span!, length)
+  }
+
+  endMessageSpan(exit: Exit.Exit<unknown, unknown>): void {
+    this.state.tracing!.end(this.messageSpan!, exit)
+    this.messageSpan = undefined
+  }
+
+  observeDuration(): void {
+    this.state.callbackDuration.observe((clock.now() - this.served.callbackStarted) / 1000)
+  }
+
+  // Records a message handled; true when the connection reached maxMessagesPerConnection.
+  endMessage(): boolean {
+    this.observeDuration()
+    if (this.messageSpan !== undefined) this.endMessageSpan(Exit.void)
+    this.handled++
+    return this.config.maxMessagesPerConnection > 0 && this.handled >= this.config.maxMessagesPerConnection
+  }
+
+  // What the fiber runs once its wait ended: the callback's effect, a close,
+  // or the failure of a synchronous callback that threw in the event.
+  dispatch(): Effect.Effect<unknown, unknown> {
+    const next = this.next
+    if (next === CALLBACK_THREW) return Effect.die(this.thrown) // its message was begun in `ready`
+    if (typeof next === "string") {
+      this.closing = true
+      return this.close(next)
+    }
+    this.beginMessage(next)
+    try {
+      const effect = this.state.callback(this.connection, next, next.length, this.connectionState) as Effect.Effect<
+        unknown,
+        unknown
+      >
+      // The callback's own spans nest under the message's. (Not with
+      // `Effect.withParentSpan`, which captures a stack trace per call.)
+      return this.messageSpan === undefined || this.state.sync !== undefined
+        ? effect
+        : Effect.provideService(effect, Tracer.ParentSpan, this.messageSpan)
+    } catch (defect) {
+      return Effect.die(defect)
+    }
+  }
+
+  // After a message's callback, under the Go rule: wait for the next one.
+  messageDone(): Effect.Effect<void> {
+    if (this.closing) return Effect.void
+    if (this.endMessage()) {
+      this.closing = true
+      return this.close("message limit")
+    }
+    return this.loop
+  }
+
+  // After a frame's callback: a frame already buffered is taken at once,
+  // without the wait's callback, so a chunk's frames cost one resumption in all.
+  frameDone(): Effect.Effect<void> {
+    if (this.closing) return Effect.void
+    if (this.endMessage()) {
+      this.closing = true
+      return this.close("message limit")
+    }
+    if (this.nextFrame < this.frames.length) {
+      this.next = this.frames[this.nextFrame++]!
+      return this.again
+    }
+    return this.loop
+  }
+
+  callbackFailed(cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    if (this.closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
+    this.closing = true
+    this.observeDuration()
+    if (this.messageSpan !== undefined) this.endMessageSpan(Exit.failCause(cause))
+    // The drain timeout's interruption never gets here (an interrupted fiber
+    // skips these handlers): an interruption here is the callback's own (it
+    // joined an interrupted fiber, say), a failure of the callback like any other.
+    // A write that failed because the peer went away is the peer closing, not
+    // the callback failing: no warning for every client that resets mid-reply.
+    const error = Cause.findErrorOption(cause)
+    if (error._tag === "Some" && isConnectionError(error.value)) {
+      if (error.value.reason === "Timeout") return this.close("write timeout")
+      if (this.transport.ended) return this.close("peer closed")
+    }
+    this.counters.callbackFailures++
+    this.served.closeReason = "callback failed"
+    this.transport.close()
+    return Effect.logWarning("callback failed; closing its connection", cause).pipe(
+      Effect.annotateLogs({ remoteAddress: this.transport.remoteAddress })
+    )
+  }
+
+  // --- close --------------------------------------------------------------
+
+  close(reason: CloseReason): Effect.Effect<void> {
+    this.served.closeReason = reason
+    count(this.counters, reason)
     // A peer that reads nothing cannot be sent the rest either: drop it at once.
-    if (reason === "write timeout") transport.abort()
-    else transport.close()
+    if (reason === "write timeout") this.transport.abort()
+    else this.transport.close()
+    // The peer's address only when logged: a runtime may build it on first use.
     if (reason === "message too large") {
       return Effect.logWarning("closing connection: message larger than maxMessageBytes").pipe(
-        Effect.annotateLogs({ remoteAddress: transport.remoteAddress, maxMessageBytes: config.maxMessageBytes })
+        Effect.annotateLogs({
+          remoteAddress: this.transport.remoteAddress,
+          maxMessageBytes: this.config.maxMessageBytes
+        })
       )
     }
     if (reason === "frame too large" || reason === "bad framing") {
@@ -131,281 +422,16 @@ export const serve = (env: ManagerState, session: ServedConnection, connection: 
           : "closing connection: frame too large"
       ).pipe(
         Effect.annotateLogs({
-          remoteAddress: transport.remoteAddress,
-          reason: framingFault,
-          framing: Framing.format(framing)
+          remoteAddress: this.transport.remoteAddress,
+          reason: this.framingFault,
+          framing: Framing.format(this.framing)
         })
       )
     }
-    return config.debug
+    return this.config.debug
       ? Effect.logDebug("connection closed").pipe(
-          Effect.annotateLogs({ remoteAddress: transport.remoteAddress, reason })
+          Effect.annotateLogs({ remoteAddress: this.transport.remoteAddress, reason })
         )
       : Effect.void
   }
-
-  // The most one poll may take: a whole message over maxMessageBytes is never
-  // needed, one byte past it shows that it is too large.
-  let room = pollRoom(config)
-
-  // The framing this connection keeps for its life (setConfig changes it for
-  // connections admitted later). Under the Go rule there is no framer and the
-  // loop below runs as it always did; otherwise `takeFrame` replaces `take`.
-  const framing = config.framing
-  let framer: Framer.Framer | undefined
-  // Why the input went bad, for the close's log; set by a fault or a decoder `make` that threw.
-  let framingFault: string | undefined
-  if (framing._tag !== "GoRule") {
-    try {
-      framer = Framer.make(framing, config.maxMessageBytes)
-    } catch (error) {
-      framingFault = `the decoder's make threw: ${error instanceof Error ? error.message : String(error)}`
-    }
-  }
-  // The frames of the last chunk not yet handed out (the framer's view, valid
-  // until its next push, which happens only once they all are).
-  let frames: ReadonlyArray<Uint8Array> = noFrames
-  let nextFrame = 0
-
-  // Frames one message starting with `first` (the Go original's rule: keep
-  // reading while each read filled bufferSize), but never waits for a
-  // continuation that has not arrived: an exact multiple of bufferSize is
-  // delivered as is. Polls take whole chunks (see `endsMessage`), so a large
-  // message is not cut into bufferSize pieces to be copied back together.
-  const frame = (first: Uint8Array): Step => {
-    const bufferSize = config.bufferSize
-    const max = config.maxMessageBytes
-    let total = first.length
-    if (endsMessage(total, bufferSize)) return total > max ? "message too large" : first
-    const chunks = [first]
-    while (total <= max) {
-      const chunk = transport.poll(Math.max(bufferSize, room - total))
-      if (chunk === undefined) break
-      chunks.push(chunk)
-      total += chunk.length
-      if (endsMessage(chunk.length, bufferSize)) break
-    }
-    return total > max ? "message too large" : concat(chunks, total)
-  }
-
-  // What the connection offers without waiting: a message, a reason to close,
-  // or nothing yet. Bytes already buffered come first, so bytes that arrived
-  // before a stop or a peer close are still served.
-  const takeGo = (): Step | undefined => {
-    const current = Ref.getUnsafe(env.config)
-    if (current !== config) refresh(current)
-    const first = transport.poll(room)
-    if (first !== undefined) return frame(first)
-    if (transport.ended) return "peer closed"
-    if (env.lifecycle._tag === "Stopping") return "stopping"
-    return undefined
-  }
-  const refresh = (current: ManagerConfig) => {
-    config = current
-    deadline = deadlineMillis(current)
-    setDeadline(connection, deadline)
-    room = pollRoom(current)
-    framer?.setMaxMessageBytes(current.maxMessageBytes)
-  }
-
-  // The next frame: one left from the last chunk, else the first of the
-  // chunks buffered now. A chunk that completes several frames corks the
-  // transport, so the replies to all of them leave in one write. After the
-  // frames that came before bad input, the connection closes.
-  const takeFrame = (): Step | undefined => {
-    if (nextFrame < frames.length) return frames[nextFrame++]!
-    const current = Ref.getUnsafe(env.config)
-    if (current !== config) refresh(current)
-    const f = framer
-    if (f === undefined) return "bad framing"
-    while (f.fault === undefined) {
-      const chunk = transport.poll(room)
-      if (chunk === undefined) break
-      frames = f.push(chunk)
-      nextFrame = 0
-      if (frames.length > 0) {
-        if (frames.length > 1) transport.cork?.()
-        nextFrame = 1
-        return frames[0]!
-      }
-    }
-    if (f.fault !== undefined) {
-      framingFault = f.fault.detail
-      return f.fault.reason === "size" ? "frame too large" : "bad framing"
-    }
-    // A partial frame is dropped with the close (the peer's end, a stop).
-    if (transport.ended) return "peer closed"
-    if (env.lifecycle._tag === "Stopping") return "stopping"
-    return undefined
-  }
-  const take = framing._tag === "GoRule" ? takeGo : takeFrame
-
-  // A message's bookkeeping, the same for both kinds of callback.
-  const beginMessage = (message: Uint8Array) => {
-    counters.messages++
-    counters.bytesRead += message.length
-    session.messages++
-    session.bytesRead += message.length
-    if (connectionSpan !== undefined) sampleMessage(message.length)
-    session.callbackStarted = clock.now()
-  }
-  const sampleMessage = (length: number) => {
-    const rate = config.messageSpanSampleRate
-    if (rate === 0 || Math.random() >= rate) return
-    messageSpan = Tracing.message(tracing!, connectionSpan!, length)
-  }
-  const endMessageSpan = (exit: Exit.Exit<unknown, unknown>) => {
-    tracing!.end(messageSpan!, exit)
-    messageSpan = undefined
-  }
-  const observeDuration = () => env.callbackDuration.observe((clock.now() - session.callbackStarted) / 1000)
-  // Records a message handled; true when the connection reached maxMessagesPerConnection.
-  const endMessage = (): boolean => {
-    observeDuration()
-    if (messageSpan !== undefined) endMessageSpan(Exit.void)
-    served++
-    return config.maxMessagesPerConnection > 0 && served >= config.maxMessagesPerConnection
-  }
-
-  const finish = (step: Step) => {
-    const resume = pending!
-    pending = undefined
-    cancelWait = undefined
-    session.wake = undefined
-    ready = step
-    resume(handled)
-  }
-
-  const onReady = (event: ReadyEvent) => {
-    if (pending === undefined) return
-    if (event === "timeout") return finish("deadline")
-    const sync = env.sync
-    while (true) {
-      const step = take()
-      if (step === undefined) break
-      // A synchronous callback answers here, and the fiber sleeps on; anything
-      // else (an Effect callback, a close, a throw) resumes it.
-      if (sync === undefined || typeof step === "string") return finish(step)
-      beginMessage(step)
-      try {
-        sync(connection, step, step.length, connectionState)
-      } catch (defect) {
-        // Counted, timed and traced as any callback failure, by the fiber.
-        thrown = defect
-        return finish(THROWN)
-      }
-      if (endMessage()) return finish("message limit")
-    }
-    cancelWait = transport.awaitReadable(deadline, onReady) // woken for nothing: wait on
-  }
-
-  // The stop path: set as `session.wake` only while a wait is pending.
-  const wake = () => {
-    if (pending === undefined) return
-    cancelWait?.()
-    finish(take() ?? "stopping")
-  }
-
-  // One callback per message that resolves with the message, or with why the
-  // connection ends: bytes, end of stream, deadline or stop.
-  const nextStep = Effect.callback<unknown, unknown>((resume) => {
-    const step = take()
-    if (step !== undefined) {
-      ready = step
-      return resume(handled)
-    }
-    pending = resume
-    session.wake = wake
-    cancelWait = transport.awaitReadable(deadline, onReady)
-    // No canceller: the only interruption is a drain timeout cutting the
-    // session short, after which the transport is aborted, which ends this
-    // wait; a late resume of an interrupted fiber is ignored. Leaving it out
-    // saves a finalizer per message.
-  })
-
-  // The loop is built once: `nextStep` waits, then resumes with `handled`,
-  // which runs the callback's effect (or a close), and the handlers of
-  // `matchCauseEffect` decide whether to go round again. A message costs no
-  // control-flow objects of its own, and resuming straight into `handled`
-  // takes one step of Effect's run loop fewer than a `flatMap` after the wait.
-  let closing = false
-
-  const onCallbackFailure = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
-    if (closing) return Effect.failCause(cause as Cause.Cause<never>) // a close's own log failed: nothing to add
-    closing = true
-    observeDuration()
-    if (messageSpan !== undefined) endMessageSpan(Exit.failCause(cause))
-    // The drain timeout's interruption never gets here (an interrupted fiber
-    // skips these handlers): an interruption here is the callback's own (it
-    // joined an interrupted fiber, say), a failure of the callback like any other.
-    // A write that failed because the peer went away is the peer closing, not
-    // the callback failing: no warning for every client that resets mid-reply.
-    const error = Cause.findErrorOption(cause)
-    if (error._tag === "Some" && isConnectionError(error.value)) {
-      if (error.value.reason === "Timeout") return close("write timeout")
-      if (transport.ended) return close("peer closed")
-    }
-    counters.callbackFailures++
-    session.closeReason = "callback failed"
-    transport.close()
-    return Effect.logWarning("callback failed; closing its connection", cause).pipe(
-      Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
-    )
-  }
-
-  // One parameter, so matchCauseEffect calls it as is instead of wrapping it.
-  const onCallbackSuccess = (_: unknown): Effect.Effect<void> => {
-    if (closing) return Effect.void
-    if (endMessage()) {
-      closing = true
-      return close("message limit")
-    }
-    return loop
-  }
-  // With a framing, a frame already buffered is taken at once, without the
-  // wait's callback: a chunk's frames cost one resumption in all.
-  const onFrameSuccess = (_: unknown): Effect.Effect<void> => {
-    if (closing) return Effect.void
-    if (endMessage()) {
-      closing = true
-      return close("message limit")
-    }
-    if (nextFrame < frames.length) {
-      ready = frames[nextFrame++]!
-      return again
-    }
-    return loop
-  }
-
-  const handle = (): Effect.Effect<unknown, unknown> => {
-    const step = ready
-    if (step === THROWN) return Effect.die(thrown) // its message was begun in onReady
-    if (typeof step === "string") {
-      closing = true
-      return close(step)
-    }
-    beginMessage(step)
-    try {
-      const effect = env.callback(connection, step, step.length, connectionState) as Effect.Effect<unknown, unknown>
-      // The callback's own spans nest under the message's. (Not with
-      // `Effect.withParentSpan`, which captures a stack trace per call.)
-      return messageSpan === undefined || env.sync !== undefined
-        ? effect
-        : Effect.provideService(effect, Tracer.ParentSpan, messageSpan)
-    } catch (defect) {
-      return Effect.die(defect)
-    }
-  }
-
-  // Run inside the fiber, not by the resumer: a message is only taken up by a
-  // fiber that is still running it (a late resume of an interrupted one is ignored).
-  const handled = Effect.suspend(handle)
-  const onSuccess = framing._tag === "GoRule" ? onCallbackSuccess : onFrameSuccess
-  const loop: Effect.Effect<void> = Effect.matchCauseEffect(nextStep, { onFailure: onCallbackFailure, onSuccess })
-  // The loop entered with `ready` already set (the next buffered frame).
-  const again: Effect.Effect<void> = Effect.matchCauseEffect(handled, { onFailure: onCallbackFailure, onSuccess })
-  const init = env.init
-  return init === undefined
-    ? loop
-    : withState(env, init, session, connection, (state) => (connectionState = state), loop)
 }
