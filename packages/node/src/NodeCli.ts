@@ -23,6 +23,7 @@ import type * as PoolManager from "@pool-manager/core/PoolManager"
 import type * as CliError from "effect/cli/CliError"
 import * as Command from "effect/cli/Command"
 import * as Effect from "effect/Effect"
+import * as CliCommand from "./internal/cliCommand.ts"
 import * as CliOutput from "./internal/cliOutput.ts"
 import * as internal from "./internal/cliServe.ts"
 import * as Signals from "./internal/signals.ts"
@@ -43,7 +44,7 @@ import type { ListenError } from "./NodeTcpServer.ts"
 export const validate =
   (defaults: Defaults = {}) =>
   (settings: Settings): Effect.Effect<void, CliError.CliError> =>
-    internal.validate(defaults, settings)
+    CliCommand.validate(defaults, settings)
 
 /**
  * Options for `serve`.
@@ -130,11 +131,11 @@ export interface Options<E, R> {
 export const command = <E, R>(options: Options<E, R>) => {
   const name = options.name ?? "pool-manager"
   return Command.make(name, flags(options.defaults), (settings: Settings) =>
-    internal.handler(name, options, settings)
+    CliCommand.handler(name, options, settings)
   ).pipe(
     Command.validate(validate(options.defaults)),
     Command.withDescription(
-      `${options.description ?? "A TCP server handing each message to a pool of workers."}\n\n${internal.precedence}`
+      `${options.description ?? "A TCP server handing each message to a pool of workers."}\n\n${CliCommand.precedence}`
     )
   )
 }

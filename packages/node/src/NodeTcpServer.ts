@@ -39,9 +39,8 @@
  * @since 0.1.0
  */
 
-import * as Net from "node:net"
-import * as Tls from "node:tls"
-import type * as Connection from "@pool-manager/core/Connection"
+import type * as Net from "node:net"
+import type * as Tls from "node:tls"
 import * as PoolManager from "@pool-manager/core/PoolManager"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -51,6 +50,7 @@ import * as Layer from "effect/Layer"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
+import * as Accept from "./internal/accept.ts"
 import * as AcceptErrors from "./internal/acceptErrors.ts"
 import * as Linger from "./internal/linger.ts"
 import { listen } from "./internal/listen.ts"
@@ -58,7 +58,7 @@ import { listenerDefaults as defaults } from "./internal/listenerDefaults.ts"
 import * as Pending from "./internal/pending.ts"
 import * as Signals from "./internal/signals.ts"
 import * as TlsPolicy from "./internal/tls.ts"
-import * as NodeConnection from "./NodeConnection.ts"
+import type * as NodeConnection from "./NodeConnection.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import * as NodeTls from "./NodeTls.ts"
 
@@ -196,6 +196,53 @@ const lameDuck = (delay: Duration.Duration, where: string) =>
     `shutting down: still accepting on ${where} for ${Duration.format(delay)} before closing (signal again to skip)`
   ).pipe(Effect.andThen(Signals.nextStopSignal(Duration.toMillis(delay))))
 
+/** What the server keeps once made: read by its service, `reloadTls` and the finalizer. */
+interface ServerState {
+  readonly options: Options
+  /** The address asked for, as errors name it. */
+  readonly where: string
+  /** What logs call this server: the address asked for, then the one bound (with its real port). */
+  bound: string
+  /** The TLS options in force, the defaults filled in; `reloadTls` replaces them. */
+  tls: Tls.TlsOptions | undefined
+  draining: boolean
+}
+
+// `tls` with the defaults filled in. A key that does not match its certificate fails here, not at every handshake.
+const checkedTls = (options: Options, where: string): Effect.Effect<Tls.TlsOptions | undefined, ListenError> => {
+  if (options.tls === undefined) return Effect.succeed(undefined)
+  const tls = TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
+  return Effect.try({
+    try: () => TlsPolicy.check(tls),
+    catch: (cause) => new ListenError({ address: where, cause })
+  }).pipe(Effect.as(tls))
+}
+
+const reloadTls = (
+  state: ServerState,
+  secureServer: Tls.Server | undefined,
+  next: Tls.TlsOptions
+): Effect.Effect<void, NodeTls.TlsError> =>
+  Effect.gen(function* () {
+    const { tls } = state
+    if (tls === undefined) return yield* new NodeTls.TlsError({ reason: `${state.where} does not serve TLS` })
+    const merged = TlsPolicy.withDefaults({ ...tls, ...next }, state.options.tlsClientAuth)
+    yield* Effect.try({
+      try: () => TlsPolicy.check(merged),
+      catch: (cause) => new NodeTls.TlsError({ reason: (cause as Error).message })
+    })
+    secureServer?.setSecureContext(merged)
+    state.tls = merged
+  })
+
+// The finalizer's first step: `draining` turns true, and the listener keeps accepting for `shutdownDelay`.
+const startDraining = (state: ServerState): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    state.draining = true
+    const delay = Duration.fromInputUnsafe(state.options.shutdownDelay ?? defaults.shutdownDelay)
+    return Duration.isZero(delay) ? Effect.void : lameDuck(delay, describe(state.options))
+  })
+
 /**
  * Listens, and puts every accepted socket into the `PoolManager` in context.
  * Closing the scope stops accepting and closes the listener.
@@ -211,133 +258,39 @@ export const make = (
   PoolManager.PoolManager | Scope.Scope
 > =>
   Effect.gen(function* () {
-    const manager = yield* PoolManager.PoolManager
-    const context = yield* Effect.context<never>()
-    const busyReply = options.busyReply ?? defaults.busyReply
-    // This server's lingering sockets, bounded by one timer of its own (see internal/linger.ts).
-    const connectionOptions = Linger.withSweeper(options.connection, yield* Linger.make)
-    let connections = 0
-
-    const refuse = (connection: Connection.Connection) => {
-      // close() sends what is queued before it closes.
-      connection.writeNow(busyReply)
-      connection.closeNow()
+    const accept: Accept.Accept = {
+      manager: yield* PoolManager.PoolManager,
+      context: yield* Effect.context<never>(),
+      busyReply: options.busyReply ?? defaults.busyReply,
+      // This server's lingering sockets, bounded by one timer of its own (see internal/linger.ts).
+      connectionOptions: Linger.withSweeper(options.connection, yield* Linger.make),
+      gate: yield* makeGate(options),
+      pending: yield* Pending.make(options.maxPendingConnections ?? defaults.maxPendingConnections),
+      tlsClientAuth: options.tlsClientAuth,
+      clients: new WeakMap(),
+      connections: 0
     }
-
-    // Every way put can fail (busy, stopped, address limit) leaves the
-    // connection with us: answer and close it. The put usually completes
-    // synchronously, so look at its exit before registering an observer.
-    const admit = (socket: Net.Socket, client?: NodeConnection.Client) => {
-      const connection = NodeConnection.make(socket, connectionOptions, client)
-      const fiber = Effect.runForkWith(context)(manager.put(connection))
-      const exit = fiber.pollUnsafe()
-      if (exit === undefined) fiber.addObserver((exit) => exit._tag === "Failure" && refuse(connection))
-      else if (exit._tag === "Failure") refuse(connection)
-    }
-    const gate = yield* makeGate(options)
     const where = describe(options)
-    // What logs call this server: the address asked for, then the one bound (with its real port).
-    let bound = where
-    const pending = yield* Pending.make(options.maxPendingConnections ?? defaults.maxPendingConnections)
-    let tls = options.tls === undefined ? undefined : TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)
-    if (tls !== undefined) {
-      const checked = tls
-      // A key that does not match its certificate fails here, not at every handshake.
-      yield* Effect.try({
-        try: () => TlsPolicy.check(checked),
-        catch: (cause) => new ListenError({ address: where, cause })
-      })
-    }
-    const handshakeFailed = tls === undefined ? undefined : yield* TlsPolicy.handshakeFailures(() => bound)
-    // The client each socket's PROXY header named, for the TLS socket made over it.
-    const clients = new WeakMap<Net.Socket, NodeConnection.Client | undefined>()
-    // One TLS server does every handshake: it listens itself, or (behind the
-    // PROXY header, which comes first) is handed each socket once its header
-    // was read. Either way Node's server checks the handshake's timeout and
-    // the client's certificate, and `setSecureContext` rotates the pair.
+    const state: ServerState = { options, where, bound: where, tls: yield* checkedTls(options, where), draining: false }
     const secureServer =
-      tls === undefined
+      state.tls === undefined
         ? undefined
-        : Tls.createServer({ allowHalfOpen: true, noDelay: true, ...tls })
-            .on("tlsClientError", (error, socket) => {
-              if (!pending.wasRejected((socket as { _parent?: Net.Socket })._parent)) {
-                handshakeFailed?.(error, socket.remoteAddress)
-              }
-              socket.destroy()
-            })
-            // The TCP connection, before its handshake: pending until it is secure.
-            .on("connection", (socket: Net.Socket) => void pending.enter(socket))
-            .on("secureConnection", (secure: Tls.TLSSocket) => {
-              const raw = (secure as { _parent?: Net.Socket })._parent
-              pending.leave(raw)
-              // With `tlsClientAuth: "require"`: a certificate the CA did not verify is counted and closed.
-              const unverified = TlsPolicy.unverified(secure, options.tlsClientAuth)
-              if (unverified !== undefined) {
-                handshakeFailed?.(unverified, secure.remoteAddress)
-                return secure.destroy()
-              }
-              admit(secure, raw === undefined ? undefined : clients.get(raw))
-            })
-    const onConnection =
-      gate === undefined
-        ? () => {
-            connections++
-          }
-        : (socket: Net.Socket) => {
-            connections++
-            if (!pending.enter(socket)) return
-            gate.admit(socket, (client) => {
-              if (secureServer !== undefined) {
-                clients.set(socket, client)
-                return secureServer.emit("connection", socket)
-              }
-              pending.leave(socket)
-              admit(socket, client)
-              // The gate left the socket paused, holding what followed the header.
-              socket.resume()
-            })
-          }
-    const listensTls = secureServer !== undefined && gate === undefined
-
-    // allowHalfOpen: a client that sends its last message and half-closes
-    // still gets the reply; the connection closes the socket itself.
-    const listener = listensTls ? secureServer : Net.createServer({ allowHalfOpen: true, noDelay: true })
-    listener.on("connection", onConnection)
-    if (gate === undefined && secureServer === undefined)
-      listener.on("connection", (socket: Net.Socket) => admit(socket))
-    const server = yield* listen(listener, listenOptionsOf(options), (bound) => {
+        : Accept.makeSecureServer(accept, state.tls, yield* TlsPolicy.handshakeFailures(() => state.bound))
+    const server = yield* listen(Accept.makeListener(accept, secureServer), listenOptionsOf(options), (bound) => {
       const address = bound.address()
       if (address !== null) options.onListening?.(address)
     }).pipe(Effect.mapError((cause) => new ListenError({ address: where, cause })))
-    const reloadTls = (next: Tls.TlsOptions) =>
-      Effect.gen(function* () {
-        if (tls === undefined) return yield* new NodeTls.TlsError({ reason: `${where} does not serve TLS` })
-        const merged = TlsPolicy.withDefaults({ ...tls, ...next }, options.tlsClientAuth)
-        yield* Effect.try({
-          try: () => TlsPolicy.check(merged),
-          catch: (cause) => new NodeTls.TlsError({ reason: (cause as Error).message })
-        })
-        secureServer?.setSecureContext(merged)
-        tls = merged
-      })
     const address = toSocketAddress(server.address(), options)
-    if (options.path === undefined) bound = String(address)
-    yield* AcceptErrors.watch(server, bound)
-    let draining = false
+    if (options.path === undefined) state.bound = String(address)
+    yield* AcceptErrors.watch(server, state.bound)
     // Added after the listener, so it runs before the listener closes.
-    yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        draining = true
-        const delay = Duration.fromInputUnsafe(options.shutdownDelay ?? defaults.shutdownDelay)
-        return Duration.isZero(delay) ? Effect.void : lameDuck(delay, describe(options))
-      })
-    )
+    yield* Effect.addFinalizer(() => startDraining(state))
     return NodeTcpServer.of({
       address,
-      draining: Effect.sync(() => draining),
-      connections: Effect.sync(() => connections),
-      proxyRejected: gate?.rejected ?? Effect.succeed(noRejections),
-      reloadTls
+      draining: Effect.sync(() => state.draining),
+      connections: Effect.sync(() => accept.connections),
+      proxyRejected: accept.gate?.rejected ?? Effect.succeed(noRejections),
+      reloadTls: (next) => reloadTls(state, secureServer, next)
     })
   })
 

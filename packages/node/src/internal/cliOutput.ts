@@ -62,6 +62,10 @@ export class ReportedError extends Data.TaggedError("ReportedError")<{ readonly 
   override readonly [Runtime.errorExitCode] = 1
 }
 
+/** A fatal startup error (config file, TLS files, port in use) as the command's error: its message is the line shown. */
+export const userError = (error: { readonly message: string }): CliError.UserError =>
+  new CliError.UserError({ cause: error, userMessage: error.message })
+
 /** A usage error (a bad flag, value or variable) exits with code 2. */
 const usageExitCode = (error: unknown): void => {
   if (CliError.isCliError(error) && error._tag === "ShowHelp" && error.errors.length > 0) {

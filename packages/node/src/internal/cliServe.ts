@@ -1,99 +1,55 @@
 /**
- * What the server command does, behind `NodeCli`'s face: the checks of
- * `validate`, the body of `serve` (the pool, the listener and the endpoints
- * that report on them, stopped in that order) and the handler of `command`
- * (config file, TLS files, one server or a cluster primary, OTLP, logging),
- * with the user errors they stop on.
+ * The body of `NodeCli.serve`: the pool, the listener and the endpoints that
+ * report on them (metrics, status page, agent check), stopped in that order,
+ * with the SIGHUP reloads and the log lines of the start and the stop. The
+ * endpoints start before the pool and ask for it through one `Serving`
+ * record, so they answer until it has drained.
  */
 import * as Fs from "node:fs/promises"
 import * as Tls from "node:tls"
 import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import * as PoolManager from "@pool-manager/core/PoolManager"
-import * as CliError from "effect/cli/CliError"
-import * as GlobalFlag from "effect/cli/GlobalFlag"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as OtlpExporter from "effect/observability/OtlpExporter"
 import * as NodeAgentCheck from "../NodeAgentCheck.ts"
-import type { Options, ServeOptions } from "../NodeCli.ts"
-import {
-  type Defaults,
-  describeConfig,
-  flagNames,
-  listeningLine,
-  makeConfig,
-  type ServerConfig,
-  type Settings
-} from "../NodeCliConfig.ts"
+import type { ServeOptions } from "../NodeCli.ts"
+import { describeConfig, flagNames, listeningLine, type ServerConfig } from "../NodeCliConfig.ts"
 import * as NodeCluster from "../NodeCluster.ts"
 import * as NodeConfigFile from "../NodeConfigFile.ts"
-import * as NodeLogging from "../NodeLogging.ts"
 import * as NodeMetricsServer from "../NodeMetricsServer.ts"
-import * as NodeOtlp from "../NodeOtlp.ts"
 import type * as NodeProxyProtocol from "../NodeProxyProtocol.ts"
 import * as NodeStatusPage from "../NodeStatusPage.ts"
 import type { ListenError } from "../NodeTcpServer.ts"
 import * as NodeTcpServer from "../NodeTcpServer.ts"
-import { logLevelFromEnv } from "./cliEnv.ts"
-import { logJsonFatal, ReportedError } from "./cliOutput.ts"
+import { userError } from "./cliOutput.ts"
 import * as ClusterStatus from "./clusterStatus.ts"
 import { addressFields, logWithFields, settingFields, where } from "./logFields.ts"
 import * as ProcessMetrics from "./processMetrics.ts"
 import * as Signals from "./signals.ts"
 
-const fieldPattern = new RegExp(`\\b(${Object.keys(flagNames).join("|")})\\b`, "g")
-const toFlagNames = (text: string): string =>
-  text.replace(fieldPattern, (field) => `--${flagNames[field as keyof typeof flagNames]}`)
+/** When the stop began, the connections busy then, and how many the drain had cut before it. */
+interface StopStart {
+  at: number
+  busy: number
+  cut: number
+}
 
-/** `NodeCli.validate`: the rules between flags, then the configuration's own checks, each naming its flag. */
-export const validate = (defaults: Defaults, settings: Settings): Effect.Effect<void, CliError.CliError> =>
-  Effect.gen(function* () {
-    if (Option.isSome(settings.tlsKey) !== Option.isSome(settings.tlsCert)) {
-      const missing = Option.isSome(settings.tlsKey) ? "--tls-cert" : "--tls-key"
-      return yield* new CliError.ValidationError({
-        message: `--tls-key and --tls-cert go together: ${missing} is missing (give both to serve TLS, or neither)`
-      })
-    }
-    const clientAuth = Option.getOrElse(settings.tlsClientAuth, () => defaults.tlsClientAuth ?? "none")
-    if ((clientAuth !== "none" || Option.isSome(settings.tlsCa)) && Option.isNone(settings.tlsKey)) {
-      return yield* new CliError.ValidationError({
-        message: "--tls-client-auth and --tls-ca need TLS: give --tls-key and --tls-cert too"
-      })
-    }
-    if (clientAuth !== "none" && Option.isNone(settings.tlsCa)) {
-      return yield* new CliError.ValidationError({
-        message: `--tls-client-auth ${clientAuth} needs --tls-ca: the CA certificates that sign your clients' certificates`
-      })
-    }
-    const processes = Option.getOrElse(settings.processes, () => defaults.processes ?? 1)
-    if (Option.getOrElse(settings.agentPort, () => defaults.agentPort) !== undefined && processes > 1) {
-      return yield* new CliError.ValidationError({
-        message: "--agent-port needs --processes 1: each process would report only its own share of the workers"
-      })
-    }
-    const clusterMode = Option.getOrElse(settings.clusterMode, () => defaults.clusterMode)
-    if (clusterMode === "reuseport" && Option.getOrElse(settings.path, () => defaults.path) !== undefined) {
-      return yield* new CliError.ValidationError({
-        message: "--cluster-mode reuseport needs a TCP port: processes share a unix socket (--path) by hand-off"
-      })
-    }
-    yield* makeConfig(settings, defaults).pipe(
-      Effect.mapError(
-        (error) =>
-          new CliError.ValidationError({
-            message: error.issues
-              .map((issue) => {
-                const flag = flagNames[issue.field as keyof typeof flagNames]
-                const name = flag === undefined ? issue.field : `flag --${flag} (${issue.field})`
-                return `Invalid value for ${name}: ${issue.value}. ${toFlagNames(issue.message)}`
-              })
-              .join("\n")
-          })
-      )
-    )
-  })
+/**
+ * What the pieces of `serve` share: the pool and the listener once they run
+ * (the endpoints start before them), the endpoints' lines to log once the
+ * server listens, and the start of the stop, for the last line.
+ */
+interface Serving {
+  readonly name: string
+  readonly config: ServerConfig
+  manager: PoolManager.PoolManager["Service"] | undefined
+  listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
+  readonly endpointLines: Array<string>
+  readonly stop: StopStart
+}
 
 const health = (
   manager: PoolManager.PoolManager["Service"] | undefined,
@@ -118,6 +74,9 @@ const agentState = (
         max: config.maxWorkersCount
       }))
 
+const statusSnapshot = (serving: Serving): Effect.Effect<NodeStatusPage.Snapshot | undefined> =>
+  Effect.suspend(() => (serving.manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(serving.manager)))
+
 // Released after the listener and before the pool: with an OTLP exporter
 // (NodeOtlp), drains the pool, then posts what the exporters hold while the
 // pool's metrics are still registered (its release removes them), so the last
@@ -133,6 +92,28 @@ const flushAfterDrain = Layer.effectDiscard(
   })
 )
 
+export type TlsFiles = NonNullable<ServerConfig["tlsFiles"]>
+
+/**
+ * Reads the TLS files. Read here rather than by the TLS server, so a missing
+ * file or a key that does not match its certificate stops the program with
+ * one clear line (and a reload that hits one keeps the running pair).
+ */
+export const readTls = (files: TlsFiles) =>
+  Effect.tryPromise({
+    try: async () => {
+      const key = await Fs.readFile(files.key)
+      const cert = await Fs.readFile(files.cert)
+      const ca = files.ca === undefined ? undefined : await Fs.readFile(files.ca)
+      Tls.createSecureContext({ key, cert, ...(ca === undefined ? {} : { ca }) })
+      return { key, cert, ...(ca === undefined ? {} : { ca }) }
+    },
+    catch: (cause) =>
+      userError({
+        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}${files.ca === undefined ? "" : ` and --tls-ca ${files.ca}`}: ${(cause as Error).message}`
+      })
+  })
+
 // On SIGHUP: the TLS files again, for new handshakes; a set that does not load keeps the running one.
 const reloadTlsOnSighup = (files: TlsFiles, server: NodeTcpServer.NodeTcpServer["Service"]) =>
   Signals.onSighup(
@@ -145,13 +126,44 @@ const reloadTlsOnSighup = (files: TlsFiles, server: NodeTcpServer.NodeTcpServer[
     )
   )
 
-const stoppingLine = (
-  name: string,
-  config: ServerConfig,
+// On SIGHUP: the config file again, applied to the running pool.
+const reloadConfigOnSighup = (
+  serving: Serving,
   pool: PoolManager.PoolManager["Service"],
-  stop: { at: number; busy: number; cut: number }
-) =>
+  file: string,
+  options: ServeOptions | undefined,
+  reloads: ProcessMetrics.ReloadStatus
+) => {
+  const { name, config } = serving
+  const reconfigure =
+    options?.reconfigure ??
+    ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
+  return NodeConfigFile.reloadOnSighup(
+    file,
+    (input) =>
+      reconfigure(input).pipe(
+        // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
+        Effect.flatMap((next) => pool.setConfig(next)),
+        Effect.tap((applied) =>
+          Effect.sync(() => options?.onReload?.(applied)).pipe(
+            Effect.andThen(
+              logWithFields(
+                config.logFormat === "json",
+                `${name} config reloaded from ${file}`,
+                { configFile: file, ...settingFields(applied, flagNames) },
+                `${name} config reloaded from ${file}: ${describeConfig(applied)}`
+              )
+            )
+          )
+        )
+      ),
+    reloads.record
+  )
+}
+
+const stoppingLine = (serving: Serving, pool: PoolManager.PoolManager["Service"]) =>
   Effect.gen(function* () {
+    const { name, config, stop } = serving
     const received = Signals.stopSignal()
     const stats = yield* pool.stats
     stop.at = Date.now()
@@ -173,12 +185,9 @@ const stoppingLine = (
     )
   })
 
-const stoppedLine = (
-  name: string,
-  stop: { at: number; busy: number; cut: number },
-  manager: PoolManager.PoolManager["Service"] | undefined
-) =>
+const stoppedLine = (serving: Serving) =>
   Effect.gen(function* () {
+    const { name, stop, manager } = serving
     if (stop.at === 0 || manager === undefined) return
     const millis = Date.now() - stop.at
     const cut = (yield* manager.stats).interruptedByDrain - stop.cut
@@ -188,98 +197,93 @@ const stoppedLine = (
     ).pipe(Effect.annotateLogs({ drained: stop.busy - cut, cut, stopMillis: millis }))
   })
 
+// JSON lines carry the address and settings as fields; the text line keeps them in its message.
+const listeningLog = (serving: Serving, server: NodeTcpServer.NodeTcpServer["Service"]) => {
+  const { name, config } = serving
+  const tls = config.server.tls !== undefined
+  const processes = config.processes ?? 1
+  return logWithFields(
+    config.logFormat === "json",
+    `${name} listening on ${where(server.address)}`,
+    { ...addressFields(server.address), processes, tls, ...settingFields(config.manager, flagNames) },
+    listeningLine(name, server.address, config.manager, { tls, processes })
+  )
+}
+
+/**
+ * The endpoints that report on the pool: in a cluster's process, the answers
+ * to the primary's scrapes and status requests; else the metrics server if
+ * configured. Then the agent check, if configured.
+ */
+const startEndpoints = (serving: Serving, worker: number | undefined) =>
+  Effect.gen(function* () {
+    const { name, config } = serving
+    if (worker !== undefined) {
+      yield* NodeCluster.answerScrapes(
+        Effect.suspend(() => Effect.map(health(serving.manager, serving.listener), ({ healthy }) => healthy))
+      )
+      yield* ClusterStatus.answer(statusSnapshot(serving))
+    } else if (config.metrics !== undefined) {
+      const metrics = yield* NodeMetricsServer.make({
+        ...config.metrics,
+        health: Effect.suspend(() => health(serving.manager, serving.listener)),
+        status: statusSnapshot(serving)
+      })
+      const url = NodeMetricsServer.url(metrics.address)
+      serving.endpointLines.push(`${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`)
+    }
+    if (config.agent !== undefined) {
+      const agent = yield* NodeAgentCheck.make({
+        ...config.agent,
+        state: Effect.suspend(() => agentState(serving.manager, serving.listener))
+      })
+      serving.endpointLines.push(`${name} agent-check at ${String(agent.address)}`)
+    }
+  })
+
+/** Once the pool and the listener run: the SIGHUP reloads, the stop's first line, and the listening lines. */
+const servePool = (serving: Serving, options: ServeOptions | undefined, reloads: ProcessMetrics.ReloadStatus) =>
+  Effect.gen(function* () {
+    const { name, config } = serving
+    const pool = yield* PoolManager.PoolManager
+    serving.manager = pool
+    const server = yield* NodeTcpServer.NodeTcpServer
+    serving.listener = server
+    const file = config.configFile
+    if (file !== undefined) yield* reloadConfigOnSighup(serving, pool, file, options, reloads)
+    if (config.tlsFiles !== undefined) yield* reloadTlsOnSighup(config.tlsFiles, server)
+    if (file === undefined && config.tlsFiles === undefined) {
+      yield* Signals.onSighup(Effect.logInfo(`SIGHUP: ${name} has nothing to reload (no --config, no TLS files)`))
+    }
+    // Added last, so it runs first: the moment the stop begins.
+    yield* Effect.addFinalizer(() => stoppingLine(serving, pool))
+    yield* listeningLog(serving, server)
+    for (const line of serving.endpointLines) yield* Effect.log(line)
+    return yield* Effect.never
+  })
+
 /** `NodeCli.serve`: the endpoints reporting on the pool start before it, so they answer until it has drained. */
 export const serve = <E, R>(
   config: ServerConfig,
   callback: PoolManager.Callback<E, R> | PoolManager.SyncCallback | PoolManager.Stateful<any, E, R>,
   options?: ServeOptions
 ): Effect.Effect<never, ListenError | NodeProxyProtocol.ProxyProtocolError, R> => {
-  const name = options?.name ?? "pool-manager"
   const worker = NodeCluster.workerNumber()
   return Effect.gen(function* () {
-    let manager: PoolManager.PoolManager["Service"] | undefined
-    let listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
-    let metricsLine: string | undefined
-    let agentLine: string | undefined
+    const serving: Serving = {
+      name: options?.name ?? "pool-manager",
+      config,
+      manager: undefined,
+      listener: undefined,
+      endpointLines: [],
+      stop: { at: 0, busy: 0, cut: 0 }
+    }
     // Added first, so it runs last: once the pool drained and the endpoints closed.
-    const stop = { at: 0, busy: 0, cut: 0 }
-    yield* Effect.addFinalizer(() => stoppedLine(name, stop, manager))
+    yield* Effect.addFinalizer(() => stoppedLine(serving))
     const reloads = yield* ProcessMetrics.register
     // Started before the pool, so they are closed after it has drained.
-    if (worker !== undefined) {
-      yield* NodeCluster.answerScrapes(
-        Effect.suspend(() => Effect.map(health(manager, listener), ({ healthy }) => healthy))
-      )
-      yield* ClusterStatus.answer(
-        Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
-      )
-    } else if (config.metrics !== undefined) {
-      const metrics = yield* NodeMetricsServer.make({
-        ...config.metrics,
-        health: Effect.suspend(() => health(manager, listener)),
-        status: Effect.suspend(() => (manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(manager)))
-      })
-      const url = NodeMetricsServer.url(metrics.address)
-      metricsLine = `${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`
-    }
-    if (config.agent !== undefined) {
-      const agent = yield* NodeAgentCheck.make({
-        ...config.agent,
-        state: Effect.suspend(() => agentState(manager, listener))
-      })
-      agentLine = `${name} agent-check at ${String(agent.address)}`
-    }
-    return yield* Effect.gen(function* () {
-      const pool = yield* PoolManager.PoolManager
-      manager = pool
-      const server = yield* NodeTcpServer.NodeTcpServer
-      listener = server
-      const file = config.configFile
-      if (file !== undefined) {
-        const reconfigure =
-          options?.reconfigure ??
-          ((input: ManagerConfig.Input) => Effect.flatMap(pool.config, (current) => ManagerConfig.make(input, current)))
-        yield* NodeConfigFile.reloadOnSighup(
-          file,
-          (input) =>
-            reconfigure(input).pipe(
-              // setConfig merges over the running config: the whole config is passed, so nothing stale survives.
-              Effect.flatMap((next) => pool.setConfig(next)),
-              Effect.tap((applied) =>
-                Effect.sync(() => options?.onReload?.(applied)).pipe(
-                  Effect.andThen(
-                    logWithFields(
-                      config.logFormat === "json",
-                      `${name} config reloaded from ${file}`,
-                      { configFile: file, ...settingFields(applied, flagNames) },
-                      `${name} config reloaded from ${file}: ${describeConfig(applied)}`
-                    )
-                  )
-                )
-              )
-            ),
-          reloads.record
-        )
-      }
-      if (config.tlsFiles !== undefined) yield* reloadTlsOnSighup(config.tlsFiles, server)
-      if (file === undefined && config.tlsFiles === undefined) {
-        yield* Signals.onSighup(Effect.logInfo(`SIGHUP: ${name} has nothing to reload (no --config, no TLS files)`))
-      }
-      // Added last, so it runs first: the moment the stop begins.
-      yield* Effect.addFinalizer(() => stoppingLine(name, config, pool, stop))
-      const tls = config.server.tls !== undefined
-      // JSON lines carry the address and settings as fields; the text line keeps them in its message.
-      const processes = config.processes ?? 1
-      yield* logWithFields(
-        config.logFormat === "json",
-        `${name} listening on ${where(server.address)}`,
-        { ...addressFields(server.address), processes, tls, ...settingFields(config.manager, flagNames) },
-        listeningLine(name, server.address, config.manager, { tls, processes })
-      )
-      if (metricsLine !== undefined) yield* Effect.log(metricsLine)
-      if (agentLine !== undefined) yield* Effect.log(agentLine)
-      return yield* Effect.never
-    }).pipe(
+    yield* startEndpoints(serving, worker)
+    return yield* servePool(serving, options, reloads).pipe(
       Effect.scoped,
       Effect.provide(
         NodeTcpServer.layer(NodeCluster.serverOptions(config.server)).pipe(
@@ -294,151 +298,3 @@ export const serve = <E, R>(
     worker === undefined ? (self) => self : Effect.annotateLogs({ process: worker, pid: process.pid })
   )
 }
-
-const userError = (error: { readonly message: string }) =>
-  new CliError.UserError({ cause: error, userMessage: error.message })
-
-type TlsFiles = NonNullable<ServerConfig["tlsFiles"]>
-
-// Read here rather than by the TLS server, so a missing file or a key that
-// does not match its certificate stops the program with one clear line (and a
-// reload that hits one keeps the running pair).
-const readTls = (files: TlsFiles) =>
-  Effect.tryPromise({
-    try: async () => {
-      const key = await Fs.readFile(files.key)
-      const cert = await Fs.readFile(files.cert)
-      const ca = files.ca === undefined ? undefined : await Fs.readFile(files.ca)
-      Tls.createSecureContext({ key, cert, ...(ca === undefined ? {} : { ca }) })
-      return { key, cert, ...(ca === undefined ? {} : { ca }) }
-    },
-    catch: (cause) =>
-      userError({
-        message: `cannot use --tls-key ${files.key} and --tls-cert ${files.cert}${files.ca === undefined ? "" : ` and --tls-ca ${files.ca}`}: ${(cause as Error).message}`
-      })
-  })
-
-/** Where the settings come from, for `--help`. */
-export const precedence =
-  "Every flag can also be set in the environment as POOL_MANAGER_<FLAG> (--max-workers 10: " +
-  "POOL_MANAGER_MAX_WORKERS=10). Precedence: flag > environment > config file (--config, JSON or YAML) > default."
-
-/**
- * The handler of `NodeCli.command`: runs the server (or a cluster's
- * primary). With JSON logs, an error that stops it is a JSON line too.
- */
-export const handler = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
-  Effect.catch(
-    run(name, options, settings),
-    (error): Effect.Effect<never, CliError.UserError | CliError.ShowHelp | ReportedError> =>
-      // A usage error (a bad POOL_MANAGER_LOG_LEVEL) goes to the command's output, JSON or not.
-      error._tag !== "ShowHelp" &&
-      Option.getOrElse(settings.logFormat, () => options.defaults?.logFormat ?? "text") === "json"
-        ? Effect.andThen(logJsonFatal(error.message), Effect.fail(new ReportedError({ message: error.message })))
-        : Effect.fail(error)
-  )
-
-// `--check` and `--check-config FILE`: the settings a start would combine (flags and environment over the file,
-// `--check-config`'s or else `--config`'s, if any), and the TLS files they name, without serving.
-const checkConfig = <E, R>(path: string | undefined, options: Options<E, R>, settings: Settings) =>
-  Effect.gen(function* () {
-    const file = path === undefined ? {} : yield* Effect.mapError(NodeConfigFile.read(path), userError)
-    const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), (error) =>
-      userError({ message: path === undefined ? error.message : `config file ${path}: ${error.message}` })
-    )
-    if (config.tlsFiles !== undefined) yield* readTls(config.tlsFiles)
-    const what = path === undefined ? "configuration" : `config file ${path}`
-    yield* logWithFields(
-      config.logFormat === "json",
-      `${what} is valid`,
-      { ...(path === undefined ? {} : { configFile: path }), valid: true, ...settingFields(config.manager, flagNames) },
-      `${what} is valid: ${describeConfig(config.manager)}`
-    ).pipe(NodeLogging.provide({ format: config.logFormat, floor: "Info", minimumLevel: () => "Info" }))
-  })
-
-const run = <E, R>(name: string, options: Options<E, R>, settings: Settings) =>
-  Effect.gen(function* () {
-    if (Option.isSome(settings.checkConfig)) return yield* checkConfig(settings.checkConfig.value, options, settings)
-    if (Option.getOrElse(settings.check, () => false)) {
-      return yield* checkConfig(Option.getOrUndefined(settings.config), options, settings)
-    }
-    const flagLevel = yield* GlobalFlag.LogLevel
-    const explicitLevel = Option.isSome(flagLevel) ? flagLevel : yield* logLevelFromEnv(name)
-    const path = Option.getOrUndefined(settings.config)
-    // A cluster's process starts with the text its primary last loaded (the file may be broken since).
-    const lastGood = NodeCluster.lastGoodConfig()
-    const file =
-      path === undefined
-        ? {}
-        : yield* Effect.mapError(
-            lastGood === undefined ? NodeConfigFile.read(path) : NodeConfigFile.parse(lastGood, path),
-            userError
-          )
-    const config = yield* Effect.mapError(makeConfig(settings, options.defaults, file), userError)
-    const tls = config.tlsFiles === undefined ? undefined : yield* readTls(config.tlsFiles)
-    let debug = config.manager.debug
-    const processes = config.processes ?? 1
-    const program: Effect.Effect<
-      never,
-      ListenError | NodeProxyProtocol.ProxyProtocolError | NodeCluster.ClusterError,
-      R
-    > =
-      processes > 1 && NodeCluster.workerNumber() === undefined
-        ? NodeCluster.runPrimary({
-            processes,
-            name,
-            metrics: config.metrics,
-            stopTimeout: Duration.sum(
-              Duration.sum(config.manager.drainTimeout, Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)),
-              Duration.seconds(10)
-            ),
-            configFile:
-              path === undefined
-                ? undefined
-                : {
-                    path,
-                    check: (text) =>
-                      NodeConfigFile.parse(text, path).pipe(
-                        Effect.flatMap((input) => makeConfig(settings, options.defaults, input))
-                      )
-                  },
-            mode:
-              config.clusterMode === "auto" || config.clusterMode === undefined
-                ? config.server.path === undefined
-                  ? NodeCluster.defaultMode()
-                  : "handoff"
-                : config.clusterMode
-          }).pipe(Effect.scoped)
-        : serve(
-            { ...config, server: { ...config.server, tls: tls && { ...config.server.tls, ...tls } } },
-            options.callback,
-            {
-              name,
-              reconfigure: (input) =>
-                Effect.map(makeConfig(settings, options.defaults, input), (applied) => applied.manager),
-              onReload: (applied) => {
-                debug = applied.debug
-              }
-            }
-          )
-    // Released after the server stopped: the last spans (the drained
-    // connections') are exported before the process ends.
-    const otlp = config.otlp
-    const exported =
-      otlp === undefined
-        ? program
-        : Effect.provide(program, NodeOtlp.layer({ endpoint: otlp.endpoint, serviceName: otlp.serviceName ?? name }))
-    return yield* exported.pipe(
-      Effect.catchTags({
-        ListenError: (error) => Effect.fail(userError(error)),
-        ProxyProtocolError: (error) => Effect.fail(userError(error)),
-        ClusterError: (error) => Effect.fail(userError(error))
-      }),
-      NodeLogging.provide({
-        format: config.logFormat,
-        // Debug must pass the fibers' own check whenever a reload could turn it on.
-        floor: Option.getOrElse(explicitLevel, () => (debug || path !== undefined ? "Debug" : "Info")),
-        minimumLevel: () => Option.getOrElse(explicitLevel, () => (debug ? "Debug" : "Info"))
-      })
-    )
-  })

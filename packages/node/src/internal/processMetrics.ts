@@ -19,6 +19,7 @@
 import * as Fs from "node:fs"
 import { createRequire } from "node:module"
 import * as PerfHooks from "node:perf_hooks"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as Scope from "effect/Scope"
@@ -68,38 +69,49 @@ const resolution = 10
 const lagSeconds = (nanos: number): number =>
   Number.isFinite(nanos) ? Math.max(0, nanos / 1e6 - resolution) / 1000 : 0
 
-/**
- * Registers the series in the context's `MetricRegistry` until the scope
- * closes; the returned status records config loads (the start counts as a
- * successful one).
- */
-export const register: Effect.Effect<ReloadStatus, never, Scope.Scope> = Effect.gen(function* () {
-  const context = yield* Effect.context<never>()
-  const scope = yield* Effect.scope
-  const registrations: Array<Metric.Registration> = []
-  const gauge = (name: string, description: string, get: () => number, attributes?: Record<string, string>) =>
-    registrations.push(
-      Metric.registerUnsafe(
-        Metric.gauge(name, attributes === undefined ? { description } : { description, attributes }),
-        context,
-        { get: () => ({ value: get() }), update: () => {}, modify: () => {} }
-      )
-    )
-  const counter = (name: string, description: string, get: () => number) =>
-    registrations.push(
-      Metric.registerUnsafe(Metric.counter(name, { description }), context, {
-        get: () => ({ count: get(), incremental: true }),
-        update: () => {},
-        modify: () => {}
-      })
-    )
+/** The series `register` made, removed when its scope closes, and the context whose registry holds them. */
+interface Registrations {
+  readonly context: Context.Context<never>
+  readonly list: Array<Metric.Registration>
+}
 
-  const reload = { successful: true, at: Date.now() / 1000 }
-  const delay = PerfHooks.monitorEventLoopDelay({ resolution })
-  delay.enable()
-  // One sample of the lag per scrape (at most one a second), so the three series agree.
-  let lag = { takenAt: 0, mean: 0, p99: 0, max: 0 }
-  const sampleLag = () => {
+const gauge = (
+  registrations: Registrations,
+  name: string,
+  description: string,
+  get: () => number,
+  attributes?: Record<string, string>
+): void => {
+  registrations.list.push(
+    Metric.registerUnsafe(
+      Metric.gauge(name, attributes === undefined ? { description } : { description, attributes }),
+      registrations.context,
+      { get: () => ({ value: get() }), update: () => {}, modify: () => {} }
+    )
+  )
+}
+
+const counter = (registrations: Registrations, name: string, description: string, get: () => number): void => {
+  registrations.list.push(
+    Metric.registerUnsafe(Metric.counter(name, { description }), registrations.context, {
+      get: () => ({ count: get(), incremental: true }),
+      update: () => {},
+      modify: () => {}
+    })
+  )
+}
+
+interface LagSample {
+  readonly takenAt: number
+  readonly mean: number
+  readonly p99: number
+  readonly max: number
+}
+
+// One sample of the lag per scrape (at most one a second), so the three series agree.
+const makeLagSampler = (delay: PerfHooks.ELDHistogram): (() => LagSample) => {
+  let lag: LagSample = { takenAt: 0, mean: 0, p99: 0, max: 0 }
+  return () => {
     const now = Date.now()
     if (now - lag.takenAt >= 1000) {
       const seen = delay.count > 0
@@ -113,50 +125,98 @@ export const register: Effect.Effect<ReloadStatus, never, Scope.Scope> = Effect.
     }
     return lag
   }
+}
 
-  gauge("process_resident_memory_bytes", "Resident memory size in bytes", () => process.memoryUsage.rss())
-  counter("process_cpu_seconds_total", "User and system CPU time spent in seconds", () => {
+// Memory, CPU, start time, and the descriptors where /proc tells them.
+const registerProcessSeries = (registrations: Registrations): void => {
+  gauge(registrations, "process_resident_memory_bytes", "Resident memory size in bytes", () =>
+    process.memoryUsage.rss()
+  )
+  counter(registrations, "process_cpu_seconds_total", "User and system CPU time spent in seconds", () => {
     const usage = process.cpuUsage()
     return (usage.user + usage.system) / 1e6
   })
-  gauge("process_start_time_seconds", "Start time of the process since the Unix epoch in seconds", () =>
+  gauge(registrations, "process_start_time_seconds", "Start time of the process since the Unix epoch in seconds", () =>
     Math.round(Date.now() / 1000 - process.uptime())
   )
   if (readMaxFds() !== undefined) {
-    gauge("process_open_fds", "Open file descriptors", readOpenFds)
-    gauge("process_max_fds", "Maximum open file descriptors (the soft limit, ulimit -n)", () => readMaxFds() ?? 0)
+    gauge(registrations, "process_open_fds", "Open file descriptors", readOpenFds)
+    gauge(
+      registrations,
+      "process_max_fds",
+      "Maximum open file descriptors (the soft limit, ulimit -n)",
+      () => readMaxFds() ?? 0
+    )
   }
+}
+
+const registerEventLoopSeries = (registrations: Registrations, sampleLag: () => LagSample): void => {
   gauge(
+    registrations,
     "nodejs_eventloop_lag_seconds",
     "Mean event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay)",
     () => sampleLag().mean
   )
   gauge(
+    registrations,
     "nodejs_eventloop_lag_p99_seconds",
     "99th percentile of the event-loop delay since the previous scrape",
     () => sampleLag().p99
   )
-  gauge("nodejs_eventloop_lag_max_seconds", "Largest event-loop delay since the previous scrape", () => sampleLag().max)
-  gauge("pool_build_info", "Always 1; the labels name the build", () => 1, {
+  gauge(
+    registrations,
+    "nodejs_eventloop_lag_max_seconds",
+    "Largest event-loop delay since the previous scrape",
+    () => sampleLag().max
+  )
+}
+
+/** The outcome of the last config load, as the `pool_config_last_reload_*` series report it. */
+interface LastReload {
+  successful: boolean
+  /** When a load last succeeded, in seconds since the Unix epoch. */
+  at: number
+}
+
+const registerBuildAndReloadSeries = (registrations: Registrations, reload: LastReload): void => {
+  gauge(registrations, "pool_build_info", "Always 1; the labels name the build", () => 1, {
     version: version(),
     node: process.version
   })
   gauge(
+    registrations,
     "pool_config_last_reload_successful",
     "1 if the last load of the config file (at start or on SIGHUP) succeeded, else 0",
     () => (reload.successful ? 1 : 0)
   )
   gauge(
+    registrations,
     "pool_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully, in seconds since the Unix epoch",
     () => reload.at
   )
+}
 
+/**
+ * Registers the series in the context's `MetricRegistry` until the scope
+ * closes; the returned status records config loads (the start counts as a
+ * successful one).
+ */
+export const register: Effect.Effect<ReloadStatus, never, Scope.Scope> = Effect.gen(function* () {
+  const registrations: Registrations = { context: yield* Effect.context<never>(), list: [] }
+  const scope = yield* Effect.scope
+  const reload: LastReload = { successful: true, at: Date.now() / 1000 }
+  const delay = PerfHooks.monitorEventLoopDelay({ resolution })
+  delay.enable()
+  // Registered in the order the text lists them.
+  registerProcessSeries(registrations)
+  registerEventLoopSeries(registrations, makeLagSampler(delay))
+  registerBuildAndReloadSeries(registrations, reload)
   yield* Scope.addFinalizer(
     scope,
     Effect.sync(() => {
       delay.disable()
-      for (const registration of registrations) registration.remove()
+      for (const registration of registrations.list) registration.remove()
     })
   )
   return {

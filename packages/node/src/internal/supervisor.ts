@@ -47,53 +47,126 @@ interface Slot {
   timer: NodeJS.Timeout | undefined
 }
 
+/** What the primary keeps while it runs, shared by forking, the processes' events, stopping and SIGHUP. */
+interface Primary {
+  readonly options: PrimaryOptions
+  readonly name: string
+  readonly mode: Mode
+  readonly slots: Map<number, Slot>
+  /** Fails when a process exits before any listened: the cluster cannot start. */
+  readonly failed: Deferred.Deferred<never, ClusterError>
+  readonly allExited: Deferred.Deferred<void>
+  /** Runs a log line from a node:cluster event, which comes outside any fiber. */
+  readonly log: (effect: Effect.Effect<void>) => void
+  stopping: boolean
+  /** Whether "N processes listening" was logged: it is, once. */
+  announced: boolean
+  everListened: boolean
+  /** Processes that exited badly while stopping, or had to be killed: the primary then exits with 1. */
+  failures: number
+  /** The last text of the config file that loaded: what a replacement starts with. */
+  configText: string | undefined
+  /** reuseport: the port the first process bound, given to the others (and to replacements). */
+  sharedPort: number | undefined
+  /** Whether the processes after the first were forked: they wait for the first one's port. */
+  forkedAll: boolean
+}
+
+/** One forked process, as its events see it: its slot may hold a replacement by the time they come. */
+interface Forked {
+  readonly number: number
+  readonly slot: Slot
+  readonly worker: Worker
+  readonly pid: number | undefined
+  readonly forkedAt: number
+}
+
 // "80ms", "3.2s": short, and the same spelling as the flags.
 const seconds = (millis: number) => (millis < 1000 ? `${Math.round(millis)}ms` : `${(millis / 1000).toFixed(1)}s`)
 
 export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, ClusterError | ListenError, Scope.Scope> =>
   Effect.gen(function* () {
-    const name = options.name ?? "pool-manager"
+    const primary = yield* makePrimary(options)
+    yield* loadConfig(primary, "at start")
+    // Started first so it is closed last: /healthz says 503 while the processes drain.
+    if (options.metrics !== undefined) yield* serveMetrics(primary, options.metrics)
+    yield* Effect.addFinalizer(() => stopAll(primary))
+    // SIGHUP: the primary re-reads the config file (for the processes it will start), and every process reloads.
+    yield* Signals.onSighup(passOnSighup(primary))
+    yield* Effect.log(`${primary.name} primary (pid ${process.pid}): starting ${options.processes} processes`)
+    for (let number = 1; number <= (primary.forkedAll ? options.processes : 1); number++) fork(primary, number)
+    return yield* Deferred.await(primary.failed)
+  })
+
+const makePrimary = (options: PrimaryOptions): Effect.Effect<Primary> =>
+  Effect.gen(function* () {
     const context = yield* Effect.context<never>()
-    const log = (effect: Effect.Effect<void>) => void Effect.runForkWith(context)(effect)
     const slots = new Map<number, Slot>()
     for (let number = 1; number <= options.processes; number++) {
       slots.set(number, { worker: undefined, ready: false, listenedAt: 0, failures: 0, restarts: 0, timer: undefined })
     }
-    const failed = yield* Deferred.make<never, ClusterError>()
-    const allExited = yield* Deferred.make<void>()
-    let stopping = false
-    let announced = false
-    let everListened = false
-    let failures = 0
-    const running = () => Array.from(slots.values()).filter((slot) => slot.worker !== undefined)
+    const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode
+    return {
+      options,
+      name: options.name ?? "pool-manager",
+      mode,
+      slots,
+      failed: yield* Deferred.make<never, ClusterError>(),
+      allExited: yield* Deferred.make<void>(),
+      log: (effect) => void Effect.runForkWith(context)(effect),
+      stopping: false,
+      announced: false,
+      everListened: false,
+      failures: 0,
+      configText: undefined,
+      sharedPort: undefined,
+      // The hand-off needs no port from the first process: all start at once.
+      forkedAll: mode === "handoff"
+    }
+  })
 
-    // The last text of the config file that loaded: what a replacement starts with.
-    const configFile = options.configFile
-    let configText: string | undefined
-    const loadConfig = (why: string) =>
-      configFile === undefined
-        ? Effect.void
-        : Effect.try({
-            try: () => Fs.readFileSync(configFile.path, "utf8"),
-            catch: (cause) => new Error(`config file ${configFile.path}: cannot read it (${(cause as Error).message})`)
-          }).pipe(
-            Effect.tap((text) => configFile.check?.(text) ?? Effect.void),
-            Effect.tap((text) =>
-              Effect.sync(() => {
-                configText = text
-              })
-            ),
-            Effect.catch((error: { readonly message: string }) =>
-              Effect.logError(
-                `${name} primary, ${why}: ${error.message}; new processes start with the last one that loaded`
-              )
-            ),
-            Effect.asVoid
+const running = (primary: Primary) => Array.from(primary.slots.values()).filter((slot) => slot.worker !== undefined)
+
+const liveWorkers = (primary: Primary) =>
+  Array.from(primary.slots).flatMap(([number, slot]) =>
+    slot.worker === undefined ? [] : [[number, slot.worker] as const]
+  )
+
+const signalAll = (primary: Primary, signal: NodeJS.Signals) => {
+  for (const slot of running(primary)) slot.worker?.process.kill(signal)
+}
+
+/** Reads the config file into `configText`; one that cannot be read or checked is logged and leaves it as it was. */
+const loadConfig = (primary: Primary, why: string): Effect.Effect<void> => {
+  const configFile = primary.options.configFile
+  return configFile === undefined
+    ? Effect.void
+    : Effect.try({
+        try: () => Fs.readFileSync(configFile.path, "utf8"),
+        catch: (cause) => new Error(`config file ${configFile.path}: cannot read it (${(cause as Error).message})`)
+      }).pipe(
+        Effect.tap((text) => configFile.check?.(text) ?? Effect.void),
+        Effect.tap((text) =>
+          Effect.sync(() => {
+            primary.configText = text
+          })
+        ),
+        Effect.catch((error: { readonly message: string }) =>
+          Effect.logError(
+            `${primary.name} primary, ${why}: ${error.message}; new processes start with the last one that loaded`
           )
-    yield* loadConfig("at start")
+        ),
+        Effect.asVoid
+      )
+}
 
-    const liveWorkers = () =>
-      Array.from(slots).flatMap(([number, slot]) => (slot.worker === undefined ? [] : [[number, slot.worker] as const]))
+/** The primary's metrics server: every process's metrics and status, asked over IPC, and the cluster's health. */
+const serveMetrics = (
+  primary: Primary,
+  metrics: NonNullable<PrimaryOptions["metrics"]>
+): Effect.Effect<void, ListenError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const { options, slots } = primary
     // This cluster's own request ids and series: nothing is shared with another cluster in the process.
     const ask = Scrapes.makeAsk()
     const collectStatus = ClusterStatus.makeCollect()
@@ -102,173 +175,175 @@ export const runPrimary = (options: PrimaryOptions): Effect.Effect<never, Cluste
       restarts: (number) => slots.get(number)?.restarts ?? 0
     })
     const scrapeAll = Effect.suspend(() =>
-      Effect.forEach(liveWorkers(), ([number, worker]) => ask(worker, number), { concurrency: "unbounded" })
+      Effect.forEach(liveWorkers(primary), ([number, worker]) => ask(worker, number), { concurrency: "unbounded" })
     ).pipe(Effect.map((answers) => answers.flatMap((answer) => (Option.isSome(answer) ? [answer.value] : []))))
-
-    // Started first so it is closed last: /healthz says 503 while the processes drain.
-    if (options.metrics !== undefined) {
-      const server = yield* NodeMetricsServer.make({
-        ...options.metrics,
-        metrics: Effect.map(
-          scrapeAll,
-          (scrapes) => ownMetrics(scrapes.map((scrape) => scrape.process)) + aggregate(scrapes)
-        ),
-        status: Effect.suspend(() => collectStatus(liveWorkers(), options.processes)),
-        // Healthy while one process serves: the others are being replaced, and the port is answered.
-        health: Effect.suspend(() =>
-          stopping
-            ? Effect.succeed({ healthy: false, detail: "stopping" })
-            : Effect.map(scrapeAll, (scrapes) => {
-                const serving = scrapes.filter((scrape) => scrape.running).length
-                const detail = `${serving} of ${options.processes} processes serving`
-                return { healthy: serving > 0, detail: serving === options.processes ? `ok: ${detail}` : detail }
-              })
-        )
-      })
-      const url = NodeMetricsServer.url(server.address)
-      yield* Effect.log(`${name} metrics at ${url}/metrics and /healthz, status page at ${url}/`)
-    }
-
-    const mode = options.mode === undefined || options.mode === "auto" ? defaultMode() : options.mode
-    // reuseport: the port the first process bound, given to the others (and to replacements).
-    let sharedPort: number | undefined
-    // The hand-off needs no port from the first process: all start at once.
-    let forkedAll = mode === "handoff"
-
-    const fork = (number: number) => {
-      const slot = slots.get(number)!
-      slot.timer = undefined
-      if (stopping) return
-      const env: Record<string, string> = { [ClusterWorker.processEnv]: String(number), [ClusterWorker.modeEnv]: mode }
-      if (sharedPort !== undefined) env[ClusterWorker.portEnv] = String(sharedPort)
-      if (configText !== undefined) env[ClusterWorker.configTextEnv] = configText
-      const worker = Cluster.fork(env)
-      const pid = worker.process.pid
-      const forkedAt = Date.now()
-      slot.worker = worker
-      slot.ready = false
-      const onListening = (address: Net.AddressInfo | string, via: Mode) => {
-        if (slot.worker !== worker || slot.ready) return
-        slot.ready = true
-        slot.listenedAt = Date.now()
-        everListened = true
-        if (mode === "reuseport" && sharedPort === undefined && typeof address !== "string") sharedPort = address.port
-        // The first process listens alone; the others start once its port is known.
-        if (!forkedAll && !stopping) {
-          forkedAll = true
-          for (let next = 2; next <= options.processes; next++) fork(next)
-        }
-        if (announced || running().some((each) => !each.ready) || running().length < options.processes) return
-        announced = true
-        const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
-        log(
-          Effect.log(`${name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
-            Effect.annotateLogs({ ...addressFields(address), processes: options.processes, mode: via }),
-            Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
-          )
-        )
-      }
-      // A hand-off listener is reported by node:cluster, a reuseport one by the process itself.
-      worker.on("listening", (address) =>
-        onListening(
-          address.addressType === -1
-            ? String(address.address)
-            : {
-                address: address.address ?? "",
-                port: address.port ?? 0,
-                family: address.addressType === 6 ? "IPv6" : "IPv4"
-              },
-          "handoff"
-        )
+    const server = yield* NodeMetricsServer.make({
+      ...metrics,
+      metrics: Effect.map(
+        scrapeAll,
+        (scrapes) => ownMetrics(scrapes.map((scrape) => scrape.process)) + aggregate(scrapes)
+      ),
+      status: Effect.suspend(() => collectStatus(liveWorkers(primary), options.processes)),
+      // Healthy while one process serves: the others are being replaced, and the port is answered.
+      health: Effect.suspend(() =>
+        primary.stopping
+          ? Effect.succeed({ healthy: false, detail: "stopping" })
+          : Effect.map(scrapeAll, (scrapes) => {
+              const serving = scrapes.filter((scrape) => scrape.running).length
+              const detail = `${serving} of ${options.processes} processes serving`
+              return { healthy: serving > 0, detail: serving === options.processes ? `ok: ${detail}` : detail }
+            })
       )
-      worker.on("message", (message: unknown) => {
-        if (ClusterWorker.isListeningMessage(message)) onListening(message.address, "reuseport")
-      })
-      worker.on("exit", (code, signal) => {
-        if (slot.worker === worker) slot.worker = undefined
-        const how = code === null ? `signal ${signal}` : `code ${code}`
-        if (stopping) {
-          // SIGTERM can arrive before a process has installed its handler.
-          if (code !== 0 && signal !== "SIGTERM") {
-            failures++
-            log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}`))
-          }
-          if (running().length === 0) Deferred.doneUnsafe(allExited, Effect.void)
-          return
-        }
-        if (!everListened) {
-          Deferred.doneUnsafe(
-            failed,
-            Effect.fail(
-              new ClusterError({ reason: `process ${number} (pid ${pid}) exited with ${how} before listening` })
-            )
-          )
-          return
-        }
-        const now = Date.now()
-        const served = slot.ready ? now - slot.listenedAt : 0
-        slot.failures = served > backoffMax ? 1 : slot.failures + 1
-        slot.restarts++
-        const delay = backoff(slot.failures)
-        const life = slot.ready
-          ? `after serving ${seconds(served)}`
-          : `${seconds(now - forkedAt)} after it started, before listening`
-        log(
-          Effect.logError(
-            `process ${number} (pid ${pid}) exited with ${how} ${life}; starting a new one in ${seconds(delay)} ` +
-              `(restart ${slot.restarts}, ${slot.failures} in a row; ${running().filter((each) => each.ready).length} of ${options.processes} serving)`
-          ).pipe(Effect.annotateLogs({ process: number, pid, restarts: slot.restarts, retryInMillis: delay }))
-        )
-        slot.timer = setTimeout(() => fork(number), delay)
-      })
-    }
-
-    const signalAll = (signal: NodeJS.Signals) => {
-      for (const slot of running()) slot.worker?.process.kill(signal)
-    }
-
-    const stopAll = Effect.suspend(() => {
-      stopping = true
-      for (const slot of slots.values()) {
-        if (slot.timer !== undefined) clearTimeout(slot.timer)
-        slot.timer = undefined
-      }
-      const count = running().length
-      if (count === 0) return Effect.void
-      signalAll("SIGTERM")
-      const timeout = Duration.fromInputUnsafe(options.stopTimeout ?? "40 seconds")
-      const started = Date.now()
-      const received = Signals.stopSignal()
-      return Effect.gen(function* () {
-        // Another signal to the primary is passed on too: it ends the processes' lame-duck period (--shutdown-delay).
-        yield* Signals.on(["SIGINT", "SIGTERM"], () => signalAll("SIGTERM"))
-        yield* Effect.log(
-          `${name} primary: stopping ${count} processes${received === undefined ? "" : ` on ${received.signal}`}, waiting up to ${Duration.format(timeout)}`
-        ).pipe(Effect.annotateLogs({ signal: received?.signal ?? "none", stopTimeout: Duration.format(timeout) }))
-        const done = yield* Effect.timeoutOption(Deferred.await(allExited), timeout)
-        if (Option.isNone(done)) {
-          failures++
-          signalAll("SIGKILL")
-          yield* Effect.logError(`${name} primary: processes still running after ${Duration.format(timeout)}; killed`)
-        }
-        if (failures > 0) process.exitCode = 1
-        yield* Effect.log(`${name} primary: stopped ${count} processes in ${seconds(Date.now() - started)}`)
-      }).pipe(Effect.scoped)
     })
-
-    yield* Effect.addFinalizer(() => stopAll)
-    // SIGHUP: the primary re-reads the config file (for the processes it will start), and every process reloads.
-    yield* Signals.onSighup(
-      loadConfig("on SIGHUP").pipe(
-        Effect.andThen(
-          Effect.suspend(() => {
-            signalAll("SIGHUP")
-            return Effect.log(`${name} primary: SIGHUP passed on to ${running().length} processes`)
-          })
-        )
-      )
-    )
-    yield* Effect.log(`${name} primary (pid ${process.pid}): starting ${options.processes} processes`)
-    for (let number = 1; number <= (forkedAll ? options.processes : 1); number++) fork(number)
-    return yield* Deferred.await(failed)
+    const url = NodeMetricsServer.url(server.address)
+    yield* Effect.log(`${primary.name} metrics at ${url}/metrics and /healthz, status page at ${url}/`)
   })
+
+/** Forks the process of slot `number` (unless the cluster is stopping) and follows its events. */
+const fork = (primary: Primary, number: number): void => {
+  const slot = primary.slots.get(number)!
+  slot.timer = undefined
+  if (primary.stopping) return
+  const env: Record<string, string> = {
+    [ClusterWorker.processEnv]: String(number),
+    [ClusterWorker.modeEnv]: primary.mode
+  }
+  if (primary.sharedPort !== undefined) env[ClusterWorker.portEnv] = String(primary.sharedPort)
+  if (primary.configText !== undefined) env[ClusterWorker.configTextEnv] = primary.configText
+  const worker = Cluster.fork(env)
+  const forked: Forked = { number, slot, worker, pid: worker.process.pid, forkedAt: Date.now() }
+  slot.worker = worker
+  slot.ready = false
+  // A hand-off listener is reported by node:cluster, a reuseport one by the process itself.
+  worker.on("listening", (address) =>
+    onListening(
+      primary,
+      forked,
+      address.addressType === -1
+        ? String(address.address)
+        : {
+            address: address.address ?? "",
+            port: address.port ?? 0,
+            family: address.addressType === 6 ? "IPv6" : "IPv4"
+          },
+      "handoff"
+    )
+  )
+  worker.on("message", (message: unknown) => {
+    if (ClusterWorker.isListeningMessage(message)) onListening(primary, forked, message.address, "reuseport")
+  })
+  worker.on("exit", (code, signal) => onExit(primary, forked, code, signal))
+}
+
+const onListening = (primary: Primary, forked: Forked, address: Net.AddressInfo | string, via: Mode): void => {
+  const { slot, worker } = forked
+  if (slot.worker !== worker || slot.ready) return
+  slot.ready = true
+  slot.listenedAt = Date.now()
+  primary.everListened = true
+  if (primary.mode === "reuseport" && primary.sharedPort === undefined && typeof address !== "string") {
+    primary.sharedPort = address.port
+  }
+  const { options } = primary
+  // The first process listens alone; the others start once its port is known.
+  if (!primary.forkedAll && !primary.stopping) {
+    primary.forkedAll = true
+    for (let next = 2; next <= options.processes; next++) fork(primary, next)
+  }
+  const all = running(primary)
+  if (primary.announced || all.some((each) => !each.ready) || all.length < options.processes) return
+  primary.announced = true
+  const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
+  primary.log(
+    Effect.log(`${primary.name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
+      Effect.annotateLogs({ ...addressFields(address), processes: options.processes, mode: via }),
+      Effect.andThen(options.onListening?.(address, via) ?? Effect.void)
+    )
+  )
+}
+
+const onExit = (primary: Primary, forked: Forked, code: number | null, signal: string | null): void => {
+  const { number, slot, worker, pid } = forked
+  if (slot.worker === worker) slot.worker = undefined
+  const how = code === null ? `signal ${signal}` : `code ${code}`
+  if (primary.stopping) {
+    // SIGTERM can arrive before a process has installed its handler.
+    if (code !== 0 && signal !== "SIGTERM") {
+      primary.failures++
+      primary.log(Effect.logError(`process ${number} (pid ${pid}) exited with ${how}`))
+    }
+    if (running(primary).length === 0) Deferred.doneUnsafe(primary.allExited, Effect.void)
+    return
+  }
+  if (!primary.everListened) {
+    Deferred.doneUnsafe(
+      primary.failed,
+      Effect.fail(new ClusterError({ reason: `process ${number} (pid ${pid}) exited with ${how} before listening` }))
+    )
+    return
+  }
+  scheduleReplacement(primary, forked, how)
+}
+
+/** Forks a replacement for a process that exited while the cluster runs, after the backoff. */
+const scheduleReplacement = (primary: Primary, forked: Forked, how: string): void => {
+  const { number, slot, pid, forkedAt } = forked
+  const now = Date.now()
+  const served = slot.ready ? now - slot.listenedAt : 0
+  slot.failures = served > backoffMax ? 1 : slot.failures + 1
+  slot.restarts++
+  const delay = backoff(slot.failures)
+  const life = slot.ready
+    ? `after serving ${seconds(served)}`
+    : `${seconds(now - forkedAt)} after it started, before listening`
+  const serving = running(primary).filter((each) => each.ready).length
+  primary.log(
+    Effect.logError(
+      `process ${number} (pid ${pid}) exited with ${how} ${life}; starting a new one in ${seconds(delay)} ` +
+        `(restart ${slot.restarts}, ${slot.failures} in a row; ${serving} of ${primary.options.processes} serving)`
+    ).pipe(Effect.annotateLogs({ process: number, pid, restarts: slot.restarts, retryInMillis: delay }))
+  )
+  slot.timer = setTimeout(() => fork(primary, number), delay)
+}
+
+/** The finalizer: no more replacements; SIGTERM to every process, then SIGKILL to those still running at the timeout. */
+const stopAll = (primary: Primary): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    primary.stopping = true
+    for (const slot of primary.slots.values()) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer)
+      slot.timer = undefined
+    }
+    const count = running(primary).length
+    if (count === 0) return Effect.void
+    signalAll(primary, "SIGTERM")
+    const { name } = primary
+    const timeout = Duration.fromInputUnsafe(primary.options.stopTimeout ?? "40 seconds")
+    const started = Date.now()
+    const received = Signals.stopSignal()
+    return Effect.gen(function* () {
+      // Another signal to the primary is passed on too: it ends the processes' lame-duck period (--shutdown-delay).
+      yield* Signals.on(["SIGINT", "SIGTERM"], () => signalAll(primary, "SIGTERM"))
+      yield* Effect.log(
+        `${name} primary: stopping ${count} processes${received === undefined ? "" : ` on ${received.signal}`}, waiting up to ${Duration.format(timeout)}`
+      ).pipe(Effect.annotateLogs({ signal: received?.signal ?? "none", stopTimeout: Duration.format(timeout) }))
+      const done = yield* Effect.timeoutOption(Deferred.await(primary.allExited), timeout)
+      if (Option.isNone(done)) {
+        primary.failures++
+        signalAll(primary, "SIGKILL")
+        yield* Effect.logError(`${name} primary: processes still running after ${Duration.format(timeout)}; killed`)
+      }
+      if (primary.failures > 0) process.exitCode = 1
+      yield* Effect.log(`${name} primary: stopped ${count} processes in ${seconds(Date.now() - started)}`)
+    }).pipe(Effect.scoped)
+  })
+
+const passOnSighup = (primary: Primary): Effect.Effect<void> =>
+  loadConfig(primary, "on SIGHUP").pipe(
+    Effect.andThen(
+      Effect.suspend(() => {
+        signalAll(primary, "SIGHUP")
+        return Effect.log(`${primary.name} primary: SIGHUP passed on to ${running(primary).length} processes`)
+      })
+    )
+  )
