@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type { Scrape } from "../NodeCluster.ts"
+import * as WorkerRequest from "./workerRequest.ts"
 
 const scrapeRequest = "pool-manager:scrape"
 const scrapeReply = "pool-manager:scrape-reply"
@@ -18,9 +19,6 @@ interface ScrapeReply {
   readonly metrics: string
   readonly running: boolean
 }
-
-const isScrapeReply = (message: unknown): message is ScrapeReply =>
-  typeof message === "object" && message !== null && (message as { type?: unknown }).type === scrapeReply
 
 // Loaded at the first scrape: the module brings Effect's HTTP stack (its
 // `/metrics` route), which a process that is never scraped has no use for.
@@ -95,25 +93,13 @@ export const aggregate = (scrapes: ReadonlyArray<Omit<Scrape, "running">>): stri
 /**
  * A way to ask workers for their metrics, with request ids of its own: each
  * cluster (`runPrimary`) makes one, so the ids are its own and start at 0.
- * An id only pairs a reply with its request on one worker's channel.
  */
 export const makeAsk = (): ((worker: Worker, number: number) => Effect.Effect<Option.Option<Scrape>>) => {
-  let nextId = 0
+  const ids: WorkerRequest.RequestIds = { next: 0 }
   // Asks one worker for its metrics; none if it does not answer within 2 seconds.
   return (worker, number) =>
-    Effect.callback<Option.Option<Scrape>>((resume) => {
-      const id = nextId++
-      const onMessage = (message: unknown) => {
-        if (!isScrapeReply(message) || message.id !== id) return
-        worker.off("message", onMessage)
-        resume(Effect.succeedSome({ process: number, metrics: message.metrics, running: message.running }))
-      }
-      worker.on("message", onMessage)
-      if (!worker.isConnected()) resume(Effect.succeedNone)
-      else worker.send({ type: scrapeRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
-      return Effect.sync(() => worker.off("message", onMessage))
-    }).pipe(
-      Effect.timeoutOption("2 seconds"),
-      Effect.map((answer) => Option.flatten(answer))
-    )
+    WorkerRequest.request(worker, ids, scrapeRequest, scrapeReply, (reply) => {
+      const { metrics, running } = reply as ScrapeReply
+      return Option.some({ process: number, metrics, running })
+    })
 }

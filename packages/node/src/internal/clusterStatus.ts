@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import type * as NodeStatusPage from "../NodeStatusPage.ts"
+import * as WorkerRequest from "./workerRequest.ts"
 
 const statusRequest = "pool-manager:status"
 const statusReply = "pool-manager:status-reply"
@@ -18,9 +19,6 @@ interface StatusReply {
   readonly id: number
   readonly snapshot: NodeStatusPage.Snapshot | undefined
 }
-
-const isStatusReply = (message: unknown): message is StatusReply =>
-  typeof message === "object" && message !== null && (message as { type?: unknown }).type === statusReply
 
 /** In a worker: answers the primary's status requests until the scope closes. */
 export const answer = (
@@ -46,21 +44,9 @@ export const answer = (
   })
 
 // Asks one worker for its snapshot, with the next id of `ids`; none if it does not answer within 2 seconds.
-const ask = (worker: Worker, ids: { next: number }): Effect.Effect<Option.Option<NodeStatusPage.Snapshot>> =>
-  Effect.callback<Option.Option<NodeStatusPage.Snapshot>>((resume) => {
-    const id = ids.next++
-    const onMessage = (message: unknown) => {
-      if (!isStatusReply(message) || message.id !== id) return
-      worker.off("message", onMessage)
-      resume(Effect.succeed(Option.fromUndefinedOr(message.snapshot)))
-    }
-    worker.on("message", onMessage)
-    if (!worker.isConnected()) resume(Effect.succeedNone)
-    else worker.send({ type: statusRequest, id }, undefined, (error) => error && resume(Effect.succeedNone))
-    return Effect.sync(() => worker.off("message", onMessage))
-  }).pipe(
-    Effect.timeoutOption("2 seconds"),
-    Effect.map((answer) => Option.flatten(answer))
+const ask = (worker: Worker, ids: WorkerRequest.RequestIds): Effect.Effect<Option.Option<NodeStatusPage.Snapshot>> =>
+  WorkerRequest.request(worker, ids, statusRequest, statusReply, (reply) =>
+    Option.fromUndefinedOr((reply as StatusReply).snapshot)
   )
 
 /**
