@@ -8,9 +8,9 @@
  * counters, no deadline. Prints `listening <port>` once bound to 127.0.0.1
  * (port 0), exits on SIGTERM after printing `accepted <n>` on stderr.
  */
-import { writeSync } from "node:fs"
 import * as Net from "node:net"
 import * as Effect from "effect/Effect"
+import { listenOnLoopback } from "./listen.ts"
 
 const OK = Buffer.from("OK")
 const echo = process.argv.includes("--echo")
@@ -66,15 +66,4 @@ const server = Net.createServer((socket) => {
   serve(socket)
 })
 
-server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("unexpected server address")
-  process.stdout.write(`listening ${address.port}\n`)
-})
-
-// As raw.ts: written synchronously, then exit (the fibers of open connections go with the process).
-process.on("SIGTERM", () => {
-  server.close()
-  writeSync(2, `accepted ${accepted}\n`)
-  process.exit(0)
-})
+listenOnLoopback(server, 0, () => accepted)

@@ -11,6 +11,7 @@
  * once bound to 127.0.0.1, exits on SIGTERM.
  */
 import * as Net from "node:net"
+import { listenOnLoopback } from "./listen.ts"
 
 /** Longest command line (memcached's own limit is 2048 bytes of key and arguments per line, roughly). */
 const maxLine = 8192
@@ -160,13 +161,4 @@ const server = Net.createServer((socket) => {
   socket.on("error", () => socket.destroy())
 })
 
-server.listen({ host: "127.0.0.1", port, backlog: 4096 }, () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("unexpected server address")
-  process.stdout.write(`listening ${address.port}\n`)
-})
-
-process.on("SIGTERM", () => {
-  server.close()
-  process.exit(0)
-})
+listenOnLoopback(server, port)

@@ -9,6 +9,7 @@
  * 127.0.0.1, exits on SIGTERM.
  */
 import * as Net from "node:net"
+import { listenOnLoopback } from "./listen.ts"
 
 /** A command larger than this closes the connection, so a bad length cannot make the server buffer without bound. */
 const maxPending = 64 * 1024 * 1024
@@ -196,13 +197,4 @@ const server = Net.createServer((socket) => {
   socket.on("error", () => socket.destroy())
 })
 
-server.listen({ host: "127.0.0.1", port, backlog: 4096 }, () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("unexpected server address")
-  process.stdout.write(`listening ${address.port}\n`)
-})
-
-process.on("SIGTERM", () => {
-  server.close()
-  process.exit(0)
-})
+listenOnLoopback(server, port)

@@ -4,8 +4,8 @@
  * Prints `listening <port>` once bound to 127.0.0.1 (port 0), exits on
  * SIGTERM after printing `accepted <n>` on stderr.
  */
-import { writeSync } from "node:fs"
 import * as Net from "node:net"
+import { listenOnLoopback } from "./listen.ts"
 
 const OK = Buffer.from("OK")
 const echo = process.argv.includes("--echo")
@@ -21,16 +21,4 @@ const server = Net.createServer((socket) => {
   socket.on("error", () => socket.destroy())
 })
 
-server.listen({ host: "127.0.0.1", port: 0, backlog: 4096 }, () => {
-  const address = server.address()
-  if (address === null || typeof address === "string") throw new Error("unexpected server address")
-  process.stdout.write(`listening ${address.port}\n`)
-})
-
-// Written synchronously, then exit: once in CI this server printed `accepted`
-// and was still up 30 s later when it waited for the write's callback.
-process.on("SIGTERM", () => {
-  server.close()
-  writeSync(2, `accepted ${accepted}\n`)
-  process.exit(0)
-})
+listenOnLoopback(server, 0, () => accepted)
