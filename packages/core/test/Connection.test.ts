@@ -30,6 +30,34 @@ describe("Connection.make", () => {
     })
   )
 
+  it.effect("a clientsDeadline changed by setConfig bounds the writes of a connection already open", () =>
+    Effect.gen(function* () {
+      const failed = yield* Deferred.make<PoolError.ConnectionError>()
+      const manager = yield* PoolManager.make({ clientsDeadline: "1 hour" }, (conn, body) =>
+        new TextDecoder().decode(body) === "first"
+          ? Effect.orDie(conn.write("ok"))
+          : conn.write("ab").pipe(
+              // The second write finds the transport full: the client reads nothing more.
+              Effect.andThen(conn.write("cd")),
+              Effect.catch((error) => Deferred.succeed(failed, error))
+            )
+      )
+      yield* manager.start
+      const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
+      yield* Effect.addFinalizer(() => memory.client.reset)
+      yield* manager.put(memory.connection)
+      yield* memory.client.send("first")
+      assert.strictEqual(yield* nextReply(memory.client), "ok")
+      yield* manager.setConfig({ clientsDeadline: "1 second" })
+      yield* memory.client.send("go")
+      yield* TestClock.adjust(999)
+      assert.isFalse(yield* Deferred.isDone(failed), "the write gave up before the new deadline")
+      yield* TestClock.adjust(1)
+      const error = yield* soon(Deferred.await(failed), "the write to fail at the new deadline")
+      assert.strictEqual(error.reason, "Timeout")
+    })
+  )
+
   it.effect("outside a pool a write has no deadline: it waits until the peer reads", () =>
     Effect.gen(function* () {
       const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
@@ -70,6 +98,34 @@ describe("Connection.make", () => {
       yield* client.send("QUIT\n")
       assert.strictEqual(yield* nextReply(client), "BYE\n")
       yield* serverClosed(client)
+    })
+  )
+
+  it.effect("the pool serves a Connection of the user's own and leaves it as it was given", () =>
+    Effect.gen(function* () {
+      const manager = yield* PoolManager.make({ clientsDeadline: "1 second" }, (conn, body) =>
+        Effect.orDie(conn.write(`OK:${new TextDecoder().decode(body)}`))
+      )
+      yield* manager.start
+      const { client, connection } = yield* MemoryConnection.make()
+      // A wrapper of the user's (here one that renames the peer), frozen: the
+      // pool keeps the deadline of connections `Connection.make` built, and
+      // sets nothing on others.
+      const own: Connection.Connection = Object.freeze({
+        remoteAddress: "wrapped",
+        read: connection.read,
+        write: connection.write,
+        close: connection.close,
+        writeNow: connection.writeNow,
+        closeNow: connection.closeNow,
+        transport: connection.transport
+      })
+      yield* soon(manager.put(own), "put to take the connection")
+      yield* client.send("ping")
+      assert.strictEqual(yield* nextReply(client), "OK:ping")
+      yield* client.end
+      yield* serverClosed(client)
+      assert.strictEqual((yield* manager.stats).callbackFailures, 0)
     })
   )
 })

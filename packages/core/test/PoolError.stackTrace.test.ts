@@ -38,4 +38,54 @@ describe("errors without a stack trace", () => {
       vi.resetModules()
     }
   })
+
+  // Other engines and sandboxes define the limit differently; the module loads
+  // and builds its errors under each (a fresh copy checks when it loads).
+  const underLimit = async (define: () => void, check: (error: Error) => void) => {
+    const descriptor = Object.getOwnPropertyDescriptor(Error, "stackTraceLimit")!
+    define()
+    try {
+      vi.resetModules()
+      const Fresh = await import("../src/Connection.ts")
+      const error = Fresh.failure("Closed", "10.0.0.7:40000")
+      assert.strictEqual(error.reason, "Closed")
+      check(error)
+    } finally {
+      Object.defineProperty(Error, "stackTraceLimit", descriptor)
+      vi.resetModules()
+    }
+  }
+
+  it("lower a limit defined by a setter, and put it back", async () => {
+    const written: Array<unknown> = []
+    let limit: unknown = 10
+    await underLimit(
+      () =>
+        Object.defineProperty(Error, "stackTraceLimit", {
+          get: () => limit,
+          set: (value: unknown) => {
+            written.push(value)
+            limit = value
+          },
+          configurable: true
+        }),
+      () => assert.deepStrictEqual(written, [0, 10])
+    )
+  })
+
+  it("leave a limit with a getter and no setter alone", async () => {
+    await underLimit(
+      () => Object.defineProperty(Error, "stackTraceLimit", { get: () => 10, configurable: true }),
+      // Writing it would throw (modules are strict): the limit is read, never written.
+      () => assert.strictEqual(Error.stackTraceLimit, 10)
+    )
+  })
+
+  it("build the error where Error has no stackTraceLimit at all", async () => {
+    await underLimit(
+      () => Reflect.deleteProperty(Error, "stackTraceLimit"),
+      // Error is extensible, so the limit is added for the moment and put back as it was read.
+      () => assert.isUndefined(Error.stackTraceLimit)
+    )
+  })
 })

@@ -58,6 +58,31 @@ describe("PoolManager.stop", () => {
     })
   )
 
+  it.effect("waits for a slow callback also after an earlier connection came and went", () =>
+    Effect.gen(function* () {
+      const seen: Seen = []
+      const manager = yield* PoolManager.make({ drainTimeout: "30 seconds" }, slow(seen, "5 seconds"))
+      yield* manager.start
+      // A connection of the same run that ends before the stop: the pool is
+      // empty for a moment while running, which must not count as drained.
+      const first = yield* connect(manager)
+      yield* first.end
+      yield* serverClosed(first)
+      yield* settle
+      assert.strictEqual((yield* manager.stats).busy, 0, "the first connection ended")
+      const client = yield* connect(manager)
+      yield* client.send("work")
+      yield* settle
+      const stopping = yield* Effect.forkChild(manager.stop)
+      yield* settle
+      assert.isUndefined(stopping.pollUnsafe(), "stop waits for the busy callback")
+      yield* TestClock.adjust("5 seconds")
+      yield* soon(Fiber.join(stopping), "stop to complete")
+      assert.strictEqual(yield* nextReply(client), "done:work")
+      assert.strictEqual((yield* manager.stats).interruptedByDrain, 0)
+    })
+  )
+
   it.effect("fails a queued put at once while a busy callback still drains", () =>
     Effect.gen(function* () {
       const release = yield* Deferred.make<void>()
