@@ -125,6 +125,13 @@ describe("NodeTcpServer linger", () => {
       // only other way out of it is the socket closing), then stops, its server long closed.
       yield* waitUntil(() => watch.cleared(timer), "the sweeper to destroy the socket and stop")
       assert.isAtMost(Date.now() - closedAt, 300 + 250 + 500)
+      // Destroyed, not only forgotten: the server's side is gone, so what the
+      // client sends now is answered with a reset, and its next write fails
+      // (a lingering socket would take both in silence).
+      client.socket.write("late")
+      yield* Effect.sleep("50 millis")
+      client.socket.write("later")
+      yield* waitUntil(() => client.state.closed, "the reset of the destroyed socket")
       assert.strictEqual(watch.sweepers().length, 1)
     })
   )
