@@ -28,6 +28,7 @@ import {
   type Settings,
   servers as serverSpecs
 } from "./harness.ts"
+import { profileTable } from "./profile.ts"
 import { protocolMain } from "./protocolMain.ts"
 import { protocols } from "./protocols.ts"
 import { summarize, table, type Workload, type WorkloadMeasurement } from "./summary.ts"
@@ -73,9 +74,9 @@ ${Object.values(protocols)
       `                      ${p.name}: ${Object.keys(p.servers).join(",")} and ${Object.keys(p.workloads).join(",")}`
   )
   .join("\n")}
-  --profile DIR     with --protocol: every Node server runs with --cpu-prof into DIR/<workload>-<server>-round<N>/,
-                    and a table says where each one's busy time went (measured rates are then lower: not for the
-                    measured run)
+  --profile DIR     every Node server runs with --cpu-prof into DIR/<workload>-<server>-round<N>/ (the workloads and
+                    --protocol), and a table says where each one's busy time went (measured rates are then lower:
+                    not for the measured run)
   --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
   --base DIR        an A/B of two builds: DIR is another work tree of this repository (e.g. \`git worktree add
                     DIR <commit>\`, then npm ci in it); each chosen server but raw also runs from DIR's build as
@@ -249,13 +250,23 @@ if (opts.sweep) {
 }
 
 const measurements: Array<WorkloadMeasurement> = []
+// With --profile: where each measurement's CPU profile went.
+const profiled: Array<{ workload: string; server: string; round: number; dir: string }> = []
 for (let round = 0; round < config.rounds; round++) {
   // Rotate the server order each round so no server always runs first (or right after a given one).
   const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]
   for (const workload of workloads) {
     for (const server of order) {
-      const m = { ...(await measure(round + 1, server, workload.args, settings)), workload: workload.name }
+      const profileDir =
+        opts.profile === undefined ? undefined : join(opts.profile, `${workload.name}-${server}-round${round + 1}`)
+      const runSettings =
+        profileDir === undefined
+          ? settings
+          : { ...settings, nodeFlags: [...settings.nodeFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }
+      const m = { ...(await measure(round + 1, server, workload.args, runSettings)), workload: workload.name }
       measurements.push(m)
+      if (profileDir !== undefined)
+        profiled.push({ workload: workload.name, server, round: round + 1, dir: profileDir })
       console.error(
         `round ${round + 1}/${config.rounds} ${workload.name} ${server}: ${describeMeasurement(m, workload.unit)}`
       )
@@ -326,6 +337,12 @@ ${config.messages} requests one at a time, close (rate in connections, latency o
 
 ${table(summary, workloads)}
 ${spread(measurements)}${abTable(measurements)}`)
+if (opts.profile !== undefined) {
+  console.log(`Where each profiled server's busy time went (self time by category, warm-up included; profiles in ${opts.profile}):
+
+${profileTable(profiled)}
+`)
+}
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)
 
