@@ -4,17 +4,31 @@ import { TestClock } from "effect/testing"
 import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
 import { nextReply, serverClosed, soon } from "./utils/soon.ts"
 
+/**
+ * Two writes into a transport that holds 3 bytes, of a client that reads
+ * nothing: the second one waits for room, and its failure goes to `failed`.
+ */
+const writesPastFull = (conn: Connection.Connection, failed: Deferred.Deferred<PoolError.ConnectionError>) =>
+  conn.write("ab").pipe(
+    Effect.andThen(conn.write("cd")),
+    Effect.catch((error) => Deferred.succeed(failed, error))
+  )
+
+/** Asserts that the waiting write fails with Timeout exactly one second of the test clock from now. */
+const timesOutInOneSecond = (failed: Deferred.Deferred<PoolError.ConnectionError>) =>
+  Effect.gen(function* () {
+    yield* TestClock.adjust(999)
+    assert.isFalse(yield* Deferred.isDone(failed), "the write gave up before the deadline")
+    yield* TestClock.adjust(1)
+    const error = yield* soon(Deferred.await(failed), "the write to fail at the deadline")
+    assert.strictEqual(error.reason, "Timeout")
+  })
+
 describe("Connection.make", () => {
   it.effect("a callback's write waits for a full transport at most clientsDeadline, then fails with Timeout", () =>
     Effect.gen(function* () {
       const failed = yield* Deferred.make<PoolError.ConnectionError>()
-      const manager = yield* PoolManager.make({ clientsDeadline: "1 second" }, (conn) =>
-        conn.write("ab").pipe(
-          // The second write finds the transport full: the client reads nothing.
-          Effect.andThen(conn.write("cd")),
-          Effect.catch((error) => Deferred.succeed(failed, error))
-        )
-      )
+      const manager = yield* PoolManager.make({ clientsDeadline: "1 second" }, (conn) => writesPastFull(conn, failed))
       yield* manager.start
       const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
       // Should an assertion fail, the reset ends the blocked write, so that
@@ -22,11 +36,7 @@ describe("Connection.make", () => {
       yield* Effect.addFinalizer(() => memory.client.reset)
       yield* manager.put(memory.connection)
       yield* memory.client.send("go")
-      yield* TestClock.adjust(999)
-      assert.isFalse(yield* Deferred.isDone(failed), "the write gave up before the deadline")
-      yield* TestClock.adjust(1)
-      const error = yield* soon(Deferred.await(failed), "the write to fail at the deadline")
-      assert.strictEqual(error.reason, "Timeout")
+      yield* timesOutInOneSecond(failed)
     })
   )
 
@@ -34,13 +44,7 @@ describe("Connection.make", () => {
     Effect.gen(function* () {
       const failed = yield* Deferred.make<PoolError.ConnectionError>()
       const manager = yield* PoolManager.make({ clientsDeadline: "1 hour" }, (conn, body) =>
-        new TextDecoder().decode(body) === "first"
-          ? Effect.orDie(conn.write("ok"))
-          : conn.write("ab").pipe(
-              // The second write finds the transport full: the client reads nothing more.
-              Effect.andThen(conn.write("cd")),
-              Effect.catch((error) => Deferred.succeed(failed, error))
-            )
+        new TextDecoder().decode(body) === "first" ? Effect.orDie(conn.write("ok")) : writesPastFull(conn, failed)
       )
       yield* manager.start
       const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
@@ -50,11 +54,7 @@ describe("Connection.make", () => {
       assert.strictEqual(yield* nextReply(memory.client), "ok")
       yield* manager.setConfig({ clientsDeadline: "1 second" })
       yield* memory.client.send("go")
-      yield* TestClock.adjust(999)
-      assert.isFalse(yield* Deferred.isDone(failed), "the write gave up before the new deadline")
-      yield* TestClock.adjust(1)
-      const error = yield* soon(Deferred.await(failed), "the write to fail at the new deadline")
-      assert.strictEqual(error.reason, "Timeout")
+      yield* timesOutInOneSecond(failed)
     })
   )
 
