@@ -84,14 +84,7 @@ export const profileIn = (dir: string): string | undefined => {
 }
 
 /** A markdown table of the profiles of some runs: one row per run, the categories' shares of its busy time. */
-export const profileTable = (
-  runs: ReadonlyArray<{
-    readonly workload: string
-    readonly server: string
-    readonly round: number
-    readonly dir: string
-  }>
-): string => {
+export const profileTable = (runs: ReadonlyArray<ProfiledRun>): string => {
   const rows = runs.flatMap((run) => {
     const file = profileIn(run.dir)
     if (file === undefined) return []
@@ -110,3 +103,30 @@ export const profileTable = (
   const header = ["workload", "server", "round", ...categories.map((category) => `${category} %`), "idle % of all"]
   return [header, header.map(() => "---"), ...rows].map((cells) => `| ${cells.join(" | ")} |`).join("\n")
 }
+
+/** A profiled measurement: what ran, and the directory its profile went to. */
+export interface ProfiledRun {
+  readonly workload: string
+  readonly server: string
+  readonly round: number
+  readonly dir: string
+}
+
+/** With `--profile ROOT`: the directory of one measurement's profile; none without. */
+export const profileDirOf = (
+  root: string | undefined,
+  workload: string,
+  server: string,
+  round: number
+): string | undefined => (root === undefined ? undefined : join(root, `${workload}-${server}-round${round}`))
+
+/** A Node server's flags, with V8's CPU profiler writing into `dir` when there is one. */
+export const withCpuProfile = (nodeFlags: ReadonlyArray<string>, dir: string | undefined): ReadonlyArray<string> =>
+  dir === undefined ? nodeFlags : [...nodeFlags, "--cpu-prof", `--cpu-prof-dir=${dir}`]
+
+/** The closing section of a `--profile ROOT` run: its table, and where the profiles are. */
+export const profileReport = (root: string, runs: ReadonlyArray<ProfiledRun>): string =>
+  `Where each profiled server's busy time went (self time by category, warm-up included; profiles in ${root}):
+
+${profileTable(runs)}
+`

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url"
 import { barsSvg } from "./chart.ts"
 import { median } from "./harness.ts"
 import { freePort, type RunningServer, sampleWindow, startServer, stopServer } from "./process.ts"
+import { profileDirOf, withCpuProfile } from "./profile.ts"
 import {
   type ClientOutput,
   exampleSource,
@@ -132,10 +133,7 @@ const measureOne = async (
   serverName: string
 ): Promise<ProtocolMeasurement> => {
   const { protocol, sizing } = options
-  const profileDir =
-    options.profileDir === undefined
-      ? undefined
-      : join(options.profileDir, `${workloadName}-${serverName}-round${round}`)
+  const profileDir = profileDirOf(options.profileDir, workloadName, serverName, round)
   const base = {
     round,
     workload: workloadName,
@@ -144,10 +142,7 @@ const measureOne = async (
     ...(profileDir === undefined ? {} : { profileDir })
   }
   // Only the Node servers take these flags.
-  const launchSizing =
-    profileDir === undefined
-      ? sizing
-      : { ...sizing, nodeFlags: [...sizing.nodeFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }
+  const launchSizing = { ...sizing, nodeFlags: withCpuProfile(sizing.nodeFlags, profileDir) }
   const workload = protocol.workloads[workloadName]!
   const server: ProtocolServer = protocol.servers[serverName]!
   let running: RunningServer

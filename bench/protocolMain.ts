@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import { resolve } from "node:path"
 import { build } from "./harness.ts"
-import { profileTable } from "./profile.ts"
+import { profileReport } from "./profile.ts"
 import { buildExamples, missingPrograms, type ProtocolOptions, reportProtocol, runProtocol } from "./protocol.ts"
 import type { Protocol, Sizing } from "./protocols.ts"
 
@@ -89,10 +89,7 @@ chart: ${report.chart}
 `)
   if (options.profileDir !== undefined) {
     const profiled = measurements.flatMap((m) => (m.profileDir === undefined ? [] : [{ ...m, dir: m.profileDir }]))
-    console.log(`Where each profiled server's busy time went (self time by category, warm-up included; profiles in ${options.profileDir}):
-
-${profileTable(profiled)}
-`)
+    console.log(profileReport(options.profileDir, profiled))
   }
   if (main.json !== undefined) {
     writeFileSync(

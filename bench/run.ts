@@ -28,7 +28,7 @@ import {
   type Settings,
   servers as serverSpecs
 } from "./harness.ts"
-import { profileTable } from "./profile.ts"
+import { type ProfiledRun, profileDirOf, profileReport, withCpuProfile } from "./profile.ts"
 import { protocolMain } from "./protocolMain.ts"
 import { protocols } from "./protocols.ts"
 import { summarize, table, type Workload, type WorkloadMeasurement } from "./summary.ts"
@@ -251,18 +251,14 @@ if (opts.sweep) {
 
 const measurements: Array<WorkloadMeasurement> = []
 // With --profile: where each measurement's CPU profile went.
-const profiled: Array<{ workload: string; server: string; round: number; dir: string }> = []
+const profiled: Array<ProfiledRun> = []
 for (let round = 0; round < config.rounds; round++) {
   // Rotate the server order each round so no server always runs first (or right after a given one).
   const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]
   for (const workload of workloads) {
     for (const server of order) {
-      const profileDir =
-        opts.profile === undefined ? undefined : join(opts.profile, `${workload.name}-${server}-round${round + 1}`)
-      const runSettings =
-        profileDir === undefined
-          ? settings
-          : { ...settings, nodeFlags: [...settings.nodeFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] }
+      const profileDir = profileDirOf(opts.profile, workload.name, server, round + 1)
+      const runSettings = { ...settings, nodeFlags: withCpuProfile(settings.nodeFlags, profileDir) }
       const m = { ...(await measure(round + 1, server, workload.args, runSettings)), workload: workload.name }
       measurements.push(m)
       if (profileDir !== undefined)
@@ -337,12 +333,7 @@ ${config.messages} requests one at a time, close (rate in connections, latency o
 
 ${table(summary, workloads)}
 ${spread(measurements)}${abTable(measurements)}`)
-if (opts.profile !== undefined) {
-  console.log(`Where each profiled server's busy time went (self time by category, warm-up included; profiles in ${opts.profile}):
-
-${profileTable(profiled)}
-`)
-}
+if (opts.profile !== undefined) console.log(profileReport(opts.profile, profiled))
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)
 
