@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { type RunningServer, rssMb, sampleWindow, startServer, stopServer, type Usage } from "./process.ts"
+import { type RunningServer, rssMb, sampleWindow, startServer, stopFailure, stopServer, type Usage } from "./process.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
 const repoDir = dirname(benchDir)
@@ -282,9 +282,7 @@ export const measure = async (
       ? `server exited during the run\n${running.stderr()}`
       : result.completed === 0
         ? "no request completed"
-        : stopped.code !== 0
-          ? `server did not exit cleanly on SIGTERM (exit code ${stopped.code})\n${running.stderr()}`
-          : undefined
+        : stopFailure(stopped, running.stderr())
     const accepted = Array.from(running.stderr().matchAll(/^accepted (\d+)$/gm), (match) => Number(match[1]))
     return {
       ...base,

@@ -129,19 +129,38 @@ export const startServer = (launch: Launch): Promise<RunningServer> =>
   })
 
 /**
+ * Seconds a server may take to stop on SIGTERM before the measurement fails:
+ * closing 10,000 connections can take an Effect-based server several seconds
+ * on a busy machine, but anything near the pool's drainTimeout (30 s) is a
+ * stop that waited for something that never ended.
+ */
+const stopLimitSeconds = 20
+
+/**
  * Sends SIGTERM and waits for the exit and the end of its output; SIGKILL
- * after 30 s (closing 10,000 connections can take Effect-based servers
- * several seconds on a busy machine).
+ * after 45 s, past the pool's default drainTimeout, so a pool server that
+ * hangs in its drain gets to log what it was still waiting for.
  */
 export const stopServer = async (server: RunningServer): Promise<{ code: number | null; seconds: number }> => {
   server.child.removeAllListeners("exit")
   const start = performance.now()
-  const timer = setTimeout(() => server.child.kill("SIGKILL"), 30_000)
+  const timer = setTimeout(() => server.child.kill("SIGKILL"), 45_000)
   if (server.child.exitCode === null) server.child.kill("SIGTERM")
   const code = await server.closed
   clearTimeout(timer)
   return { code, seconds: (performance.now() - start) / 1000 }
 }
+
+/** Why a stop went wrong (an unclean exit, or one slower than stopLimitSeconds), with the server's stderr; else undefined. */
+export const stopFailure = (
+  stopped: { readonly code: number | null; readonly seconds: number },
+  stderr: string
+): string | undefined =>
+  stopped.code !== 0
+    ? `server did not exit cleanly on SIGTERM (exit code ${stopped.code})\n${stderr}`
+    : stopped.seconds > stopLimitSeconds
+      ? `server took ${stopped.seconds.toFixed(1)} s to stop on SIGTERM (more than ${stopLimitSeconds} s)\n${stderr}`
+      : undefined
 
 const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 

@@ -16,7 +16,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { barsSvg } from "./chart.ts"
 import { median } from "./harness.ts"
-import { freePort, type RunningServer, sampleWindow, startServer, stopServer } from "./process.ts"
+import { freePort, type RunningServer, sampleWindow, startServer, stopFailure, stopServer } from "./process.ts"
 import { profileDirOf, withCpuProfile } from "./profile.ts"
 import {
   type ClientOutput,
@@ -167,11 +167,7 @@ const measureOne = async (
   const { rates, failure: clientFailure } = workload.parse(output, sizing, false)
   const failure =
     clientFailure ??
-    (exited
-      ? `server exited during the run\n${running.stderr()}`
-      : stopped.code !== 0
-        ? `server did not exit cleanly on SIGTERM (exit code ${stopped.code})\n${running.stderr()}`
-        : undefined)
+    (exited ? `server exited during the run\n${running.stderr()}` : stopFailure(stopped, running.stderr()))
   return {
     ...base,
     ok: failure === undefined,
