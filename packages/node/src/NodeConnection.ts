@@ -56,6 +56,13 @@ const formatAddress = (socket: Net.Socket): string => {
 
 type Reason = PoolError.ConnectionError["reason"]
 
+// What is left to send: Node's buffer, where a write stays whole until all of
+// it reached the kernel, plus what libuv still holds of the one in flight,
+// which shrinks as the peer reads (so a single large reply shows progress).
+// A TLS socket's handle counts its clear text, so there only whole writes do.
+const unsent = (socket: Net.Socket): number =>
+  socket.writableLength + ((socket as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize ?? 0)
+
 // Listeners shared by every socket: each finds its transport through this
 // property, so a connection costs one object instead of a closure per listener.
 const owner = Symbol("@pool-manager/node/NodeConnection/transport")
@@ -280,11 +287,12 @@ class SocketTransport implements Connection.Transport {
     socket.once("close", closed)
     if (Number.isFinite(timeoutMillis)) {
       // A peer that reads slowly but reads is not timed out: each interval in
-      // which Node's buffer shrank starts a new one.
-      let queued = socket.writableLength
+      // which less was left to send starts a new one.
+      let queued = unsent(socket)
       const check = () => {
-        if (socket.writableLength >= queued) return finish(Connection.failure("Timeout", this.remoteAddress))
-        queued = socket.writableLength
+        const left = unsent(socket)
+        if (left >= queued) return finish(Connection.failure("Timeout", this.remoteAddress))
+        queued = left
         timer = setTimeout(check, timeoutMillis)
         timer.unref()
       }
