@@ -41,6 +41,9 @@ describe("NodeTcpServer pending connections", () => {
       const pending = yield* Pending.make(1)
       const [a, b, c] = [yield* socketPair(), yield* socketPair(), yield* socketPair()]
       assert.isTrue(pending.enter(a.server))
+      // At the cap, the socket already counted is still in.
+      assert.isTrue(pending.enter(a.server))
+      assert.isFalse(a.server.destroyed)
       pending.leave(undefined)
       pending.leave(a.server)
       assert.isTrue(pending.enter(b.server))
