@@ -8,9 +8,10 @@
  * runner's own listeners too); NodeCli.signals.test.ts sends real ones to the
  * command.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Exit, Fiber, Scope } from "effect"
+import { assert, describe, it, vi } from "@effect/vitest"
+import { Context, Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import * as Signals from "../src/internal/signals.ts"
+import { until } from "./utils/socketPair.ts"
 
 /** The listener of `signal` this module installed (the one not there before `subscribe`). */
 const installedListener = (signal: Signals.Signal, before: ReadonlyArray<unknown>) => {
@@ -18,6 +19,12 @@ const installedListener = (signal: Signals.Signal, before: ReadonlyArray<unknown
   assert.strictEqual(added.length, 1, `one ${signal} listener installed`)
   return added[0] as () => void
 }
+
+/** A copy of the module with its process-wide state new (no stop signal seen yet). */
+const freshSignals = Effect.promise(() => {
+  vi.resetModules()
+  return import("../src/internal/signals.ts")
+})
 
 class Marker extends Context.Service<Marker, string>()("test/Marker") {}
 
@@ -97,6 +104,55 @@ describe("NodeCli signal dispatch", () => {
       assert.isAtLeast(Date.now() - started, 95)
       assert.strictEqual(process.listenerCount("SIGINT"), before.length)
       assert.strictEqual(process.listenerCount("SIGTERM"), sigterms)
+    })
+  )
+
+  it.live(
+    "runMain holds SIGHUP while its program runs, logs a SIGHUP nothing reloads, and exits no process by itself",
+    () =>
+      Effect.gen(function* () {
+        const fresh = yield* freshSignals
+        const exits = vi.spyOn(process, "exit").mockImplementation(() => undefined as never)
+        const logs = vi.spyOn(console, "log").mockImplementation(() => {})
+        const before = process.listeners("SIGHUP")
+        const done = yield* Deferred.make<void>()
+        fresh.runMain(
+          Effect.gen(function* () {
+            installedListener("SIGHUP", before)()
+            yield* Effect.sleep("20 millis")
+          }).pipe(Effect.ensuring(Deferred.done(done, Exit.void)))
+        )
+        yield* Deferred.await(done)
+        yield* until(() => process.listenerCount("SIGHUP") === before.length, "SIGHUP to be released")
+        const printed = logs.mock.calls.flat().map(String).join("\n")
+        logs.mockRestore()
+        exits.mockRestore()
+        assert.include(printed, "SIGHUP: nothing to reload (no --config, no TLS files)")
+        assert.deepStrictEqual(exits.mock.calls, [])
+        assert.isUndefined(fresh.stopSignal())
+      })
+  )
+
+  it.live("runMain: the first SIGINT interrupts the program, which exits with process.exitCode, or 0", () =>
+    Effect.gen(function* () {
+      const exits = vi.spyOn(process, "exit").mockImplementation(() => undefined as never)
+      try {
+        for (const exitCode of [3, undefined]) {
+          const fresh = yield* freshSignals
+          const before = process.listeners("SIGINT")
+          process.exitCode = exitCode
+          fresh.runMain(Effect.never)
+          installedListener("SIGINT", before)()
+          yield* until(() => exits.mock.calls.length > 0, "the program to exit")
+          assert.deepStrictEqual(exits.mock.calls, [[exitCode ?? 0]])
+          assert.strictEqual(fresh.stopSignal()?.signal, "SIGINT")
+          assert.strictEqual(process.listenerCount("SIGINT"), before.length)
+          exits.mockClear()
+        }
+      } finally {
+        process.exitCode = undefined
+        exits.mockRestore()
+      }
     })
   )
 })

@@ -62,19 +62,54 @@ describe("NodeTcpServer accept errors", () => {
     }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
   })
 
-  it.live("stops short of the descriptor limit, and counts what Node drops there as EMFILE", () =>
-    Effect.gen(function* () {
-      const limit = softLimit()
-      const listener = Net.createServer()
-      const open = Fs.readdirSync("/proc/self/fd").length
-      const counts = yield* AcceptErrors.watch(listener, "here")
-      // Within a few descriptors of: the limit, less those open, less the reserve.
-      const expected = limit - open - AcceptErrors.reserve(limit)
-      assert.isAtMost(Math.abs(listener.maxConnections - expected), 4)
-      listener.emit("drop", {})
-      assert.strictEqual(counts().EMFILE, 1)
-    }).pipe(Effect.provide(Logger.layer([])), Effect.provideService(Metric.MetricRegistry, new Map()))
+  it.live(
+    "stops short of the descriptor limit, and counts what Node drops there as EMFILE, until its scope ends",
+    () => {
+      const lines: Array<Line> = []
+      return Effect.gen(function* () {
+        const limit = softLimit()
+        const listener = Net.createServer()
+        const open = Fs.readdirSync("/proc/self/fd").length
+        const scope = yield* Scope.make()
+        const counts = yield* Scope.provide(AcceptErrors.watch(listener, "here"), scope)
+        // Within a few descriptors of: the limit, less those open, less the reserve.
+        const expected = limit - open - AcceptErrors.reserve(limit)
+        assert.isAtMost(Math.abs(listener.maxConnections - expected), 4)
+        listener.emit("drop", {})
+        listener.emit("error", errorOf("ENFILE"))
+        assert.deepInclude(counts(), { EMFILE: 1, ENFILE: 1 })
+        yield* Effect.sleep("20 millis")
+        assert.match(
+          lines[0]!.message,
+          /^accepting on here: EMFILE near the descriptor limit \(this process is out of file descriptors\): \d+ descriptors open, limit \d+ /
+        )
+        assert.match(
+          lines[1]!.message,
+          /^accepting on here: ENFILE \(the system is out of file descriptors\): \d+ descriptors open/
+        )
+        yield* Scope.close(scope, Exit.void)
+        assert.strictEqual(listener.listenerCount("drop"), 0)
+      }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
+    }
   )
+
+  it.live("logs a burst of errors a few at a time, then says how many more it did not", () => {
+    const lines: Array<Line> = []
+    return Effect.gen(function* () {
+      const listener = Net.createServer()
+      const scope = yield* Scope.make()
+      const counts = yield* Scope.provide(AcceptErrors.watch(listener, "here"), scope)
+      for (let i = 0; i < 8; i++) listener.emit("error", errorOf("ENOMEM"))
+      assert.strictEqual(counts().ENOMEM, 8)
+      yield* Scope.close(scope, Exit.void)
+      yield* Effect.sleep("20 millis")
+      assert.strictEqual(lines.filter((line) => line.message.includes("ENOMEM")).length, 5)
+      assert.include(
+        lines.map((line) => line.message),
+        "accept errors: 3 more like this not logged in the last 10s (the metrics count every one)"
+      )
+    }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
+  })
 
   it.live("keeps a maxConnections of the user's own; its scope's end removes its listeners", () =>
     Effect.gen(function* () {
