@@ -84,6 +84,14 @@ describe("NodeCli output", () => {
       const help = new CliError.ShowHelp({ commandPath: ["pool-manager"], errors: [] })
       yield* Effect.exit(Output.withOperatorOutput("pool-manager", [])(Effect.fail(help)))
       assert.strictEqual((help as unknown as Record<string, unknown>)[Runtime.errorExitCode], 0)
+      // Other errors keep their exit code: a CLI error that is not ShowHelp, and an error merely tagged like it.
+      const other = new CliError.UnrecognizedOption({ option: "--nope", suggestions: [] })
+      const otherExit = yield* Effect.exit(Output.withOperatorOutput("pool-manager", [])(Effect.fail(other)))
+      assert.isTrue(Exit.isFailure(otherExit) && Exit.findErrorOption(otherExit)._tag === "Some")
+      assert.isUndefined((other as unknown as Record<string, unknown>)[Runtime.errorExitCode])
+      const lookalike = { _tag: "ShowHelp", errors: [other] }
+      yield* Effect.exit(Output.withOperatorOutput("pool-manager", [])(Effect.fail(lookalike)))
+      assert.isUndefined((lookalike as Record<string, unknown>)[Runtime.errorExitCode])
       const reported = new Output.ReportedError({ message: "port in use" })
       assert.strictEqual(reported[Runtime.errorExitCode], 1)
       assert.isFalse(reported[Runtime.errorReported])

@@ -155,4 +155,24 @@ describe("NodeCli signal dispatch", () => {
       }
     })
   )
+
+  it.live("runMain: a program that fails with no stop signal exits with 1 after Effect reports it", () =>
+    Effect.gen(function* () {
+      const fresh = yield* freshSignals
+      const exits = vi.spyOn(process, "exit").mockImplementation(() => undefined as never)
+      const printed = [vi.spyOn(console, "error"), vi.spyOn(console, "log")].map((spy) =>
+        spy.mockImplementation(() => {})
+      )
+      try {
+        fresh.runMain(Effect.fail(new Error("the config file is broken")))
+        yield* until(() => exits.mock.calls.length > 0, "the program to exit")
+        assert.deepStrictEqual(exits.mock.calls, [[1]])
+        const lines = printed.flatMap((spy) => spy.mock.calls.flat().map(String)).join("\n")
+        assert.include(lines, "the config file is broken")
+      } finally {
+        exits.mockRestore()
+        for (const spy of printed) spy.mockRestore()
+      }
+    })
+  )
 })
