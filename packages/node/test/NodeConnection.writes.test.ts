@@ -14,8 +14,18 @@ import { NodeConnection } from "../src/index.ts"
 import { received, socketPair, until } from "./utils/socketPair.ts"
 import { within } from "./utils/within.ts"
 
-/** More than the kernel's buffers take, so the rest waits in Node's. */
-const flood = () => Buffer.alloc(16 * 1024 * 1024)
+/**
+ * A transport whose peer reads nothing, with `bytes` written: more than the
+ * kernel's buffers take, so the rest is held back in Node's.
+ */
+const heldBack = (bytes = 16 * 1024 * 1024) =>
+  Effect.gen(function* () {
+    const { server, client } = yield* socketPair()
+    const transport = NodeConnection.makeTransport(server)
+    client.pause()
+    assert.isFalse(transport.write(Buffer.alloc(bytes)))
+    return { server, client, transport }
+  })
 
 /** Resolves with what `awaitWritable` reports (undefined: writable again). */
 const writable = (transport: ReturnType<typeof NodeConnection.makeTransport>, timeoutMillis: number) =>
@@ -60,10 +70,7 @@ describe("NodeConnection writes", () => {
 
   it.live("a wait with an infinite deadline never times out, however long the peer reads nothing", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
-      assert.isFalse(transport.write(flood()))
+      const { transport } = yield* heldBack()
       const waiting = record(transport, Infinity)
       yield* Effect.sleep("300 millis")
       assert.deepStrictEqual(waiting.reports, [])
@@ -73,10 +80,7 @@ describe("NodeConnection writes", () => {
 
   it.live("a peer that reads slowly, but reads, is not timed out: the deadline counts from the last progress", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
-      assert.isFalse(transport.write(Buffer.alloc(64 * 1024 * 1024)))
+      const { client, transport } = yield* heldBack(64 * 1024 * 1024)
       const waiting = record(transport, 250)
       // About 1 MB every 100 ms: far less than is queued, but progress in every 250 ms.
       for (let i = 0; i < 8; i++) {
@@ -92,11 +96,8 @@ describe("NodeConnection writes", () => {
 
   it.live("a wait reports once: after its drain, its deadline no longer fires", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
+      const { server, client, transport } = yield* heldBack(4 * 1024 * 1024)
       const closeListeners = server.listenerCount("close")
-      assert.isFalse(transport.write(Buffer.alloc(4 * 1024 * 1024)))
       const waiting = record(transport, 200)
       client.resume()
       yield* until(() => waiting.reports.length > 0, "the buffer to drain", "5 seconds")
@@ -108,10 +109,7 @@ describe("NodeConnection writes", () => {
 
   it.live("a socket that fails while a write waits reports its own failure", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
-      assert.isFalse(transport.write(flood()))
+      const { server, transport } = yield* heldBack()
       const waiting = record(transport, 60_000)
       const cause = Object.assign(new Error("the disk is on fire"), { code: "EFIRE" })
       server.destroy(cause)
@@ -195,12 +193,8 @@ describe("NodeConnection writes", () => {
 
   it.live("a write held back by a peer that reads nothing times out; one the peer reads through drains", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
+      const { server, client, transport } = yield* heldBack(32 * 1024 * 1024)
       const drainListeners = server.listenerCount("drain")
-      // More than the kernel's buffers take: the rest waits in Node's.
-      assert.isFalse(transport.write(Buffer.alloc(32 * 1024 * 1024)))
       const started = performance.now()
       const timedOut = yield* within(writable(transport, 200), "5 seconds", "the write to time out")
       assert.strictEqual(timedOut?.reason, "Timeout")
@@ -218,10 +212,7 @@ describe("NodeConnection writes", () => {
 
   it.live("a write held back when the peer goes away ends with the failure, not a timeout", () =>
     Effect.gen(function* () {
-      const { server, client } = yield* socketPair()
-      const transport = NodeConnection.makeTransport(server)
-      client.pause()
-      assert.isFalse(transport.write(Buffer.alloc(32 * 1024 * 1024)))
+      const { client, transport } = yield* heldBack(32 * 1024 * 1024)
       const waiting = yield* Effect.forkChild(writable(transport, 60_000))
       yield* Effect.sleep("20 millis")
       client.resetAndDestroy()
