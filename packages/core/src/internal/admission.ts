@@ -222,7 +222,9 @@ const wait = (
   const since = self.clock.currentTimeMillisUnsafe()
   const settled = Effect.callback<void>((resume) => {
     if (waiter.outcome !== undefined) return resume(Effect.void)
-    waiter.resume = () => resume(Effect.void)
+    // Through a local: a function literal assigned to a property is allocated old (see serve.ts).
+    const wakeUp = () => resume(Effect.void)
+    waiter.resume = wakeUp
     return Effect.sync(() => {
       waiter.resume = undefined
     })

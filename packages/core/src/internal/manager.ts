@@ -182,10 +182,12 @@ const awaitLease = (
       // This fiber may have yielded (its op budget ran out) since `lend`
       // returned, and the worker been lent or refused meanwhile.
       if (served.lease._tag !== "Reserved") return resume(served.lease._tag === "Leased" ? Effect.void : notRunning())
-      served.onLeased = (leased) => {
+      // Through a local: a function literal assigned to a property is allocated old (see serve.ts).
+      const onLeased = (leased: boolean) => {
         served.onLeased = undefined
         resume(leased ? Effect.void : notRunning())
       }
+      served.onLeased = onLeased
       return Effect.sync(() => {
         served.onLeased = undefined
       })

@@ -140,9 +140,17 @@ class Session {
         this.framingFault = `the decoder's make threw: ${error instanceof Error ? error.message : String(error)}`
       }
     }
-    this.take = this.framing._tag === "GoRule" ? () => this.takeGo() : () => this.takeFrame()
-    this.onReady = (event) => this.ready(event)
-    this.wake = () => this.wakeForStop()
+    // Each closure is bound to a local before it is stored: V8 allocates a
+    // function literal assigned straight to a property in the old generation,
+    // where it would keep this session, and every object of its connection,
+    // alive until the next full collection (BENCHMARKS.md, "Closures stored
+    // on a property").
+    const take = this.framing._tag === "GoRule" ? () => this.takeGo() : () => this.takeFrame()
+    const onReady = (event: ReadyEvent) => this.ready(event)
+    const wake = () => this.wakeForStop()
+    this.take = take
+    this.onReady = onReady
+    this.wake = wake
     // The loop is built once: `waitForNext` waits, then resumes with
     // `dispatched`, which runs the callback's effect (or a close), and the
     // handlers of `matchCauseEffect` decide whether to go round again. A
