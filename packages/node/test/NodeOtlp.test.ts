@@ -3,12 +3,16 @@
  * this test runs on loopback, which decodes the JSON bodies. A client's
  * connection, its messages and the callback's own span arrive as one tree,
  * with the pool's attributes, flushed by the graceful stop; the JSON log line
- * the callback wrote carries the ids of its span.
+ * the callback wrote carries the ids of its span. And the layer itself, in
+ * this process: the endpoint it posts to, the resource it names, and what is
+ * left posted when it is released.
  */
 
 import * as Http from "node:http"
+import * as Os from "node:os"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { NodeOtlp } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { spawnNode, tracedServer } from "./utils/cliProcess.ts"
 
@@ -88,6 +92,63 @@ const receiver = Effect.acquireRelease(
 )
 
 describe("NodeOtlp", () => {
+  it.live("the layer posts what is left when released, to the endpoint's paths, under the resource it names", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      const counter = Metric.counter("otlp_layer_test_total")
+      yield* Effect.gen(function* () {
+        yield* Effect.void.pipe(Effect.withSpan("otlp.test"))
+        yield* Metric.update(counter, 3)
+      }).pipe(
+        Effect.provide(
+          NodeOtlp.layer({
+            // Trailing slashes are dropped: the paths are not doubled.
+            endpoint: `${otlp.url}//`,
+            serviceName: "in-process",
+            serviceVersion: "1.2.3",
+            // Nothing is posted on the interval here: what arrives, the release sent.
+            exportInterval: "1 hour",
+            shutdownTimeout: "2 seconds"
+          })
+        ),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+      assert.sameMembers([...otlp.posted.keys()], ["/v1/traces", "/v1/metrics"])
+
+      const traces = otlp.posted.get("/v1/traces") as Array<TraceData>
+      const resources = traces.flatMap((batch) => batch.resourceSpans)
+      assert.isAbove(resources.length, 0)
+      for (const resource of resources) {
+        assert.include(attributes(resource.resource.attributes), {
+          "service.name": "in-process",
+          "service.version": "1.2.3",
+          "service.instance.id": `${Os.hostname()}/${process.pid}`,
+          "process.pid": process.pid
+        })
+      }
+      const spans = resources.flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans))
+      assert.deepStrictEqual(
+        spans.map((span) => span.name),
+        ["otlp.test"]
+      )
+
+      const reports = otlp.posted.get("/v1/metrics") as Array<MetricsData>
+      const points = reports.flatMap((report) =>
+        report.resourceMetrics.flatMap((resource) =>
+          resource.scopeMetrics.flatMap((scope) =>
+            scope.metrics
+              .filter((metric) => metric.name === "otlp_layer_test_total")
+              .flatMap((metric) => metric.sum!.dataPoints)
+          )
+        )
+      )
+      assert.deepStrictEqual(
+        points.map((point) => Number(point.asInt ?? point.asDouble)),
+        [3]
+      )
+    }).pipe(Effect.scoped)
+  )
+
   it.live(
     "--otlp-endpoint exports connection → message → the callback's span, with the pool's attributes, on shutdown",
     () =>
