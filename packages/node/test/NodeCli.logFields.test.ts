@@ -9,31 +9,18 @@
 import type * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { ManagerConfig } from "@pool-manager/core"
-import { Duration, Effect, Logger, References } from "effect"
+import { Duration, Effect } from "effect"
 import * as NetAddress from "effect/net/NetAddress"
 import { addressFields, logWithFields, settingFields, showDuration, where } from "../src/internal/logFields.ts"
 import { flagNames } from "../src/NodeCliConfig.ts"
-
-interface Line {
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
 
 /** The lines `effect` logs, with their annotations. */
 const logged = (effect: Effect.Effect<void>) => {
-  const lines: Array<Line> = []
+  const lines: Array<LogLine> = []
   return effect.pipe(
-    Effect.provide(
-      Logger.layer([
-        Logger.make(({ fiber, message }) => {
-          lines.push({
-            message: Array.isArray(message) ? message.join(" ") : String(message),
-            annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-          })
-        })
-      ])
-    ),
-    Effect.as(lines)
+    Effect.provide(capturingLogs(lines)),
+    Effect.map(() => lines.map(({ message, annotations }) => ({ message, annotations })))
   )
 }
 

@@ -12,15 +12,10 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import type { ManagerConfig } from "@pool-manager/core"
-import { Effect, Exit, Logger, References, Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { NodeConfigFile } from "../src/index.ts"
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { until } from "./utils/socketPair.ts"
-
-interface Line {
-  readonly level: string
-  readonly message: string
-  readonly configFile: unknown
-}
 
 describe("NodeConfigFile reloadOnSighup", () => {
   it.live(
@@ -32,7 +27,7 @@ describe("NodeConfigFile reloadOnSighup", () => {
         const file = Path.join(dir, "pool.json")
         const applied: Array<ManagerConfig.Input> = []
         const results: Array<boolean> = []
-        const lines: Array<Line> = []
+        const lines: Array<LogLine> = []
         let refuse = false
         const apply = (input: ManagerConfig.Input) =>
           refuse
@@ -45,17 +40,7 @@ describe("NodeConfigFile reloadOnSighup", () => {
         const scope = yield* Scope.make()
         yield* Scope.provide(
           NodeConfigFile.reloadOnSighup(file, apply, (ok) => results.push(ok)).pipe(
-            Effect.provide(
-              Logger.layer([
-                Logger.make(({ fiber, logLevel, message }) => {
-                  lines.push({
-                    level: logLevel,
-                    message: Array.isArray(message) ? message.join(" ") : String(message),
-                    configFile: fiber.getRef(References.CurrentLogAnnotations).configFile
-                  })
-                })
-              ])
-            )
+            Effect.provide(capturingLogs(lines))
           ),
           scope
         )
@@ -103,7 +88,7 @@ describe("NodeConfigFile reloadOnSighup", () => {
         assert.strictEqual(errors.length, 3)
         for (const error of errors) assert.match(error, /^config reload failed, keeping the running configuration: /)
         // Every line of a reload names the file.
-        assert.deepStrictEqual(new Set(lines.map((line) => line.configFile)), new Set([file]))
+        assert.deepStrictEqual(new Set(lines.map((line) => line.annotations.configFile)), new Set([file]))
         assert.match(errors[0]!, /maxWorkersCount/)
         assert.match(errors[1]!, /cannot read it/)
         assert.match(errors[2]!, /the manager refused it$/)

@@ -8,23 +8,9 @@
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Logger, Metric, References, Scope } from "effect"
+import { Effect, Exit, Logger, Metric, Scope } from "effect"
 import * as AcceptErrors from "../src/internal/acceptErrors.ts"
-
-interface Line {
-  readonly message: string
-  readonly annotations: Record<string, unknown>
-}
-
-const capture = (lines: Array<Line>) =>
-  Logger.layer([
-    Logger.make(({ fiber, message }) => {
-      lines.push({
-        message: Array.isArray(message) ? message.join(" ") : String(message),
-        annotations: { ...fiber.getRef(References.CurrentLogAnnotations) }
-      })
-    })
-  ])
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
 
 const errorOf = (code: string | undefined, message = "accept failed") =>
   Object.assign(new Error(message), code === undefined ? {} : { code })
@@ -33,7 +19,7 @@ const softLimit = () => Number(/^Max open files\s+(\d+)/m.exec(Fs.readFileSync("
 
 describe("NodeTcpServer accept errors", () => {
   it.live("counts each error by its code, unknown ones as other, and warns naming what ran out", () => {
-    const lines: Array<Line> = []
+    const lines: Array<LogLine> = []
     return Effect.gen(function* () {
       const listener = Net.createServer()
       const counts = yield* AcceptErrors.watch(listener, "127.0.0.1:6263")
@@ -59,13 +45,13 @@ describe("NodeTcpServer accept errors", () => {
       )
       assert.strictEqual(metric?.description, "Errors accepting a connection (the connection is lost), by error code")
       assert.deepInclude(metric?.state, { count: 2 })
-    }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
+    }).pipe(Effect.provide(capturingLogs(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
   })
 
   it.live(
     "stops short of the descriptor limit, and counts what Node drops there as EMFILE, until its scope ends",
     () => {
-      const lines: Array<Line> = []
+      const lines: Array<LogLine> = []
       return Effect.gen(function* () {
         const limit = softLimit()
         const listener = Net.createServer()
@@ -89,12 +75,12 @@ describe("NodeTcpServer accept errors", () => {
         )
         yield* Scope.close(scope, Exit.void)
         assert.strictEqual(listener.listenerCount("drop"), 0)
-      }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
+      }).pipe(Effect.provide(capturingLogs(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
     }
   )
 
   it.live("logs a burst of errors a few at a time, then says how many more it did not", () => {
-    const lines: Array<Line> = []
+    const lines: Array<LogLine> = []
     return Effect.gen(function* () {
       const listener = Net.createServer()
       const scope = yield* Scope.make()
@@ -108,7 +94,7 @@ describe("NodeTcpServer accept errors", () => {
         lines.map((line) => line.message),
         "accept errors: 3 more like this not logged in the last 10s (the metrics count every one)"
       )
-    }).pipe(Effect.provide(capture(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
+    }).pipe(Effect.provide(capturingLogs(lines)), Effect.provideService(Metric.MetricRegistry, new Map()))
   })
 
   it.live("keeps a maxConnections of the user's own; its scope's end removes its listeners", () =>
