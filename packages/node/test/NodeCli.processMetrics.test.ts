@@ -14,7 +14,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Metric, Scope } from "effect"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import * as ProcessMetrics from "../src/internal/processMetrics.ts"
-import { parsePrometheus, type Sample } from "./utils/cliProcess.ts"
+import { parsePrometheus, type Sample, select } from "./utils/cliProcess.ts"
 
 const series = [
   "process_resident_memory_bytes",
@@ -33,7 +33,7 @@ const series = [
 const scrape = Effect.map(PrometheusMetrics.format(), parsePrometheus)
 
 const sampleValue = (samples: ReadonlyArray<Sample>, name: string): number => {
-  const found = samples.filter((sample) => sample.name === name)
+  const found = select(samples, name)
   assert.strictEqual(found.length, 1, `one ${name} sample`)
   return found[0]!.value
 }
@@ -153,7 +153,7 @@ describe("NodeCli process metrics", () => {
   it.live("the build's labels, and the reload status: a failed load keeps the time of the last good one", () =>
     registered((status) =>
       Effect.gen(function* () {
-        const build = (yield* scrape).filter((sample) => sample.name === "pool_build_info")
+        const build = select(yield* scrape, "pool_build_info")
         assert.deepStrictEqual(
           build.map((sample) => [sample.value, sample.labels.version, sample.labels.node]),
           [[1, ProcessMetrics.version(), process.version]]
