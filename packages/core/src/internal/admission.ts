@@ -222,7 +222,7 @@ const wait = (
   const since = self.clock.currentTimeMillisUnsafe()
   const settled = Effect.callback<void>((resume) => {
     if (waiter.outcome !== undefined) return resume(Effect.void)
-    // Through a local: a function literal assigned to a property is allocated old (see serve.ts).
+    // Through a local, as every closure stored on a property is (lint/noClosureOnProperty.grit).
     const wakeUp = () => resume(Effect.void)
     waiter.resume = wakeUp
     return Effect.sync(() => {

@@ -182,7 +182,7 @@ const awaitLease = (
       // This fiber may have yielded (its op budget ran out) since `lend`
       // returned, and the worker been lent or refused meanwhile.
       if (served.lease._tag !== "Reserved") return resume(served.lease._tag === "Leased" ? Effect.void : notRunning())
-      // Through a local: a function literal assigned to a property is allocated old (see serve.ts).
+      // Through a local, as every closure stored on a property is (lint/noClosureOnProperty.grit).
       const onLeased = (leased: boolean) => {
         served.onLeased = undefined
         resume(leased ? Effect.void : notRunning())
