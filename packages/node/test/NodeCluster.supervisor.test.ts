@@ -1,0 +1,321 @@
+/**
+ * The cluster's primary (internal/supervisor.ts) run in the test process, so
+ * its code is what the tests judge (the command's cluster tests run it in a
+ * child process): `Cluster.setupPrimary` points its forks at
+ * fixtures/cluster-worker.ts, which listens as a worker does, answers
+ * scrapes, and writes down what happens to it. Starting in both modes,
+ * failing to start, replacing a process that crashed (with the config text
+ * that last loaded), passing SIGHUP on, health and metrics, and stopping:
+ * draining, a process failing its stop, one killed at the stop timeout.
+ */
+import Cluster from "node:cluster"
+import * as Fs from "node:fs"
+import type * as Net from "node:net"
+import * as Path from "node:path"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber } from "effect"
+import { NodeCluster } from "../src/index.ts"
+import * as Supervisor from "../src/internal/supervisor.ts"
+import { get, tempDir } from "./utils/cliProcess.ts"
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
+import { until } from "./utils/socketPair.ts"
+
+interface Event {
+  readonly number: number
+  readonly pid: number
+  readonly event: string
+}
+
+/** What a started primary gives its test. */
+interface Started {
+  readonly fiber: Fiber.Fiber<never, unknown>
+  readonly lines: Array<LogLine>
+  readonly events: () => ReadonlyArray<Event>
+  readonly listening: Deferred.Deferred<{ readonly address: Net.AddressInfo | string; readonly mode: string }>
+  readonly dir: string
+}
+
+const messages = (lines: ReadonlyArray<LogLine>) => lines.map((line) => line.message)
+
+/**
+ * Starts a primary of `processes` fixture workers misbehaving as `behaviour`
+ * says; the fiber is interrupted (stopping the cluster) when the test's scope
+ * closes, whatever the test did.
+ */
+const start = (
+  behaviour: string,
+  options: Omit<NodeCluster.PrimaryOptions, "onListening"> & { readonly config?: string }
+) =>
+  Effect.gen(function* () {
+    const dir = yield* tempDir
+    const eventsFile = Path.join(dir, "events")
+    Fs.writeFileSync(eventsFile, "")
+    // Cluster.fork copies the environment at each fork, replacements' too.
+    process.env.FIXTURE_EVENTS = eventsFile
+    process.env.FIXTURE_BEHAVIOUR = behaviour
+    const lines: Array<LogLine> = []
+    const listening = yield* Deferred.make<{ address: Net.AddressInfo | string; mode: string }>()
+    const fiber = yield* Effect.acquireRelease(
+      NodeCluster.runPrimary({
+        ...options,
+        onListening: (address, mode) => Deferred.succeed(listening, { address, mode }).pipe(Effect.asVoid)
+      }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)), Effect.forkDetach),
+      (fiber) => Fiber.interrupt(fiber)
+    )
+    const events = () =>
+      Fs.readFileSync(eventsFile, "utf8")
+        .split("\n")
+        .filter((line) => line !== "")
+        .map((line) => {
+          const [number, pid, ...rest] = line.split(" ")
+          return { number: Number(number), pid: Number(pid), event: rest.join(" ") }
+        })
+    return { fiber, lines, events, listening, dir } satisfies Started
+  })
+
+const hasEvent = (started: Started, number: number, prefix: string) =>
+  started.events().some((each) => each.number === number && each.event.startsWith(prefix))
+
+/** `process.exitCode` as the stop left it, reset so the test runner's own exit is not changed. */
+const takeExitCode = () => {
+  const code = process.exitCode
+  process.exitCode = undefined
+  return code
+}
+
+describe("NodeCluster supervisor", () => {
+  beforeAll(() => {
+    Cluster.setupPrimary({ exec: Path.join(import.meta.dirname, "fixtures", "cluster-worker.ts"), execArgv: [] })
+  })
+  afterAll(() => {
+    for (const worker of Object.values(Cluster.workers ?? {})) worker?.process.kill("SIGKILL")
+  })
+
+  it("backs off 100 ms, doubling per failure in a row, up to 10 s", () => {
+    assert.deepStrictEqual([0, 1, 2, 3, 7, 8, 100].map(Supervisor.backoff), [100, 100, 200, 400, 6400, 10_000, 10_000])
+  })
+
+  it.live("handoff: starts every process at once, announces once, serves health and metrics, and drains on stop", () =>
+    Effect.gen(function* () {
+      const started = yield* start("normal", {
+        processes: 2,
+        mode: "handoff",
+        name: "fixture",
+        metrics: { host: "127.0.0.1", port: 0 }
+      })
+      const { address, mode } = yield* Deferred.await(started.listening)
+      assert.strictEqual(mode, "handoff")
+      assert.isTrue(typeof address !== "string" && address.port > 0 && address.address === "127.0.0.1")
+      const starts = started.events().filter((each) => each.event.startsWith("start"))
+      assert.deepStrictEqual(starts.map((each) => [each.number, each.event]).sort(), [
+        [1, "start mode=handoff port=- config=-"],
+        [2, "start mode=handoff port=- config=-"]
+      ])
+      const announced = started.lines.filter((line) => line.message.includes("processes listening"))
+      assert.deepStrictEqual(messages(announced), [
+        `fixture primary: 2 processes listening on 127.0.0.1:${(address as Net.AddressInfo).port} (handoff)`
+      ])
+      assert.deepStrictEqual(announced[0]?.annotations.processes, 2)
+      assert.deepStrictEqual(announced[0]?.annotations.mode, "handoff")
+
+      const metricsLine = started.lines.find((line) => line.message.startsWith("fixture metrics at "))
+      const url = /at (http:\/\/\S+)\/metrics/.exec(metricsLine?.message ?? "")?.[1]
+      assert.isDefined(url, "the primary logs its metrics address")
+      const health = yield* get(`${url}/healthz`)
+      assert.deepStrictEqual(health, { status: 200, body: "ok: 2 of 2 processes serving\n" })
+      const metrics = yield* get(`${url}/metrics`)
+      assert.include(metrics.body, "pool_processes 2")
+      assert.include(metrics.body, 'pool_process_up{process="1"} 1')
+      assert.include(metrics.body, 'pool_process_up{process="2"} 1')
+      assert.include(metrics.body, 'pool_process_restarts_total{process="2"} 0')
+
+      yield* Fiber.interrupt(started.fiber)
+      assert.isTrue(hasEvent(started, 1, "sigterm") && hasEvent(started, 2, "sigterm"), "both got SIGTERM")
+      const stopping = messages(started.lines).filter((message) => message.includes("stop"))
+      assert.strictEqual(stopping.length, 2, stopping.join("\n"))
+      assert.strictEqual(stopping[0], "fixture primary: stopping 2 processes, waiting up to 40s")
+      assert.match(stopping[1] ?? "", /^fixture primary: stopped 2 processes in \d+ms$/)
+      assert.strictEqual(takeExitCode(), undefined)
+      assert.deepStrictEqual(Object.keys(Cluster.workers ?? {}), [])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("reuseport: the first process binds alone, the others and replacements get its port", () =>
+    Effect.gen(function* () {
+      const started = yield* start("normal", { processes: 2, mode: "reuseport" })
+      const { address, mode } = yield* Deferred.await(started.listening)
+      assert.strictEqual(mode, "reuseport")
+      const port = (address as Net.AddressInfo).port
+      const starts = started.events().filter((each) => each.event.startsWith("start"))
+      assert.deepStrictEqual(
+        starts.map((each) => [each.number, each.event]),
+        [
+          [1, "start mode=reuseport port=- config=-"],
+          [2, `start mode=reuseport port=${port} config=-`]
+        ]
+      )
+      assert.isTrue(hasEvent(started, 2, `listening ${port}`))
+      // A replacement binds the same port.
+      process.kill(starts[0]!.pid, "SIGUSR2")
+      yield* until(
+        () => started.events().filter((each) => each.number === 1 && each.event.startsWith("listening")).length === 2,
+        "process 1's replacement to listen"
+      )
+      assert.deepStrictEqual(
+        started
+          .events()
+          .filter((each) => each.number === 1 && each.event.startsWith("start"))
+          .map((each) => each.event),
+        ["start mode=reuseport port=- config=-", `start mode=reuseport port=${port} config=-`]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a process that exits before any listened stops the cluster with ClusterError", () =>
+    Effect.gen(function* () {
+      const started = yield* start("exit-before-listen", { processes: 3, mode: "reuseport" })
+      const error = yield* Effect.flip(Fiber.join(started.fiber))
+      const pid = started.events()[0]?.pid
+      assert.instanceOf(error, NodeCluster.ClusterError)
+      assert.strictEqual(error.message, `process 1 (pid ${pid}) exited with code 3 before listening`)
+      // The others wait for the first one's port: none was forked.
+      assert.deepStrictEqual(
+        started.events().map((each) => each.number),
+        [1]
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("replaces a process that crashed while serving, backing off, with the config text that last loaded", () =>
+    Effect.gen(function* () {
+      const before = process.listeners("SIGHUP")
+      const dir = yield* tempDir
+      const configPath = Path.join(dir, "config.yaml")
+      Fs.writeFileSync(configPath, "good")
+      const started = yield* start("normal", {
+        processes: 1,
+        mode: "handoff",
+        name: "fixture",
+        metrics: { host: "127.0.0.1", port: 0 },
+        configFile: {
+          path: configPath,
+          check: (text) => (text.includes("bad") ? Effect.fail({ message: "the text is bad" }) : Effect.void)
+        }
+      })
+      yield* Deferred.await(started.listening)
+      const starts = () => started.events().filter((each) => each.event.startsWith("start"))
+      assert.strictEqual(starts()[0]?.event, "start mode=handoff port=- config=good")
+
+      // A file gone or broken on disk is logged, and SIGHUP still reaches the processes.
+      const sighup = process.listeners("SIGHUP").filter((listener) => !before.includes(listener))
+      assert.strictEqual(sighup.length, 1, "the primary listens for SIGHUP")
+      const passedOn = () => messages(started.lines).filter((message) => message.includes("SIGHUP passed on"))
+      Fs.rmSync(configPath)
+      ;(sighup[0] as () => void)()
+      yield* until(() => passedOn().length === 1, "the first pass-on logged")
+      Fs.writeFileSync(configPath, "bad")
+      ;(sighup[0] as () => void)()
+      yield* until(() => passedOn().length === 2, "the second pass-on logged")
+      yield* until(() => started.events().filter((each) => each.event === "sighup").length === 2, "two SIGHUPs")
+      assert.deepStrictEqual(passedOn(), [
+        "fixture primary: SIGHUP passed on to 1 processes",
+        "fixture primary: SIGHUP passed on to 1 processes"
+      ])
+      const problems = started.lines.filter((line) => line.message.startsWith("fixture primary, on SIGHUP"))
+      assert.deepStrictEqual(
+        problems.map((line) => line.level),
+        ["Error", "Error"]
+      )
+      assert.match(
+        problems[0]?.message ?? "",
+        /^fixture primary, on SIGHUP: config file \S+config\.yaml: cannot read it \(ENOENT: .*\); new processes start with the last one that loaded$/
+      )
+      assert.strictEqual(
+        problems[1]?.message,
+        "fixture primary, on SIGHUP: the text is bad; new processes start with the last one that loaded"
+      )
+
+      // Two crashes in a row: 100 ms, then 200 ms, each replacement with the text that loaded.
+      for (const [restart, delay] of [
+        [1, "100ms"],
+        [2, "200ms"]
+      ] as const) {
+        const crashed = starts().at(-1)!
+        process.kill(crashed.pid, "SIGUSR2")
+        yield* until(() => starts().length === restart + 1, `replacement ${restart}`, "3 seconds")
+        assert.strictEqual(starts().at(-1)?.event, "start mode=handoff port=- config=good")
+        const line = started.lines.find((each) => each.message.startsWith(`process 1 (pid ${crashed.pid}) exited`))
+        assert.match(
+          line?.message ?? "",
+          new RegExp(
+            `^process 1 \\(pid ${crashed.pid}\\) exited with code 5 after serving \\S+; starting a new one in ${delay} ` +
+              `\\(restart ${restart}, ${restart} in a row; 0 of 1 serving\\)$`
+          )
+        )
+        assert.deepInclude(line?.annotations, { process: 1, restarts: restart, pid: crashed.pid })
+        assert.strictEqual(line?.level, "Error")
+        const replacement = starts().at(-1)!.pid
+        yield* until(
+          () => started.events().some((each) => each.pid === replacement && each.event.startsWith("listening")),
+          "the replacement to listen"
+        )
+      }
+      const metricsLine = started.lines.find((line) => line.message.startsWith("fixture metrics at "))
+      const url = /at (http:\/\/\S+)\/metrics/.exec(metricsLine?.message ?? "")?.[1]
+      const metrics = yield* get(`${url}/metrics`)
+      assert.include(metrics.body, 'pool_process_restarts_total{process="1"} 2')
+      // Announced once, at start, not again for a replacement.
+      assert.strictEqual(messages(started.lines).filter((message) => message.includes("processes listening")).length, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a process that fails its stop makes the primary's exit code 1", () =>
+    Effect.gen(function* () {
+      const started = yield* start("fail-on-stop", { processes: 1, mode: "handoff" })
+      yield* Deferred.await(started.listening)
+      const pid = started.events()[0]?.pid
+      yield* Fiber.interrupt(started.fiber)
+      assert.strictEqual(takeExitCode(), 1)
+      const line = started.lines.find((each) => each.message.startsWith("process 1"))
+      assert.deepStrictEqual([line?.level, line?.message], ["Error", `process 1 (pid ${pid}) exited with code 2`])
+    }).pipe(Effect.scoped)
+  )
+
+  // Last: passing a stop signal on records it as this module copy's stop signal.
+  it.live(
+    "a process still running at the stop timeout is killed; health says stopping; a second signal is passed on",
+    () =>
+      Effect.gen(function* () {
+        const started = yield* start("ignore-sigterm", {
+          processes: 1,
+          mode: "handoff",
+          name: "fixture",
+          stopTimeout: "1 second",
+          metrics: { host: "127.0.0.1", port: 0 }
+        })
+        yield* Deferred.await(started.listening)
+        const metricsLine = started.lines.find((line) => line.message.startsWith("fixture metrics at "))
+        const url = /at (http:\/\/\S+)\/metrics/.exec(metricsLine?.message ?? "")?.[1]
+        const before = process.listeners("SIGTERM")
+        const stopping = yield* Effect.forkChild(Fiber.interrupt(started.fiber))
+        yield* until(() => hasEvent(started, 1, "sigterm"), "process 1 to get SIGTERM")
+        assert.deepStrictEqual(yield* get(`${url}/healthz`), { status: 503, body: "stopping\n" })
+        const added = process.listeners("SIGTERM").filter((listener) => !before.includes(listener))
+        assert.strictEqual(added.length, 1, "the stopping primary listens for SIGTERM")
+        ;(added[0] as () => void)()
+        yield* until(
+          () => started.events().filter((each) => each.event === "sigterm").length === 2,
+          "the second SIGTERM passed on"
+        )
+        yield* Fiber.join(stopping)
+        assert.strictEqual(takeExitCode(), 1)
+        // The primary stops waiting at the kill; the process's exit is logged when node:cluster reports it.
+        yield* until(() => started.lines.some((line) => line.message.includes("SIGKILL")), "the killed process's exit")
+        const errors = started.lines.filter((line) => line.level === "Error").map((line) => line.message)
+        assert.deepStrictEqual(errors, [
+          "fixture primary: processes still running after 1s; killed",
+          `process 1 (pid ${started.events()[0]?.pid}) exited with signal SIGKILL`
+        ])
+      }).pipe(Effect.scoped)
+  )
+})
