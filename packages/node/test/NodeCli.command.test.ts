@@ -12,27 +12,12 @@ import Cluster from "node:cluster"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { NodeServices } from "@effect/platform-node"
 import { assert, beforeAll, describe, it, vi } from "@effect/vitest"
-import { Console, Effect, Fiber } from "effect"
-import { Command } from "effect/cli"
+import { Effect, Fiber } from "effect"
 import { NodeCli } from "../src/index.ts"
 import { bin, tempDir } from "./utils/cliProcess.ts"
+import { type Options, runCommand } from "./utils/command.ts"
 import { until } from "./utils/socketPair.ts"
-
-type Options = NodeCli.Options<never, never>
-
-/** The command on `args`, in this process; what it printed (its loggers write through `Console`) beside its result. */
-const runCommand = (args: ReadonlyArray<string>, options: Partial<Options> = {}) => {
-  const out: Array<string> = []
-  const write = (...parts: ReadonlyArray<unknown>) => void out.push(parts.map(String).join(" "))
-  const command = NodeCli.command({ callback: (conn) => Effect.ignore(conn.write("OK")), ...options })
-  const effect = Command.runWith(command, { version: "test" })(args).pipe(
-    Effect.provideService(Console.Console, { ...console, log: write, error: write, info: write, warn: write }),
-    Effect.provide(NodeServices.layer)
-  )
-  return { out, effect }
-}
 
 /** The messages of the rule errors `args` give (`validate`'s, reported as `ShowHelp`). */
 const ruleError = (args: ReadonlyArray<string>, options: Partial<Options> = {}) =>

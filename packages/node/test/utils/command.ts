@@ -1,0 +1,26 @@
+/**
+ * The `pool-manager` command run in the test process (`Command.runWith`), so
+ * the code it runs is what mutation testing judges: what it printed (its
+ * loggers and the command line's error reporting write through Effect's
+ * `Console`) beside the effect that runs it. test/utils/cliProcess.ts runs it
+ * as a child process.
+ */
+import { NodeServices } from "@effect/platform-node"
+import { Console, Effect } from "effect"
+import { Command } from "effect/cli"
+import { NodeCli } from "../../src/index.ts"
+
+/** The options of `NodeCli.command` a test gives (the callback answers `OK` unless given). */
+export type Options = NodeCli.Options<never, never>
+
+/** The command on `args`: `out` fills with every line it prints while `effect` runs. */
+export const runCommand = (args: ReadonlyArray<string>, options: Partial<Options> = {}) => {
+  const out: Array<string> = []
+  const write = (...parts: ReadonlyArray<unknown>) => void out.push(parts.map(String).join(" "))
+  const command = NodeCli.command({ callback: (conn) => Effect.ignore(conn.write("OK")), ...options })
+  const effect = Command.runWith(command, { version: "test" })(args).pipe(
+    Effect.provideService(Console.Console, { ...console, log: write, error: write, info: write, warn: write }),
+    Effect.provide(NodeServices.layer)
+  )
+  return { out, effect }
+}
