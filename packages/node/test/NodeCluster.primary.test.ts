@@ -7,10 +7,12 @@
 import type { Worker } from "node:cluster"
 import { EventEmitter } from "node:events"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Option } from "effect"
+import { Effect, Fiber, Option } from "effect"
+import { TestClock } from "effect/testing"
 import * as Scrapes from "../src/internal/clusterScrape.ts"
 import * as ClusterStatus from "../src/internal/clusterStatus.ts"
 import * as PrimaryMetrics from "../src/internal/primaryMetrics.ts"
+import * as WorkerRequest from "../src/internal/workerRequest.ts"
 
 /** A worker that answers every request at once, and records the ids it was asked with. */
 const fakeWorker = (reply: (request: { type: string; id: number }) => object) => {
@@ -97,4 +99,58 @@ describe("NodeCluster primary", () => {
     assert.include(PrimaryMetrics.make({ processes: 1, restarts: () => 0 })([]), "pool_processes 1")
     assert.include(format([]), "pool_processes 2")
   })
+
+  it.effect(
+    "a request gets none from a worker that is gone, that cannot be sent to, or that does not answer in 2 s",
+    () =>
+      Effect.gen(function* () {
+        const ids: WorkerRequest.RequestIds = { next: 0 }
+        const ask = (worker: Worker) =>
+          WorkerRequest.request(worker, ids, "test:request", "test:reply", (reply) => Option.some(reply.id))
+        const worker = (connected: boolean, send: (request: { id: number }, emit: (reply: object) => void) => void) => {
+          const emitter = new EventEmitter()
+          return Object.assign(emitter, {
+            isConnected: () => connected,
+            send: (request: { id: number }, _handle: unknown, callback: (error: Error | null) => void) => {
+              send(request, (reply) => queueMicrotask(() => emitter.emit("message", reply)))
+              callback(null)
+              return true
+            }
+          }) as unknown as Worker & EventEmitter
+        }
+        // Answers the request it was sent: its id comes back.
+        const answering = worker(true, (request, emit) => emit({ type: "test:reply", id: request.id }))
+        assert.deepStrictEqual(yield* ask(answering), Option.some(0))
+        assert.strictEqual(answering.listenerCount("message"), 0, "the reply's listener is removed")
+
+        const gone = worker(false, () => assert.fail("nothing is sent to a worker that is gone"))
+        assert.deepStrictEqual(yield* ask(gone), Option.none())
+        assert.strictEqual(gone.listenerCount("message"), 0)
+
+        const failing = Object.assign(
+          worker(true, () => {}),
+          {
+            send: (_request: unknown, _handle: unknown, callback: (error: Error | null) => void) => {
+              callback(new Error("channel closed"))
+              return false
+            }
+          }
+        )
+        assert.deepStrictEqual(yield* ask(failing), Option.none())
+      assert.strictEqual(failing.listenerCount("message"), 0)
+
+        // Replies of another type or to another request are not the answer: none at the bound, not before.
+        const wrong = worker(true, (request, emit) => {
+          emit({ type: "test:reply", id: request.id + 100 })
+          emit({ type: "test:other", id: request.id })
+        })
+        const waiting = yield* Effect.forkChild(ask(wrong))
+        yield* TestClock.adjust("1999 millis")
+        assert.isUndefined(waiting.pollUnsafe())
+        yield* TestClock.adjust("1 millis")
+        assert.deepStrictEqual(yield* Fiber.join(waiting), Option.none())
+        assert.strictEqual(wrong.listenerCount("message"), 0, "the listener is removed at the bound")
+        assert.strictEqual(ids.next, 4, "one id per request")
+      })
+  )
 })

@@ -44,14 +44,17 @@ export const request = <A>(
 ): Effect.Effect<Option.Option<A>> =>
   Effect.callback<Option.Option<A>>((resume) => {
     const id = ids.next++
-    const onMessage = (message: unknown) => {
-      if (!isReplyTo(message, replyType, id)) return
+    // Every way the request ends takes the listener off the worker, which outlives many requests.
+    const done = (answer: Option.Option<A>) => {
       worker.off("message", onMessage)
-      resume(Effect.succeed(read(message)))
+      resume(Effect.succeed(answer))
+    }
+    const onMessage = (message: unknown) => {
+      if (isReplyTo(message, replyType, id)) done(read(message))
     }
     worker.on("message", onMessage)
-    if (!worker.isConnected()) resume(Effect.succeedNone)
-    else worker.send({ type: requestType, id }, undefined, (error) => error && resume(Effect.succeedNone))
+    if (!worker.isConnected()) done(Option.none())
+    else worker.send({ type: requestType, id }, undefined, (error) => error && done(Option.none()))
     return Effect.sync(() => worker.off("message", onMessage))
   }).pipe(
     Effect.timeoutOption("2 seconds"),
