@@ -205,7 +205,7 @@ export interface PrimaryOptions {
  * } else {
  *   const Pool = PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK")))
  *   const Server = NodeTcpServer.layer(NodeCluster.serverOptions({ port: 6263 }))
-  NodeCli.runMain(Layer.launch(Server.pipe(Layer.provide(Pool))))
+ *   NodeCli.runMain(Layer.launch(Server.pipe(Layer.provide(Pool))))
  * }
  * ```
  *
