@@ -47,6 +47,18 @@ describe("NodeAgentCheck", () => {
     })
   )
 
+  it.live("a port in use is a ListenError naming the address", () =>
+    Effect.gen(function* () {
+      const first = yield* NodeAgentCheck.make({ port: 0, state: Effect.succeed({ draining: false, busy: 0, max: 1 }) })
+      const port = portOf(first.address)
+      const error = yield* Effect.flip(
+        NodeAgentCheck.make({ port, state: Effect.succeed({ draining: false, busy: 0, max: 1 }) })
+      )
+      assert.strictEqual(error._tag, "ListenError")
+      assert.strictEqual(error.address, `127.0.0.1:${port}`)
+    })
+  )
+
   it.live(
     "the command reports its busy workers, then drain from SIGTERM through the lame-duck period",
     () =>

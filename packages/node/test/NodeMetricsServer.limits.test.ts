@@ -12,6 +12,17 @@ import { connect, portOf } from "./utils/client.ts"
 import { get } from "./utils/cliProcess.ts"
 
 describe("NodeMetricsServer limits", () => {
+  it.live("a port in use is a ListenError naming the address", () =>
+    Effect.gen(function* () {
+      const health = Effect.succeed({ healthy: true, detail: "ok" })
+      const first = yield* NodeMetricsServer.make({ port: 0, health })
+      const port = portOf(first.address)
+      const error = yield* Effect.flip(NodeMetricsServer.make({ port, health }))
+      assert.strictEqual(error._tag, "ListenError")
+      assert.strictEqual(error.address, `127.0.0.1:${port}`)
+    })
+  )
+
   it.live(
     "closes clients without headers after headersTimeout and connections past maxConnections",
     () =>

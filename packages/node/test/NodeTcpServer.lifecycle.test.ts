@@ -100,7 +100,7 @@ describe("NodeTcpServer lifecycle", () => {
       const plain = yield* serverIn({})
       const notTls = yield* Effect.flip(plain.server.reloadTls(two))
       assert.instanceOf(notTls, NodeTls.TlsError)
-      assert.strictEqual(notTls.reason, "127.0.0.1:0 does not serve TLS")
+      assert.strictEqual(notTls.message, "cannot use the TLS settings: 127.0.0.1:0 does not serve TLS")
 
       const secure = yield* serverIn({ tls: one })
       assert.strictEqual(yield* presented(secure.port), fingerprintOf(one.cert))
