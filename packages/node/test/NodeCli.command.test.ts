@@ -35,7 +35,8 @@ const occupiedPort = Effect.acquireRelease(
   (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
 ).pipe(Effect.map((server) => (server.address() as Net.AddressInfo).port))
 
-describe("NodeCli command", () => {
+// Servers, and in one test forked processes: seconds under a loaded CI machine, not the default 5 s bound.
+describe("NodeCli command", { timeout: 30_000 }, () => {
   beforeAll(() => {
     Cluster.setupPrimary({ exec: Path.join(import.meta.dirname, "fixtures", "cluster-worker.ts"), execArgv: [] })
   })

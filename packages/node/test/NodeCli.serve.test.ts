@@ -39,7 +39,8 @@ const sighupListener = (before: ReadonlyArray<unknown>) => {
 
 const lineWith = (out: ReadonlyArray<string>, text: string) => out.find((line) => line.includes(text))
 
-describe("NodeCli serve", () => {
+// Servers, and in one test forked processes: seconds under a loaded CI machine, not the default 5 s bound.
+describe("NodeCli serve", { timeout: 30_000 }, () => {
   it.live("the endpoints answer while it serves, say stopping during the lame duck, and the stop is logged", () =>
     Effect.gen(function* () {
       const server = runCommand(

@@ -19,6 +19,7 @@ import * as Supervisor from "../src/internal/supervisor.ts"
 import { get, tempDir } from "./utils/cliProcess.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { until } from "./utils/socketPair.ts"
+import { within } from "./utils/within.ts"
 
 interface Event {
   readonly number: number
@@ -34,6 +35,9 @@ interface Started {
   readonly listening: Deferred.Deferred<{ readonly address: Net.AddressInfo | string; readonly mode: string }>
   readonly dir: string
 }
+
+/** `until`, bounded for what child processes do: they start, and answer, slower on a loaded machine. */
+const eventually = (condition: () => boolean, what: string) => until(condition, what, "10 seconds")
 
 const messages = (lines: ReadonlyArray<LogLine>) => lines.map((line) => line.message)
 
@@ -83,7 +87,8 @@ const takeExitCode = () => {
   return code
 }
 
-describe("NodeCluster supervisor", () => {
+// Each test forks processes: seconds under a loaded CI machine, not the default 5 s bound.
+describe("NodeCluster supervisor", { timeout: 30_000 }, () => {
   beforeAll(() => {
     Cluster.setupPrimary({ exec: Path.join(import.meta.dirname, "fixtures", "cluster-worker.ts"), execArgv: [] })
   })
@@ -103,7 +108,11 @@ describe("NodeCluster supervisor", () => {
         name: "fixture",
         metrics: { host: "127.0.0.1", port: 0 }
       })
-      const { address, mode } = yield* Deferred.await(started.listening)
+      const { address, mode } = yield* within(
+        Deferred.await(started.listening),
+        "10 seconds",
+        "every process to listen"
+      )
       assert.strictEqual(mode, "handoff")
       assert.isTrue(typeof address !== "string" && address.port > 0 && address.address === "127.0.0.1")
       const starts = started.events().filter((each) => each.event.startsWith("start"))
@@ -143,7 +152,11 @@ describe("NodeCluster supervisor", () => {
   it.live("reuseport: the first process binds alone, the others and replacements get its port", () =>
     Effect.gen(function* () {
       const started = yield* start("normal", { processes: 2, mode: "reuseport" })
-      const { address, mode } = yield* Deferred.await(started.listening)
+      const { address, mode } = yield* within(
+        Deferred.await(started.listening),
+        "10 seconds",
+        "every process to listen"
+      )
       assert.strictEqual(mode, "reuseport")
       const port = (address as Net.AddressInfo).port
       const starts = started.events().filter((each) => each.event.startsWith("start"))
@@ -157,7 +170,7 @@ describe("NodeCluster supervisor", () => {
       assert.isTrue(hasEvent(started, 2, `listening ${port}`))
       // A replacement binds the same port.
       process.kill(starts[0]!.pid, "SIGUSR2")
-      yield* until(
+      yield* eventually(
         () => started.events().filter((each) => each.number === 1 && each.event.startsWith("listening")).length === 2,
         "process 1's replacement to listen"
       )
@@ -174,7 +187,7 @@ describe("NodeCluster supervisor", () => {
   it.live("a process that exits before any listened stops the cluster with ClusterError", () =>
     Effect.gen(function* () {
       const started = yield* start("exit-before-listen", { processes: 3, mode: "reuseport" })
-      const error = yield* Effect.flip(Fiber.join(started.fiber))
+      const error = yield* within(Effect.flip(Fiber.join(started.fiber)), "10 seconds", "the cluster to fail")
       const pid = started.events()[0]?.pid
       assert.instanceOf(error, NodeCluster.ClusterError)
       assert.strictEqual(error.message, `process 1 (pid ${pid}) exited with code 3 before listening`)
@@ -202,7 +215,7 @@ describe("NodeCluster supervisor", () => {
           check: (text) => (text.includes("bad") ? Effect.fail({ message: "the text is bad" }) : Effect.void)
         }
       })
-      yield* Deferred.await(started.listening)
+      yield* within(Deferred.await(started.listening), "10 seconds", "every process to listen")
       const starts = () => started.events().filter((each) => each.event.startsWith("start"))
       assert.strictEqual(starts()[0]?.event, "start mode=handoff port=- config=good")
 
@@ -212,11 +225,11 @@ describe("NodeCluster supervisor", () => {
       const passedOn = () => messages(started.lines).filter((message) => message.includes("SIGHUP passed on"))
       Fs.rmSync(configPath)
       ;(sighup[0] as () => void)()
-      yield* until(() => passedOn().length === 1, "the first pass-on logged")
+      yield* eventually(() => passedOn().length === 1, "the first pass-on logged")
       Fs.writeFileSync(configPath, "bad")
       ;(sighup[0] as () => void)()
-      yield* until(() => passedOn().length === 2, "the second pass-on logged")
-      yield* until(() => started.events().filter((each) => each.event === "sighup").length === 2, "two SIGHUPs")
+      yield* eventually(() => passedOn().length === 2, "the second pass-on logged")
+      yield* eventually(() => started.events().filter((each) => each.event === "sighup").length === 2, "two SIGHUPs")
       assert.deepStrictEqual(passedOn(), [
         "fixture primary: SIGHUP passed on to 1 processes",
         "fixture primary: SIGHUP passed on to 1 processes"
@@ -242,7 +255,7 @@ describe("NodeCluster supervisor", () => {
       ] as const) {
         const crashed = starts().at(-1)!
         process.kill(crashed.pid, "SIGUSR2")
-        yield* until(() => starts().length === restart + 1, `replacement ${restart}`, "3 seconds")
+        yield* eventually(() => starts().length === restart + 1, `replacement ${restart}`)
         assert.strictEqual(starts().at(-1)?.event, "start mode=handoff port=- config=good")
         const line = started.lines.find((each) => each.message.startsWith(`process 1 (pid ${crashed.pid}) exited`))
         assert.match(
@@ -255,7 +268,7 @@ describe("NodeCluster supervisor", () => {
         assert.deepInclude(line?.annotations, { process: 1, restarts: restart, pid: crashed.pid })
         assert.strictEqual(line?.level, "Error")
         const replacement = starts().at(-1)!.pid
-        yield* until(
+        yield* eventually(
           () => started.events().some((each) => each.pid === replacement && each.event.startsWith("listening")),
           "the replacement to listen"
         )
@@ -272,7 +285,7 @@ describe("NodeCluster supervisor", () => {
   it.live("a process that fails its stop makes the primary's exit code 1", () =>
     Effect.gen(function* () {
       const started = yield* start("fail-on-stop", { processes: 1, mode: "handoff" })
-      yield* Deferred.await(started.listening)
+      yield* within(Deferred.await(started.listening), "10 seconds", "every process to listen")
       const pid = started.events()[0]?.pid
       yield* Fiber.interrupt(started.fiber)
       assert.strictEqual(takeExitCode(), 1)
@@ -293,24 +306,27 @@ describe("NodeCluster supervisor", () => {
           stopTimeout: "1 second",
           metrics: { host: "127.0.0.1", port: 0 }
         })
-        yield* Deferred.await(started.listening)
+        yield* within(Deferred.await(started.listening), "10 seconds", "every process to listen")
         const metricsLine = started.lines.find((line) => line.message.startsWith("fixture metrics at "))
         const url = /at (http:\/\/\S+)\/metrics/.exec(metricsLine?.message ?? "")?.[1]
         const before = process.listeners("SIGTERM")
         const stopping = yield* Effect.forkChild(Fiber.interrupt(started.fiber))
-        yield* until(() => hasEvent(started, 1, "sigterm"), "process 1 to get SIGTERM")
+        yield* eventually(() => hasEvent(started, 1, "sigterm"), "process 1 to get SIGTERM")
         assert.deepStrictEqual(yield* get(`${url}/healthz`), { status: 503, body: "stopping\n" })
         const added = process.listeners("SIGTERM").filter((listener) => !before.includes(listener))
         assert.strictEqual(added.length, 1, "the stopping primary listens for SIGTERM")
         ;(added[0] as () => void)()
-        yield* until(
+        yield* eventually(
           () => started.events().filter((each) => each.event === "sigterm").length === 2,
           "the second SIGTERM passed on"
         )
         yield* Fiber.join(stopping)
         assert.strictEqual(takeExitCode(), 1)
         // The primary stops waiting at the kill; the process's exit is logged when node:cluster reports it.
-        yield* until(() => started.lines.some((line) => line.message.includes("SIGKILL")), "the killed process's exit")
+        yield* eventually(
+          () => started.lines.some((line) => line.message.includes("SIGKILL")),
+          "the killed process's exit"
+        )
         const errors = started.lines.filter((line) => line.level === "Error").map((line) => line.message)
         assert.deepStrictEqual(errors, [
           "fixture primary: processes still running after 1s; killed",
