@@ -10,10 +10,10 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option, Schedule } from "effect"
+import { ConfigProvider, Effect, Option, Result, Schedule } from "effect"
 import { CliError, Command } from "effect/cli"
 import { NodeCliConfig } from "../src/index.ts"
-import { envName } from "../src/internal/cliEnv.ts"
+import { envName, logLevelFromEnv } from "../src/internal/cliEnv.ts"
 import { poolFlags } from "../src/internal/cliFlags.ts"
 import { serverFlags } from "../src/internal/serverFlags.ts"
 import { connect } from "./utils/client.ts"
@@ -125,9 +125,19 @@ describe("NodeCli environment", () => {
         const result = yield* parse([], env)
         assert.include(result.error ?? "parsed", expected, JSON.stringify(env))
       }
-      // An empty variable is not set (how unit files and shells unset one).
+      // An empty variable is not set (how unit files and shells unset one), blanks too; blanks around a value go.
       const empty = yield* parse([], { POOL_MANAGER_MAX_WORKERS: "" })
       assert.isTrue(Option.isNone(empty.settings!.maxWorkersCount))
+      const blank = yield* parse([], { POOL_MANAGER_MAX_WORKERS: "  " })
+      assert.isTrue(Option.isNone(blank.settings!.maxWorkersCount))
+      const padded = yield* parse([], { POOL_MANAGER_MAX_WORKERS: " 7 " })
+      assert.deepStrictEqual(padded.settings!.maxWorkersCount, Option.some(7))
+      // What the flag's parser expects, once, after the value as it was given.
+      const choice = yield* parse([], { POOL_MANAGER_ADMISSION_POLICY: "maybe" })
+      assert.match(
+        choice.error ?? "",
+        /^Invalid value for environment variable POOL_MANAGER_ADMISSION_POLICY: "maybe"\. Expected: [^E]*$/
+      )
     })
   )
 
@@ -195,5 +205,32 @@ describe("NodeCli environment", () => {
         assert.include(help.stdout, "Precedence: flag > environment > config file")
       }).pipe(Effect.scoped),
     60_000
+  )
+
+  it.effect(
+    "--log-level from POOL_MANAGER_LOG_LEVEL: a level, unset when blank, a usage error of the command when bad",
+    () =>
+      Effect.gen(function* () {
+        const level = (env: Record<string, string>) =>
+          Effect.result(
+            logLevelFromEnv("tested").pipe(
+              Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
+            )
+          )
+        const debug = yield* level({ POOL_MANAGER_LOG_LEVEL: "debug" })
+        assert.deepStrictEqual(debug, Result.succeed(Option.some("Debug")))
+        assert.deepStrictEqual(yield* level({}), Result.succeed(Option.none()))
+        assert.deepStrictEqual(yield* level({ POOL_MANAGER_LOG_LEVEL: " " }), Result.succeed(Option.none()))
+        const bad = yield* level({ POOL_MANAGER_LOG_LEVEL: "loud" })
+        assert.isTrue(Result.isFailure(bad))
+        if (Result.isFailure(bad)) {
+          assert.strictEqual(bad.failure._tag, "ShowHelp")
+          assert.deepStrictEqual(bad.failure.commandPath, ["tested"])
+          assert.match(
+            bad.failure.errors.map((error) => error.message).join("\n"),
+            /^Invalid value for environment variable POOL_MANAGER_LOG_LEVEL: "loud"\. Expected: "all" \| "trace"/
+          )
+        }
+      }).pipe(Effect.provide(NodeServices.layer))
   )
 })
