@@ -7,7 +7,7 @@
  */
 import type * as Tls from "node:tls"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import * as TlsPolicy from "../src/internal/tls.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
@@ -137,4 +137,20 @@ describe("NodeTls policy", () => {
       })
     }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)))
   })
+
+  it.effect("the counter's series exist while its scope is open, each value from 0", () =>
+    Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      yield* Scope.provide(
+        TlsPolicy.handshakeFailures(() => "127.0.0.1:0"),
+        scope
+      )
+      const open = yield* PrometheusMetrics.format()
+      for (const reason of TlsPolicy.reasons) {
+        assert.include(open, `pool_tls_handshake_failures_total{reason="${reason}"} 0`)
+      }
+      yield* Scope.close(scope, Exit.void)
+      assert.notInclude(yield* PrometheusMetrics.format(), "pool_tls_handshake_failures_total")
+    })
+  )
 })
