@@ -73,6 +73,39 @@ describe("NodeConfigFile YAML", () => {
     }
   })
 
+  it("locates what only fails once the value is built, and a file's format by the end of its name", () => {
+    const unresolved = parseError("maxWorkersCount: *workers\n", "pool.yaml")
+    assert.strictEqual(
+      unresolved,
+      "config file pool.yaml: not valid YAML at line 1, column 18 (an alias with no anchor before it)"
+    )
+    assert.notInclude(unresolved, "workers\n")
+    // Each level nine aliases of the one before: past the parser's bound, refused rather than built.
+    const laughs = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for (const [name, previous] of [
+      ["b", "a"],
+      ["c", "b"],
+      ["d", "c"],
+      ["e", "d"],
+      ["f", "e"]
+    ]) {
+      laughs.push(`${name}: &${name} [${Array(9).fill(`*${previous}`).join(", ")}]`)
+    }
+    assert.strictEqual(
+      parseError(`${laughs.join("\n")}\n`, "pool.yaml"),
+      "config file pool.yaml: not valid YAML: its aliases expand too far"
+    )
+    // Only a name ending in .yaml or .yml is YAML.
+    assert.include(
+      parseError("maxWorkersCount: 3\n", "pool.yaml.json"),
+      "config file pool.yaml.json: not valid JSON at"
+    )
+    assert.include(
+      parseError(`{${"\n".repeat(12)}  "queueSize": 1,\n}`, "pool.json"),
+      "not valid JSON at line 14, column 1"
+    )
+  })
+
   it.live(
     "--check-config exits 0 for a valid file (with the flags and environment over it), 1 naming the line otherwise",
     () =>

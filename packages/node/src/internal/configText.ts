@@ -8,7 +8,7 @@
  * `/etc/shadow`, must not end up in a log). The parsers' own messages quote
  * the text, so they are not used.
  */
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml"
+import { type Document, isMap, isScalar, LineCounter, parseDocument, visit } from "yaml"
 
 /** The format of the file at `path`, by its name. */
 export const formatOf = (path: string): "json" | "yaml" => (/\.ya?ml$/i.test(path) ? "yaml" : "json")
@@ -39,6 +39,37 @@ const kinds: Readonly<Record<string, string>> = {
 }
 
 const describe = (code: string): string => kinds[code] ?? code.toLowerCase().replaceAll("_", " ")
+
+/**
+ * A YAML document's value. Two faults surface only here, when the value is
+ * built: an alias with no anchor before it, and aliases expanding past the
+ * parser's bound (a "billion laughs" file). The parser's messages name the
+ * alias, which is the file's text, so the reason is located and worded here.
+ */
+const buildValue = (
+  document: Document,
+  lines: LineCounter
+): { readonly _tag: "Built"; readonly value: unknown } | { readonly _tag: "Invalid"; readonly reason: string } => {
+  try {
+    return { _tag: "Built", value: document.toJS() }
+  } catch {
+    let unresolved: string | undefined
+    visit(document, {
+      Alias: (_key, alias) => {
+        if (alias.resolve(document) !== undefined || alias.range === undefined || alias.range === null) return
+        unresolved = at(lines.linePos(alias.range[0]))
+        return visit.BREAK
+      }
+    })
+    return {
+      _tag: "Invalid",
+      reason:
+        unresolved === undefined
+          ? "not valid YAML: its aliases expand too far"
+          : `not valid YAML at ${unresolved} (an alias with no anchor before it)`
+    }
+  }
+}
 
 /** Parses `text` as the format of `path`; the error is a content-free reason. */
 export const parseText = (
@@ -80,8 +111,10 @@ export const parseText = (
   } else {
     if (first !== undefined)
       return { _tag: "Invalid", reason: `not valid YAML at ${firstAt} (${describe(first.code)})` }
+    const built = buildValue(document, lines)
+    if (built._tag === "Invalid") return built
     // A file of comments only (every setting commented out) sets nothing.
-    value = document.toJS() ?? {}
+    value = built.value ?? {}
   }
   const contents = document.errors.length === 0 ? document.contents : null
   return {
