@@ -10,6 +10,7 @@ import { Duration, Effect, Option } from "effect"
 import { Command } from "effect/cli"
 import { NetAddress } from "effect/net"
 import { NodeCli, NodeCliConfig } from "../src/index.ts"
+import { durationExpected } from "../src/internal/cliFlags.ts"
 import { connect, fillPool } from "./utils/client.ts"
 import { bin, noFlags, runBin, spawnNode } from "./utils/cliProcess.ts"
 
@@ -33,8 +34,22 @@ describe("NodeCli", () => {
     // A number alone could be seconds or milliseconds: refused.
     assert.deepStrictEqual(millis("250"), Option.none())
     assert.isTrue(Option.isSome(NodeCliConfig.parseDuration("infinity")))
-    for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN"])
-      assert.isTrue(Option.isNone(NodeCliConfig.parseDuration(bad)))
+    for (const bad of ["-1s", "soon", "3x", "", "1e3s", "NaN", "x5s", "5s!", "1.s"])
+      assert.isTrue(Option.isNone(NodeCliConfig.parseDuration(bad)), bad)
+    // Zero in any spelling, case and blanks ignored, fractions to the millisecond.
+    for (const zero of ["00", "0.00", "0.0s"]) assert.deepStrictEqual(millis(zero), Option.some(0), zero)
+    assert.deepStrictEqual(millis(" 3S "), Option.some(3000))
+    assert.deepStrictEqual(millis("0.5s"), Option.some(500))
+    assert.deepStrictEqual(millis("1.25s"), Option.some(1250))
+    // What a bad value is told: a hint for a number without a unit, else the forms it takes.
+    const ambiguous = (number: string) =>
+      `a duration with a unit: ${number} alone is ambiguous (${number}s? ${number}ms?)`
+    assert.strictEqual(durationExpected(" 5 "), ambiguous("5"))
+    assert.strictEqual(durationExpected("1.5"), ambiguous("1.5"))
+    assert.strictEqual(durationExpected("1.25"), ambiguous("1.25"))
+    for (const other of ["soon", "x5", "5x", "1.x"]) {
+      assert.strictEqual(durationExpected(other), "a duration >= 0 such as 3s, 500ms, 500 millis or 2 seconds", other)
+    }
   })
 
   it.live(
