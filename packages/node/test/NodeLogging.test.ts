@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, References } from "effect"
+import { Effect, Logger, type LogLevel, References } from "effect"
 import { TestConsole } from "effect/testing"
 import { NodeLogging } from "../src/index.ts"
 
@@ -39,5 +39,27 @@ describe("NodeLogging", () => {
       assert.strictEqual(line!.message, "in a span")
       assert.notProperty(line, "traceId")
     }).pipe(json, Effect.provideService(References.TracerEnabled, false), Effect.provide(TestConsole.layer))
+  )
+
+  it.effect("writes text by default, and only the lines at or above the minimum read when each is written", () =>
+    Effect.gen(function* () {
+      assert.strictEqual(NodeLogging.logger(), Logger.defaultLogger)
+      assert.strictEqual(NodeLogging.logger("text"), Logger.defaultLogger)
+      assert.strictEqual(NodeLogging.logger("json"), NodeLogging.jsonLogger)
+      let minimum: LogLevel.LogLevel = "Info"
+      yield* Effect.gen(function* () {
+        yield* Effect.logDebug("dropped")
+        yield* Effect.logInfo("kept")
+        minimum = "Debug"
+        yield* Effect.logDebug("now kept")
+        minimum = "Warn"
+        yield* Effect.logInfo("dropped again")
+        yield* Effect.logError("always kept")
+      }).pipe(NodeLogging.provide({ format: "json", floor: "Debug", minimumLevel: () => minimum }))
+      assert.deepStrictEqual(
+        (yield* lines).map((line) => line.message),
+        ["kept", "now kept", "always kept"]
+      )
+    }).pipe(Effect.provide(TestConsole.layer))
   )
 })
