@@ -3,8 +3,9 @@
  * `connections` and `draining` while it serves and stops, the lame-duck
  * period (`shutdownDelay`: still accepting, logged, then closed), and
  * `reloadTls` (refused on a plain listener and for a key that does not match
- * its certificate; otherwise the next handshake gets the new certificate).
- * The command's reload through SIGHUP is tested in NodeCliTls.test.ts.
+ * its certificate; otherwise the next handshake gets the new certificate);
+ * and the listen under it (internal/listen.ts): a bind error fails it, an
+ * error once listening is absorbed. The command's reload through SIGHUP is tested in NodeCliTls.test.ts.
  */
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
@@ -13,6 +14,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
 import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { NodeTcpServer, NodeTls } from "../src/index.ts"
+import { listen } from "../src/internal/listen.ts"
 import { certificate } from "./utils/certificate.ts"
 import { connect, portOf } from "./utils/client.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
@@ -114,6 +116,21 @@ describe("NodeTcpServer lifecycle", () => {
       // A later reload keeps what it does not name: only the key and certificate changed here.
       yield* secure.server.reloadTls({ key: one.key, cert: one.cert })
       assert.strictEqual(yield* presented(secure.port), fingerprintOf(one.cert))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("once listening, an error on the listener is absorbed (Node retries accepting), and a bind error fails", () =>
+    Effect.gen(function* () {
+      let bound = 0
+      const server = yield* listen(Net.createServer(), { host: "127.0.0.1", port: 0 }, () => {
+        bound++
+      })
+      assert.strictEqual(bound, 1)
+      assert.strictEqual(server.listenerCount("error"), 1, "only the absorbing listener is left")
+      assert.doesNotThrow(() => server.emit("error", Object.assign(new Error("accept"), { code: "EMFILE" })))
+      const port = (server.address() as Net.AddressInfo).port
+      const taken = yield* Effect.flip(listen(Net.createServer(), { host: "127.0.0.1", port }))
+      assert.strictEqual((taken as NodeJS.ErrnoException).code, "EADDRINUSE")
     }).pipe(Effect.scoped)
   )
 })
