@@ -55,6 +55,19 @@ const busyFor = (millis: number) =>
     }
   })
 
+/** Spins until this process has spent `millis` more of CPU time (on a loaded machine that takes longer than `millis`). */
+const spendCpu = (millis: number) =>
+  Effect.sync(() => {
+    const spent = () => {
+      const usage = process.cpuUsage()
+      return (usage.user + usage.system) / 1000
+    }
+    const until = spent() + millis
+    while (spent() < until) {
+      // spinning on purpose
+    }
+  })
+
 describe("NodeCli process metrics", () => {
   it.live("registers every series in the order /metrics lists them, and removes them when its scope closes", () =>
     registered((_, scope) =>
@@ -101,7 +114,7 @@ describe("NodeCli process metrics", () => {
         // Ten more descriptors held, and 100 ms of CPU spent, between two scrapes.
         const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "process-metrics-"))
         const fds = Array.from({ length: 10 }, (_, i) => Fs.openSync(Path.join(dir, `f${i}`), "w"))
-        yield* busyFor(100)
+        yield* spendCpu(100)
         const after = yield* scrape
         // This process's descriptors, as a listing of /proc/self/fd made in the same step counts them (less its own).
         assert.strictEqual(sampleValue(after, "process_open_fds"), Fs.readdirSync("/proc/self/fd").length - 1)

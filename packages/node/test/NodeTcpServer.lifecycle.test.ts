@@ -52,7 +52,7 @@ describe("NodeTcpServer lifecycle", () => {
   it.live("counts open connections, and drains for shutdownDelay, still accepting, before it closes", () => {
     const lines: Array<LogLine> = []
     return Effect.gen(function* () {
-      const { server, scope, port } = yield* serverIn({ shutdownDelay: "400 millis" })
+      const { server, scope, port } = yield* serverIn({ shutdownDelay: "2 seconds" })
       assert.isFalse(yield* server.draining)
       assert.strictEqual(yield* server.connections, 0)
       const first = yield* connect(port)
@@ -65,7 +65,7 @@ describe("NodeTcpServer lifecycle", () => {
       assert.isTrue(yield* server.draining)
       assert.deepStrictEqual(
         lines.map((line) => line.message),
-        ["shutting down: still accepting on 127.0.0.1:0 for 400ms before closing (signal again to skip)"]
+        ["shutting down: still accepting on 127.0.0.1:0 for 2s before closing (signal again to skip)"]
       )
       // Still accepting: a new client is served during the delay.
       const late = yield* connect(port)
