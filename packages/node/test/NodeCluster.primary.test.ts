@@ -137,7 +137,7 @@ describe("NodeCluster primary", () => {
           }
         )
         assert.deepStrictEqual(yield* ask(failing), Option.none())
-      assert.strictEqual(failing.listenerCount("message"), 0)
+        assert.strictEqual(failing.listenerCount("message"), 0)
 
         // Replies of another type or to another request are not the answer: none at the bound, not before.
         const wrong = worker(true, (request, emit) => {
