@@ -2,27 +2,11 @@
  * The HAProxy agent-check endpoint: its replies, over loopback in-process and
  * from the real command through its lame-duck period.
  */
-import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeAgentCheck } from "../src/index.ts"
-import { connect, portOf } from "./utils/client.ts"
+import { agentCheck as check, connect, portOf } from "./utils/client.ts"
 import { bin, spawnNode } from "./utils/cliProcess.ts"
-
-/** One agent check as HAProxy makes it: connect, optionally send, read until closed. */
-const check = (port: number, send?: string) =>
-  Effect.callback<string, Error>((resume) => {
-    const socket = Net.connect(port, "127.0.0.1")
-    let text = ""
-    socket.on("data", (chunk) => {
-      text += chunk
-    })
-    socket.on("connect", () => send !== undefined && socket.write(send))
-    socket.on("close", () => resume(Effect.succeed(text)))
-    socket.on("error", (error) => resume(Effect.fail(error)))
-    const timer = setTimeout(() => socket.destroy(new Error("agent check timed out")), 5000)
-    socket.on("close", () => clearTimeout(timer))
-  })
 
 describe("NodeAgentCheck", () => {
   it("reports free capacity as a weight, 100% without a limit, drain when stopping", () => {

@@ -15,6 +15,7 @@ import * as Path from "node:path"
 import { assert, beforeAll, describe, it, vi } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NodeCli } from "../src/index.ts"
+import { connect } from "./utils/client.ts"
 import { bin, tempDir } from "./utils/cliProcess.ts"
 import { type Options, runCommand } from "./utils/command.ts"
 import { until } from "./utils/socketPair.ts"
@@ -142,14 +143,9 @@ describe("NodeCli command", { timeout: 30_000 }, () => {
       assert.match(listening, /tested listening on 127\.0\.0\.1:\d+/)
       assert.match(listening, / min-workers=2 max-workers=9 /)
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(listening)?.[1])
-      const answer = yield* Effect.callback<string>((resume) => {
-        const socket = Net.connect(port, "127.0.0.1", () => socket.write("hello\n"))
-        socket.once("data", (data) => {
-          socket.destroy()
-          resume(Effect.succeed(data.toString()))
-        })
-      })
-      assert.strictEqual(answer, "OK")
+      const client = yield* connect(port)
+      yield* client.send("hello\n")
+      assert.strictEqual(yield* client.receive(2), "OK")
       yield* Fiber.interrupt(fiber)
     }).pipe(Effect.scoped)
   )

@@ -9,33 +9,15 @@
  * NodeCli.signals.test.ts sends real signals to the command.
  */
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { certificate } from "./utils/certificate.ts"
+import { agentCheck } from "./utils/client.ts"
 import { get, tempDir } from "./utils/cliProcess.ts"
 import { runCommand } from "./utils/command.ts"
+import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
-
-/** The first line the agent check answers on `port`. */
-const agentReply = (port: number) =>
-  Effect.callback<string>((resume) => {
-    let got = ""
-    const socket = Net.connect(port, "127.0.0.1")
-    socket.on("data", (chunk) => {
-      got += chunk.toString()
-    })
-    socket.once("close", () => resume(Effect.succeed(got)))
-    socket.once("error", (error) => resume(Effect.die(error)))
-  })
-
-/** The SIGHUP listener installed since `before` was taken. */
-const sighupListener = (before: ReadonlyArray<unknown>) => {
-  const added = process.listeners("SIGHUP").filter((listener) => !before.includes(listener))
-  assert.strictEqual(added.length, 1, "one SIGHUP listener installed")
-  return added[0] as () => void
-}
 
 const lineWith = (out: ReadonlyArray<string>, text: string) => out.find((line) => line.includes(text))
 
@@ -62,7 +44,7 @@ describe("NodeCli serve", { timeout: 30_000 }, () => {
       const agentPort = Number(/agent-check at 127\.0\.0\.1:(\d+)/.exec(server.out[agentAt] ?? "")?.[1])
 
       assert.deepStrictEqual(yield* get(`${url}/healthz`), { status: 200, body: "ok\n" })
-      assert.strictEqual(yield* agentReply(agentPort), "up ready 100%\n")
+      assert.strictEqual(yield* agentCheck(agentPort), "up ready 100%\n")
       const stats = yield* get(`${url}/stats.json`)
       assert.strictEqual(stats.status, 200)
       assert.isTrue(JSON.parse(stats.body).stats.running)
@@ -76,7 +58,7 @@ describe("NodeCli serve", { timeout: 30_000 }, () => {
       )
       // The lame-duck period: the endpoints still answer, and send clients elsewhere.
       assert.deepStrictEqual(yield* get(`${url}/healthz`), { status: 503, body: "stopping\n" })
-      assert.strictEqual(yield* agentReply(agentPort), "drain\n")
+      assert.strictEqual(yield* agentCheck(agentPort), "drain\n")
       yield* Fiber.join(stopping)
       assert.match(lineWith(server.out, "tested stopped") ?? "", /tested stopped: 0 connections drained in \d/)
     })
@@ -88,7 +70,7 @@ describe("NodeCli serve", { timeout: 30_000 }, () => {
       const server = runCommand(["--host", "127.0.0.1", "--port", "0"], { name: "tested" })
       const fiber = yield* Effect.forkChild(server.effect)
       yield* until(() => lineWith(server.out, "listening") !== undefined, "the listening line")
-      sighupListener(before)()
+      installedListener("SIGHUP", before)()
       yield* until(() => lineWith(server.out, "SIGHUP") !== undefined, "the SIGHUP line")
       assert.include(lineWith(server.out, "SIGHUP"), "SIGHUP: tested has nothing to reload (no --config, no TLS files)")
       yield* Fiber.interrupt(fiber)
@@ -116,7 +98,7 @@ describe("NodeCli serve", { timeout: 30_000 }, () => {
       const fiber = yield* Effect.forkChild(server.effect)
       yield* until(() => lineWith(server.out, "listening") !== undefined, "the listening line")
       assert.include(lineWith(server.out, "listening"), " max-workers=3 ")
-      const sighup = sighupListener(before)
+      const sighup = installedListener("SIGHUP", before)
 
       Fs.writeFileSync(config, "maxWorkersCount: 5\n")
       Fs.writeFileSync(cert, two.cert)

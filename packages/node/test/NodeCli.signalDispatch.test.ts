@@ -11,14 +11,8 @@
 import { assert, describe, it, vi } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import * as Signals from "../src/internal/signals.ts"
+import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
-
-/** The listener of `signal` this module installed (the one not there before `subscribe`). */
-const installedListener = (signal: Signals.Signal, before: ReadonlyArray<unknown>) => {
-  const added = process.listeners(signal).filter((listener) => !before.includes(listener))
-  assert.strictEqual(added.length, 1, `one ${signal} listener installed`)
-  return added[0] as () => void
-}
 
 /** A copy of the module with its process-wide state new (no stop signal seen yet). */
 const freshSignals = Effect.promise(() => {

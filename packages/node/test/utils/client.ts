@@ -104,3 +104,18 @@ export const fillPool = (port: number, workers: number) =>
     yield* refused.closed()
     return refused
   })
+
+/** One agent check as HAProxy makes it: connect, optionally send, read until closed. */
+export const agentCheck = (port: number, send?: string) =>
+  Effect.callback<string, Error>((resume) => {
+    const socket = Net.connect(port, "127.0.0.1")
+    let text = ""
+    socket.on("data", (chunk) => {
+      text += chunk
+    })
+    socket.on("connect", () => send !== undefined && socket.write(send))
+    socket.on("close", () => resume(Effect.succeed(text)))
+    socket.on("error", (error) => resume(Effect.fail(error)))
+    const timer = setTimeout(() => socket.destroy(new Error("agent check timed out")), 5000)
+    socket.on("close", () => clearTimeout(timer))
+  })
