@@ -54,8 +54,14 @@ export interface Transport {
    * Calls `onReady` once: when bytes are buffered or the transport `ended` (possibly
    * before returning), or after `timeoutMillis` (`Infinity` for never) without
    * either. Returns a function that cancels the wait. Consumes nothing.
+   *
+   * `now`, when given, is `performance.now()` as the caller read it just
+   * before the call: the pool passes the reading that ended the last message,
+   * so a transport timing its deadline on that clock need not read it again
+   * (a clock read is a measurable share of a message's cost). A transport on
+   * another clock ignores it. (The parameter since 0.3.0.)
    */
-  awaitReadable(timeoutMillis: number, onReady: (event: ReadyEvent) => void): () => void
+  awaitReadable(timeoutMillis: number, onReady: (event: ReadyEvent) => void, now?: number): () => void
   /**
    * Queues `data` for the peer. Returns `true` when the transport can take more
    * at once, `false` when it is full (wait with `awaitWritable` before writing

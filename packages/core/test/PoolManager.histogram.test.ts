@@ -2,6 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Fiber, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
+import { vi } from "vitest"
+import { Framing, PoolManager } from "../src/index.ts"
+import { fakeTransport } from "./utils/fakeTransport.ts"
 import { connect, settle, started } from "./utils/manager.ts"
 import { soon } from "./utils/soon.ts"
 
@@ -82,5 +85,73 @@ describe("PoolManager duration histograms", () => {
       const callback = yield* histogram("pool_callback_duration_seconds")
       assert.strictEqual(callback.count, 0)
     }).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+})
+
+// The clock is read once where a message ends and the wait for the next one
+// (or the next frame) begins: the reading times the callback and is handed to
+// the transport as the wait's start, which a transport on the same clock uses
+// instead of reading it again.
+describe("PoolManager: one clock reading between two messages", () => {
+  // performance.now returning 1, 2, 3, ... ms while `body` runs.
+  const withCountingClock = <A, E, R>(body: (readings: Array<number>) => Effect.Effect<A, E, R>) =>
+    Effect.acquireUseRelease(
+      Effect.sync(() => {
+        const readings: Array<number> = []
+        const spy = vi.spyOn(performance, "now").mockImplementation(() => {
+          readings.push(readings.length + 1)
+          return readings.length
+        })
+        return { readings, spy }
+      }),
+      ({ readings }) => body(readings),
+      ({ spy }) => Effect.sync(() => spy.mockRestore())
+    )
+
+  it.effect("an Effect callback: the reading that ends a message starts the next wait", () =>
+    withCountingClock((readings) =>
+      Effect.gen(function* () {
+        const fake = fakeTransport()
+        const manager = yield* PoolManager.make({}, (conn) => conn.write("OK"))
+        yield* manager.start
+        yield* manager.put(fake.connection)
+        yield* settle
+        const before = readings.length
+        fake.arrive("one")
+        fake.notify("readable")
+        yield* settle
+        assert.deepStrictEqual(fake.writes, ["OK"])
+        // The message's start and end, nothing more; the second wait starts at the end.
+        assert.strictEqual(readings.length - before, 2, `readings: ${readings.join(", ")}`)
+        assert.deepStrictEqual(fake.waitStarts, [before, before + 2])
+        const callback = yield* histogram("pool_callback_duration_seconds")
+        assert.deepStrictEqual([callback.count, callback.sum], [1, 0.001])
+      })
+    ).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
+  )
+
+  it.effect("a synchronous callback: one chunk's two frames take three readings, the wait after them none", () =>
+    withCountingClock((readings) =>
+      Effect.gen(function* () {
+        const fake = fakeTransport()
+        const manager = yield* PoolManager.make(
+          { framing: Framing.lines() },
+          PoolManager.syncCallback((conn) => void conn.writeNow("OK"))
+        )
+        yield* manager.start
+        yield* manager.put(fake.connection)
+        yield* settle
+        const before = readings.length
+        fake.arrive("one\ntwo\n")
+        fake.notify("readable")
+        yield* settle
+        assert.deepStrictEqual(fake.writes, ["OK", "OK"])
+        // First start, first end = second start, second end = the wait's start.
+        assert.strictEqual(readings.length - before, 3, `readings: ${readings.join(", ")}`)
+        assert.deepStrictEqual(fake.waitStarts, [before, before + 3])
+        const callback = yield* histogram("pool_callback_duration_seconds")
+        assert.deepStrictEqual([callback.count, callback.sum], [2, 0.002])
+      })
+    ).pipe(Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 })

@@ -46,6 +46,9 @@ export interface Options extends Connection.Options {
   readonly noDelay?: boolean | undefined
 }
 
+// The largest reply whose Buffer a connection keeps for the next write of it.
+const reusableWriteBytes = 256
+
 const peerGone = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT"])
 
 const formatAddress = (socket: Net.Socket): string => {
@@ -120,6 +123,12 @@ class SocketTransport implements Connection.Transport {
   waitMillis = Infinity
   waitStarted = 0
   corked = false
+  // The last small Uint8Array written that is not a Buffer, and the Buffer
+  // over its bytes that Node writes: a socket would wrap such an array in a
+  // new Buffer on every write, and most servers write a few constant replies.
+  // Large ones are not kept, so a connection never pins a big reply.
+  lastArray: Uint8Array | undefined = undefined
+  lastBuffer: Buffer | undefined = undefined
   // Sends what was written while corked, once the synchronous run that corked ends.
   readonly uncork = () => {
     this.corked = false
@@ -229,7 +238,11 @@ class SocketTransport implements Connection.Transport {
     this.queued -= head.length
     return head
   }
-  awaitReadable(timeoutMillis: number, onReady: (event: Connection.ReadyEvent) => void): () => void {
+  awaitReadable(
+    timeoutMillis: number,
+    onReady: (event: Connection.ReadyEvent) => void,
+    startedAt?: number
+  ): () => void {
     if (this.head !== undefined) {
       onReady("readable")
       return noop
@@ -245,7 +258,8 @@ class SocketTransport implements Connection.Transport {
     this.waiter = onReady
     this.waitMillis = timeoutMillis
     if (Number.isFinite(timeoutMillis)) {
-      const now = performance.now()
+      // The pool's reading when it has one (the same clock), else our own.
+      const now = startedAt ?? performance.now()
       this.waitStarted = now
       // An armed timer due no later than this wait's deadline will re-check it.
       if (this.timerDue > now + timeoutMillis) this.arm(timeoutMillis, now)
@@ -257,7 +271,17 @@ class SocketTransport implements Connection.Transport {
     if (this.closing || socket.destroyed || socket.writableEnded) {
       return Connection.failure("LocalClosed", this.remoteAddress)
     }
-    return socket.write(data)
+    return socket.write(typeof data === "string" || Buffer.isBuffer(data) ? data : this.bufferOf(data))
+  }
+  // A Buffer over `data`'s bytes (a view, not a copy), the same one for the same small array.
+  bufferOf(data: Uint8Array): Buffer {
+    if (data === this.lastArray) return this.lastBuffer!
+    const buffer = Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    if (data.byteLength <= reusableWriteBytes) {
+      this.lastArray = data
+      this.lastBuffer = buffer
+    }
+    return buffer
   }
   awaitWritable(timeoutMillis: number, onReady: (error?: PoolError.ConnectionError) => void): () => void {
     const socket = this.socket

@@ -68,6 +68,28 @@ describe("NodeConnection writes", () => {
     })
   )
 
+  it.live("writes a Uint8Array's own bytes: a view into a larger buffer, the same array again, a large one", () =>
+    Effect.gen(function* () {
+      const { server, client } = yield* socketPair()
+      const transport = NodeConnection.makeTransport(server)
+      const got = received(client)
+      const encoder = new TextEncoder()
+      const ok = encoder.encode("xxOKyy").subarray(2, 4)
+      transport.write(ok)
+      transport.write(encoder.encode("|"))
+      transport.write(ok)
+      // Past the size whose Buffer a connection keeps for the next write.
+      transport.write(new Uint8Array(1000).fill(97))
+      transport.write(ok)
+      // The array changed since its last write: its new bytes go (what is sent is never a stale copy).
+      ok[0] = 78
+      transport.write(ok)
+      const expected = `OK|OK${"a".repeat(1000)}OKNK`
+      yield* until(() => got().length >= expected.length, `${expected.length} bytes received`)
+      assert.strictEqual(got(), expected)
+    })
+  )
+
   it.live("a wait with an infinite deadline never times out, however long the peer reads nothing", () =>
     Effect.gen(function* () {
       const { transport } = yield* heldBack()

@@ -107,6 +107,10 @@ class Session {
   messageSpan: Tracer.Span | undefined = undefined
   // The connection's state, from `withState`'s init (undefined without one).
   connectionState: unknown = undefined
+  // The clock reading that ended the last message, until the next reading it
+  // stands in for takes it (the next message's start, or the wait's start):
+  // both happen in the same synchronous run, so one read serves both.
+  now: number | undefined = undefined
   // Set once the connection is closing: a handler that runs after the close
   // (a close's own log failed) has nothing to add.
   closing = false
@@ -239,7 +243,7 @@ class Session {
     }
     this.resume = resume
     this.served.wake = this.wake
-    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady)
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
     // No canceller: the only interruption is a drain timeout cutting the
     // session short, after which the transport is aborted, which ends this
     // wait; a late resume of an interrupted fiber is ignored. Leaving it out
@@ -287,7 +291,7 @@ class Session {
         return
       }
     }
-    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady) // woken for nothing: wait on
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow()) // woken for nothing: wait on
   }
 
   // The stop path: set as `served.wake` only while a wait is pending.
@@ -307,7 +311,15 @@ class Session {
     served.messages++
     served.bytesRead += message.length
     if (served.span !== undefined) this.sampleMessage(message.length)
-    served.callbackStarted = clock.now()
+    served.callbackStarted = this.takeNow()
+  }
+
+  // The reading the last message ended with, once, else the clock's.
+  takeNow(): number {
+    const now = this.now
+    if (now === undefined) return clock.now()
+    this.now = undefined
+    return now
   }
 
   sampleMessage(length: number): void {
@@ -322,7 +334,9 @@ class Session {
   }
 
   observeDuration(): void {
-    this.state.callbackDuration.observe((clock.now() - this.served.callbackStarted) / 1000)
+    const now = clock.now()
+    this.now = now
+    this.state.callbackDuration.observe((now - this.served.callbackStarted) / 1000)
   }
 
   // Records a message handled; true when the connection reached maxMessagesPerConnection.

@@ -23,6 +23,8 @@ export const fakeTransport = (options: FakeOptions = {}) => {
   const inbound: Array<Uint8Array> = []
   /** What happened to the transport, in order: `close`, `abort`, `cork`, `write <text>`. */
   const events: Array<string> = []
+  /** The clock reading each `awaitReadable` was handed (`undefined` when none was). */
+  const waitStarts: Array<number | undefined> = []
   let waiter: ((event: Connection.ReadyEvent) => void) | undefined
   let ended = false
   let written = 0
@@ -45,7 +47,8 @@ export const fakeTransport = (options: FakeOptions = {}) => {
     get failure() {
       return ended ? Connection.failure("Closed", remoteAddress) : undefined
     },
-    awaitReadable(_timeoutMillis, onReady) {
+    awaitReadable(_timeoutMillis, onReady, now) {
+      waitStarts.push(now)
       if (inbound.length > 0 || ended) {
         onReady(inbound.length > 0 ? "readable" : "done")
         return () => {}
@@ -83,6 +86,7 @@ export const fakeTransport = (options: FakeOptions = {}) => {
     transport,
     connection: Connection.make(transport),
     events,
+    waitStarts,
     /** Buffers bytes without announcing them. */
     arrive: (...chunks: ReadonlyArray<string>) => {
       for (const chunk of chunks) inbound.push(encoder.encode(chunk))
