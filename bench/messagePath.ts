@@ -1,7 +1,7 @@
 /**
  * The message path's JavaScript cost, without sockets: the pool (NodeConnection's
  * transport over a stand-in socket, the serve loop, an Effect callback writing
- * `OK`) against the floor (bench/servers/floor.ts's loop over the same stand-in),
+ * `OK`) against the floor (bench/servers/floorLoop.ts, the floor server's loop, over the same stand-in),
  * in one process, alternating. Each round delivers one chunk to each of
  * `--connections` connections, then lets the event loop turn once, as the
  * sockets' events would. Prints nanoseconds per message of each, per trial,
@@ -17,6 +17,8 @@ import * as PoolManager from "@pool-manager/core/PoolManager"
 import * as NodeConnection from "@pool-manager/node/NodeConnection"
 import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
+import { median } from "./harness.ts"
+import { serveFloor } from "./servers/floorLoop.ts"
 
 const { values } = parseArgs({
   options: {
@@ -72,30 +74,6 @@ const chunk = Buffer.from("PING")
 const OK = new TextEncoder().encode("OK")
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
-const floorServe = (socket: FakeSocket): void => {
-  let waiting: ((effect: Effect.Effect<void>) => void) | undefined
-  const backlog: Array<Buffer> = []
-  const callback = (data: Buffer): Effect.Effect<void> =>
-    Effect.sync(() => {
-      socket.write(data.length > 0 ? OK : OK)
-    })
-  const next = Effect.callback<void>((resume) => {
-    const c = backlog.shift()
-    if (c !== undefined) resume(callback(c))
-    else waiting = resume
-  })
-  const loop: Effect.Effect<void> = Effect.flatMap(next, () => loop)
-  socket.on("data", (c: Buffer) => {
-    if (waiting === undefined) backlog.push(c)
-    else {
-      const resume = waiting
-      waiting = undefined
-      resume(callback(c))
-    }
-  })
-  Effect.runFork(loop)
-}
-
 const drive = async (sockets: ReadonlyArray<FakeSocket>): Promise<number> => {
   const start = process.hrtime.bigint()
   for (let m = 0; m < messages; m++) {
@@ -108,7 +86,7 @@ const drive = async (sockets: ReadonlyArray<FakeSocket>): Promise<number> => {
 
 const floorSockets = Array.from({ length: connections }, () => {
   const socket = new FakeSocket()
-  floorServe(socket)
+  serveFloor(socket, false)
   return socket
 })
 
@@ -151,11 +129,9 @@ for (const [i, r] of results.entries()) {
     `trial ${i + 1}: floor ${r.floor.toFixed(0)} ns, pool ${r.pool.toFixed(0)} ns, pool - floor ${(r.pool - r.floor).toFixed(0)} ns`
   )
 }
-const sorted = (xs: Array<number>) => xs.sort((a, b) => a - b)
-const med = (xs: Array<number>) => sorted(xs)[Math.floor(xs.length / 2)]!
 console.log(
-  `median: floor ${med(results.map((r) => r.floor)).toFixed(0)} ns, pool ${med(results.map((r) => r.pool)).toFixed(0)} ns, ` +
-    `difference ${med(results.map((r) => r.pool - r.floor)).toFixed(0)} ns per message`
+  `median: floor ${median(results.map((r) => r.floor)).toFixed(0)} ns, pool ${median(results.map((r) => r.pool)).toFixed(0)} ns, ` +
+    `difference ${median(results.map((r) => r.pool - r.floor)).toFixed(0)} ns per message`
 )
 await Effect.runPromise(Scope.close(scope, Effect.void as never))
 process.exit(0)

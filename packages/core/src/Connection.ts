@@ -59,7 +59,7 @@ export interface Transport {
    * before the call: the pool passes the reading that ended the last message,
    * so a transport timing its deadline on that clock need not read it again
    * (a clock read is a measurable share of a message's cost). A transport on
-   * another clock ignores it. (The parameter since 0.3.0.)
+   * another clock ignores it. (The parameter since 0.2.0.)
    */
   awaitReadable(timeoutMillis: number, onReady: (event: ReadyEvent) => void, now?: number): () => void
   /**

@@ -3,7 +3,7 @@ import { Duration, Effect, Fiber, Metric } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { TestClock } from "effect/testing"
 import { vi } from "vitest"
-import { Framing, PoolManager } from "../src/index.ts"
+import { type PoolError as Errors, Framing, type ManagerConfig, PoolManager } from "../src/index.ts"
 import { fakeTransport } from "./utils/fakeTransport.ts"
 import { connect, settle, started } from "./utils/manager.ts"
 import { soon } from "./utils/soon.ts"
@@ -108,18 +108,31 @@ describe("PoolManager: one clock reading between two messages", () => {
       ({ spy }) => Effect.sync(() => spy.mockRestore())
     )
 
+  // A started manager serving one fake connection, which then receives `chunk`
+  // at once; `before` is how many readings there were when it arrived.
+  const served = (
+    config: ManagerConfig.Input,
+    callback: PoolManager.Callback<Errors.ConnectionError> | PoolManager.SyncCallback,
+    readings: Array<number>,
+    chunk: string
+  ) =>
+    Effect.gen(function* () {
+      const fake = fakeTransport()
+      const manager = yield* PoolManager.make(config, callback)
+      yield* manager.start
+      yield* manager.put(fake.connection)
+      yield* settle
+      const before = readings.length
+      fake.arrive(chunk)
+      fake.notify("readable")
+      yield* settle
+      return { fake, before }
+    })
+
   it.effect("an Effect callback: the reading that ends a message starts the next wait", () =>
     withCountingClock((readings) =>
       Effect.gen(function* () {
-        const fake = fakeTransport()
-        const manager = yield* PoolManager.make({}, (conn) => conn.write("OK"))
-        yield* manager.start
-        yield* manager.put(fake.connection)
-        yield* settle
-        const before = readings.length
-        fake.arrive("one")
-        fake.notify("readable")
-        yield* settle
+        const { fake, before } = yield* served({}, (conn) => conn.write("OK"), readings, "one")
         assert.deepStrictEqual(fake.writes, ["OK"])
         // The message's start and end, nothing more; the second wait starts at the end.
         assert.strictEqual(readings.length - before, 2, `readings: ${readings.join(", ")}`)
@@ -133,18 +146,8 @@ describe("PoolManager: one clock reading between two messages", () => {
   it.effect("a synchronous callback: one chunk's two frames take three readings, the wait after them none", () =>
     withCountingClock((readings) =>
       Effect.gen(function* () {
-        const fake = fakeTransport()
-        const manager = yield* PoolManager.make(
-          { framing: Framing.lines() },
-          PoolManager.syncCallback((conn) => void conn.writeNow("OK"))
-        )
-        yield* manager.start
-        yield* manager.put(fake.connection)
-        yield* settle
-        const before = readings.length
-        fake.arrive("one\ntwo\n")
-        fake.notify("readable")
-        yield* settle
+        const sync = PoolManager.syncCallback((conn) => void conn.writeNow("OK"))
+        const { fake, before } = yield* served({ framing: Framing.lines() }, sync, readings, "one\ntwo\n")
         assert.deepStrictEqual(fake.writes, ["OK", "OK"])
         // First start, first end = second start, second end = the wait's start.
         assert.strictEqual(readings.length - before, 3, `readings: ${readings.join(", ")}`)
