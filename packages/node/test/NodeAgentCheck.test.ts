@@ -1,7 +1,9 @@
 /**
  * The HAProxy agent-check endpoint: its replies, over loopback in-process and
- * from the real command through its lame-duck period.
+ * from the real command through its lame-duck period; a peer that resets the
+ * connection after the reply is no error of the server's.
  */
+import * as Net from "node:net"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { NodeAgentCheck } from "../src/index.ts"
@@ -29,6 +31,40 @@ describe("NodeAgentCheck", () => {
       state = { draining: true, busy: 3, max: 4 }
       assert.strictEqual(yield* check(port, "hello from haproxy\n"), "drain\n")
     })
+  )
+
+  it.live("a peer that resets the connection after the reply leaves the endpoint answering", () =>
+    Effect.gen(function* () {
+      // An error event without a listener would be thrown out of the socket's event, to the process.
+      const uncaught: Array<unknown> = []
+      const record = (error: unknown) => void uncaught.push(error)
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.prependListener("uncaughtException", record)),
+        () => Effect.sync(() => process.off("uncaughtException", record))
+      )
+      const agent = yield* NodeAgentCheck.make({ port: 0, state: Effect.succeed({ draining: false, busy: 0, max: 2 }) })
+      const port = portOf(agent.address)
+      // Half-open: this peer keeps its side open after the reply, then resets it (the server's socket gets ECONNRESET).
+      const reset = yield* Effect.callback<string>((resume) => {
+        const socket = Net.connect({ port, host: "127.0.0.1", allowHalfOpen: true })
+        let text = ""
+        socket.on("data", (chunk) => {
+          text += chunk
+        })
+        socket.on("error", () => {})
+        // A moment after the reply's end, so the server's socket is still open waiting for this side's end.
+        socket.on("end", () =>
+          setTimeout(() => {
+            socket.resetAndDestroy()
+            resume(Effect.succeed(text))
+          }, 50)
+        )
+      })
+      assert.strictEqual(reset, "up ready 100%\n")
+      yield* Effect.sleep("50 millis")
+      assert.strictEqual(yield* check(port), "up ready 100%\n")
+      assert.deepStrictEqual(uncaught, [], "the reset raised no uncaught error")
+    }).pipe(Effect.scoped)
   )
 
   it.live("a port in use is a ListenError naming the address", () =>

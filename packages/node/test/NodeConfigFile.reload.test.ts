@@ -2,8 +2,8 @@
  * `NodeConfigFile.reloadOnSighup` in this process: each SIGHUP re-reads the
  * file and hands its fields to `apply`, and says whether it was applied; an
  * unreadable or invalid file, or an `apply` that fails, is logged at Error
- * level with what is wrong and applies nothing; after its scope, SIGHUP reaches
- * it no more. The SIGHUP listener is called directly, not through a real signal
+ * level with what is wrong and applies nothing (with or without an `onResult`);
+ * after its scope, SIGHUP reaches it no more. The SIGHUP listener is called directly, not through a real signal
  * (which would reach the test runner's own listeners too); NodeConfigFile.test.ts
  * sends real ones to the command.
  */
@@ -97,5 +97,34 @@ describe("NodeConfigFile reloadOnSighup", () => {
         yield* Scope.close(scope, Exit.void)
         assert.deepStrictEqual(process.listeners("SIGHUP"), before)
       }).pipe(Effect.scoped)
+  )
+
+  it.live("without an onResult, a reload is applied, or logged as failed, all the same", () =>
+    Effect.gen(function* () {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "config-reload-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      const file = Path.join(dir, "pool.json")
+      const applied: Array<ManagerConfig.Input> = []
+      const lines: Array<LogLine> = []
+      const before = process.listeners("SIGHUP")
+      yield* NodeConfigFile.reloadOnSighup(file, (input) => Effect.sync(() => void applied.push(input))).pipe(
+        Effect.provide(capturingLogs(lines))
+      )
+      const sighup = process.listeners("SIGHUP").find((listener) => !before.includes(listener)) as () => void
+      const errors = () => lines.filter((line) => line.level === "Error").map((line) => line.message)
+
+      Fs.writeFileSync(file, JSON.stringify({ maxWorkersCount: 50 }))
+      sighup()
+      yield* until(() => applied.length === 1, "the valid file to be applied")
+      Fs.writeFileSync(file, JSON.stringify({ maxWorkersCount: -1 }))
+      sighup()
+      yield* until(() => errors().length === 1, "the invalid file's error")
+      assert.match(
+        errors()[0]!,
+        /^config reload failed, keeping the running configuration: config file .*maxWorkersCount/
+      )
+      assert.strictEqual(applied.length, 1)
+      assert.strictEqual(applied[0]!.maxWorkersCount, 50)
+    }).pipe(Effect.scoped)
   )
 })

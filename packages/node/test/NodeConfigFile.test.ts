@@ -83,6 +83,23 @@ describe("NodeConfigFile", () => {
         parseError(`{"minWorkersCount": 5, "maxWorkersCount": 2}`),
         "minWorkersCount (line 1, column 2): expected at most"
       )
+      // Not an object at all.
+      for (const text of ["3", "null", `"maxWorkersCount"`]) {
+        assert.strictEqual(parseError(text), "config file pool.json: expected a JSON object of ManagerConfig fields")
+      }
+      // Every unknown field, located; a key that is no field name (the content of some other file) is not shown.
+      for (const key of ["1password", "hunter2 is my password"]) {
+        assert.strictEqual(
+          parseError(`{"a": 1, ${JSON.stringify(key)}: 2}`),
+          `config file pool.json: unknown field "a" (line 1, column 2), (a key) (line 1, column 10) (known: ${Object.keys(ManagerConfig.defaults).join(", ")})`,
+          key
+        )
+      }
+      // Every invalid field, in one message.
+      assert.strictEqual(
+        parseError(`{"bufferSize": -1, "maxWorkersCount": -1}`),
+        "config file pool.json: bufferSize (line 1, column 2): expected a number >= 0; maxWorkersCount (line 1, column 20): expected a number >= 0"
+      )
       const missing = yield* Effect.flip(NodeConfigFile.read("/nonexistent/pool.json"))
       assert.include(missing.message, "config file /nonexistent/pool.json: cannot read it")
     })

@@ -4,12 +4,18 @@
  * addresses or CIDRs, and reading a header under a timeout — the header
  * whole or in pieces, the bytes after it handed back in order, and each way
  * it can fail (invalid, peer gone, too slow), each ending once and leaving no
- * listener behind. NodeTcpServer.proxy.test.ts runs the gate in a server.
+ * listener behind; and `makeGate` closing an untrusted peer, counted in its
+ * metric and logged naming the peer (`unknown` over a unix socket).
+ * NodeTcpServer.proxy.test.ts runs the gate in a server.
  */
 import type * as Net from "node:net"
+import * as Path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
+import { NodeProxyProtocol } from "../src/index.ts"
 import * as ProxyGate from "../src/internal/proxyGate.ts"
+import { tempDir } from "./utils/certificate.ts"
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { v1 } from "./utils/proxyHeaders.ts"
 import { socketPair, until } from "./utils/socketPair.ts"
 
@@ -146,4 +152,45 @@ describe("NodeProxyProtocol gate", () => {
       assert.deepStrictEqual(late.left(), late.listeners)
     }).pipe(Effect.scoped)
   )
+
+  it.live("makeGate closes an untrusted peer, counts it, and logs naming the peer (unknown over a unix socket)", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function* () {
+      const gate = yield* NodeProxyProtocol.makeGate({ trustedProxies: ["10.0.0.0/8"] })
+      const tcp = yield* socketPair()
+      const unix = yield* socketPair({ path: Path.join(yield* tempDir, "gate.sock") })
+      for (const { server } of [tcp, unix]) {
+        gate.admit(server, () => assert.fail("an untrusted peer reached the pool"))
+        assert.isTrue(server.destroyed)
+      }
+      yield* until(() => lines.length === 2, "two warnings")
+      assert.deepStrictEqual(
+        lines.map(({ message, annotations }) => [message, annotations]),
+        [
+          [
+            "PROXY protocol: closed a connection from 127.0.0.1: the peer is not in the trusted proxies",
+            { proxyPeer: "127.0.0.1", reason: "untrusted" }
+          ],
+          [
+            "PROXY protocol: closed a connection from unknown: the peer is not in the trusted proxies",
+            { proxyPeer: "unknown", reason: "untrusted" }
+          ]
+        ]
+      )
+      assert.strictEqual((yield* gate.rejected).untrusted, 2)
+      const metric = (yield* Metric.snapshot).find(
+        (snapshot) =>
+          snapshot.id === "pool_proxy_connections_rejected_total" && snapshot.attributes?.reason === "untrusted"
+      )
+      assert.strictEqual(
+        metric?.description,
+        "Connections closed before the pool for their PROXY protocol header, by reason"
+      )
+      assert.deepInclude(metric?.state, { count: 2 })
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(capturingLogs(lines)),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    )
+  })
 })

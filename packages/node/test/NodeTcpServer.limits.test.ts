@@ -2,10 +2,12 @@
  * The layer's guards, with real loopback sockets: connections not yet
  * admitted (waiting for a PROXY header, or in a TLS handshake) are capped by
  * `maxPendingConnections` and counted in
- * `pool_connections_rejected_total{reason="pending"}`; repeated PROXY
+ * `pool_connections_rejected_total{reason="pending"}`, and one handed to the
+ * pool no longer counts; repeated PROXY
  * rejections are logged a few at a time with a summary while their counter
  * stays exact; with mutual TLS the callback sees the verified client
- * certificate (`NodeTls.peerCertificate`), also behind a PROXY header.
+ * certificate (`NodeTls.peerCertificate`; none for one the CA did not
+ * sign), also behind a PROXY header.
  */
 import * as Net from "node:net"
 import * as Tls from "node:tls"
@@ -14,6 +16,7 @@ import { PoolManager } from "@pool-manager/core"
 import { Context, Effect, Layer, Logger, Metric } from "effect"
 import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import { NodeTcpServer, NodeTls } from "../src/index.ts"
+import { certificate } from "./utils/certificate.ts"
 import { connect, portOf } from "./utils/client.ts"
 import { parsePrometheus, total } from "./utils/cliProcess.ts"
 import { pki } from "./utils/pki.ts"
@@ -97,6 +100,35 @@ describe("NodeTcpServer limits", () => {
   )
 
   it.live(
+    "a connection handed to the pool leaves its pending place: after its PROXY header, its handshake, or both",
+    () =>
+      Effect.gen(function* () {
+        const { key, cert } = yield* certificate
+        const header = (port: number) => v1("TCP4", ["192.0.2.1", "127.0.0.1", 5000, port])
+        for (const options of [
+          { proxyProtocol: true },
+          { tls: { key, cert } },
+          { proxyProtocol: true, tls: { key, cert } }
+        ] satisfies Array<NodeTcpServer.Options>) {
+          const { port } = yield* start({ ...options, maxPendingConnections: 1 })
+          // Two clients one after the other, the first still connected (served, in the pool): both are served.
+          for (const nth of ["first", "second"]) {
+            const what = `${nth} client, ${Object.keys(options).join(" and ")}`
+            if (options.tls === undefined) {
+              const client = yield* connect(port)
+              yield* client.send(Buffer.concat([header(port), Buffer.from("HI")]))
+              assert.strictEqual(yield* client.receive(10), "anonymous\n", what)
+            } else {
+              const proxied = options.proxyProtocol === true ? header(port) : undefined
+              assert.strictEqual(yield* tlsAsk(port, { ca: cert }, proxied), "anonymous\n", what)
+            }
+          }
+        }
+      }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map())),
+    30_000
+  )
+
+  it.live(
     "logs repeated PROXY rejections a few at a time, then a summary; the counter counts them all",
     () =>
       Effect.gen(function* () {
@@ -149,6 +181,18 @@ describe("NodeTcpServer limits", () => {
         )
         // request: a client without a certificate is admitted, anonymous.
         assert.strictEqual(yield* tlsAsk(direct.port, trust), "anonymous\n")
+        // ... and so is one whose certificate the CA did not sign: the callback sees no certificate.
+        const stranger = issue(ca("other-ca"), "stranger")
+        assert.strictEqual(
+          yield* tlsAsk(direct.port, { ...trust, key: stranger.key, cert: stranger.cert }),
+          "anonymous\n"
+        )
+        // A name with an attribute given twice shows it once, its values joined by +.
+        const team = issue(authority, "team", { subject: "/CN=team/OU=east/OU=west/O=pool-manager tests" })
+        assert.strictEqual(
+          yield* tlsAsk(direct.port, { ...trust, key: team.key, cert: team.cert }),
+          "CN=team,OU=east+west,O=pool-manager tests\n"
+        )
         const proxied = yield* start({ tls, tlsClientAuth: "require", proxyProtocol: true })
         const header = v1("TCP4", ["192.0.2.1", "127.0.0.1", 5000, proxied.port])
         assert.strictEqual(

@@ -1,7 +1,7 @@
 /**
  * A small PKI for the mutual-TLS tests, made with Debian's openssl in a
  * temporary folder removed with the scope: a CA, certificates it signs (a
- * server's for localhost / 127.0.0.1, clients' with a given CN), and files
+ * server's for localhost / 127.0.0.1, clients' with a given CN or subject), and files
  * for each as PEM.
  */
 import { execFileSync } from "node:child_process"
@@ -38,7 +38,11 @@ export const pki = Effect.gen(function* () {
     openssl(["req", "-x509", ...newKey, "-keyout", keyFile, "-out", certFile, "-days", "1", "-subj", `/CN=${name}`])
     return read(keyFile, certFile)
   }
-  const issue = (authority: Pair, name: string, options: { readonly server?: boolean } = {}): Pair => {
+  const issue = (
+    authority: Pair,
+    name: string,
+    options: { readonly server?: boolean; readonly subject?: string } = {}
+  ): Pair => {
     const keyFile = Path.join(dir, `${name}.key.pem`)
     const certFile = Path.join(dir, `${name}.cert.pem`)
     const csr = Path.join(dir, `${name}.csr`)
@@ -49,7 +53,16 @@ export const pki = Effect.gen(function* () {
         ? "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
         : "extendedKeyUsage=clientAuth\n"
     )
-    openssl(["req", ...newKey, "-keyout", keyFile, "-out", csr, "-subj", `/CN=${name}/O=pool-manager tests`])
+    openssl([
+      "req",
+      ...newKey,
+      "-keyout",
+      keyFile,
+      "-out",
+      csr,
+      "-subj",
+      options.subject ?? `/CN=${name}/O=pool-manager tests`
+    ])
     openssl([
       "x509",
       "-req",
