@@ -362,11 +362,18 @@ export class ListenError extends Schema.TaggedError<ListenError>()("ListenError"
 }) {
   override get message(): string {
     const code = (this.cause as { code?: unknown } | undefined)?.code
+    // libuv reports a unix socket whose folder is missing or not writable as
+    // EACCES too, where the port hint would mislead.
+    const unix = this.address.startsWith("unix:")
     const hint =
       code === "EADDRINUSE"
-        ? ": the address is in use (pick another port, or 0 for any free one)"
+        ? unix
+          ? ": the path is in use (another server listens there, or a stale socket file is left)"
+          : ": the address is in use (pick another port, or 0 for any free one)"
         : code === "EACCES"
-          ? ": permission denied (ports below 1024 need privileges)"
+          ? unix
+            ? ": permission denied (the socket's folder must exist and be writable)"
+            : ": permission denied (ports below 1024 need privileges)"
           : ""
     return `cannot listen on ${this.address}${hint} (${String(this.cause)})`
   }

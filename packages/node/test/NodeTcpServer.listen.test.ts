@@ -5,8 +5,8 @@
  * shows it, `reusePort` as another socket can share the port), the name logs
  * give the server (its bound address: the port it really got, `unix:` and
  * the path), and `ListenError`: its `address`, and its message's hint for a
- * port in use, a permission refused (as libuv reports a unix socket in a
- * missing folder), or neither; a TLS key that does not match its certificate
+ * port in use, a permission refused, a unix socket's missing folder (which
+ * libuv reports as a permission refused) or path in use, or neither; a TLS key that does not match its certificate
  * refuses the listen.
  */
 import { execFileSync } from "node:child_process"
@@ -131,7 +131,7 @@ describe("NodeTcpServer listen", () => {
     }).pipe(Effect.scoped)
   )
 
-  it.live("a unix socket in a missing folder: ListenError names unix: and the path, permission denied", () =>
+  it.live("a unix socket: ListenError names unix: and the path, and hints at the folder or the path in use", () =>
     Effect.gen(function* () {
       const path = Path.join(yield* tempDir, "missing", "pool.sock")
       const error = yield* Effect.flip(serve({ path }))
@@ -139,8 +139,19 @@ describe("NodeTcpServer listen", () => {
       assert.strictEqual(error.address, `unix:${path}`)
       // libuv reports a missing folder of a unix socket as EACCES.
       assert.strictEqual((error.cause as NodeJS.ErrnoException).code, "EACCES")
-      assert.isTrue(error.message.startsWith(`cannot listen on unix:${path}: permission denied (`), error.message)
-      assert.isTrue(error.message.endsWith(` (${String(error.cause)})`), error.message)
+      assert.strictEqual(
+        error.message,
+        `cannot listen on unix:${path}: permission denied (the socket's folder must exist and be writable) (${String(error.cause)})`
+      )
+
+      const taken = Path.join(yield* tempDir, "taken.sock")
+      yield* serve({ path: taken })
+      const inUse = yield* Effect.flip(serve({ path: taken }))
+      assert.strictEqual((inUse.cause as NodeJS.ErrnoException).code, "EADDRINUSE")
+      assert.strictEqual(
+        inUse.message,
+        `cannot listen on unix:${taken}: the path is in use (another server listens there, or a stale socket file is left) (${String(inUse.cause)})`
+      )
     }).pipe(Effect.scoped)
   )
 
