@@ -5,22 +5,28 @@
  *
  * Reports go to `reports/mutation/<package>/` (git-ignored): `index.html` and
  * `mutation.json`. The incremental file, which makes a rerun test only the
- * mutants of code or tests that changed since the last run, is committed for
- * core (`mutation/core.incremental.json`, the baseline CI runs against) and
- * kept in the reports folder for node.
+ * mutants of code or tests that changed since the last run, is committed
+ * (`mutation/<package>.incremental.json`): the baseline CI runs against.
  */
 
 import type { PartialStrykerOptions } from "@stryker-mutator/api/core"
 
 /**
- * Score thresholds per package (Stryker's score on all mutants, in percent):
- * 90 for core, 80 for node. Node has no `break` yet: a full run of its
- * real-socket tests has not been measured (TESTING.md).
+ * Score thresholds per package (Stryker's score, in percent): 90 for core, 80
+ * for node; a run under `break` fails.
  */
 const breakAt = {
   core: { high: 95, low: 90, break: 90 },
-  node: { high: 80, low: 70, break: null }
+  node: { high: 85, low: 80, break: 80 }
 } as const
+
+/**
+ * Node leaves out its static mutants (those in code run when a module loads,
+ * some 12% of them): each one reruns the whole real-socket suite, 2 minutes,
+ * about 7.8 hours for all (TESTING.md). Core's suite is seconds long, so core
+ * tests them all.
+ */
+const ignoreStatic = { core: false, node: true } as const
 
 /** The options of the mutation run of `packages/<name>`. */
 export const packageConfig = (name: "core" | "node"): PartialStrykerOptions => ({
@@ -31,9 +37,9 @@ export const packageConfig = (name: "core" | "node"): PartialStrykerOptions => (
   htmlReporter: { fileName: `reports/mutation/${name}/index.html` },
   jsonReporter: { fileName: `reports/mutation/${name}/mutation.json` },
   incremental: true,
-  incrementalFile: name === "core" ? "mutation/core.incremental.json" : `reports/mutation/${name}/incremental.json`,
-  // The run fails under `break`.
+  incrementalFile: `mutation/${name}.incremental.json`,
   thresholds: breakAt[name],
+  ignoreStatic: ignoreStatic[name],
   // Both cores: a mutant's test run is single-threaded.
   concurrency: 2,
   // Stryker copies the repository to a sandbox; these are build output and
