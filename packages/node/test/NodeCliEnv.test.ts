@@ -11,13 +11,12 @@ import * as Path from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option, Result, Schedule } from "effect"
-import { CliError, Command } from "effect/cli"
-import { NodeCliConfig } from "../src/index.ts"
 import { envName, logLevelFromEnv } from "../src/internal/cliEnv.ts"
 import { poolFlags } from "../src/internal/cliFlags.ts"
 import { serverFlags } from "../src/internal/serverFlags.ts"
 import { connect } from "./utils/client.ts"
 import { bin, runBin, spawnNode, tempDir } from "./utils/cliProcess.ts"
+import { parseFlags as parse } from "./utils/flags.ts"
 
 /** A port free a moment ago (bound on 0, then released). */
 const freePort = Effect.callback<number>((resume) => {
@@ -27,29 +26,6 @@ const freePort = Effect.callback<number>((resume) => {
     server.close(() => resume(Effect.succeed(port)))
   })
 })
-
-/** Parses `args` with `env` as the environment; the settings, or the error's message. */
-const parse = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Effect.gen(function* () {
-    let settings: NodeCliConfig.Settings | undefined
-    const cli = Command.make("t", NodeCliConfig.flags(), (given) =>
-      Effect.sync(() => {
-        settings = given
-      })
-    )
-    const result = yield* Command.runWith(cli, { version: "test", renderErrors: false })(args).pipe(
-      Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })),
-      Effect.as(undefined),
-      Effect.catch((error) =>
-        Effect.succeed(
-          CliError.isCliError(error) && error._tag === "ShowHelp"
-            ? error.errors.map((e) => e.message).join("\n")
-            : String(error)
-        )
-      )
-    )
-    return settings === undefined ? { error: result ?? "no settings" } : { settings }
-  }).pipe(Effect.provide(NodeServices.layer))
 
 // Values that some flag takes; each flag is tried with the first its own parser accepts.
 const candidates = [
@@ -138,6 +114,34 @@ describe("NodeCli environment", () => {
         choice.error ?? "",
         /^Invalid value for environment variable POOL_MANAGER_ADMISSION_POLICY: "maybe"\. Expected: [^E]*$/
       )
+      // Also when the parser's own words start with "Expected".
+      const number = yield* parse([], { POOL_MANAGER_MAX_WORKERS: "ten" })
+      assert.strictEqual(
+        number.error,
+        `Invalid value for environment variable POOL_MANAGER_MAX_WORKERS: "ten". Expected: a string representing a finite number`
+      )
+      // The parser's words after "Expected" are left whole, even a path with "Expected" in it.
+      const file = yield* parse([], { POOL_MANAGER_TLS_CA: "/nonexistent/Expected/ca.pem" })
+      assert.strictEqual(
+        file.error,
+        `Invalid value for environment variable POOL_MANAGER_TLS_CA: "/nonexistent/Expected/ca.pem". Expected: Path does not exist: /nonexistent/Expected/ca.pem`
+      )
+      const framing = yield* parse([], { POOL_MANAGER_FRAMING: "frames" })
+      assert.match(
+        framing.error ?? "",
+        /^Invalid value for environment variable POOL_MANAGER_FRAMING: "frames"\. Expected: expected "go", "lines\[:MAX\]/
+      )
+    })
+  )
+
+  it.effect("names the variable a program's own config provider cannot read", () =>
+    Effect.gen(function* () {
+      // A provider that fails (a secrets store out of reach, say), where the environment never does.
+      const unreachable = ConfigProvider.make(() =>
+        Effect.fail(new ConfigProvider.SourceError({ message: "the store is out of reach" }))
+      )
+      const result = yield* parse([], unreachable)
+      assert.match(result.error ?? "parsed", /^cannot read POOL_MANAGER_[A-Z_]+: .*the store is out of reach/)
     })
   )
 

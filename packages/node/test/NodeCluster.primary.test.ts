@@ -1,8 +1,9 @@
 /**
  * The primary's side of `NodeCluster`, without forking: each cluster asks its
  * workers with request ids of its own (two clusters in one process do not
- * share a counter), and the primary's own series come out of Effect's
- * Prometheus formatter as the format wants them.
+ * share a counter), a reply is only the message of its type and id (any
+ * other message, of any shape, is passed over), and the primary's own series
+ * come out of Effect's Prometheus formatter as the format wants them.
  */
 import type { Worker } from "node:cluster"
 import { EventEmitter } from "node:events"
@@ -146,6 +147,8 @@ describe("NodeCluster primary", () => {
         })
         const waiting = yield* Effect.forkChild(ask(wrong))
         yield* TestClock.adjust("1999 millis")
+        // Nor is a message of another shape: a worker's own code may send anything, null included.
+        for (const message of [null, "test:reply", 0]) assert.doesNotThrow(() => wrong.emit("message", message))
         assert.isUndefined(waiting.pollUnsafe())
         yield* TestClock.adjust("1 millis")
         assert.deepStrictEqual(yield* Fiber.join(waiting), Option.none())

@@ -106,6 +106,29 @@ describe("NodeConfigFile YAML", () => {
     )
   })
 
+  it("words the parser's other errors, and gives no position it cannot find", () => {
+    // An error without words of its own is named by its code, in lower-case words.
+    assert.strictEqual(
+      parseError("maxWorkersCount: &one &two 1\n", "pool.yaml"),
+      "config file pool.yaml: not valid YAML at line 1, column 23 (multiple anchors)"
+    )
+    // A comment is YAML but not JSON, and V8 says nowhere where: the start of the file.
+    assert.strictEqual(
+      parseError("# the pool\n{}\n", "pool.json"),
+      "config file pool.json: not valid JSON at line 1, column 1"
+    )
+    // A key that is a number is named without its content, and without a position.
+    assert.strictEqual(
+      parseError("1: 2\nqueueSize: 3\n", "pool.yaml").split(" (known")[0],
+      "config file pool.yaml: unknown field (a key)"
+    )
+    // Lines broken by a lone CR (old Mac files): valid JSON that the YAML parser misreads, so not located.
+    assert.strictEqual(
+      parseError(`{"bufferSize": -1,\r"queueSize": 1}`, "pool.json"),
+      "config file pool.json: bufferSize: expected a number >= 0"
+    )
+  })
+
   it.live(
     "--check-config exits 0 for a valid file (with the flags and environment over it), 1 naming the line otherwise",
     () =>

@@ -3,10 +3,13 @@
  * uses for accept errors, TLS handshake failures and PROXY protocol
  * rejections: a burst per window is logged, the rest counted, and one summary
  * line says how many were left out — at the window's end, or when the scope
- * closes, never twice. Real time, windows of a few hundred milliseconds.
+ * closes, never twice; a window lasts exactly its length; and the pending
+ * summary does not keep the process alive. Real time, windows of a few
+ * hundred milliseconds (the clock held still where the edge is tested).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
+import { vi } from "vitest"
 import * as LogRateLimit from "../src/internal/logRateLimit.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { until } from "./utils/socketPair.ts"
@@ -33,6 +36,46 @@ describe("NodeLogging rate limit", () => {
       yield* until(() => lines.length === 5, "the next window's burst")
       yield* Effect.sleep("400 millis")
       assert.strictEqual(lines.length, 5, "nothing left out, no summary")
+    }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)))
+  })
+
+  it.live("a window lasts exactly its length: a line that long after the window opened opens the next", () => {
+    const lines: Array<LogLine> = []
+    let now = 1_000_000
+    const clock = vi.spyOn(Date, "now").mockImplementation(() => now)
+    return Effect.gen(function* () {
+      const warn = yield* LogRateLimit.make({ kind: "failures", burst: 1, window: "300 millis" })
+      warn(Effect.logWarning("first"))
+      now += 299
+      warn(Effect.logWarning("left out"))
+      now += 1
+      warn(Effect.logWarning("the next window's first"))
+      yield* until(() => lines.length === 3, "both windows' lines and the summary")
+      assert.deepStrictEqual(
+        lines.map((line) => line.message).sort(),
+        [
+          "failures: 1 more like this not logged in the last 300ms (the metrics count every one)",
+          "first",
+          "the next window's first"
+        ].sort()
+      )
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(capturingLogs(lines)),
+      Effect.ensuring(Effect.sync(() => clock.mockRestore()))
+    )
+  })
+
+  it.live("the pending summary's timer does not keep the process alive", () => {
+    const lines: Array<LogLine> = []
+    // What keeps Node's event loop running: a timer counts only while it is referenced.
+    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length
+    return Effect.gen(function* () {
+      const warn = yield* LogRateLimit.make({ kind: "failures", burst: 1, window: "10 seconds" })
+      const before = timers()
+      warn(Effect.logWarning("first"))
+      warn(Effect.logWarning("left out"))
+      assert.strictEqual(timers(), before)
     }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)))
   })
 

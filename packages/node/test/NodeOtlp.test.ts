@@ -4,15 +4,15 @@
  * connection, its messages and the callback's own span arrive as one tree,
  * with the pool's attributes, flushed by the graceful stop; the JSON log line
  * the callback wrote carries the ids of its span. And the layer itself, in
- * this process: the endpoint it posts to, the resource it names, and what is
- * left posted when it is released.
+ * this process: the endpoint it posts to, the resource it names, what is left
+ * posted when it is released, and the counters by reason as monotonic sums.
  */
 
 import * as Http from "node:http"
 import * as Os from "node:os"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Metric } from "effect"
-import { NodeOtlp } from "../src/index.ts"
+import { NodeOtlp, NodeProxyProtocol } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { spawnNode, tracedServer } from "./utils/cliProcess.ts"
 
@@ -46,7 +46,14 @@ interface MetricsData {
     readonly scopeMetrics: ReadonlyArray<{
       readonly metrics: ReadonlyArray<{
         readonly name: string
-        readonly sum?: { readonly dataPoints: ReadonlyArray<{ asInt?: number | string; asDouble?: number }> }
+        readonly sum?: {
+          readonly isMonotonic?: boolean
+          readonly dataPoints: ReadonlyArray<{
+            asInt?: number | string
+            asDouble?: number
+            attributes?: ReadonlyArray<KeyValue>
+          }>
+        }
       }>
     }>
   }>
@@ -146,6 +153,36 @@ describe("NodeOtlp", () => {
         points.map((point) => Number(point.asInt ?? point.asDouble)),
         [3]
       )
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a counter by reason (here the PROXY gate's) is exported as a monotonic sum, a point per reason", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      yield* NodeProxyProtocol.makeGate().pipe(
+        Effect.provide(
+          NodeOtlp.layer({
+            endpoint: otlp.url,
+            serviceName: "in-process",
+            exportInterval: "1 hour",
+            shutdownTimeout: "2 seconds"
+          })
+        ),
+        Effect.provideService(Metric.MetricRegistry, new Map())
+      )
+      const sums = (otlp.posted.get("/v1/metrics") as Array<MetricsData>).flatMap((report) =>
+        report.resourceMetrics.flatMap((resource) =>
+          resource.scopeMetrics.flatMap((scope) =>
+            scope.metrics.filter((metric) => metric.name === "pool_proxy_connections_rejected_total")
+          )
+        )
+      )
+      assert.isAbove(sums.length, 0)
+      for (const metric of sums) assert.strictEqual(metric.sum?.isMonotonic, true)
+      const reasons = sums.flatMap((metric) =>
+        metric.sum!.dataPoints.map((point) => attributes(point.attributes ?? []).reason)
+      )
+      assert.includeMembers(reasons, ["untrusted", "missing", "timeout"])
     }).pipe(Effect.scoped)
   )
 

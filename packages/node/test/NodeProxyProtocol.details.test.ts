@@ -51,6 +51,12 @@ describe("NodeProxyProtocol details", () => {
       ["PROXY TCP4 1.2.3.4 5.6.7.8 x 2\r\n", "malformed: a v1 header has a bad port"]
     ]
     for (const [text, expected] of cases) assert.strictEqual(rejection(ascii(text)), expected, JSON.stringify(text))
+    // 107 bytes without CRLF: too long already, not waiting for more.
+    assert.strictEqual(
+      rejection(ascii(`PROXY UNKNOWN ${"x".repeat(93)}`)),
+      "oversized: a v1 header line is at most 107 bytes"
+    )
+    assert.strictEqual(rejection(ascii(`PROXY UNKNOWN ${"x".repeat(92)}`)), "Incomplete")
     // 107 bytes without CRLF, then a lone LF: the line was too long before the LF.
     assert.strictEqual(
       rejection(ascii(`PROXY UNKNOWN ${"x".repeat(93)}\n`)),
@@ -131,8 +137,8 @@ describe("NodeProxyProtocol details", () => {
     )
     const unspec = header(v2({ command: 1, family: 0, transport: 0, addresses: new Uint8Array(0) }))
     assert.deepStrictEqual(
-      [unspec.family, unspec.transport, unspec.source, unspec.destination],
-      ["UNKNOWN", "UNSPEC", undefined, undefined]
+      [unspec.command, unspec.family, unspec.transport, unspec.source, unspec.destination],
+      ["PROXY", "UNKNOWN", "UNSPEC", undefined, undefined]
     )
     // Unix paths: NUL-terminated, or the whole 108 bytes; an empty one is "".
     const full = "p".repeat(108)

@@ -3,9 +3,10 @@
  * real loopback sockets in the test process: which trusted-proxy entries are
  * addresses or CIDRs, and reading a header under a timeout — the header
  * whole or in pieces, the bytes after it handed back in order, and each way
- * it can fail (invalid, peer gone, too slow), each ending once and leaving no
- * listener behind; and `makeGate` closing an untrusted peer, counted in its
- * metric and logged naming the peer (`unknown` over a unix socket).
+ * it can fail (invalid, peer gone or reset, too slow), each ending once and
+ * leaving no listener behind; and `makeGate` closing an untrusted peer,
+ * counted in its metric and logged naming the peer (`unknown` over a unix
+ * socket).
  * NodeTcpServer.proxy.test.ts runs the gate in a server.
  */
 import type * as Net from "node:net"
@@ -97,10 +98,10 @@ describe("NodeProxyProtocol gate", () => {
     }).pipe(Effect.scoped)
   )
 
-  it.live("a header in pieces, with nothing after it", () =>
+  it.live("a header in pieces, with nothing after it; the timeout no longer runs once it came", () =>
     Effect.gen(function* () {
       const { server, client } = yield* socketPair()
-      const read = reading(server)
+      const read = reading(server, 150)
       client.write(header.subarray(0, 10))
       yield* Effect.sleep("50 millis")
       assert.strictEqual(read.outcomes.length, 0, "incomplete: still waiting")
@@ -110,6 +111,33 @@ describe("NodeProxyProtocol gate", () => {
       const got = rest(server)
       client.write("NEXT")
       yield* until(() => got() === "NEXT", "only what came after")
+      yield* Effect.sleep("200 millis")
+      assert.deepStrictEqual(
+        read.outcomes.map((outcome) => outcome._tag),
+        ["Header"],
+        "past the timeout: still the header alone"
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a peer that resets before a complete header: closed at once, its error taken by the reader", () =>
+    Effect.gen(function* () {
+      const { server, client } = yield* socketPair()
+      // No listener of the caller's own: the reader's must take the error a reset raises.
+      server.removeAllListeners("error")
+      const read = reading(server)
+      client.write(header.subarray(0, 8))
+      yield* Effect.sleep("30 millis")
+      assert.doesNotThrow(() =>
+        server.emit("error", Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }))
+      )
+      // A reset ends no stream ("end"), it only closes the socket: rejected then, not at the timeout.
+      client.resetAndDestroy()
+      yield* until(() => read.outcomes.length > 0, "the reset peer's rejection", "1 second")
+      assert.deepStrictEqual(read.outcomes, [
+        { _tag: "Rejected", reason: "closed", detail: "the peer closed before a complete header" }
+      ])
+      assert.deepStrictEqual(read.left(), read.listeners)
     }).pipe(Effect.scoped)
   )
 

@@ -121,6 +121,10 @@ describe("NodeTls policy", () => {
       failed(new Error("socket hang up"), undefined)
       failed(withCode("ERR_SSL_TLSV1_ALERT_UNKNOWN_CA"), "10.0.0.2:5000")
       const text = yield* PrometheusMetrics.format()
+      assert.include(
+        text,
+        "# HELP pool_tls_handshake_failures_total TLS handshakes that failed, by reason (TLS alert or error)"
+      )
       assert.include(text, 'pool_tls_handshake_failures_total{reason="unknown_ca"} 2')
       assert.include(text, 'pool_tls_handshake_failures_total{reason="reset"} 1')
       assert.include(text, 'pool_tls_handshake_failures_total{reason="timeout"} 0')
@@ -136,6 +140,28 @@ describe("NodeTls policy", () => {
         annotations: { tlsPeer: "unknown", reason: "reset", code: "" }
       })
     }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)))
+  })
+
+  it.effect("warns of the first few failures, then says how many more there were", () => {
+    const lines: Array<LogLine> = []
+    return Effect.gen(function* () {
+      const scope = yield* Scope.make()
+      const failed = yield* Scope.provide(
+        TlsPolicy.handshakeFailures(() => "127.0.0.1:6263"),
+        scope
+      )
+      for (let i = 0; i < 8; i++) failed(withCode("ECONNRESET"), `10.0.0.${i}:5000`)
+      yield* Scope.close(scope, Exit.void)
+      assert.deepStrictEqual(
+        lines.map((line) => line.message),
+        [
+          ...[0, 1, 2, 3, 4].map(
+            (i) => `TLS handshake on 127.0.0.1:6263 failed from 10.0.0.${i}:5000: reset (ECONNRESET)`
+          ),
+          "TLS handshake failures: 3 more like this not logged in the last 10s (the metrics count every one)"
+        ]
+      )
+    }).pipe(Effect.provide(capturingLogs(lines)))
   })
 
   it.effect("the counter's series exist while its scope is open, each value from 0", () =>
