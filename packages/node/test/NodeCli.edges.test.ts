@@ -10,6 +10,7 @@
 import { assert, describe, it, vi } from "@effect/vitest"
 import { ConfigProvider, Console, Effect, Exit, Fiber } from "effect"
 import * as Output from "../src/internal/cliOutput.ts"
+import { referencedTimers } from "./utils/resources.ts"
 import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
 
@@ -22,9 +23,6 @@ const freshSignals = Effect.promise(() => {
   vi.resetModules()
   return import("../src/internal/signals.ts")
 })
-
-/** The timers that keep this process alive (Node's own count, by kind). */
-const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length
 
 describe("NodeCli edges", () => {
   it.effect("--version is printed as Effect prints it, not as a usage error", () =>
@@ -76,13 +74,13 @@ describe("NodeCli edges", () => {
       const Signals = yield* freshSignals
       const waiting = yield* Effect.forkChild(Signals.nextStopSignal(60_000))
       yield* until(() => process.listenerCount("SIGINT") === listeners.SIGINT + 1, "the wait's SIGINT listener")
-      const during = timers()
+      const during = referencedTimers()
       yield* Fiber.interrupt(waiting)
       assert.deepStrictEqual(
         { SIGINT: process.listenerCount("SIGINT"), SIGTERM: process.listenerCount("SIGTERM") },
         listeners
       )
-      assert.isBelow(timers(), during, "the wait's timer is cleared")
+      assert.isBelow(referencedTimers(), during, "the wait's timer is cleared")
     })
   )
 

@@ -10,7 +10,7 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Option, Result, Schedule } from "effect"
+import { ConfigProvider, Effect, Exit, Option, Result, Schedule } from "effect"
 import { envName, logLevelFromEnv } from "../src/internal/cliEnv.ts"
 import { poolFlags } from "../src/internal/cliFlags.ts"
 import { serverFlags } from "../src/internal/serverFlags.ts"
@@ -140,7 +140,10 @@ describe("NodeCli environment", () => {
       const unreachable = ConfigProvider.make(() =>
         Effect.fail(new ConfigProvider.SourceError({ message: "the store is out of reach" }))
       )
-      const result = yield* parse([], unreachable)
+      // A usage error naming the variable, not a defect of its own.
+      const exit = yield* Effect.exit(parse([], unreachable))
+      assert.isTrue(Exit.isSuccess(exit), `cannot read the provider: a usage error, not ${String(exit)}`)
+      const result = yield* exit
       assert.match(result.error ?? "parsed", /^cannot read POOL_MANAGER_[A-Z_]+: .*the store is out of reach/)
     })
   )

@@ -17,85 +17,28 @@ import { Deferred, Effect, Fiber } from "effect"
 import { NodeCluster } from "../src/index.ts"
 import * as Supervisor from "../src/internal/supervisor.ts"
 import { get, tempDir } from "./utils/cliProcess.ts"
-import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { installedListener } from "./utils/signals.ts"
-import { until } from "./utils/socketPair.ts"
+import {
+  eventsOf,
+  eventually,
+  killLeftovers,
+  messages,
+  type Started,
+  setupFixture,
+  start as startPrimary,
+  takeExitCode
+} from "./utils/supervisedCluster.ts"
 import { within } from "./utils/within.ts"
 
-interface Event {
-  readonly number: number
-  readonly pid: number
-  readonly event: string
-}
+const start = (behaviour: string, options: Omit<NodeCluster.PrimaryOptions, "onListening">) =>
+  startPrimary({ FIXTURE_BEHAVIOUR: behaviour }, options)
 
-/** What a started primary gives its test. */
-interface Started {
-  readonly fiber: Fiber.Fiber<never, unknown>
-  readonly lines: Array<LogLine>
-  readonly events: () => ReadonlyArray<Event>
-  readonly listening: Deferred.Deferred<{ readonly address: Net.AddressInfo | string; readonly mode: string }>
-  readonly dir: string
-}
-
-/** `until`, bounded for what child processes do: they start, and answer, slower on a loaded machine. */
-const eventually = (condition: () => boolean, what: string) => until(condition, what, "10 seconds")
-
-const messages = (lines: ReadonlyArray<LogLine>) => lines.map((line) => line.message)
-
-/**
- * Starts a primary of `processes` fixture workers misbehaving as `behaviour`
- * says; the fiber is interrupted (stopping the cluster) when the test's scope
- * closes, whatever the test did.
- */
-const start = (
-  behaviour: string,
-  options: Omit<NodeCluster.PrimaryOptions, "onListening"> & { readonly config?: string }
-) =>
-  Effect.gen(function* () {
-    const dir = yield* tempDir
-    const eventsFile = Path.join(dir, "events")
-    Fs.writeFileSync(eventsFile, "")
-    // Cluster.fork copies the environment at each fork, replacements' too.
-    process.env.FIXTURE_EVENTS = eventsFile
-    process.env.FIXTURE_BEHAVIOUR = behaviour
-    const lines: Array<LogLine> = []
-    const listening = yield* Deferred.make<{ address: Net.AddressInfo | string; mode: string }>()
-    const fiber = yield* Effect.acquireRelease(
-      NodeCluster.runPrimary({
-        ...options,
-        onListening: (address, mode) => Deferred.succeed(listening, { address, mode }).pipe(Effect.asVoid)
-      }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)), Effect.forkDetach),
-      (fiber) => Fiber.interrupt(fiber)
-    )
-    const events = () =>
-      Fs.readFileSync(eventsFile, "utf8")
-        .split("\n")
-        .filter((line) => line !== "")
-        .map((line) => {
-          const [number, pid, ...rest] = line.split(" ")
-          return { number: Number(number), pid: Number(pid), event: rest.join(" ") }
-        })
-    return { fiber, lines, events, listening, dir } satisfies Started
-  })
-
-const hasEvent = (started: Started, number: number, prefix: string) =>
-  started.events().some((each) => each.number === number && each.event.startsWith(prefix))
-
-/** `process.exitCode` as the stop left it, reset so the test runner's own exit is not changed. */
-const takeExitCode = () => {
-  const code = process.exitCode
-  process.exitCode = undefined
-  return code
-}
+const hasEvent = (started: Started, number: number, prefix: string) => eventsOf(started, number, prefix).length > 0
 
 // Each test forks processes: seconds under a loaded CI machine, not the default 5 s bound.
 describe("NodeCluster supervisor", { timeout: 30_000 }, () => {
-  beforeAll(() => {
-    Cluster.setupPrimary({ exec: Path.join(import.meta.dirname, "fixtures", "cluster-worker.ts"), execArgv: [] })
-  })
-  afterAll(() => {
-    for (const worker of Object.values(Cluster.workers ?? {})) worker?.process.kill("SIGKILL")
-  })
+  beforeAll(() => setupFixture("cluster-worker.ts"))
+  afterAll(killLeftovers)
 
   it("backs off 100 ms, doubling per failure in a row, up to 10 s", () => {
     assert.deepStrictEqual([0, 1, 2, 3, 7, 8, 100].map(Supervisor.backoff), [100, 100, 200, 400, 6400, 10_000, 10_000])

@@ -17,7 +17,9 @@ const parseError = (text: string, path: string) =>
   Effect.runSync(
     NodeConfigFile.parse(text, path).pipe(
       Effect.flip,
-      Effect.map((error) => error.message)
+      Effect.map((error) => error.message),
+      // A crash of the parser shows in the assertion's message, not as a thrown error.
+      Effect.catchDefect((defect) => Effect.succeed(`defect: ${String(defect)}`))
     )
   )
 

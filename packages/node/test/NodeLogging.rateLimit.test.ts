@@ -12,6 +12,7 @@ import { Effect, Exit, Scope } from "effect"
 import { vi } from "vitest"
 import * as LogRateLimit from "../src/internal/logRateLimit.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
+import { referencedTimers } from "./utils/resources.ts"
 import { until } from "./utils/socketPair.ts"
 
 const summary = (count: number) =>
@@ -69,13 +70,12 @@ describe("NodeLogging rate limit", () => {
   it.live("the pending summary's timer does not keep the process alive", () => {
     const lines: Array<LogLine> = []
     // What keeps Node's event loop running: a timer counts only while it is referenced.
-    const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length
     return Effect.gen(function* () {
       const warn = yield* LogRateLimit.make({ kind: "failures", burst: 1, window: "10 seconds" })
-      const before = timers()
+      const before = referencedTimers()
       warn(Effect.logWarning("first"))
       warn(Effect.logWarning("left out"))
-      assert.strictEqual(timers(), before)
+      assert.strictEqual(referencedTimers(), before)
     }).pipe(Effect.scoped, Effect.provide(capturingLogs(lines)))
   })
 

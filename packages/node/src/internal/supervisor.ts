@@ -253,7 +253,12 @@ const onListening = (primary: Primary, forked: Forked, address: Net.AddressInfo 
   const all = running(primary)
   if (primary.announced || all.some((each) => !each.ready) || all.length < options.processes) return
   primary.announced = true
-  const where = typeof address === "string" ? `unix:${address}` : `${address.address}:${address.port}`
+  // node:cluster gives a hand-off process's address as null when it listens without a host (on every
+  // interface, "::" or "0.0.0.0" as the process found them): the primary cannot tell which, so "*".
+  const where =
+    typeof address === "string"
+      ? `unix:${address}`
+      : `${address.address === "" ? "*" : address.address}:${address.port}`
   primary.log(
     Effect.log(`${primary.name} primary: ${options.processes} processes listening on ${where} (${via})`).pipe(
       Effect.annotateLogs({ ...addressFields(address), processes: options.processes, mode: via }),
