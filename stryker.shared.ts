@@ -42,6 +42,9 @@ export const packageConfig = (name: "core" | "node"): PartialStrykerOptions => (
   ignoreStatic: ignoreStatic[name],
   // Both cores: a mutant's test run is single-threaded.
   concurrency: 2,
+  // The first run is the whole suite with per-test coverage: node's takes about 4 minutes on an idle machine
+  // (its cluster tests fork processes), over Stryker's default bound of 5 on a loaded one.
+  dryRunTimeoutMinutes: 20,
   // Stryker copies the repository to a sandbox; these are build output and
   // generated files no test reads.
   ignorePatterns: ["bench/build", "**/dist", "docs/api", "reports", "tmp", "**/*.cpuprofile", ".stryker-tmp*"],
