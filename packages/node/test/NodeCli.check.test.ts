@@ -17,18 +17,10 @@ import { ConfigProvider, Console, Effect, Exit, Option } from "effect"
 import { NodeCli } from "../src/index.ts"
 import * as CliCommand from "../src/internal/cliCommand.ts"
 import { bin, noFlags, tempDir } from "./utils/cliProcess.ts"
-import { runCommand } from "./utils/command.ts"
+import { failureOf, runCommand } from "./utils/command.ts"
 
 const withEnv = (env: Record<string, string>) =>
   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
-
-/** The error `effect` fails with; an assertion naming `what` if it succeeds or dies instead. */
-const failureOf = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
-  Effect.map(Effect.exit(effect), (exit) => {
-    const error = Exit.findErrorOption(exit)
-    if (Option.isNone(error)) return assert.fail(`${what}: expected a failure, got ${String(exit)}`)
-    return error.value
-  })
 
 describe("NodeCli check", () => {
   it.effect("a --path passes validation in every mode but reuseport, and reuseport passes without one", () =>

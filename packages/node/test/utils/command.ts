@@ -6,7 +6,8 @@
  * as a child process.
  */
 import { NodeServices } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { assert } from "@effect/vitest"
+import { Console, Effect, Exit, Fiber, Option } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../../src/index.ts"
 
@@ -24,3 +25,16 @@ export const runCommand = (args: ReadonlyArray<string>, options: Partial<Options
   )
   return { out, effect }
 }
+
+/**
+ * The error `effect` fails with; an assertion naming `what` if it succeeds or
+ * dies instead. Run in a fiber of its own, so that even a defect that ends
+ * its fiber at once (a value that is not an effect) is seen as its exit.
+ */
+export const failureOf = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  Effect.gen(function* () {
+    const exit = yield* Fiber.await(yield* Effect.forkChild(effect))
+    const error = Exit.findErrorOption(exit)
+    if (Option.isNone(error)) return assert.fail(`${what}: expected a failure, got ${String(exit)}`)
+    return error.value
+  })
