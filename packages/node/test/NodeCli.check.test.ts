@@ -6,14 +6,18 @@
  * is a JSON line when the defaults ask for JSON logs, but a usage error (a
  * bad `POOL_MANAGER_LOG_LEVEL`) stays a usage error; and the handler alone
  * (without `validate` before it) reports a configuration error as a user
- * error, naming the file it combined. NodeCli.command.test.ts has the usual
+ * error, naming the file it combined. Run inside a caller's span, the valid
+ * line is an event of it whose attributes name a config file only when there
+ * is one. NodeCli.command.test.ts has the usual
  * paths.
  */
 
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Console, Effect, Exit, Option } from "effect"
+import { ConfigProvider, Console, Effect, Exit, Option, Tracer } from "effect"
+import { GlobalFlag } from "effect/cli"
 import { NodeCli } from "../src/index.ts"
 import * as CliCommand from "../src/internal/cliCommand.ts"
 import { bin, noFlags, tempDir } from "./utils/cliProcess.ts"
@@ -98,7 +102,9 @@ describe("NodeCli check", () => {
       const out: Array<string> = []
       const check = (settings: typeof noFlags) =>
         failureOf(CliCommand.handler("pool-manager", options, settings), "the handler").pipe(
-          Effect.provideService(Console.Console, { ...console, log: (line: string) => void out.push(line) })
+          Effect.provideService(Console.Console, { ...console, log: (line: string) => void out.push(line) }),
+          Effect.provideService(GlobalFlag.LogLevel, Option.none()),
+          Effect.provide(NodeServices.layer)
         )
       const alone = yield* check({ ...contradicting, check: Option.some(true) })
       assert.strictEqual(alone._tag, "UserError")
@@ -107,6 +113,27 @@ describe("NodeCli check", () => {
       assert.strictEqual(withFile._tag, "UserError")
       assert.strictEqual(withFile.message, `config file ${file}: ${alone.message}`)
       assert.deepStrictEqual(out, [])
+    }).pipe(Effect.scoped, withEnv({}))
+  )
+
+  it.effect("in a caller's span, the valid line's event names a config file only when there is one", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir
+      const file = Path.join(dir, "pool.yaml")
+      Fs.writeFileSync(file, "maxWorkersCount: 3\n")
+      const validEvents = (args: ReadonlyArray<string>) =>
+        Effect.gen(function* () {
+          const span = yield* Effect.currentSpan
+          yield* runCommand([...args, "--log-format", "json"]).effect
+          assert.instanceOf(span, Tracer.NativeSpan)
+          return (span as Tracer.NativeSpan).events.filter(([name]) => name.endsWith(" is valid"))
+        }).pipe(Effect.withSpan("caller"))
+      const [withoutFile] = yield* validEvents(["--check"])
+      assert.strictEqual(withoutFile?.[0], "configuration is valid")
+      assert.strictEqual(withoutFile?.[2].valid, true)
+      assert.isFalse(Object.hasOwn(withoutFile?.[2] ?? {}, "configFile"), "no configFile attribute")
+      const [withFile] = yield* validEvents(["--check-config", file])
+      assert.strictEqual(withFile?.[2].configFile, file)
     }).pipe(Effect.scoped, withEnv({}))
   )
 })

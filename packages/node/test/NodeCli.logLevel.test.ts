@@ -24,7 +24,7 @@ const spanEvents: Array<string> = []
 const callback: Options["callback"] = (conn) =>
   Effect.gen(function* () {
     yield* Effect.logDebug(debugLine)
-    const span = yield* Effect.currentSpan
+    const span = yield* Effect.orDie(Effect.currentSpan)
     if (span instanceof Tracer.NativeSpan) spanEvents.push(...span.events.map(([name]) => name))
     yield* Effect.ignore(conn.write("OK"))
   }).pipe(Effect.withSpan("levels.callback"))
