@@ -14,7 +14,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Tracer } from "effect"
 import { connect } from "./utils/client.ts"
 import { tempDir } from "./utils/cliProcess.ts"
-import { type Options, runCommand } from "./utils/command.ts"
+import { type Options, startCommand } from "./utils/command.ts"
 import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
 
@@ -29,15 +29,9 @@ const callback: Options["callback"] = (conn) =>
     yield* Effect.ignore(conn.write("OK"))
   }).pipe(Effect.withSpan("levels.callback"))
 
-/** The command on 127.0.0.1, a free port and `args`, forked: its output, and the port once it listens. */
+/** The command on 127.0.0.1, a free port and `args`, listening. */
 const listening = (args: ReadonlyArray<string>) =>
-  Effect.gen(function* () {
-    const server = runCommand(["--host", "127.0.0.1", "--port", "0", ...args], { name: "levels", callback })
-    const fiber = yield* Effect.forkChild(server.effect)
-    yield* until(() => server.out.some((line) => line.includes("levels listening on")), "the listening line")
-    const line = server.out.find((each) => each.includes("levels listening on")) ?? ""
-    return { out: server.out, fiber, port: Number(/127\.0\.0\.1:(\d+)/.exec(line)?.[1]) }
-  })
+  startCommand(["--host", "127.0.0.1", "--port", "0", ...args], { name: "levels", callback })
 
 /** One client's message answered, then the connection closed by the client. */
 const exchange = (port: number) =>

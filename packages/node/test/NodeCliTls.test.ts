@@ -15,8 +15,7 @@ import { Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../src/index.ts"
 import { bin, spawnNode, tempDir } from "./utils/cliProcess.ts"
-import { runCommand } from "./utils/command.ts"
-import { until } from "./utils/socketPair.ts"
+import { startCommand } from "./utils/command.ts"
 
 /** A self-signed certificate for 127.0.0.1 in `dir`, as PEM files. */
 const certificate = (dir: string, name: string) => {
@@ -68,16 +67,13 @@ describe("NodeCli TLS", () => {
   it.live("the command in this process serves TLS with the key and certificate of the files", () =>
     Effect.gen(function* () {
       const { key, cert } = certificate(yield* tempDir, "server")
-      const server = runCommand(["--host", "127.0.0.1", "--port", "0", "--tls-key", key, "--tls-cert", cert])
-      const fiber = yield* Effect.forkChild(server.effect)
-      const listening = () => server.out.find((line) => line.includes(" tls=true"))
-      yield* until(() => listening() !== undefined, "the TLS listening line")
-      const port = Number(/127\.0\.0\.1:(\d+)/.exec(listening() ?? "")?.[1])
-      const reply = yield* tlsRequest(port, Fs.readFileSync(cert, "utf8"), "HI!").pipe(
+      const server = yield* startCommand(["--host", "127.0.0.1", "--port", "0", "--tls-key", key, "--tls-cert", cert])
+      assert.include(server.listening, " tls=true")
+      const reply = yield* tlsRequest(server.port, Fs.readFileSync(cert, "utf8"), "HI!").pipe(
         Effect.catch((error) => Effect.succeed(`no reply: ${error.message}`))
       )
       assert.strictEqual(reply, "OK")
-      yield* Fiber.interrupt(fiber)
+      yield* Fiber.interrupt(server.fiber)
     }).pipe(Effect.scoped)
   )
 

@@ -17,8 +17,7 @@ import { Effect, Fiber, Metric } from "effect"
 import { NodeOtlp, NodeProxyProtocol } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { spawnNode, tracedServer } from "./utils/cliProcess.ts"
-import { runCommand } from "./utils/command.ts"
-import { until } from "./utils/socketPair.ts"
+import { startCommand } from "./utils/command.ts"
 
 interface AnyValue {
   readonly stringValue?: string
@@ -193,18 +192,15 @@ describe("NodeOtlp", () => {
   it.live("the command in this process exports, on its stop, under its own name without --service-name", () =>
     Effect.gen(function* () {
       const otlp = yield* receiver
-      const server = runCommand(["--host", "127.0.0.1", "--port", "0", "--otlp-endpoint", otlp.url], {
+      const server = yield* startCommand(["--host", "127.0.0.1", "--port", "0", "--otlp-endpoint", otlp.url], {
         name: "otlp-named"
       })
-      const fiber = yield* Effect.forkChild(server.effect)
-      const listening = () => server.out.find((line) => line.includes("otlp-named listening on"))
-      yield* until(() => listening() !== undefined, "the listening line")
       yield* Effect.gen(function* () {
-        const client = yield* connect(Number(/127\.0\.0\.1:(\d+)/.exec(listening() ?? "")?.[1]))
+        const client = yield* connect(server.port)
         yield* client.send("HI!")
         assert.strictEqual(yield* client.receive(2), "OK")
       }).pipe(Effect.scoped)
-      yield* Fiber.interrupt(fiber)
+      yield* Fiber.interrupt(server.fiber)
       const reports = (otlp.posted.get("/v1/metrics") ?? []) as Array<{
         readonly resourceMetrics: ReadonlyArray<{ readonly resource: { readonly attributes: ReadonlyArray<KeyValue> } }>
       }>

@@ -10,6 +10,7 @@ import { assert } from "@effect/vitest"
 import { Console, Effect, Exit, Fiber, Option } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../../src/index.ts"
+import { until } from "./socketPair.ts"
 
 /** The options of `NodeCli.command` a test gives (the callback answers `OK` unless given). */
 export type Options = NodeCli.Options<never, never>
@@ -25,6 +26,20 @@ export const runCommand = (args: ReadonlyArray<string>, options: Partial<Options
   )
   return { out, effect }
 }
+
+/**
+ * The command on `args` forked, once it logged its listening line: what it
+ * printed, its fiber (interrupt it to stop the server), the line and the port.
+ */
+export const startCommand = (args: ReadonlyArray<string>, options: Partial<Options> = {}) =>
+  Effect.gen(function* () {
+    const { out, effect } = runCommand(args, options)
+    const fiber = yield* Effect.forkChild(effect)
+    const line = () => out.find((each) => each.includes(" listening on "))
+    yield* until(() => line() !== undefined, "the listening line")
+    const listening = line() ?? ""
+    return { out, fiber, listening, port: Number(/127\.0\.0\.1:(\d+)/.exec(listening)?.[1]) }
+  })
 
 /**
  * The error `effect` fails with; an assertion naming `what` if it succeeds or
