@@ -12,12 +12,13 @@ import Cluster from "node:cluster"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
-import { assert, beforeAll, describe, it, vi } from "@effect/vitest"
+import { assert, beforeAll, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
-import { bin, tempDir } from "./utils/cliProcess.ts"
+import { bin, configFile, tempDir } from "./utils/cliProcess.ts"
 import { type Options, runCommand } from "./utils/command.ts"
+import { withStubbedExit } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
 
 /** The messages of the rule errors `args` give (`validate`'s, reported as `ShowHelp`). */
@@ -131,9 +132,7 @@ describe("NodeCli command", { timeout: 30_000 }, () => {
 
   it.live("serves with the flags over its config file, and stops when interrupted", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir
-      const file = Path.join(dir, "pool.yaml")
-      Fs.writeFileSync(file, "maxWorkersCount: 9\nminWorkersCount: 1\n")
+      const file = yield* configFile("maxWorkersCount: 9\nminWorkersCount: 1\n")
       const server = runCommand(["--host", "127.0.0.1", "--port", "0", "--config", file, "--min-workers", "2"], {
         name: "tested"
       })
@@ -189,36 +188,21 @@ describe("NodeCli command", { timeout: 30_000 }, () => {
   )
 
   it.live("run: runs the command on the args given as the main program; a usage error exits with 2", () =>
-    Effect.acquireUseRelease(
-      Effect.sync(() => ({
-        log: vi.spyOn(console, "log").mockImplementation(() => {}),
-        error: vi.spyOn(console, "error").mockImplementation(() => {}),
-        exit: vi.spyOn(process, "exit").mockImplementation((() => {}) as never)
-      })),
-      (spies) =>
-        Effect.gen(function* () {
-          const callback = () => Effect.void
-          NodeCli.run({ name: "ran", callback, args: ["--check", "--max-workers", "3"] })
-          yield* until(() => spies.log.mock.calls.length > 0, "the check's line")
-          assert.match(
-            spies.log.mock.calls[0]?.map(String).join(" ") ?? "",
-            /configuration is valid: .* max-workers=3 /
-          )
-          assert.strictEqual(spies.exit.mock.calls.length, 0, "a success ends without process.exit")
+    withStubbedExit((spies) =>
+      Effect.gen(function* () {
+        const callback = () => Effect.void
+        NodeCli.run({ name: "ran", callback, args: ["--check", "--max-workers", "3"] })
+        yield* until(() => spies.log.mock.calls.length > 0, "the check's line")
+        assert.match(spies.log.mock.calls[0]?.map(String).join(" ") ?? "", /configuration is valid: .* max-workers=3 /)
+        assert.strictEqual(spies.exit.mock.calls.length, 0, "a success ends without process.exit")
 
-          NodeCli.run({ name: "ran", callback, args: ["--no-such-flag"] })
-          yield* until(() => spies.exit.mock.calls.length > 0, "the usage error's exit")
-          assert.deepStrictEqual(spies.exit.mock.calls[0], [2])
-          const printed = spies.error.mock.calls.map((call) => call.map(String).join(" "))
-          assert.include(printed.join("\n"), "--no-such-flag")
-          assert.include(printed, "Run 'ran --help' for the flags.")
-        }),
-      (spies) =>
-        Effect.sync(() => {
-          spies.log.mockRestore()
-          spies.error.mockRestore()
-          spies.exit.mockRestore()
-        })
+        NodeCli.run({ name: "ran", callback, args: ["--no-such-flag"] })
+        yield* until(() => spies.exit.mock.calls.length > 0, "the usage error's exit")
+        assert.deepStrictEqual(spies.exit.mock.calls[0], [2])
+        const printed = spies.error.mock.calls.map((call) => call.map(String).join(" "))
+        assert.include(printed.join("\n"), "--no-such-flag")
+        assert.include(printed, "Run 'ran --help' for the flags.")
+      })
     )
   )
 })

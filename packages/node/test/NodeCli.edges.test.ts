@@ -11,18 +11,8 @@ import { assert, describe, it, vi } from "@effect/vitest"
 import { ConfigProvider, Console, Effect, Exit, Fiber } from "effect"
 import * as Output from "../src/internal/cliOutput.ts"
 import { referencedTimers } from "./utils/resources.ts"
-import { installedListener } from "./utils/signals.ts"
+import { freshSignals, installedListener, withStubbedExit } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
-
-/**
- * A copy of internal/signals.ts with its process-wide state new. Loading it in
- * the test also means its functions are defined while the test runs, which is
- * what lets a mutation run reach their definitions.
- */
-const freshSignals = Effect.promise(() => {
-  vi.resetModules()
-  return import("../src/internal/signals.ts")
-})
 
 describe("NodeCli edges", () => {
   it.effect("--version is printed as Effect prints it, not as a usage error", () =>
@@ -85,22 +75,15 @@ describe("NodeCli edges", () => {
   )
 
   it.live("runMain: a program that interrupts itself, with no stop signal, exits 130", () =>
-    Effect.gen(function* () {
-      const fresh = yield* freshSignals
-      const exits = vi.spyOn(process, "exit").mockImplementation(() => undefined as never)
-      const printed = [vi.spyOn(console, "error"), vi.spyOn(console, "log")].map((spy) =>
-        spy.mockImplementation(() => {})
-      )
-      try {
+    withStubbedExit(({ exit }) =>
+      Effect.gen(function* () {
+        const fresh = yield* freshSignals
         fresh.runMain(Effect.interrupt)
-        yield* until(() => exits.mock.calls.length > 0, "the program to exit", "1 second")
-        assert.deepStrictEqual(exits.mock.calls, [[130]])
+        yield* until(() => exit.mock.calls.length > 0, "the program to exit", "1 second")
+        assert.deepStrictEqual(exit.mock.calls, [[130]])
         assert.isUndefined(fresh.stopSignal())
-      } finally {
-        exits.mockRestore()
-        for (const spy of printed) spy.mockRestore()
-      }
-    })
+      })
+    )
   )
 
   it.live("a fresh copy's on and onSighup subscribe until their scope closes", () =>

@@ -11,14 +11,8 @@
 import { assert, describe, it, vi } from "@effect/vitest"
 import { Context, Deferred, Effect, Exit, Fiber, Scope } from "effect"
 import * as Signals from "../src/internal/signals.ts"
-import { installedListener } from "./utils/signals.ts"
+import { freshSignals, installedListener, withStubbedExit } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
-
-/** A copy of the module with its process-wide state new (no stop signal seen yet). */
-const freshSignals = Effect.promise(() => {
-  vi.resetModules()
-  return import("../src/internal/signals.ts")
-})
 
 class Marker extends Context.Service<Marker, string>()("test/Marker") {}
 
@@ -151,22 +145,15 @@ describe("NodeCli signal dispatch", () => {
   )
 
   it.live("runMain: a program that fails with no stop signal exits with 1 after Effect reports it", () =>
-    Effect.gen(function* () {
-      const fresh = yield* freshSignals
-      const exits = vi.spyOn(process, "exit").mockImplementation(() => undefined as never)
-      const printed = [vi.spyOn(console, "error"), vi.spyOn(console, "log")].map((spy) =>
-        spy.mockImplementation(() => {})
-      )
-      try {
+    withStubbedExit(({ exit, error, log }) =>
+      Effect.gen(function* () {
+        const fresh = yield* freshSignals
         fresh.runMain(Effect.fail(new Error("the config file is broken")))
-        yield* until(() => exits.mock.calls.length > 0, "the program to exit")
-        assert.deepStrictEqual(exits.mock.calls, [[1]])
-        const lines = printed.flatMap((spy) => spy.mock.calls.flat().map(String)).join("\n")
+        yield* until(() => exit.mock.calls.length > 0, "the program to exit")
+        assert.deepStrictEqual(exit.mock.calls, [[1]])
+        const lines = [error, log].flatMap((spy) => spy.mock.calls.flat().map(String)).join("\n")
         assert.include(lines, "the config file is broken")
-      } finally {
-        exits.mockRestore()
-        for (const spy of printed) spy.mockRestore()
-      }
-    })
+      })
+    )
   )
 })

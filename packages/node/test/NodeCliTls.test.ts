@@ -1,7 +1,8 @@
 /**
  * `pool-manager --tls-key FILE --tls-cert FILE`: serves TLS with a
- * certificate made by Debian's openssl, and refuses a key that does not match
- * its certificate before listening.
+ * certificate made by Debian's openssl (as a child process, and in this
+ * process), and refuses a key that does not match its certificate before
+ * listening.
  */
 
 import { execFileSync } from "node:child_process"
@@ -10,10 +11,11 @@ import * as Path from "node:path"
 import * as Tls from "node:tls"
 import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../src/index.ts"
 import { bin, spawnNode, tempDir } from "./utils/cliProcess.ts"
+import { startCommand } from "./utils/command.ts"
 
 /** A self-signed certificate for 127.0.0.1 in `dir`, as PEM files. */
 const certificate = (dir: string, name: string) => {
@@ -60,6 +62,19 @@ describe("NodeCli TLS", () => {
         assert.strictEqual(yield* child.exit(), 0)
       }).pipe(Effect.scoped),
     60_000
+  )
+
+  it.live("the command in this process serves TLS with the key and certificate of the files", () =>
+    Effect.gen(function* () {
+      const { key, cert } = certificate(yield* tempDir, "server")
+      const server = yield* startCommand(["--host", "127.0.0.1", "--port", "0", "--tls-key", key, "--tls-cert", cert])
+      assert.include(server.listening, " tls=true")
+      const reply = yield* tlsRequest(server.port, Fs.readFileSync(cert, "utf8"), "HI!").pipe(
+        Effect.catch((error) => Effect.succeed(`no reply: ${error.message}`))
+      )
+      assert.strictEqual(reply, "OK")
+      yield* Fiber.interrupt(server.fiber)
+    }).pipe(Effect.scoped)
   )
 
   it.live(

@@ -6,15 +6,18 @@
  * the callback wrote carries the ids of its span. And the layer itself, in
  * this process: the endpoint it posts to, the resource it names, what is left
  * posted when it is released, and the counters by reason as monotonic sums.
+ * And the command in this process: without `--service-name`, its name is the
+ * service's.
  */
 
 import * as Http from "node:http"
 import * as Os from "node:os"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Metric } from "effect"
+import { Effect, Fiber, Metric } from "effect"
 import { NodeOtlp, NodeProxyProtocol } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { spawnNode, tracedServer } from "./utils/cliProcess.ts"
+import { startCommand } from "./utils/command.ts"
 
 interface AnyValue {
   readonly stringValue?: string
@@ -183,6 +186,29 @@ describe("NodeOtlp", () => {
         metric.sum!.dataPoints.map((point) => attributes(point.attributes ?? []).reason)
       )
       assert.includeMembers(reasons, ["untrusted", "missing", "timeout"])
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("the command in this process exports, on its stop, under its own name without --service-name", () =>
+    Effect.gen(function* () {
+      const otlp = yield* receiver
+      const server = yield* startCommand(["--host", "127.0.0.1", "--port", "0", "--otlp-endpoint", otlp.url], {
+        name: "otlp-named"
+      })
+      yield* Effect.gen(function* () {
+        const client = yield* connect(server.port)
+        yield* client.send("HI!")
+        assert.strictEqual(yield* client.receive(2), "OK")
+      }).pipe(Effect.scoped)
+      yield* Fiber.interrupt(server.fiber)
+      const reports = (otlp.posted.get("/v1/metrics") ?? []) as Array<{
+        readonly resourceMetrics: ReadonlyArray<{ readonly resource: { readonly attributes: ReadonlyArray<KeyValue> } }>
+      }>
+      const resources = reports.flatMap((report) => report.resourceMetrics)
+      assert.isAbove(resources.length, 0, "no metrics were posted")
+      for (const resource of resources) {
+        assert.strictEqual(attributes(resource.resource.attributes)["service.name"], "otlp-named")
+      }
     }).pipe(Effect.scoped)
   )
 

@@ -128,6 +128,14 @@ export const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
 )
 
+/** A config file `pool.yaml` holding `text`, in a folder of its own removed with the scope; its path. */
+export const configFile = (text: string) =>
+  Effect.map(tempDir, (dir) => {
+    const file = Path.join(dir, "pool.yaml")
+    Fs.writeFileSync(file, text)
+    return file
+  })
+
 /** GET `url`; the status and the body. */
 export const get = (url: string) =>
   Effect.tryPromise({

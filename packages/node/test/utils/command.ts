@@ -6,9 +6,11 @@
  * as a child process.
  */
 import { NodeServices } from "@effect/platform-node"
-import { Console, Effect } from "effect"
+import { assert } from "@effect/vitest"
+import { Console, Effect, Exit, Fiber, Option } from "effect"
 import { Command } from "effect/cli"
 import { NodeCli } from "../../src/index.ts"
+import { until } from "./socketPair.ts"
 
 /** The options of `NodeCli.command` a test gives (the callback answers `OK` unless given). */
 export type Options = NodeCli.Options<never, never>
@@ -24,3 +26,30 @@ export const runCommand = (args: ReadonlyArray<string>, options: Partial<Options
   )
   return { out, effect }
 }
+
+/**
+ * The command on `args` forked, once it logged its listening line: what it
+ * printed, its fiber (interrupt it to stop the server), the line and the port.
+ */
+export const startCommand = (args: ReadonlyArray<string>, options: Partial<Options> = {}) =>
+  Effect.gen(function* () {
+    const { out, effect } = runCommand(args, options)
+    const fiber = yield* Effect.forkChild(effect)
+    const line = () => out.find((each) => each.includes(" listening on "))
+    yield* until(() => line() !== undefined, "the listening line")
+    const listening = line() ?? ""
+    return { out, fiber, listening, port: Number(/127\.0\.0\.1:(\d+)/.exec(listening)?.[1]) }
+  })
+
+/**
+ * The error `effect` fails with; an assertion naming `what` if it succeeds or
+ * dies instead. Run in a fiber of its own, so that even a defect that ends
+ * its fiber at once (a value that is not an effect) is seen as its exit.
+ */
+export const failureOf = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string) =>
+  Effect.gen(function* () {
+    const exit = yield* Fiber.await(yield* Effect.forkChild(effect))
+    const error = Exit.findErrorOption(exit)
+    if (Option.isNone(error)) return assert.fail(`${what}: expected a failure, got ${String(exit)}`)
+    return error.value
+  })
