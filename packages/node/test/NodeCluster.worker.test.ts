@@ -11,36 +11,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Metric, Scope } from "effect"
 import { NodeCluster, type NodeStatusPage } from "../src/index.ts"
 import * as ClusterStatus from "../src/internal/clusterStatus.ts"
+import { recordSends } from "./utils/sends.ts"
 import { until } from "./utils/socketPair.ts"
-
-interface Sent {
-  readonly type: string
-  readonly id: number
-  readonly [key: string]: unknown
-}
-
-/** Records this package's messages to `process.send` until the scope closes; passes any other through. */
-const recordSends = Effect.acquireRelease(
-  Effect.sync(() => {
-    const original = process.send!
-    const sent: Array<Sent> = []
-    process.send = ((message: unknown, ...rest: Array<unknown>) => {
-      const type = (message as { type?: unknown } | null)?.type
-      if (typeof type !== "string" || !type.startsWith("pool-manager:")) {
-        return (original as (...args: Array<unknown>) => boolean).call(process, message, ...rest)
-      }
-      sent.push(message as Sent)
-      const callback = rest.find((each) => typeof each === "function") as ((error: null) => void) | undefined
-      callback?.(null)
-      return true
-    }) as NonNullable<typeof process.send>
-    return { sent, original }
-  }),
-  ({ original }) =>
-    Effect.sync(() => {
-      process.send = original
-    })
-).pipe(Effect.map(({ sent }) => sent))
 
 /** Runs `install` in a scope of its own; the `message` listener it added, and that scope. */
 const installed = <E>(install: Effect.Effect<void, E, Scope.Scope>) =>

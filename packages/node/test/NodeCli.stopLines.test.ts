@@ -1,0 +1,182 @@
+/**
+ * The two lines of the stop (internal/cliServe.ts), from `NodeCli.serve` in
+ * the test process: `stopping` with the drain's bound and the signal that
+ * began it (`none` without one), and `stopped` with the connections drained
+ * and cut at the drain timeout, each with its fields (only what the drain
+ * cut counts: not a connection the pool counted as cut before the stop); a
+ * server that never listened logs neither; and under an OTLP exporter the
+ * exporters are flushed once, after the drain, and the stop stays clean.
+ * NodeCli.serve.test.ts runs the command.
+ */
+
+import { assert, describe, it, vi } from "@effect/vitest"
+import { PoolManager } from "@pool-manager/core"
+import { Effect, Exit, Fiber, Layer } from "effect"
+import { OtlpExporter } from "effect/observability"
+import { NodeCli } from "../src/index.ts"
+import { connect } from "./utils/client.ts"
+import { get, parsePrometheus, total } from "./utils/cliProcess.ts"
+import { capturingLogs, type LogLine } from "./utils/logs.ts"
+import { answerOk, lineWith, messages, serverConfig, startServe } from "./utils/serve.ts"
+import { installedListener } from "./utils/signals.ts"
+import { until } from "./utils/socketPair.ts"
+import { within } from "./utils/within.ts"
+
+/** The pool's port, from the listening line. */
+const portOf = (lines: ReadonlyArray<LogLine>) =>
+  Number(/127\.0\.0\.1:(\d+)/.exec(lineWith(lines, " listening on ")?.message ?? "")?.[1])
+
+/** Answers `OK`, except that a message starting with `SLOW` is never answered. */
+const slowOnSlow = (conn: Parameters<typeof answerOk>[0], body: Uint8Array) =>
+  new TextDecoder().decode(body).startsWith("SLOW") ? Effect.never : answerOk(conn)
+
+describe("NodeCli stop lines", { timeout: 10_000 }, () => {
+  it.live("without a signal: stopping says none, with the drain's bound and no lame duck; stopped follows", () =>
+    Effect.gen(function* () {
+      const served = yield* startServe({ manager: { drainTimeout: "5 seconds" } }, { name: "tested" })
+      yield* served.stop
+      const stopping = lineWith(served.lines, "tested stopping")
+      assert.strictEqual(stopping?.message, "tested stopping: draining 0 connections for up to 5s")
+      assert.deepStrictEqual(stopping?.annotations, {
+        signal: "none",
+        drainTimeout: "5s",
+        shutdownDelay: "0",
+        connections: 0
+      })
+      const stopped = lineWith(served.lines, "tested stopped")
+      assert.match(stopped?.message ?? "", /^tested stopped: 0 connections drained in \d+ms$/)
+      assert.strictEqual(stopped?.annotations.drained, 0)
+      assert.strictEqual(stopped?.annotations.cut, 0)
+      const millis = stopped?.annotations.stopMillis
+      assert.isTrue(typeof millis === "number" && millis >= 0 && millis < 2000, `stopMillis ${String(millis)}`)
+      assert.isAbove(
+        messages(served.lines).indexOf(stopped!.message),
+        messages(served.lines).indexOf(stopping!.message)
+      )
+    })
+  )
+
+  it.live("a connection that outlasts the drain timeout is counted as cut, not drained", () =>
+    Effect.gen(function* () {
+      const served = yield* startServe({ manager: { drainTimeout: "200 millis" } }, { name: "tested" }, slowOnSlow)
+      const port = portOf(served.lines)
+      const quick = yield* connect(port)
+      yield* quick.send("HI!")
+      assert.strictEqual(yield* quick.receive(2), "OK")
+      const slow = yield* connect(port)
+      yield* slow.send("SLOW")
+      yield* Effect.sleep("100 millis")
+      yield* within(served.stop, "3 seconds", "the stop past the drain timeout")
+      assert.strictEqual(
+        lineWith(served.lines, "tested stopping")?.message,
+        "tested stopping: draining 2 connections for up to 200ms"
+      )
+      const stopped = lineWith(served.lines, "tested stopped")
+      assert.match(
+        stopped?.message ?? "",
+        /^tested stopped: 1 connections drained, 1 cut at the drain timeout in \d+ms$/
+      )
+      assert.strictEqual(stopped?.annotations.drained, 1)
+      assert.strictEqual(stopped?.annotations.cut, 1)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a connection whose state's finalizer dies before the stop is not counted as cut at the stop", () =>
+    Effect.gen(function* () {
+      // The pool counts such a connection in interruptedByDrain (any lease that ends in a failure is counted
+      // there), before any stop: the stopped line counts only what the drain itself cut.
+      const dying = PoolManager.withState(
+        () => Effect.addFinalizer(() => Effect.die(new Error("the state's finalizer died"))),
+        answerOk
+      )
+      const served = yield* startServe({ metrics: { host: "127.0.0.1", port: 0 } }, { name: "tested" }, dying)
+      yield* until(() => lineWith(served.lines, "metrics at") !== undefined, "the metrics line")
+      const url = /at (http:\S+)\/metrics/.exec(lineWith(served.lines, "metrics at")?.message ?? "")?.[1]
+      const client = yield* connect(portOf(served.lines))
+      yield* client.send("HI!")
+      assert.strictEqual(yield* client.receive(2), "OK")
+      client.socket.end()
+      const countedAsCut = Effect.map(get(`${url}/metrics`), ({ body }) =>
+        total(parsePrometheus(body), "pool_connections_closed_total", { reason: "drain" })
+      )
+      yield* within(
+        Effect.gen(function* () {
+          while ((yield* countedAsCut) !== 1) yield* Effect.sleep("10 millis")
+        }),
+        "2 seconds",
+        "the pool to count it as cut"
+      )
+      yield* served.stop
+      assert.match(
+        lineWith(served.lines, "tested stopped")?.message ?? "",
+        /^tested stopped: 0 connections drained in /
+      )
+      assert.strictEqual(lineWith(served.lines, "tested stopped")?.annotations.cut, 0)
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("a server that could not listen logs neither line and fails with its listen error", () =>
+    Effect.gen(function* () {
+      const first = yield* startServe({}, { name: "first" })
+      const port = portOf(first.lines)
+      const config = yield* serverConfig({ server: { host: "127.0.0.1", port } })
+      const lines: Array<LogLine> = []
+      const exit = yield* within(
+        Effect.exit(NodeCli.serve(config, answerOk, { name: "second" }).pipe(Effect.provide(capturingLogs(lines)))),
+        "2 seconds",
+        "the failed listen"
+      )
+      yield* first.stop
+      assert.isTrue(Exit.isFailure(exit) && Exit.findErrorOption(exit)._tag === "Some", String(exit))
+      assert.deepStrictEqual(messages(lines), [])
+    })
+  )
+
+  it.live("under an OTLP exporter, the exporters are flushed once, after the stopping line and before stopped", () =>
+    Effect.gen(function* () {
+      const flushedAfter: Array<ReadonlyArray<string>> = []
+      let lines: ReadonlyArray<LogLine> = []
+      const flusher = Layer.succeed(OtlpExporter.Flusher, {
+        // A flush takes time (it posts what the exporters hold).
+        flush: Effect.sleep("20 millis").pipe(
+          Effect.andThen(Effect.sync(() => void flushedAfter.push(messages(lines))))
+        ),
+        register: () => Effect.void
+      })
+      const served = yield* startServe({}, { name: "tested" }).pipe(Effect.provide(flusher))
+      lines = served.lines
+      assert.deepStrictEqual(flushedAfter, [])
+      yield* served.stop
+      assert.strictEqual(flushedAfter.length, 1, "flushed once")
+      assert.isDefined(flushedAfter[0]?.find((line) => line.startsWith("tested stopping")))
+      assert.isUndefined(flushedAfter[0]?.find((line) => line.startsWith("tested stopped")))
+      assert.isDefined(lineWith(served.lines, "tested stopped"))
+    })
+  )
+
+  it.live("on a stop signal: stopping names it, as text and as a field", () =>
+    Effect.gen(function* () {
+      // Fresh copies: the signal that began the stop is remembered for the process's (here: the copy's) life.
+      vi.resetModules()
+      const Signals = yield* Effect.promise(() => import("../src/internal/signals.ts"))
+      const Serve = yield* Effect.promise(() => import("../src/internal/cliServe.ts"))
+      const lines: Array<LogLine> = []
+      const config = yield* serverConfig({ manager: { drainTimeout: "1 second" } })
+      const fiber = yield* Effect.forkChild(
+        Serve.serve(config, answerOk, { name: "tested" }).pipe(Effect.provide(capturingLogs(lines)))
+      )
+      yield* until(() => lineWith(lines, " listening on ") !== undefined, "the listening line")
+      const before = process.listeners("SIGTERM")
+      yield* Effect.scoped(
+        Effect.gen(function* () {
+          yield* Signals.on("SIGTERM", () => {})
+          installedListener("SIGTERM", before)()
+        })
+      )
+      yield* Fiber.interrupt(fiber)
+      const stopping = lineWith(lines, "tested stopping")
+      assert.strictEqual(stopping?.message, "tested stopping on SIGTERM: draining 0 connections for up to 1s")
+      assert.strictEqual(stopping?.annotations.signal, "SIGTERM")
+    })
+  )
+})
