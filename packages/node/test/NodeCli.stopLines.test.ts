@@ -1,7 +1,7 @@
 /**
  * The two lines of the stop (internal/cliServe.ts), from `NodeCli.serve` in
  * the test process: `stopping` with the drain's bound and the signal that
- * began it (`none` without one), and `stopped` with the connections drained
+ * began it (`none` without one; NodeCli.stopSignal has one), and `stopped` with the connections drained
  * and cut at the drain timeout, each with its fields (only what the drain
  * cut counts: not a connection the pool counted as cut before the stop); a
  * server that never listened logs neither; and under an OTLP exporter the
@@ -9,16 +9,15 @@
  * NodeCli.serve.test.ts runs the command.
  */
 
-import { assert, describe, it, vi } from "@effect/vitest"
+import { assert, describe, it } from "@effect/vitest"
 import { PoolManager } from "@pool-manager/core"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Effect, Exit, Layer } from "effect"
 import { OtlpExporter } from "effect/observability"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
 import { get, parsePrometheus, total } from "./utils/cliProcess.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { answerOk, lineWith, messages, serverConfig, startServe } from "./utils/serve.ts"
-import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
 import { within } from "./utils/within.ts"
 
@@ -151,32 +150,6 @@ describe("NodeCli stop lines", { timeout: 10_000 }, () => {
       assert.isDefined(flushedAfter[0]?.find((line) => line.startsWith("tested stopping")))
       assert.isUndefined(flushedAfter[0]?.find((line) => line.startsWith("tested stopped")))
       assert.isDefined(lineWith(served.lines, "tested stopped"))
-    })
-  )
-
-  it.live("on a stop signal: stopping names it, as text and as a field", () =>
-    Effect.gen(function* () {
-      // Fresh copies: the signal that began the stop is remembered for the process's (here: the copy's) life.
-      vi.resetModules()
-      const Signals = yield* Effect.promise(() => import("../src/internal/signals.ts"))
-      const Serve = yield* Effect.promise(() => import("../src/internal/cliServe.ts"))
-      const lines: Array<LogLine> = []
-      const config = yield* serverConfig({ manager: { drainTimeout: "1 second" } })
-      const fiber = yield* Effect.forkChild(
-        Serve.serve(config, answerOk, { name: "tested" }).pipe(Effect.provide(capturingLogs(lines)))
-      )
-      yield* until(() => lineWith(lines, " listening on ") !== undefined, "the listening line")
-      const before = process.listeners("SIGTERM")
-      yield* Effect.scoped(
-        Effect.gen(function* () {
-          yield* Signals.on("SIGTERM", () => {})
-          installedListener("SIGTERM", before)()
-        })
-      )
-      yield* Fiber.interrupt(fiber)
-      const stopping = lineWith(lines, "tested stopping")
-      assert.strictEqual(stopping?.message, "tested stopping on SIGTERM: draining 0 connections for up to 1s")
-      assert.strictEqual(stopping?.annotations.signal, "SIGTERM")
     })
   )
 })
