@@ -96,6 +96,45 @@ describe("PoolManager.withState", () => {
       assert.strictEqual((yield* manager.stats).spawned, 1)
     })
   )
+
+  it.effect(
+    "a state whose finalizer dies is logged; its connection counts as closed by its peer, not cut by a drain",
+    () =>
+      Effect.gen(function* () {
+        const logged: Array<Logged> = []
+        const manager = yield* PoolManager.make(
+          { maxWorkersCount: 1 },
+          PoolManager.withState(
+            () => Effect.addFinalizer(() => Effect.die(new Error("the state's finalizer died"))),
+            (conn) => Effect.orDie(conn.write("OK"))
+          )
+        ).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([collecting(logged)])))
+        yield* manager.start
+        const client = yield* connect(manager, { remoteAddress: "first:1" })
+        yield* client.send("hi")
+        assert.strictEqual(yield* nextReply(client), "OK")
+        yield* client.end
+        yield* serverClosed(client)
+        yield* settle
+        const stats = yield* manager.stats
+        assert.deepStrictEqual(
+          { closedByPeer: stats.closedByPeer, interruptedByDrain: stats.interruptedByDrain, busy: stats.busy },
+          { closedByPeer: 1, interruptedByDrain: 0, busy: 0 }
+        )
+        assert.deepStrictEqual(
+          logged.map((line) => [
+            line.message.startsWith("connection state finalizer failed"),
+            line.annotations.remoteAddress
+          ]),
+          [[true, "first:1"]]
+        )
+        // The worker serves the next connection.
+        const next = yield* connect(manager)
+        yield* next.send("hi")
+        assert.strictEqual(yield* nextReply(next), "OK")
+        assert.strictEqual((yield* manager.stats).spawned, 1)
+      })
+  )
 })
 
 describe("Connection.read inside a callback", () => {

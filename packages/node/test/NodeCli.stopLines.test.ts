@@ -2,23 +2,19 @@
  * The two lines of the stop (internal/cliServe.ts), from `NodeCli.serve` in
  * the test process: `stopping` with the drain's bound and the signal that
  * began it (`none` without one; NodeCli.stopSignal has one), and `stopped` with the connections drained
- * and cut at the drain timeout, each with its fields (only what the drain
- * cut counts: not a connection the pool counted as cut before the stop); a
- * server that never listened logs neither; and under an OTLP exporter the
+ * and cut at the drain timeout, each with its fields; a server that never
+ * listened logs neither; and under an OTLP exporter the
  * exporters are flushed once, after the drain, and the stop stays clean.
  * NodeCli.serve.test.ts runs the command.
  */
 
 import { assert, describe, it } from "@effect/vitest"
-import { PoolManager } from "@pool-manager/core"
 import { Effect, Exit, Layer } from "effect"
 import { OtlpExporter } from "effect/observability"
 import { NodeCli } from "../src/index.ts"
 import { connect } from "./utils/client.ts"
-import { get, parsePrometheus, total } from "./utils/cliProcess.ts"
 import { capturingLogs, type LogLine } from "./utils/logs.ts"
 import { answerOk, lineWith, messages, serverConfig, startServe } from "./utils/serve.ts"
-import { until } from "./utils/socketPair.ts"
 import { within } from "./utils/within.ts"
 
 /** The pool's port, from the listening line. */
@@ -77,40 +73,6 @@ describe("NodeCli stop lines", { timeout: 10_000 }, () => {
       )
       assert.strictEqual(stopped?.annotations.drained, 1)
       assert.strictEqual(stopped?.annotations.cut, 1)
-    }).pipe(Effect.scoped)
-  )
-
-  it.live("a connection whose state's finalizer dies before the stop is not counted as cut at the stop", () =>
-    Effect.gen(function* () {
-      // The pool counts such a connection in interruptedByDrain (any lease that ends in a failure is counted
-      // there), before any stop: the stopped line counts only what the drain itself cut.
-      const dying = PoolManager.withState(
-        () => Effect.addFinalizer(() => Effect.die(new Error("the state's finalizer died"))),
-        answerOk
-      )
-      const served = yield* startServe({ metrics: { host: "127.0.0.1", port: 0 } }, { name: "tested" }, dying)
-      yield* until(() => lineWith(served.lines, "metrics at") !== undefined, "the metrics line")
-      const url = /at (http:\S+)\/metrics/.exec(lineWith(served.lines, "metrics at")?.message ?? "")?.[1]
-      const client = yield* connect(portOf(served.lines))
-      yield* client.send("HI!")
-      assert.strictEqual(yield* client.receive(2), "OK")
-      client.socket.end()
-      const countedAsCut = Effect.map(get(`${url}/metrics`), ({ body }) =>
-        total(parsePrometheus(body), "pool_connections_closed_total", { reason: "drain" })
-      )
-      yield* within(
-        Effect.gen(function* () {
-          while ((yield* countedAsCut) !== 1) yield* Effect.sleep("10 millis")
-        }),
-        "2 seconds",
-        "the pool to count it as cut"
-      )
-      yield* served.stop
-      assert.match(
-        lineWith(served.lines, "tested stopped")?.message ?? "",
-        /^tested stopped: 0 connections drained in /
-      )
-      assert.strictEqual(lineWith(served.lines, "tested stopped")?.annotations.cut, 0)
     }).pipe(Effect.scoped)
   )
 

@@ -13,6 +13,7 @@
  * the connection and `put` succeeds, or `put` fails or is interrupted and the
  * pool never touched the connection.
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -212,20 +213,28 @@ const unreserve = (state: ManagerState, served: ServedConnection) => {
 // to the pool: so `busy` never counts a connection without a worker.
 const endLease =
   (state: ManagerState, served: ServedConnection) =>
-  (exit: Exit.Exit<void>): Effect.Effect<void> =>
-    Effect.sync(() => {
-      const transport = served.transport
-      if (Exit.isFailure(exit)) {
-        // Cut short by the drain timeout: drop what it had queued.
-        state.counters.interruptedByDrain++
-        served.closeReason = "drain"
-        transport.abort()
-      } else {
-        transport.close()
-      }
-      state.counters.bytesWritten += transport.bytesWritten
-      state.counters.busy--
-    })
+  (exit: Exit.Exit<void>): Effect.Effect<void> => {
+    const transport = served.transport
+    // Only the drain timeout interrupts a lease.
+    const cut = Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)
+    if (cut) {
+      // Drop what it had queued.
+      state.counters.interruptedByDrain++
+      served.closeReason = "drain"
+      transport.abort()
+    } else {
+      transport.close()
+    }
+    state.counters.bytesWritten += transport.bytesWritten
+    state.counters.busy--
+    if (cut || Exit.isSuccess(exit)) return Effect.void
+    // The serve loop handles the callback's failures, so what fails here is
+    // a `withState` finalizer, run once the connection had closed and been
+    // counted by why: keep that reason, and say what failed.
+    return Effect.logWarning("connection state finalizer failed", exit.cause).pipe(
+      Effect.annotateLogs({ remoteAddress: transport.remoteAddress })
+    )
+  }
 
 const endConnection =
   (state: ManagerState, period: Period, served: ServedConnection) =>

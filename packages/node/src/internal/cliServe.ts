@@ -30,52 +30,58 @@ import { addressFields, logWithFields, settingFields, where } from "./logFields.
 import * as ProcessMetrics from "./processMetrics.ts"
 import * as Signals from "./signals.ts"
 
-/** When the stop began, the connections busy then, and how many the drain had cut before it. */
+/** The pool and its listener, set together once both run. */
+interface Running {
+  readonly manager: PoolManager.PoolManager["Service"]
+  readonly server: NodeTcpServer.NodeTcpServer["Service"]
+}
+
+/** When the stop began, and the connections busy then. */
 interface StopStart {
-  at: number
-  busy: number
-  cut: number
+  readonly at: number
+  readonly busy: number
+  readonly manager: PoolManager.PoolManager["Service"]
 }
 
 /**
  * What the pieces of `serve` share: the pool and the listener once they run
  * (the endpoints start before them), the endpoints' lines to log once the
- * server listens, and the start of the stop, for the last line.
+ * server listens, and the start of the stop, for the last line. Each is one
+ * field, set at once: a reader sees all of it or nothing.
  */
 interface Serving {
   readonly name: string
   readonly config: ServerConfig
-  manager: PoolManager.PoolManager["Service"] | undefined
-  listener: NodeTcpServer.NodeTcpServer["Service"] | undefined
+  running: Running | undefined
   readonly endpointLines: Array<string>
-  readonly stop: StopStart
+  stop: StopStart | undefined
 }
 
-const health = (
-  manager: PoolManager.PoolManager["Service"] | undefined,
-  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
-): Effect.Effect<NodeMetricsServer.Health> =>
-  manager === undefined || server === undefined
-    ? Effect.succeed({ healthy: false, detail: "starting" })
-    : Effect.map(Effect.all([manager.stats, server.draining]), ([{ running }, draining]) =>
-        running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
-      )
+const health = (serving: Serving): Effect.Effect<NodeMetricsServer.Health> =>
+  Effect.suspend(() => {
+    if (serving.running === undefined) return Effect.succeed({ healthy: false, detail: "starting" })
+    const { manager, server } = serving.running
+    return Effect.map(Effect.all([manager.stats, server.draining]), ([{ running }, draining]) =>
+      running && !draining ? { healthy: true, detail: "ok" } : { healthy: false, detail: "stopping" }
+    )
+  })
 
 // Before the server listens, and once it stopped, there is nothing to send clients to.
-const agentState = (
-  manager: PoolManager.PoolManager["Service"] | undefined,
-  server: NodeTcpServer.NodeTcpServer["Service"] | undefined
-): Effect.Effect<NodeAgentCheck.State> =>
-  manager === undefined || server === undefined
-    ? Effect.succeed({ draining: true, busy: 0, max: 0 })
-    : Effect.map(Effect.all([manager.stats, manager.config, server.draining]), ([stats, config, draining]) => ({
-        draining: draining || !stats.running,
-        busy: stats.busy,
-        max: config.maxWorkersCount
-      }))
+const agentState = (serving: Serving): Effect.Effect<NodeAgentCheck.State> =>
+  Effect.suspend(() => {
+    if (serving.running === undefined) return Effect.succeed({ draining: true, busy: 0, max: 0 })
+    const { manager, server } = serving.running
+    return Effect.map(Effect.all([manager.stats, manager.config, server.draining]), ([stats, config, draining]) => ({
+      draining: draining || !stats.running,
+      busy: stats.busy,
+      max: config.maxWorkersCount
+    }))
+  })
 
 const statusSnapshot = (serving: Serving): Effect.Effect<NodeStatusPage.Snapshot | undefined> =>
-  Effect.suspend(() => (serving.manager === undefined ? Effect.undefined : NodeStatusPage.snapshot(serving.manager)))
+  Effect.suspend(() =>
+    serving.running === undefined ? Effect.undefined : NodeStatusPage.snapshot(serving.running.manager)
+  )
 
 // Released after the listener and before the pool: with an OTLP exporter
 // (NodeOtlp), drains the pool, then posts what the exporters hold while the
@@ -163,12 +169,10 @@ const reloadConfigOnSighup = (
 
 const stoppingLine = (serving: Serving, pool: PoolManager.PoolManager["Service"]) =>
   Effect.gen(function* () {
-    const { name, config, stop } = serving
+    const { name, config } = serving
     const received = Signals.stopSignal()
     const stats = yield* pool.stats
-    stop.at = Date.now()
-    stop.busy = stats.busy
-    stop.cut = stats.interruptedByDrain
+    serving.stop = { at: Date.now(), busy: stats.busy, manager: pool }
     const drain = Duration.format(config.manager.drainTimeout)
     const delay = Duration.fromInputUnsafe(config.server.shutdownDelay ?? 0)
     const lameDuck = Duration.isZero(delay) ? "" : ` after ${Duration.format(delay)} still accepting`
@@ -187,10 +191,12 @@ const stoppingLine = (serving: Serving, pool: PoolManager.PoolManager["Service"]
 
 const stoppedLine = (serving: Serving) =>
   Effect.gen(function* () {
-    const { name, stop, manager } = serving
-    if (stop.at === 0 || manager === undefined) return
+    const { name, stop } = serving
+    // The stop began before the pool ran (a failed start): nothing drained.
+    if (stop === undefined) return
     const millis = Date.now() - stop.at
-    const cut = (yield* manager.stats).interruptedByDrain - stop.cut
+    // The pool counts only what a drain cut, and this one is its only drain.
+    const cut = (yield* stop.manager.stats).interruptedByDrain
     const took = Duration.format(Duration.millis(millis))
     yield* Effect.log(
       `${name} stopped: ${stop.busy - cut} connections drained${cut > 0 ? `, ${cut} cut at the drain timeout` : ""} in ${took}`
@@ -219,14 +225,12 @@ const startEndpoints = (serving: Serving, worker: number | undefined) =>
   Effect.gen(function* () {
     const { name, config } = serving
     if (worker !== undefined) {
-      yield* NodeCluster.answerScrapes(
-        Effect.suspend(() => Effect.map(health(serving.manager, serving.listener), ({ healthy }) => healthy))
-      )
+      yield* NodeCluster.answerScrapes(Effect.map(health(serving), ({ healthy }) => healthy))
       yield* ClusterStatus.answer(statusSnapshot(serving))
     } else if (config.metrics !== undefined) {
       const metrics = yield* NodeMetricsServer.make({
         ...config.metrics,
-        health: Effect.suspend(() => health(serving.manager, serving.listener)),
+        health: health(serving),
         status: statusSnapshot(serving)
       })
       const url = NodeMetricsServer.url(metrics.address)
@@ -235,7 +239,7 @@ const startEndpoints = (serving: Serving, worker: number | undefined) =>
     if (config.agent !== undefined) {
       const agent = yield* NodeAgentCheck.make({
         ...config.agent,
-        state: Effect.suspend(() => agentState(serving.manager, serving.listener))
+        state: agentState(serving)
       })
       serving.endpointLines.push(`${name} agent-check at ${String(agent.address)}`)
     }
@@ -246,9 +250,8 @@ const servePool = (serving: Serving, options: ServeOptions | undefined, reloads:
   Effect.gen(function* () {
     const { name, config } = serving
     const pool = yield* PoolManager.PoolManager
-    serving.manager = pool
     const server = yield* NodeTcpServer.NodeTcpServer
-    serving.listener = server
+    serving.running = { manager: pool, server }
     const file = config.configFile
     if (file !== undefined) yield* reloadConfigOnSighup(serving, pool, file, options, reloads)
     if (config.tlsFiles !== undefined) yield* reloadTlsOnSighup(config.tlsFiles, server)
@@ -273,10 +276,9 @@ export const serve = <E, R>(
     const serving: Serving = {
       name: options?.name ?? "pool-manager",
       config,
-      manager: undefined,
-      listener: undefined,
+      running: undefined,
       endpointLines: [],
-      stop: { at: 0, busy: 0, cut: 0 }
+      stop: undefined
     }
     // Added first, so it runs last: once the pool drained and the endpoints closed.
     yield* Effect.addFinalizer(() => stoppedLine(serving))
