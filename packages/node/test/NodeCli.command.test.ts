@@ -20,6 +20,7 @@ import { bin, configFile, tempDir } from "./utils/cliProcess.ts"
 import { type Options, runCommand } from "./utils/command.ts"
 import { withStubbedExit } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
+import "./utils/supervisorLoaded.ts"
 
 /** The messages of the rule errors `args` give (`validate`'s, reported as `ShowHelp`). */
 const ruleError = (args: ReadonlyArray<string>, options: Partial<Options> = {}) =>

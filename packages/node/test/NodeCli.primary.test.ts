@@ -18,6 +18,7 @@ import { configFile, tempDir } from "./utils/cliProcess.ts"
 import { failureOf, runCommand } from "./utils/command.ts"
 import { installedListener } from "./utils/signals.ts"
 import { until } from "./utils/socketPair.ts"
+import "./utils/supervisorLoaded.ts"
 
 /** The command with `--processes 2` and `args`, its processes behaving as `behaviour` says, and their events. */
 const primary = (args: ReadonlyArray<string>, behaviour = "normal") =>

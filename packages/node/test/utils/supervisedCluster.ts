@@ -15,6 +15,7 @@ import { NodeCluster } from "../../src/index.ts"
 import { tempDir } from "./cliProcess.ts"
 import { capturingLogs, type LogLine } from "./logs.ts"
 import { until } from "./socketPair.ts"
+import "./supervisorLoaded.ts"
 
 export interface Event {
   readonly number: number
