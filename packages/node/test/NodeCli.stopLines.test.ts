@@ -1,11 +1,11 @@
 /**
  * The two lines of the stop (internal/cliServe.ts), from `NodeCli.serve` in
  * the test process: `stopping` with the drain's bound and the signal that
- * began it (`none` without one; NodeCli.stopSignal has one), and `stopped` with the connections drained
- * and cut at the drain timeout, each with its fields; a server that never
- * listened logs neither; and under an OTLP exporter the
- * exporters are flushed once, after the drain, and the stop stays clean.
- * NodeCli.serve.test.ts runs the command.
+ * began it (`none` without one; NodeCli.stopSignal has one), and `stopped`
+ * with the connections drained and cut at the drain timeout, each with its
+ * fields; a server that never listened logs neither; and under an OTLP
+ * exporter the exporters are flushed once, after the drain, and the stop
+ * stays clean. NodeCli.serve.test.ts runs the command.
  */
 
 import { assert, describe, it } from "@effect/vitest"
