@@ -47,6 +47,11 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
     file: join(buildDir, "floor.js"),
     about: "node:net, a fiber per connection resumed per message to run an Effect callback: the Effect path's floor"
   },
+  "floor-mixed": {
+    file: join(buildDir, "floor.js"),
+    args: ["--mixed"],
+    about: "floor after a short program of other effects: Effect's run loop as in any real program"
+  },
   pool: { file: join(buildDir, "pool.js"), about: "NodeTcpServer + PoolManager, an Effect callback" },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },

@@ -16,28 +16,37 @@ export interface DurationHistogram {
   readonly state: () => Metric.HistogramState
 }
 
+// Where count, sum, min and max sit, after the buckets, in the histogram's one array.
+const buckets = durationBoundaries.length + 1
+const COUNT = buckets
+const SUM = buckets + 1
+const MIN = buckets + 2
+const MAX = buckets + 3
+
 export const makeDurationHistogram = (): DurationHistogram => {
-  const counts = new Float64Array(durationBoundaries.length + 1)
-  // count, sum, min, max: numbers kept in a typed array are stored in place,
-  // where a closure's `let sum` would box a new number on every observation.
-  const totals = Float64Array.of(0, 0, Number.MAX_VALUE, -Number.MAX_VALUE)
+  // The bucket counts, then count, sum, min and max, in one typed array:
+  // numbers kept there are stored in place (a closure's `let sum` would box a
+  // new number on every observation), and an observation touches one object.
+  const values = new Float64Array(buckets + 4)
+  values[MIN] = Number.MAX_VALUE
+  values[MAX] = -Number.MAX_VALUE
   return {
     observe(seconds) {
       let i = 0
       while (i < durationBoundaries.length && seconds > durationBoundaries[i]!) i++
-      counts[i]!++
-      totals[0]!++
-      totals[1]! += seconds
-      if (seconds < totals[2]!) totals[2] = seconds
-      if (seconds > totals[3]!) totals[3] = seconds
+      values[i]!++
+      values[COUNT]!++
+      values[SUM]! += seconds
+      if (seconds < values[MIN]!) values[MIN] = seconds
+      if (seconds > values[MAX]!) values[MAX] = seconds
     },
     state() {
       let cumulative = 0
-      const buckets = durationBoundaries.map((boundary, i): [number, number] => {
-        cumulative += counts[i]!
+      const counts = durationBoundaries.map((boundary, i): [number, number] => {
+        cumulative += values[i]!
         return [boundary, cumulative]
       })
-      return { buckets, count: totals[0]!, sum: totals[1]!, min: totals[2]!, max: totals[3]! }
+      return { buckets: counts, count: values[COUNT]!, sum: values[SUM]!, min: values[MIN]!, max: values[MAX]! }
     }
   }
 }

@@ -109,8 +109,10 @@ class Session {
   connectionState: unknown = undefined
   // The clock reading that ended the last message, until the next reading it
   // stands in for takes it (the next message's start, or the wait's start):
-  // both happen in the same synchronous run, so one read serves both.
-  now: number | undefined = undefined
+  // both happen in the same synchronous run, so one read serves both. -1 when
+  // taken: a field that only ever holds numbers stores them in place, where
+  // `undefined` would make V8 box every reading in a new heap object.
+  now = -1
   // Set once the connection is closing: a handler that runs after the close
   // (a close's own log failed) has nothing to add.
   closing = false
@@ -119,7 +121,6 @@ class Session {
   // below is built from them.
   readonly take: () => Next | undefined
   readonly onReady: (event: ReadyEvent) => void
-  readonly wake: () => void
   readonly dispatched: Effect.Effect<unknown, unknown>
   readonly loop: Effect.Effect<void>
   // The loop entered with `next` already set (the next buffered frame).
@@ -154,7 +155,8 @@ class Session {
     const wake = () => this.wakeForStop()
     this.take = take
     this.onReady = onReady
-    this.wake = wake
+    // Set once, not per wait: `wakeForStop` does nothing unless a wait is pending.
+    served.wake = wake
     // The loop is built once: `waitForNext` waits, then resumes with
     // `dispatched`, which runs the callback's effect (or a close), and the
     // handlers of `matchCauseEffect` decide whether to go round again. A
@@ -242,7 +244,6 @@ class Session {
       return
     }
     this.resume = resume
-    this.served.wake = this.wake
     this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
     // No canceller: the only interruption is a drain timeout cutting the
     // session short, after which the transport is aborted, which ends this
@@ -255,7 +256,6 @@ class Session {
     const resume = this.resume!
     this.resume = undefined
     this.cancelWait = undefined
-    this.served.wake = undefined
     this.next = next
     resume(this.dispatched)
   }
@@ -294,7 +294,8 @@ class Session {
     this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow()) // woken for nothing: wait on
   }
 
-  // The stop path: set as `served.wake` only while a wait is pending.
+  // The stop path (`served.wake`): ends a pending wait, else does nothing (a
+  // busy session sees the stop when it next takes).
   wakeForStop(): void {
     if (this.resume === undefined) return
     this.cancelWait?.()
@@ -317,8 +318,8 @@ class Session {
   // The reading the last message ended with, once, else the clock's.
   takeNow(): number {
     const now = this.now
-    if (now === undefined) return clock.now()
-    this.now = undefined
+    if (now < 0) return clock.now()
+    this.now = -1
     return now
   }
 
@@ -356,6 +357,9 @@ class Session {
       this.closing = true
       return this.close(next)
     }
+    // Not kept past its callback: at 10,000 connections each one's last
+    // message would otherwise live until the next, surviving scavenges.
+    this.next = "stopping"
     this.beginMessage(next)
     try {
       const effect = this.state.callback(this.connection, next, next.length, this.connectionState) as Effect.Effect<

@@ -50,7 +50,7 @@ export const abandoned: Lease = { _tag: "Abandoned" }
 export interface ServedConnection {
   readonly transport: Transport
   lease: Lease
-  /** Set only while the connection waits for a message: wakes it at `stop`. */
+  /** Set by its serve loop: at `stop`, ends its wait for a message (nothing while a message is handled). */
   wake: (() => void) | undefined
   fiber: Fiber.Fiber<void> | undefined
   /** Set while `put` waits for the worker being spawned for it. */
