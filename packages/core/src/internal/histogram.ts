@@ -17,17 +17,17 @@ export interface DurationHistogram {
 }
 
 // Where count, sum, min and max sit, after the buckets, in the histogram's one array.
-const buckets = durationBoundaries.length + 1
-const COUNT = buckets
-const SUM = buckets + 1
-const MIN = buckets + 2
-const MAX = buckets + 3
+const bucketCount = durationBoundaries.length + 1
+const COUNT = bucketCount
+const SUM = bucketCount + 1
+const MIN = bucketCount + 2
+const MAX = bucketCount + 3
 
 export const makeDurationHistogram = (): DurationHistogram => {
   // The bucket counts, then count, sum, min and max, in one typed array:
   // numbers kept there are stored in place (a closure's `let sum` would box a
   // new number on every observation), and an observation touches one object.
-  const values = new Float64Array(buckets + 4)
+  const values = new Float64Array(bucketCount + 4)
   values[MIN] = Number.MAX_VALUE
   values[MAX] = -Number.MAX_VALUE
   return {
@@ -42,11 +42,11 @@ export const makeDurationHistogram = (): DurationHistogram => {
     },
     state() {
       let cumulative = 0
-      const counts = durationBoundaries.map((boundary, i): [number, number] => {
+      const buckets = durationBoundaries.map((boundary, i): [number, number] => {
         cumulative += values[i]!
         return [boundary, cumulative]
       })
-      return { buckets: counts, count: values[COUNT]!, sum: values[SUM]!, min: values[MIN]!, max: values[MAX]! }
+      return { buckets, count: values[COUNT]!, sum: values[SUM]!, min: values[MIN]!, max: values[MAX]! }
     }
   }
 }
