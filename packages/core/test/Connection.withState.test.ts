@@ -120,3 +120,39 @@ describe("withState: an init cut short by stop's drainTimeout", () => {
     }).pipe(Effect.provideService(Logger.CurrentLoggers, new Set([collecting(logged)])))
   })
 })
+
+describe("withState: a waiting connection cut by stop's drainTimeout", () => {
+  it.effect("is served nothing that arrives while its state's finalizer runs", () =>
+    Effect.gen(function* () {
+      let runs = 0
+      const manager = yield* PoolManager.make(
+        // No drain at all: the connection is cut while it waits, before stop wakes it.
+        { drainTimeout: 0 },
+        PoolManager.withState(
+          () => Effect.addFinalizer(() => Effect.sleep("1 second")).pipe(Effect.as("state")),
+          (conn) =>
+            Effect.suspend(() => {
+              runs++
+              return Effect.orDie(conn.write("OK"))
+            })
+        )
+      )
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* settle
+      const stopping = yield* Effect.forkChild(manager.stop)
+      yield* Effect.yieldNow
+      // The loop has ended; the connection closes once the finalizer is done.
+      yield* client.send("late")
+      yield* settle
+      assert.strictEqual(runs, 0)
+      assert.strictEqual((yield* manager.stats).messages, 0, "a message nobody serves is not counted")
+      yield* TestClock.adjust("1 second")
+      yield* soon(Fiber.join(stopping), "stop to complete")
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.interruptedByDrain, 1)
+      assert.strictEqual(stats.messages, 0)
+      assert.isTrue(yield* client.isClosed)
+    })
+  )
+})

@@ -22,10 +22,12 @@
  * @since 0.1.0
  */
 
+import { Buffer } from "node:buffer"
 import type * as Net from "node:net"
-// Imported rather than read from the global object, where Node defines it as an
-// accessor that costs a slow lookup on every call (this is the message path).
+// Imported rather than read from the global object, where Node defines them as
+// accessors that cost a slow lookup on every use (this is the message path).
 import { performance } from "node:perf_hooks"
+import { nextTick } from "node:process"
 import * as Connection from "@pool-manager/core/Connection"
 import type * as PoolError from "@pool-manager/core/PoolError"
 import * as Linger from "./internal/linger.ts"
@@ -329,7 +331,7 @@ class SocketTransport implements Connection.Transport {
     if (this.corked) return
     this.corked = true
     this.socket.cork()
-    process.nextTick(this.uncork)
+    nextTick(this.uncork)
   }
   close(): void {
     if (this.closing) return

@@ -137,7 +137,6 @@ const lend = (
     span,
     messages: 0,
     bytesRead: 0,
-    callbackStarted: 0,
     closeReason: undefined
   }
   // Registered before the worker is borrowed, so a stop that begins while a

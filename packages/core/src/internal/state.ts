@@ -57,15 +57,9 @@ export interface ServedConnection {
   onLeased: ((leased: boolean) => void) | undefined
   /** Its `pool.connection` span, when tracing. */
   readonly span: Tracer.Span | undefined
-  /** Messages handed to the callback, and their bytes (for its span). */
+  /** Messages handed to the callback, and their bytes: counted for its span, only when there is one. */
   messages: number
   bytesRead: number
-  /**
-   * When its current message's callback started (`performance.now()`). A field
-   * of an object stores the number in place, where a `let` in the serve loop's
-   * closure would box a new number on every message.
-   */
-  callbackStarted: number
   /** Why it closed, once it did (for its span). */
   closeReason: string | undefined
 }
