@@ -13,8 +13,8 @@
  * bytes nobody asked for are queued, and once a high-water mark of them is
  * queued the socket is paused, so the rest stay in the kernel and a client
  * that floods is held back by TCP instead of growing the server's memory. A
- * wait for bytes is one field and one lazily re-armed timer per connection,
- * with no fiber or race per read.
+ * wait for bytes is one field, with no fiber, race or timer per read: the
+ * deadlines of all connections share one timer (internal/deadlines.ts).
  *
  * Use `make` for sockets from your own `net.Server` (as the Go original's example
  * does), then `put` the result; `NodeTcpServer` does this for you.
@@ -30,6 +30,7 @@ import { performance } from "node:perf_hooks"
 import { nextTick } from "node:process"
 import * as Connection from "@pool-manager/core/Connection"
 import type * as PoolError from "@pool-manager/core/PoolError"
+import * as Deadlines from "./internal/deadlines.ts"
 import * as Linger from "./internal/linger.ts"
 
 /**
@@ -92,12 +93,13 @@ function onClose(this: Owned) {
  * The `Transport` of a socket: one object per connection, its methods on the
  * prototype (a server holding 10,000 connections holds 10,000 of these).
  *
- * The deadline timer is armed lazily: a wait only records when it started,
- * and the timer, when it fires, re-arms itself for what is left of the current
- * wait. Busy connections then cost a clock read per message instead of a timer
- * reschedule, and a timer fires about once per deadline.
+ * The deadline is checked lazily: a wait only records when it started, and
+ * the transport waits in the process's heap of deadlines to be checked, which
+ * puts it back for what is left of the current wait. Busy connections then
+ * cost a clock read per message instead of a timer reschedule, and are
+ * checked about once per deadline.
  */
-class SocketTransport implements Connection.Transport {
+class SocketTransport implements Connection.Transport, Deadlines.Deadline {
   readonly socket: Owned
   readonly lingerMillis: number
   // Bounds the linger after a graceful close: its server's (see internal/linger.ts), or none.
@@ -120,8 +122,9 @@ class SocketTransport implements Connection.Transport {
   queued = 0
   paused = false
   waiter: ((event: Connection.ReadyEvent) => void) | undefined = undefined
-  timer: NodeJS.Timeout | undefined = undefined
-  timerDue = Infinity
+  // Its place in the heap of deadlines (Deadlines.Deadline).
+  deadlineIndex = -1
+  deadlineAt = Infinity
   waitMillis = Infinity
   waitStarted = 0
   corked = false
@@ -139,15 +142,6 @@ class SocketTransport implements Connection.Transport {
   // One wait at a time (the pool's, or a callback's `read`), so one canceller serves them all.
   readonly cancelWait = () => {
     this.waiter = undefined
-  }
-  readonly onTimer = () => {
-    this.timer = undefined
-    this.timerDue = Infinity
-    if (this.waiter === undefined || !Number.isFinite(this.waitMillis)) return
-    const now = performance.now()
-    const left = this.waitStarted + this.waitMillis - now
-    if (left <= 0) this.wake("timeout")
-    else this.arm(left, now)
   }
 
   constructor(socket: Net.Socket, options: Options | undefined, client: Client | undefined) {
@@ -203,16 +197,15 @@ class SocketTransport implements Connection.Transport {
     }
     this.wake("done")
   }
-  arm(millis: number, now: number): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = setTimeout(this.onTimer, millis)
-    this.timer.unref()
-    this.timerDue = now + millis
+  // Its time in the heap of deadlines came: time out the current wait, or go back for what is left of it.
+  checkDeadline(now: number): void {
+    if (this.waiter === undefined || !Number.isFinite(this.waitMillis)) return
+    const due = this.waitStarted + this.waitMillis
+    if (due <= now) this.wake("timeout")
+    else Deadlines.deadlines.schedule(this, due)
   }
   disarm(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer)
-    this.timer = undefined
-    this.timerDue = Infinity
+    Deadlines.deadlines.cancel(this)
   }
 
   push(chunk: Buffer): void {
@@ -263,8 +256,8 @@ class SocketTransport implements Connection.Transport {
       // The pool's reading when it has one (the same clock), else our own.
       const now = startedAt ?? performance.now()
       this.waitStarted = now
-      // An armed timer due no later than this wait's deadline will re-check it.
-      if (this.timerDue > now + timeoutMillis) this.arm(timeoutMillis, now)
+      // Nothing to do when it is due for a check no later than this wait's deadline.
+      Deadlines.deadlines.schedule(this, now + timeoutMillis)
     }
     return this.cancelWait
   }
