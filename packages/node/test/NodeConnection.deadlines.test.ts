@@ -4,7 +4,8 @@
  * each once its time has come, a later schedule never delays an earlier one,
  * a cancelled item is never checked, and the one timer is armed for the
  * earliest item only while there is one. Driven with a test clock and `run`,
- * and once on its real timer.
+ * on its real timer, and with socket transports: in the heap only while a
+ * wait of theirs has a deadline to check.
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { Connection } from "@pool-manager/core"
@@ -211,6 +212,17 @@ describe("NodeConnection deadlines", () => {
     assert.deepStrictEqual(order, ["a"])
   })
 
+  it("a removal that moves the last item next to smaller ones moves it up", () => {
+    const { heap, order, item } = setup()
+    const items = new Map([1, 10, 2, 11, 12, 3, 4].map((at) => [at, item(String(at))]))
+    for (const [at, it] of items) heap.schedule(it, at)
+    // 12 is a child of 10; the last item, 4, is in the other half and takes 12's place under 10.
+    heap.cancel(items.get(12)!)
+    assertHeap(heap)
+    heap.run(100)
+    assert.deepStrictEqual(order, ["1", "2", "3", "4", "10", "11"])
+  })
+
   it("keeps the heap in order under any mix of schedules, cancels and runs", () => {
     const { heap, order, item } = setup()
     const items = Array.from({ length: 40 }, (_, i) => item(String(i)))
@@ -258,6 +270,64 @@ describe("NodeConnection deadlines", () => {
       yield* until(() => a.checks.length === 1, "the timer to check the item")
       assert.isAtLeast(a.checks[0]!, scheduledAt + 40)
       assert.strictEqual(a.deadlineIndex, -1)
+    })
+  )
+
+  it.live("holds a transport while its wait has a deadline, and lets it go when it no longer needs checking", () =>
+    Effect.gen(function* () {
+      const timed = yield* socketPair()
+      const endless = yield* socketPair()
+      const settled = yield* socketPair()
+      const closed = yield* socketPair()
+      const aborted = yield* socketPair()
+      const peer = yield* socketPair()
+      const transport = (pair: typeof timed) => NodeConnection.makeTransport(pair.server)
+      const inHeap = (t: Connection.Transport) => shared.heap.some((item) => item === (t as unknown as Deadline))
+      const events: Array<string> = []
+      const start = performance.now()
+
+      // A wait with a deadline is checked at its start plus its deadline, and times out at exactly that time.
+      const first = transport(timed)
+      first.awaitReadable(100_000, (event) => events.push(`timed ${event}`), start)
+      assert.isTrue(inHeap(first))
+      assert.strictEqual((first as unknown as Deadline).deadlineAt, start + 100_000)
+
+      // A wait without one is not in the heap.
+      const second = transport(endless)
+      second.awaitReadable(Infinity, (event) => events.push(`endless ${event}`), start)
+      assert.isFalse(inHeap(second))
+
+      // A wait with a deadline that ended with bytes, followed by one without: dropped at its check.
+      const third = transport(settled)
+      third.awaitReadable(50_000, (event) => events.push(`settled ${event}`), start)
+      settled.client.write("x")
+      yield* until(() => events.includes("settled readable"), "the bytes")
+      third.poll(10)
+      third.awaitReadable(Infinity, (event) => events.push(`settled again ${event}`), start)
+
+      // Closed, aborted or closed by the peer while in the heap: out of it at once.
+      const fourth = transport(closed)
+      fourth.awaitReadable(100_000, () => {}, start)
+      fourth.close()
+      assert.isFalse(inHeap(fourth), "close")
+      const fifth = transport(aborted)
+      fifth.awaitReadable(100_000, () => {}, start)
+      fifth.abort()
+      assert.isFalse(inHeap(fifth), "abort")
+      const sixth = transport(peer)
+      sixth.awaitReadable(100_000, () => {}, start)
+      peer.client.resetAndDestroy()
+      yield* until(() => peer.server.closed, "the peer's close")
+      assert.isFalse(inHeap(sixth), "the peer's close")
+
+      shared.run(start + 50_000)
+      assert.isFalse(inHeap(third), "checked, and waiting without a deadline now")
+      assert.isTrue(inHeap(first))
+      shared.run(start + 100_000)
+      assert.deepStrictEqual(events, ["settled readable", "timed timeout"])
+      assert.isFalse(inHeap(first))
+      second.close()
+      third.close()
     })
   )
 
