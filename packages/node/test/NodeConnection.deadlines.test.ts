@@ -61,7 +61,9 @@ const setup = () => {
   const heap = new Deadlines(clock)
   const order: Array<string> = []
   const item = (name: string) => new Item(name, heap, order)
-  return { clock, heap, order, item, timers }
+  // Each timer armed so far, as its delay and whether it was cleared.
+  const timerStates = () => timers.map(({ millis, cleared }) => [millis, cleared])
+  return { clock, heap, order, item, timers, timerStates }
 }
 
 // Every parent due no later than its children, and every item knowing its place.
@@ -115,6 +117,23 @@ describe("NodeConnection deadlines", () => {
     assert.deepStrictEqual(order, ["c", "a"])
   })
 
+  it("a schedule for never (Infinity, NaN) neither adds an item nor arms a timer, nor moves one in the heap", () => {
+    const { heap, item, timers } = setup()
+    const a = item("a")
+    heap.schedule(a, Infinity)
+    heap.schedule(a, Number.NaN)
+    assert.strictEqual(a.deadlineIndex, -1)
+    assert.strictEqual(heap.heap.length, 0)
+    assert.strictEqual(timers.length, 0)
+    // Otherwise `run` would arm the timer for it, and Node fires an infinite delay after 1 ms, again and again.
+    heap.run(5000)
+    assert.strictEqual(timers.length, 0)
+    heap.schedule(a, 1200)
+    heap.schedule(a, Infinity)
+    assert.strictEqual(a.deadlineAt, 1200)
+    assert.deepStrictEqual(heap.heap, [a])
+  })
+
   it("a cancelled item is never checked, from any place in the heap, and the rest keep their order", () => {
     const { heap, order, item } = setup()
     const items = [1500, 1100, 1400, 1200, 1300, 1600, 1700].map((at) => {
@@ -135,15 +154,12 @@ describe("NodeConnection deadlines", () => {
   })
 
   it("arms its one timer for the earliest item, and clears it when the last goes", () => {
-    const { heap, item, timers } = setup()
+    const { heap, item, timers, timerStates } = setup()
     const a = item("a")
     const b = item("b")
     const c = item("c")
     heap.schedule(a, 1500)
-    assert.deepStrictEqual(
-      timers.map(({ millis, cleared }) => [millis, cleared]),
-      [[500, false]]
-    )
+    assert.deepStrictEqual(timerStates(), [[500, false]])
     assert.strictEqual(heap.timer, timers[0])
     assert.strictEqual(heap.timerAt, 1500)
     heap.schedule(b, 1800)
@@ -151,7 +167,7 @@ describe("NodeConnection deadlines", () => {
     assert.strictEqual(timers.length, 1, "an item due no earlier does not re-arm")
     heap.schedule(b, 1200)
     assert.deepStrictEqual(
-      timers.map(({ millis, cleared }) => [millis, cleared]),
+      timerStates(),
       [
         [500, true],
         [200, false]
@@ -171,7 +187,7 @@ describe("NodeConnection deadlines", () => {
   })
 
   it("an item that schedules itself again while checked is checked again later, one timer armed after", () => {
-    const { clock, heap, order, item, timers } = setup()
+    const { clock, heap, order, item, timers, timerStates } = setup()
     const a = item("a")
     const b = item("b")
     heap.schedule(a, 1100)
@@ -182,7 +198,7 @@ describe("NodeConnection deadlines", () => {
     assert.deepStrictEqual(order, ["a"])
     assert.strictEqual(a.deadlineAt, 1250)
     assert.deepStrictEqual(
-      timers.map(({ millis, cleared }) => [millis, cleared]),
+      timerStates(),
       [
         [100, false],
         [50, false]

@@ -250,8 +250,9 @@ class Session {
   waitForNext(resume: (resumed: Effect.Effect<unknown, unknown>) => void): void {
     const next = this.take()
     if (next !== undefined) {
-      this.resume = resume
-      this.resumeWith(next)
+      // Bytes already buffered (pipelined frames, a chunk that came while the
+      // callback ran): straight on, without parking the resumption in a field.
+      this.handOver(resume, next)
       return
     }
     this.resume = resume
@@ -262,15 +263,20 @@ class Session {
     // saves a finalizer per message.
   }
 
-  // Ends the wait with `next`. A message is handed over as its callback's
-  // effect, begun here; anything else, and a message once the loop has ended,
-  // through `dispatched`, which runs only in a fiber that is still running the
-  // loop: an interrupted fiber ignores a late resume, so a connection cut by
-  // the drain timeout counts no close, and no message, it did not serve.
+  // Ends the pending wait with `next`.
   resumeWith(next: Next): void {
     const resume = this.resume!
     this.resume = undefined
     this.cancelWait = undefined
+    this.handOver(resume, next)
+  }
+
+  // Resumes the fiber with `next`. A message is handed over as its callback's
+  // effect, begun here; anything else, and a message once the loop has ended,
+  // through `dispatched`, which runs only in a fiber that is still running the
+  // loop: an interrupted fiber ignores a late resume, so a connection cut by
+  // the drain timeout counts no close, and no message, it did not serve.
+  handOver(resume: (resumed: Effect.Effect<unknown, unknown>) => void, next: Next): void {
     if (typeof next === "string" || next === CALLBACK_THREW || this.ended) {
       this.next = next
       resume(this.dispatched)

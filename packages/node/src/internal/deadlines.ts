@@ -57,8 +57,11 @@ export class Deadlines {
     this.onTimer = onTimer
   }
 
-  /** Makes sure `item` is checked no later than `at`. */
+  /** Makes sure `item` is checked no later than `at`; never (Infinity) asks nothing. */
   schedule(item: Deadline, at: number): void {
+    // An item due never would sit first in an otherwise empty heap, and a
+    // timer armed for it fires at once (Node takes an infinite delay as 1 ms).
+    if (!(at < Infinity)) return
     if (item.deadlineIndex < 0) {
       item.deadlineIndex = this.heap.length
       this.heap.push(item)
@@ -112,8 +115,7 @@ export class Deadlines {
     item.deadlineAt = Infinity
     const last = heap.pop()!
     if (index === heap.length) return
-    heap[index] = last
-    last.deadlineIndex = index
+    this.place(last, index)
     this.down(index)
     this.up(last.deadlineIndex)
   }
@@ -125,12 +127,10 @@ export class Deadlines {
       const parentIndex = (index - 1) >> 1
       const parent = heap[parentIndex]!
       if (parent.deadlineAt <= item.deadlineAt) break
-      heap[index] = parent
-      parent.deadlineIndex = index
+      this.place(parent, index)
       index = parentIndex
     }
-    heap[index] = item
-    item.deadlineIndex = index
+    this.place(item, index)
   }
 
   down(index: number): void {
@@ -142,11 +142,15 @@ export class Deadlines {
       if (child + 1 < heap.length && heap[child + 1]!.deadlineAt < heap[child]!.deadlineAt) child++
       const next = heap[child]!
       if (item.deadlineAt <= next.deadlineAt) break
-      heap[index] = next
-      next.deadlineIndex = index
+      this.place(next, index)
       index = child
     }
-    heap[index] = item
+    this.place(item, index)
+  }
+
+  // Puts `item` at `index`: an item always knows its place in the heap.
+  place(item: Deadline, index: number): void {
+    this.heap[index] = item
     item.deadlineIndex = index
   }
 }
