@@ -126,6 +126,19 @@ export interface Measurement {
   readonly clientCpuPct?: number
   /** CPU used by everything else on the machine (other tenants, the kernel), % of one core. */
   readonly otherCpuPct?: number
+  /**
+   * The server's CPU per completed request, in user space and in the kernel
+   * (µs): what a closed-loop rate is the inverse of, split where a profile
+   * would start looking.
+   */
+  readonly serverUserUs?: number
+  readonly serverKernelUs?: number
+  /**
+   * How often the client slept per completed request: each sleep is a
+   * wake-up the server's reply pays for in the kernel, more of them the
+   * slower the server (BENCHMARKS.md, "Not instructions but cache lines").
+   */
+  readonly clientSleeps?: number
   readonly serverExitCode?: number | null
   /** Seconds from SIGTERM to the server's exit. */
   readonly serverStopSeconds?: number
@@ -240,7 +253,7 @@ const runClient = (
       stdout += chunk.toString()
     })
     createInterface({ input: child.stderr! }).on("line", (line) => {
-      if (line === "measure-start") window = sampleWindow(server.pid)
+      if (line === "measure-start") window = sampleWindow(server.pid, child.pid)
       else if (line === "measure-end") usage = window?.end()
       else stderr += `${line}\n`
     })
@@ -300,6 +313,10 @@ export const measure = async (
       clientCpuPct: (result.cpu_s / result.duration_s) * 100,
       // What the machine was busy with besides this pair: high values mean a disturbed measurement.
       otherCpuPct: ((usage.machineCpu - usage.serverCpu - result.cpu_s) / usage.wall) * 100,
+      // Per request completed in the window (the client counts only those).
+      serverUserUs: (usage.serverUserCpu / result.completed) * 1e6,
+      serverKernelUs: ((usage.serverCpu - usage.serverUserCpu) / result.completed) * 1e6,
+      clientSleeps: usage.clientSleeps / result.completed,
       serverExitCode: stopped.code,
       serverStopSeconds: stopped.seconds,
       ...(accepted.length > 0 ? { accepted } : {})
@@ -327,6 +344,8 @@ export const describeMeasurement = (m: Measurement, unit: string): string => {
       : `${Math.round(c.rate)} ${unit}, p99 ${ms(c.p99_us)}, errors ${c.errors}, ` +
         `server RSS ${m.serverRssMb?.toFixed(1)} MB, server CPU ${m.serverCpuPct?.toFixed(0)}%, ` +
         `client CPU ${m.clientCpuPct?.toFixed(0)}%, other CPU ${m.otherCpuPct?.toFixed(0)}%, ` +
+        `server ${m.serverUserUs?.toFixed(2)} + ${m.serverKernelUs?.toFixed(2)} µs (user + kernel) ` +
+        `and client sleeps ${m.clientSleeps?.toFixed(2)} per ${unit.replace(/\/s$/, "")}, ` +
         `stopped in ${m.serverStopSeconds?.toFixed(1)} s` +
         (m.accepted === undefined ? "" : `, accepted ${m.accepted.join("/")}`)) +
     (m.failure === undefined ? "" : `\n  ${m.failure.trim().replaceAll("\n", "\n  ")}`)

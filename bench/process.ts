@@ -179,12 +179,27 @@ const processTree = (pid: number): Array<number> => {
 }
 
 /** utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
-const processCpuSeconds = (pid: number): number => {
+/** CPU seconds of one process in user space and in the kernel, NaN if it is gone. */
+const processCpu = (pid: number): { readonly user: number; readonly system: number } => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
     // The command name may contain spaces; the fields we want come after its closing parenthesis.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks
+    return { user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks }
+  } catch {
+    return { user: Number.NaN, system: Number.NaN }
+  }
+}
+
+/**
+ * How often a process went to sleep waiting (its voluntary context switches),
+ * NaN if it is gone. For the load client: each sleep is a wake-up the server's
+ * reply pays for (BENCHMARKS.md, "Not instructions but cache lines").
+ */
+export const sleeps = (pid: number): number => {
+  try {
+    const match = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
+    return match?.[1] === undefined ? Number.NaN : Number(match[1])
   } catch {
     return Number.NaN
   }
@@ -201,8 +216,20 @@ const processRssMb = (pid: number): number => {
 }
 
 /** utime + stime of a process and its descendants, in seconds, or NaN if it is gone. */
-export const cpuSeconds = (pid: number): number =>
-  processTree(pid).reduce((sum, one) => sum + processCpuSeconds(one), 0)
+export const cpuSeconds = (pid: number): number => {
+  const { user, system } = cpuSplit(pid)
+  return user + system
+}
+
+/** CPU seconds of a process and its descendants, in user space and in the kernel. */
+export const cpuSplit = (pid: number): { readonly user: number; readonly system: number } =>
+  processTree(pid).reduce(
+    (sum, one) => {
+      const cpu = processCpu(one)
+      return { user: sum.user + cpu.user, system: sum.system + cpu.system }
+    },
+    { user: 0, system: 0 }
+  )
 
 /** VmRSS of a process and its descendants in MB, or 0 if it is gone. */
 export const rssMb = (pid: number): number => processTree(pid).reduce((sum, one) => sum + processRssMb(one), 0)
@@ -224,15 +251,20 @@ export interface Usage {
   readonly wall: number
   /** CPU seconds of the server (and its descendants). */
   readonly serverCpu: number
+  /** The part of `serverCpu` in user space (the rest is the kernel's, on its behalf). */
+  readonly serverUserCpu: number
+  /** How often the client went to sleep waiting for the server (NaN without a client). */
+  readonly clientSleeps: number
   /** Busy CPU seconds of the whole machine. */
   readonly machineCpu: number
   /** Peak VmRSS in MB, sampled every 200 ms. */
   readonly rssPeakMb: number
 }
 
-/** Starts sampling a server now; `end()` stops and says what it used since. */
-export const sampleWindow = (pid: number): { readonly end: () => Usage } => {
-  const cpuStart = cpuSeconds(pid)
+/** Starts sampling a server (and its client, when given) now; `end()` stops and says what it used since. */
+export const sampleWindow = (pid: number, clientPid?: number): { readonly end: () => Usage } => {
+  const cpuStart = cpuSplit(pid)
+  const sleepsStart = clientPid === undefined ? Number.NaN : sleeps(clientPid)
   const machineStart = machineBusySeconds()
   const wallStart = performance.now()
   let rssPeakMb = rssMb(pid)
@@ -244,9 +276,12 @@ export const sampleWindow = (pid: number): { readonly end: () => Usage } => {
     end: () => {
       if (usage !== undefined) return usage
       clearInterval(sampler)
+      const cpu = cpuSplit(pid)
       usage = {
         wall: (performance.now() - wallStart) / 1000,
-        serverCpu: cpuSeconds(pid) - cpuStart,
+        serverCpu: cpu.user + cpu.system - cpuStart.user - cpuStart.system,
+        serverUserCpu: cpu.user - cpuStart.user,
+        clientSleeps: clientPid === undefined ? Number.NaN : sleeps(clientPid) - sleepsStart,
         machineCpu: machineBusySeconds() - machineStart,
         rssPeakMb: Math.max(rssPeakMb, rssMb(pid))
       }

@@ -320,7 +320,10 @@ Each server is started fresh for every measurement. Values are the median over t
 errors are the total over the rounds. Server RSS is the peak VmRSS during the measurement window (for "many": while
 holding all ${config.many} connections). CPU % is of one core (a Node server can pass 100% with its GC and libuv
 threads); "other CPU %" is the rest of the machine's busy time in the window (other processes, unattributed kernel
-work): when it is high, the run was disturbed. "same-round rate ratio" is the median of each round's rate over raw's
+work): when it is high, the run was disturbed. An op is one unit of the rate (a request, a connection or a cycle):
+"server µs per op" is the server's CPU per op in user space and in the kernel, "client sleeps per op" how often the
+client went to sleep waiting (each a wake-up the server's next reply pays for in the kernel; BENCHMARKS.md, "Not
+instructions but cache lines"). "same-round rate ratio" is the median of each round's rate over raw's
 in that round (servers of a round run back to back, so this cancels drift between rounds)${
   servers.includes("floor")
     ? `; "vs floor" is the same

@@ -29,6 +29,10 @@ export interface Summary {
   readonly serverCpuPct: number
   readonly clientCpuPct: number
   readonly otherCpuPct: number
+  /** The server's CPU per op (one unit of the rate), user space and kernel (µs), and the client's sleeps per op. */
+  readonly serverUserUs: number
+  readonly serverKernelUs: number
+  readonly clientSleeps: number
   /**
    * Median over the rounds of this server's rate divided by raw's in the same
    * round. Servers of a round run back to back, so this cancels most of the
@@ -80,6 +84,9 @@ export const summarize = (
         serverCpuPct: pick((m) => m.serverCpuPct!),
         clientCpuPct: pick((m) => m.clientCpuPct!),
         otherCpuPct: pick((m) => m.otherCpuPct!),
+        serverUserUs: pick((m) => m.serverUserUs!),
+        serverKernelUs: pick((m) => m.serverKernelUs!),
+        clientSleeps: pick((m) => m.clientSleeps!),
         roundRatio: sameRound("raw"),
         floorRatio: sameRound("floor")
       })
@@ -104,6 +111,8 @@ export const table = (summary: ReadonlyArray<Summary>, workloads: ReadonlyArray<
     "server RSS MB",
     "server CPU %",
     "client CPU %",
+    "server µs per op (user + kernel)",
+    "client sleeps per op",
     "rate ratio vs raw",
     "same-round rate ratio",
     ...(withFloor ? ["same-round rate ratio vs floor"] : []),
@@ -124,6 +133,8 @@ export const table = (summary: ReadonlyArray<Summary>, workloads: ReadonlyArray<
       s.serverRssMb.toFixed(1),
       s.serverCpuPct.toFixed(0),
       s.clientCpuPct.toFixed(0),
+      `${s.serverUserUs.toFixed(2)} + ${s.serverKernelUs.toFixed(2)}`,
+      s.clientSleeps.toFixed(2),
       ratio(s.rate, raw?.rate),
       s.roundRatio === undefined ? "–" : s.roundRatio.toFixed(2),
       ...(withFloor ? [s.floorRatio === undefined ? "–" : s.floorRatio.toFixed(2)] : []),
