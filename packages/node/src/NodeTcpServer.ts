@@ -153,7 +153,7 @@ export class NodeTcpServer extends Context.Service<
     /**
      * Replaces the TLS key and certificate (or any of `tls`'s options) for new
      * handshakes; connections already open are untouched. A set that does not
-     * load (a key that does not match its certificate, say) fails with
+     * load (a key that does not match its certificate, a `ca` without a certificate, say) fails with
      * `NodeTls.TlsError` and the running one stays. Fails too when the server does not serve TLS.
      */
     readonly reloadTls: (tls: Tls.TlsOptions) => Effect.Effect<void, NodeTls.TlsError>
@@ -208,7 +208,8 @@ interface ServerState {
   draining: boolean
 }
 
-// `tls` with the defaults filled in. A key that does not match its certificate fails here, not at every handshake.
+// `tls` with the defaults filled in. A key that does not match its certificate, or a `ca` that holds none, fails
+// here, not at every handshake.
 const checkedTls = (options: Options, where: string): Effect.Effect<Tls.TlsOptions | undefined, ListenError> => {
   if (options.tls === undefined) return Effect.succeed(undefined)
   const tls = TlsPolicy.withDefaults(options.tls, options.tlsClientAuth)

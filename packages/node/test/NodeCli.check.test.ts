@@ -2,7 +2,8 @@
  * The command's checks and what stops it, in this process
  * (internal/cliCommand.ts): `validate` lets a `--path` through unless the
  * mode is `reuseport`, names a default that is no flag as it is and gives
- * each issue its own line; `--check` loads the TLS files it names; an error
+ * each issue its own line; `--check` loads the TLS files it names (a CA file
+ * must hold certificates); an error
  * is a JSON line when the defaults ask for JSON logs, but a usage error (a
  * bad `POOL_MANAGER_LOG_LEVEL`) stays a usage error; and the handler alone
  * (without `validate` before it) reports a configuration error as a user
@@ -20,6 +21,13 @@ import { NodeCli } from "../src/index.ts"
 import * as CliCommand from "../src/internal/cliCommand.ts"
 import { bin, configFile, noFlags } from "./utils/cliProcess.ts"
 import { failureOf, runCommand } from "./utils/command.ts"
+import { pki } from "./utils/pki.ts"
+
+/** A server's key and certificate, signed by a CA, on disk. */
+const pkiFiles = Effect.gen(function* () {
+  const { ca, issue } = yield* pki
+  return { server: issue(ca("authority"), "server", { server: true }) }
+})
 
 const withEnv = (env: Record<string, string>) =>
   Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env }))
@@ -59,6 +67,17 @@ describe("NodeCli check", () => {
       assert.include(error.message, `cannot use --tls-key ${bin} and --tls-cert ${bin}: `)
       assert.notInclude(check.out.join("\n"), "is valid")
     })
+  )
+
+  it.effect("--check refuses a --tls-ca that holds no certificate, which a start would take as no CA", () =>
+    Effect.gen(function* () {
+      const { server } = yield* pkiFiles
+      const check = runCommand(["--check", "--tls-key", server.keyFile, "--tls-cert", server.certFile, "--tls-ca", bin])
+      const error = yield* failureOf(check.effect, "--check with a CA file of garbage")
+      assert.strictEqual(error._tag, "UserError")
+      assert.include(error.message, `and --tls-ca ${bin}: ca holds no PEM certificate`)
+      assert.notInclude(check.out.join("\n"), "is valid")
+    }).pipe(Effect.scoped)
   )
 
   it.effect("an error is one FATAL JSON line when the defaults ask for JSON logs", () =>

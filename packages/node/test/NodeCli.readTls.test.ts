@@ -2,8 +2,8 @@
  * `readTls` (internal/cliServe.ts), what the command and its SIGHUP reload
  * read the TLS files with: the key and the certificate, and the CA only when
  * `--tls-ca` was given (the result is spread over the server's TLS options, so
- * an absent CA is no `ca` key at all); a file that cannot be read is one line
- * naming every file given.
+ * an absent CA is no `ca` key at all); a file that cannot be read, or a CA
+ * file without a certificate, is one line naming every file given.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -48,6 +48,19 @@ describe("NodeCli readTls", { timeout: 10_000 }, () => {
       assert.include(
         error.message,
         `cannot use --tls-key ${server.keyFile} and --tls-cert ${server.certFile} and --tls-ca ${missing}: ENOENT`
+      )
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a CA file that holds no certificate: the message names the three files and says so", () =>
+    Effect.gen(function* () {
+      const { server, authority } = yield* files
+      // Node's own context takes such a CA as none at all; with --tls-client-auth require every client would be refused.
+      const error = yield* Effect.flip(readTls({ key: server.keyFile, cert: server.certFile, ca: authority.keyFile }))
+      assert.strictEqual(
+        error.message,
+        `cannot use --tls-key ${server.keyFile} and --tls-cert ${server.certFile} and --tls-ca ${authority.keyFile}: ` +
+          'ca holds no PEM certificate (a "-----BEGIN CERTIFICATE-----" block)'
       )
     }).pipe(Effect.scoped)
   )

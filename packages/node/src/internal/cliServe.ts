@@ -6,7 +6,6 @@
  * record, so they answer until it has drained.
  */
 import * as Fs from "node:fs/promises"
-import * as Tls from "node:tls"
 import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
 import * as PoolManager from "@pool-manager/core/PoolManager"
 import * as Duration from "effect/Duration"
@@ -29,6 +28,7 @@ import * as ClusterStatus from "./clusterStatus.ts"
 import { addressFields, logWithFields, settingFields, where } from "./logFields.ts"
 import * as ProcessMetrics from "./processMetrics.ts"
 import * as Signals from "./signals.ts"
+import * as TlsPolicy from "./tls.ts"
 
 /** The pool and its listener, set together once both run. */
 interface Running {
@@ -111,7 +111,7 @@ export const readTls = (files: TlsFiles) =>
       const key = await Fs.readFile(files.key)
       const cert = await Fs.readFile(files.cert)
       const ca = files.ca === undefined ? undefined : await Fs.readFile(files.ca)
-      Tls.createSecureContext({ key, cert, ...(ca === undefined ? {} : { ca }) })
+      TlsPolicy.check({ key, cert, ...(ca === undefined ? {} : { ca }) })
       return { key, cert, ...(ca === undefined ? {} : { ca }) }
     },
     catch: (cause) =>

@@ -4,6 +4,7 @@
  * certificates (`clientAuth`), the reasons a handshake failed, and their
  * counter `pool_tls_handshake_failures_total{reason}`.
  */
+import { X509Certificate } from "node:crypto"
 import * as Tls from "node:tls"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -100,5 +101,42 @@ export const handshakeFailures = (
     }
   })
 
-/** Checks that `options` make a context (key and certificate that match, readable CA): throws Node's error if not. */
-export const check = (options: Tls.TlsOptions): Tls.SecureContext => Tls.createSecureContext(options)
+/**
+ * Checks that `options` make a context (key and certificate that match, a CA
+ * of certificates): throws Node's error, or one naming the CA's fault, if not.
+ */
+export const check = (options: Tls.TlsOptions): Tls.SecureContext => {
+  const context = Tls.createSecureContext(options)
+  if (options.ca !== undefined) checkCa(options.ca)
+  return context
+}
+
+// A PEM certificate as Node's `ca` reads them, under any of the labels OpenSSL takes.
+const pemBlock = /-----BEGIN ((?:TRUSTED |X509 )?CERTIFICATE)-----[\s\S]*?-----END \1-----/g
+
+/**
+ * Node skips what it cannot read in a `ca` without a word: a file of garbage,
+ * or a certificate cut short, is then no CA at all, and a server that requires
+ * client certificates refuses every client. Each entry must hold a PEM
+ * certificate, and each of its certificates must parse.
+ */
+const checkCa = (ca: NonNullable<Tls.TlsOptions["ca"]>): void => {
+  const entries = Array.isArray(ca) ? ca : [ca]
+  entries.forEach((entry, index) => {
+    const name = entries.length > 1 ? `ca[${index}]` : "ca"
+    const text = typeof entry === "string" ? entry : entry.toString("latin1")
+    const blocks = Array.from(text.matchAll(pemBlock))
+    if (blocks.length === 0) {
+      throw new Error(`${name} holds no PEM certificate (a "-----BEGIN CERTIFICATE-----" block)`)
+    }
+    blocks.forEach((block, n) => {
+      try {
+        new X509Certificate(block[0])
+      } catch (error) {
+        throw new Error(
+          `${name}: certificate ${n + 1} of ${blocks.length} does not parse (${error instanceof Error ? error.message : String(error)})`
+        )
+      }
+    })
+  })
+}
