@@ -8,7 +8,7 @@
  */
 import * as Framing from "@pool-manager/core/Framing"
 import * as ManagerConfig from "@pool-manager/core/ManagerConfig"
-import type * as PoolError from "@pool-manager/core/PoolError"
+import * as PoolError from "@pool-manager/core/PoolError"
 import type * as Flag from "effect/cli/Flag"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -18,6 +18,7 @@ import * as Flags from "./internal/cliFlags.ts"
 import { showDuration } from "./internal/logFields.ts"
 import * as ServerFlags from "./internal/serverFlags.ts"
 import type * as NodeCluster from "./NodeCluster.ts"
+import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
 import type * as NodeTcpServer from "./NodeTcpServer.ts"
 
 /**
@@ -111,11 +112,28 @@ export const parseDuration: (text: string) => Option.Option<Duration.Duration> =
 
 // The defaults with the library's filled in: the pool's validated, the server's from its table.
 const resolve = (defaults: Defaults) =>
-  Effect.map(
+  Effect.flatMap(
     ManagerConfig.make(
       Object.fromEntries(Object.entries(defaults).filter(([key]) => !ServerFlags.isField(key))) as ManagerConfig.Input
     ),
-    (manager) => ({ manager, ...ServerFlags.resolveDefaults(defaults) })
+    (manager) => {
+      // The flag and its variable parse their entries; a default is checked here, so that `validate` and
+      // `--check` refuse it rather than the start.
+      const bad = defaults.trustedProxies && NodeProxyProtocol.invalidTrustedProxy(defaults.trustedProxies)
+      return bad === undefined
+        ? Effect.succeed({ manager, ...ServerFlags.resolveDefaults(defaults) })
+        : Effect.fail(
+            new PoolError.ConfigError({
+              issues: [
+                {
+                  field: "trustedProxies",
+                  value: bad,
+                  message: "expected an address or CIDR such as 10.0.0.0/8, 192.0.2.7 or fd00::/8"
+                }
+              ]
+            })
+          )
+    }
   )
 
 /**

@@ -17,7 +17,7 @@ import { NodeServices } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Console, Effect, Exit, Option, Tracer } from "effect"
 import { GlobalFlag } from "effect/cli"
-import { NodeCli } from "../src/index.ts"
+import { NodeCli, NodeCliConfig } from "../src/index.ts"
 import * as CliCommand from "../src/internal/cliCommand.ts"
 import { bin, configFile, noFlags } from "./utils/cliProcess.ts"
 import { failureOf, runCommand } from "./utils/command.ts"
@@ -56,6 +56,21 @@ describe("NodeCli check", () => {
       assert.strictEqual(lines.length, 2, two.message)
       assert.match(lines[0]!, /^Invalid value for flag --buffer-size \(bufferSize\): -1\. /)
       assert.match(lines[1]!, /^Invalid value for flag --queue-size \(queueSize\): -2\. /)
+    })
+  )
+
+  it.effect("a default trustedProxies entry that is no address or CIDR fails validate, and the flags throw it", () =>
+    Effect.gen(function* () {
+      const expected =
+        "Invalid value for trustedProxies: 10.0.0.0/99. expected an address or CIDR such as 10.0.0.0/8, 192.0.2.7 or fd00::/8"
+      const bad = { trustedProxies: ["192.0.2.7", "10.0.0.0/99"] }
+      const error = yield* failureOf(NodeCli.validate(bad)(noFlags), "a bad trustedProxies default")
+      assert.strictEqual(error._tag, "ValidationError")
+      assert.strictEqual(error.message, expected)
+      // Checked whether or not the PROXY protocol is on: a default is a programming error either way, and, as any
+      // invalid default, one the command's flags throw when they are made, before any argument is read.
+      assert.throws(() => NodeCliConfig.flags(bad), /trustedProxies = 10\.0\.0\.0\/99/)
+      yield* NodeCli.validate({ trustedProxies: ["10.0.0.0/8", "::1"] })(noFlags)
     })
   )
 
