@@ -124,7 +124,8 @@ const checkCa = (ca: NonNullable<Tls.TlsOptions["ca"]>): void => {
   const entries = Array.isArray(ca) ? ca : [ca]
   entries.forEach((entry, index) => {
     const name = entries.length > 1 ? `ca[${index}]` : "ca"
-    const text = typeof entry === "string" ? entry : entry.toString("latin1")
+    // PEM is ASCII: a Buffer read as UTF-8 finds the same blocks.
+    const text = String(entry)
     const blocks = Array.from(text.matchAll(pemBlock))
     if (blocks.length === 0) {
       throw new Error(`${name} holds no PEM certificate (a "-----BEGIN CERTIFICATE-----" block)`)
