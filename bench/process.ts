@@ -178,8 +178,7 @@ const processTree = (pid: number): Array<number> => {
   return pids
 }
 
-/** utime + stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), or NaN if it is gone. */
-/** CPU seconds of one process in user space and in the kernel, NaN if it is gone. */
+/** utime and stime of one process, in seconds (fields 14 and 15 of /proc/<pid>/stat), NaN if it is gone. */
 const processCpu = (pid: number): { readonly user: number; readonly system: number } => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
@@ -215,13 +214,7 @@ const processRssMb = (pid: number): number => {
   }
 }
 
-/** utime + stime of a process and its descendants, in seconds, or NaN if it is gone. */
-export const cpuSeconds = (pid: number): number => {
-  const { user, system } = cpuSplit(pid)
-  return user + system
-}
-
-/** CPU seconds of a process and its descendants, in user space and in the kernel. */
+/** utime and stime of a process and its descendants, in seconds, NaN if it is gone. */
 export const cpuSplit = (pid: number): { readonly user: number; readonly system: number } =>
   processTree(pid).reduce(
     (sum, one) => {

@@ -117,8 +117,8 @@ const resolve = (defaults: Defaults) =>
       Object.fromEntries(Object.entries(defaults).filter(([key]) => !ServerFlags.isField(key))) as ManagerConfig.Input
     ),
     (manager) => {
-      // The flag and its variable parse their entries; a default is checked here, so that `validate` and
-      // `--check` refuse it rather than the start.
+      // The flag and its variable parse their entries; a default is checked here, as any invalid default:
+      // `validate` names it and `flags` throws it, where it used to pass `--check` and fail the start.
       const bad = defaults.trustedProxies && NodeProxyProtocol.invalidTrustedProxy(defaults.trustedProxies)
       return bad === undefined
         ? Effect.succeed({ manager, ...ServerFlags.resolveDefaults(defaults) })
