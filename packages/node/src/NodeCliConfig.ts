@@ -16,6 +16,7 @@ import * as NetAddress from "effect/net/NetAddress"
 import * as Option from "effect/Option"
 import * as Flags from "./internal/cliFlags.ts"
 import { showDuration } from "./internal/logFields.ts"
+import { expectedEntry } from "./internal/proxyGate.ts"
 import * as ServerFlags from "./internal/serverFlags.ts"
 import type * as NodeCluster from "./NodeCluster.ts"
 import * as NodeProxyProtocol from "./NodeProxyProtocol.ts"
@@ -128,7 +129,7 @@ const resolve = (defaults: Defaults) =>
                 {
                   field: "trustedProxies",
                   value: bad,
-                  message: "expected an address or CIDR such as 10.0.0.0/8, 192.0.2.7 or fd00::/8"
+                  message: `expected ${expectedEntry}`
                 }
               ]
             })

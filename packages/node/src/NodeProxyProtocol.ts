@@ -152,7 +152,7 @@ export class ProxyProtocolError extends Schema.TaggedError<ProxyProtocolError>()
 
 const badEntry = (entry: string) =>
   new ProxyProtocolError({
-    problem: `invalid trusted proxy "${entry}": expected an address or CIDR such as 10.0.0.0/8, 192.0.2.7 or fd00::/8`
+    problem: `invalid trusted proxy "${entry}": expected ${gate.expectedEntry}`
   })
 
 /**

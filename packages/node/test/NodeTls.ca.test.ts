@@ -26,15 +26,18 @@ const setup = Effect.gen(function* () {
   }
   const check = (ca: string | Buffer | Array<string | Buffer>) =>
     TlsPolicy.check({ key: server.key, cert: server.cert, ca })
-  const failure = (ca: string | Buffer | Array<string | Buffer>): string => {
+  // What `f` threw; failing the test if it threw nothing.
+  const thrown = (f: () => unknown, what: string): Error & { readonly code?: string } => {
     try {
-      check(ca)
+      f()
     } catch (error) {
-      return (error as Error).message
+      return error as Error & { readonly code?: string }
     }
-    return assert.fail("check took the CA")
+    return assert.fail(what)
   }
-  return { authority, other, server, pem, cut, check, failure }
+  const failure = (ca: string | Buffer | Array<string | Buffer>): string =>
+    thrown(() => check(ca), "check took the CA").message
+  return { authority, other, server, pem, cut, check, failure, thrown }
 })
 
 describe("NodeTls ca", { timeout: 10_000 }, () => {
@@ -81,15 +84,11 @@ describe("NodeTls ca", { timeout: 10_000 }, () => {
 
   it.effect("Node's own checks come first: a key that does not match its certificate", () =>
     Effect.gen(function* () {
-      const { authority, server, cut, pem } = yield* setup
-      const error = (() => {
-        try {
-          TlsPolicy.check({ key: authority.key, cert: server.cert, ca: cut(pem(authority)) })
-        } catch (error) {
-          return error as Error & { code?: string }
-        }
-        return assert.fail("check took a key of another certificate")
-      })()
+      const { authority, server, cut, pem, thrown } = yield* setup
+      const error = thrown(
+        () => TlsPolicy.check({ key: authority.key, cert: server.cert, ca: cut(pem(authority)) }),
+        "check took a key of another certificate"
+      )
       assert.notMatch(error.message, /^ca\b/)
       assert.strictEqual(error.code, "ERR_OSSL_X509_KEY_VALUES_MISMATCH")
     }).pipe(Effect.scoped)

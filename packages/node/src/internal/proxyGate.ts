@@ -12,6 +12,9 @@ export type Outcome =
   | { readonly _tag: "Header"; readonly header: Header }
   | { readonly _tag: "Rejected"; readonly reason: internal.Problem | "timeout" | "closed"; readonly detail: string }
 
+// What a trusted proxy entry must be, for the messages that refuse one.
+export const expectedEntry = "an address or CIDR such as 10.0.0.0/8, 192.0.2.7 or fd00::/8"
+
 // The entries as a BlockList, or the first entry that is not an address or CIDR.
 export const blockList = (entries: ReadonlyArray<string>): Net.BlockList | string => {
   const list = new Net.BlockList()
