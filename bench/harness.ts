@@ -52,7 +52,15 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
     args: ["--mixed"],
     about: "floor after a short program of other effects: Effect's run loop as in any real program"
   },
-  pool: { file: join(buildDir, "pool.js"), about: "NodeTcpServer + PoolManager, an Effect callback" },
+  pool: {
+    file: join(buildDir, "pool.js"),
+    about: "NodeTcpServer + PoolManager, an Effect callback returning its write (run at once, no fiber resumption)"
+  },
+  "pool-gen": {
+    file: join(buildDir, "pool.js"),
+    args: ["--gen"],
+    about: "the pool server with the callback as an Effect.gen program: run by the connection's fiber"
+  },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },
   "pool-traced": {

@@ -2,9 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, MemoryConnection } from "../src/index.ts"
-import { setDeadline } from "../src/internal/transportConnection.ts"
+import { setDeadline, type TransportConnection } from "../src/internal/transportConnection.ts"
 import { settle } from "./utils/manager.ts"
-import { outcome, soon } from "./utils/soon.ts"
+import { nextReply, outcome, soon } from "./utils/soon.ts"
 
 // `Connection.make` over a `Transport`: what a runtime binding (the node
 // package's socket transport) gets for free, checked over the memory transport
@@ -118,5 +118,50 @@ describe("Connection.make: write", () => {
       assert.strictEqual(error, refusal)
       assert.strictEqual(waits, 0)
     })
+  )
+})
+
+describe("Connection.make: runNow (the pool's run of an effect that completes at once)", () => {
+  it.effect("runs the latest small write here; returns any other effect as it is, not run", () =>
+    Effect.gen(function* () {
+      const written: Array<string> = []
+      const connection = Connection.make(
+        transportWith({ write: (data) => written.push(String(data)) > 0 })
+      ) as TransportConnection
+      const first = connection.write("a")
+      const latest = connection.write("b")
+      assert.isUndefined(connection.runNow(latest))
+      assert.deepStrictEqual(written, ["b"])
+      // An older write, a write too large to be kept, or another effect: for the fiber.
+      assert.strictEqual(connection.runNow(first), first)
+      const large = connection.write("x".repeat(300))
+      assert.strictEqual(connection.runNow(large), large)
+      assert.strictEqual(connection.runNow(Effect.void), Effect.void)
+      assert.deepStrictEqual(written, ["b"], "nothing else was written")
+      yield* first
+      assert.deepStrictEqual(written, ["b", "a"], "and the fiber still runs what came back")
+    })
+  )
+
+  it.effect(
+    "a write the transport takes but is full after returns the wait for the peer to read; a refusal, its failure",
+    () =>
+      Effect.gen(function* () {
+        const memory = yield* MemoryConnection.make({ writeBufferBytes: 3 })
+        const connection = Connection.make(memory.connection.transport) as TransportConnection
+        const rest = connection.runNow(connection.write("abcd"))
+        assert.isDefined(rest)
+        const waiting = yield* Effect.forkChild(rest!, { startImmediately: true })
+        yield* settle
+        assert.isUndefined(waiting.pollUnsafe(), "waits until the peer reads")
+        assert.strictEqual(yield* nextReply(memory.client), "abcd", "written at once, not by the wait")
+        yield* soon(Fiber.join(waiting), "the wait to end once the peer read")
+
+        const refusal = Connection.failure("Error", "fake:1", "broken pipe")
+        const refused = Connection.make(transportWith({ write: () => refusal })) as TransportConnection
+        const failed = refused.runNow(refused.write("x"))
+        assert.isDefined(failed)
+        assert.deepStrictEqual(yield* Effect.exit(failed!), Exit.fail(refusal))
+      })
   )
 })

@@ -5,8 +5,10 @@ import { connect } from "./utils/manager.ts"
 import { nextReply } from "./utils/soon.ts"
 
 // A model of pipelining: frames sent in chunks of any size, an Effect callback
-// that suspends a random number of times on some of them; the replies must be
-// every frame's, in frame order.
+// that suspends a random number of times on some of them and returns its
+// write as it is on the others (run at once, without the fiber, when the
+// transport takes it whole), and a write buffer that fills after a few
+// replies; the replies must be every frame's, in frame order.
 
 const between = (minimum: number, maximum: number) =>
   Arbitrary.schema(Schema.Int.check(Schema.isBetween({ minimum, maximum })))
@@ -19,19 +21,21 @@ describe("PoolManager pipelining model", () => {
     {
       suspensions: Arbitrary.array(between(0, 3), { minLength: 1, maxLength: 40 }),
       chunkSizes: Arbitrary.array(between(1, 30), { minLength: 1, maxLength: 10 }),
-      pauses: Arbitrary.array(between(0, 2), { minLength: 1, maxLength: 10 })
+      pauses: Arbitrary.array(between(0, 2), { minLength: 1, maxLength: 10 }),
+      writeBufferBytes: between(2, 200)
     },
-    ({ suspensions, chunkSizes, pauses }) =>
+    ({ suspensions, chunkSizes, pauses, writeBufferBytes }) =>
       Effect.gen(function* () {
         const manager = yield* PoolManager.make({ framing: Framing.lines() }, (conn, body) => {
           const text = decoder.decode(body)
           const yields = Number(text.split("-")[0])
+          if (yields === 0) return conn.write(`${text};`)
           let effect: Effect.Effect<void> = Effect.void
           for (let i = 0; i < yields; i++) effect = Effect.andThen(effect, Effect.yieldNow)
           return Effect.andThen(effect, Effect.orDie(conn.write(`${text};`)))
         })
         yield* manager.start
-        const client = yield* connect(manager)
+        const client = yield* connect(manager, { writeBufferBytes })
         const frames = suspensions.map((yields, index) => `${yields}-${index}`)
         const stream = new TextEncoder().encode(frames.map((frame) => `${frame}\n`).join(""))
         let at = 0

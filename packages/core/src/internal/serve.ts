@@ -3,9 +3,11 @@
  * deadline, and wakeable by `stop`), frame one message by the Go original's
  * rule (`goRule.ts`, SPEC.md), hand it to the callback, repeat until the
  * connection ends. With another framing (`framing.ts`), a chunk's
- * frames are handed out one after the other without waiting, in one pass of
- * the transport's event for a synchronous callback and without a resumption
- * per frame for an Effect callback that does not suspend.
+ * frames are handed out one after the other without waiting: in one pass of
+ * the transport's event for a synchronous callback, and for an Effect callback
+ * whose effect completes at once (a write the transport takes whole, a
+ * success: `runNow`), without a resumption per frame for any other Effect
+ * callback that does not suspend.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
  * only in synchronous steps that also frame and dispatch them, so neither a
@@ -33,7 +35,7 @@ import * as Framer from "./framing.ts"
 import { frameGoMessage, pollRoom } from "./goRule.ts"
 import type { ManagerState, ServedConnection } from "./state.ts"
 import * as Tracing from "./tracing.ts"
-import { setDeadline } from "./transportConnection.ts"
+import { setDeadline, TransportConnection } from "./transportConnection.ts"
 
 // Node defines `performance` as an accessor of the global object, so naming it
 // costs a slow global lookup on every call, and the message path reads the
@@ -80,6 +82,9 @@ class Session {
   readonly served: ServedConnection
   readonly connection: Connection
   readonly transport: Transport
+  // The connection as `Connection.make` built it, whose writes `runNow` can
+  // run without the fiber; undefined for another implementation of `Connection`.
+  readonly writer: TransportConnection | undefined
   readonly counters: Counters
   // The config of the last message, and what is derived from it, again only
   // when the config changes: the deadline in milliseconds for reads and for
@@ -144,6 +149,7 @@ class Session {
     this.span = served.span
     this.connection = connection
     this.transport = connection.transport
+    this.writer = connection instanceof TransportConnection ? connection : undefined
     this.counters = state.counters
     const config = Ref.getUnsafe(state.config)
     this.config = config
@@ -248,14 +254,10 @@ class Session {
   // The wait of each message, which resumes the fiber with the message, or
   // with why the connection ends: bytes, end of stream, deadline or stop.
   waitForNext(resume: (resumed: Effect.Effect<unknown, unknown>) => void): void {
-    const next = this.take()
-    if (next !== undefined) {
-      // Bytes already buffered (pipelined frames, a chunk that came while the
-      // callback ran): straight on, without parking the resumption in a field.
-      this.handOver(resume, next)
-      return
-    }
     this.resume = resume
+    // Bytes already buffered (pipelined frames, a chunk that came while the
+    // callback ran) are served first.
+    if (this.serveBuffered()) return
     this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
     // No canceller: the only interruption is a drain timeout cutting the
     // session short, after which the transport is aborted, which ends this
@@ -263,60 +265,93 @@ class Session {
     // saves a finalizer per message.
   }
 
-  // Ends the pending wait with `next`.
+  // Ends the pending wait with `next`. A message is handed over as its
+  // callback's effect, begun here; anything else, and a message once the loop
+  // has ended, through `dispatched`, which runs only in a fiber that is still
+  // running the loop: an interrupted fiber ignores a late resume, so a
+  // connection cut by the drain timeout counts no close, and no message, it
+  // did not serve.
   resumeWith(next: Next): void {
-    const resume = this.resume!
-    this.resume = undefined
-    this.cancelWait = undefined
-    this.handOver(resume, next)
-  }
-
-  // Resumes the fiber with `next`. A message is handed over as its callback's
-  // effect, begun here; anything else, and a message once the loop has ended,
-  // through `dispatched`, which runs only in a fiber that is still running the
-  // loop: an interrupted fiber ignores a late resume, so a connection cut by
-  // the drain timeout counts no close, and no message, it did not serve.
-  handOver(resume: (resumed: Effect.Effect<unknown, unknown>) => void, next: Next): void {
     if (typeof next === "string" || next === CALLBACK_THREW || this.ended) {
       this.next = next
-      resume(this.dispatched)
+      this.resumeWithEffect(this.dispatched)
     } else {
-      resume(this.run(next))
+      this.resumeWithEffect(this.run(next))
     }
   }
 
-  // The transport's event: bytes arrived, the peer ended, or the deadline
-  // passed. A synchronous callback answers here, in the event, and the fiber
-  // sleeps on; anything else (an Effect callback, a close, a throw) resumes it.
+  // Ends the pending wait: the fiber runs `effect`, then the loop's handlers.
+  resumeWithEffect(effect: Effect.Effect<unknown, unknown>): void {
+    const resume = this.resume!
+    this.resume = undefined
+    this.cancelWait = undefined
+    resume(effect)
+  }
+
+  // The transport's event: bytes arrived, the peer ended, or the deadline passed.
   ready(event: ReadyEvent): void {
     if (this.resume === undefined) return
     if (event === "timeout") {
       this.resumeWith("deadline")
       return
     }
+    if (this.serveBuffered()) return
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow()) // woken for nothing: wait on
+  }
+
+  // Serves the messages buffered now, while a wait is pending, as far as they
+  // can be served without the fiber: a synchronous callback's, and an Effect
+  // callback's whose effect completes at once (`runNow`). True once the wait
+  // has ended (the fiber resumed with what is left, or with a close), false
+  // when nothing more is buffered and the wait goes on.
+  serveBuffered(): boolean {
     const sync = this.state.sync
     while (true) {
       const next = this.take()
-      if (next === undefined) break
-      if (sync === undefined || typeof next === "string") {
+      if (next === undefined) return false
+      if (typeof next === "string" || this.ended) {
         this.resumeWith(next)
-        return
+        return true
       }
-      this.beginMessage(next)
-      try {
-        sync(this.connection, next, next.length, this.connectionState)
-      } catch (defect) {
-        // Counted, timed and traced as any callback failure, by the fiber.
-        this.thrown = defect
-        this.resumeWith(CALLBACK_THREW)
-        return
+      if (sync === undefined) {
+        const rest = this.runNow(this.run(next))
+        if (rest !== undefined) {
+          this.resumeWithEffect(rest)
+          return true
+        }
+      } else {
+        this.beginMessage(next)
+        try {
+          sync(this.connection, next, next.length, this.connectionState)
+        } catch (defect) {
+          // Counted, timed and traced as any callback failure, by the fiber.
+          this.thrown = defect
+          this.resumeWith(CALLBACK_THREW)
+          return true
+        }
       }
       if (this.endMessage()) {
         this.resumeWith("message limit")
-        return
+        return true
       }
     }
-    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow()) // woken for nothing: wait on
+  }
+
+  // Runs an Effect callback's effect here when it completes at once: a
+  // success, or a write of its connection's that the transport takes whole
+  // (`TransportConnection.runNow`). Those are most callbacks' answers, and
+  // resuming the fiber for them would cost a pass of Effect's run loop per
+  // message (BENCHMARKS.md, "Effects that complete at once"). Returns what
+  // is left for the fiber (the effect, a write's failure, or its wait for
+  // the peer to read), or undefined once it is done. A message span keeps
+  // the fiber: the callback's own spans nest under it there.
+  runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
+    if (this.messageSpan !== undefined) return effect
+    if (this.writer !== undefined) {
+      const rest = this.writer.runNow(effect)
+      if (rest !== effect) return rest
+    }
+    return Exit.isExit(effect) && Exit.isSuccess(effect) ? undefined : effect
   }
 
   // The stop path (`served.wake`): ends a pending wait, else does nothing (a

@@ -48,19 +48,32 @@ export class TransportConnection implements Connection {
   // A property, not a method: callbacks pass `conn.write` around unbound.
   readonly write = (data: Uint8Array | string): Effect.Effect<void, ConnectionError> => {
     if (data === this.lastData) return this.lastWrite!
-    // Most writes are taken at once: only a full transport costs a callback.
-    const effect = Effect.suspend(() => {
-      const written = this.transport.write(data)
-      if (written === true) return Effect.void
-      if (written !== false) return Effect.fail(written)
-      if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this)
-      return this.drainedEffect
-    })
+    const effect = Effect.suspend(() => this.writeOrRest(data) ?? Effect.void)
     if (data.length <= reusableWriteBytes) {
       this.lastData = data
       this.lastWrite = effect
     }
     return effect
+  }
+  // Writes `data` now. Most writes are taken at once: undefined then; else
+  // what is left of the write, its failure or the wait for the peer to read
+  // (only a full transport costs a callback).
+  writeOrRest(data: Uint8Array | string): Effect.Effect<void, ConnectionError> | undefined {
+    const written = this.transport.write(data)
+    if (written === true) return undefined
+    if (written !== false) return Effect.fail(written)
+    if (this.drainedEffect === undefined) this.drainedEffect = makeDrained(this)
+    return this.drainedEffect
+  }
+  /**
+   * Runs `effect` at once when it is this connection's latest small write
+   * (`write`'s cached effect, the one a callback returns most often): its
+   * write happens here, and what is left of it comes back (undefined when
+   * nothing is), as the effect would have done in a fiber. Any other effect
+   * comes back as it is, not run.
+   */
+  runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
+    return effect === this.lastWrite ? this.writeOrRest(this.lastData!) : effect
   }
   readonly writeNow = (data: Uint8Array | string): boolean | ConnectionError => this.transport.write(data)
   readonly closeNow = (): void => this.transport.close()

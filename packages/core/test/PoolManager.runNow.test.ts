@@ -1,0 +1,147 @@
+/**
+ * Effect callbacks whose effect completes at once — a success, or a write of
+ * the connection's that the transport takes whole — are run in the
+ * transport's event, without resuming the connection's fiber (`runNow` in
+ * `internal/serve.ts`). What a client and the stats see stays as it was: the
+ * same replies in frame order, each message counted and timed, a frame whose
+ * effect suspends holding back the frames after it, and a write the transport
+ * cannot take whole waiting for the peer to read before the next frame.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Duration, Effect, Metric } from "effect"
+import { TestClock } from "effect/testing"
+import { Framing, type ManagerConfig, PoolManager } from "../src/index.ts"
+import { connect, settle } from "./utils/manager.ts"
+import { nextReply, serverClosed } from "./utils/soon.ts"
+
+const decoder = new TextDecoder()
+
+// By a frame's first letter: `w` writes `<frame>;` (at once), `v` returns
+// Effect.void, `s` Effect.succeed, `z` sleeps a second and then writes, `f` fails.
+const callback: PoolManager.Callback<Error> = (conn, body) => {
+  const frame = decoder.decode(body)
+  switch (frame[0]) {
+    case "v":
+      return Effect.void
+    case "s":
+      return Effect.succeed(frame)
+    case "z":
+      return Effect.andThen(Effect.sleep(Duration.seconds(1)), conn.write(`${frame};`))
+    case "f":
+      return Effect.fail(new Error(`refused ${frame}`))
+    default:
+      return conn.write(`${frame};`)
+  }
+}
+
+const callbackCount = Effect.map(Metric.snapshot, (snapshots) => {
+  const found = snapshots.find((s) => s.id === "pool_callback_duration_seconds")
+  return (found?.state as Metric.HistogramState | undefined)?.count ?? 0
+})
+
+const lines = (...frames: ReadonlyArray<string>) => frames.map((frame) => `${frame}\n`).join("")
+
+const startedWith = (config: ManagerConfig.Input = {}) =>
+  Effect.gen(function* () {
+    const manager = yield* PoolManager.make(
+      { framing: Framing.lines(), clientsDeadline: "1 hour", ...config },
+      callback
+    )
+    yield* manager.start
+    return manager
+  })
+
+describe("PoolManager effects that complete at once", () => {
+  it.effect("answers a pipeline of writes and successes in frame order, counting and timing each message", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith()
+      const client = yield* connect(manager)
+      const before = yield* callbackCount
+      yield* client.send(lines("w1", "v2", "w3", "s4", "w5"))
+      assert.strictEqual(yield* nextReply(client), "w1;w3;w5;")
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 5)
+      assert.strictEqual(stats.bytesRead, 10)
+      assert.strictEqual((yield* callbackCount) - before, 5, "each message's callback timed")
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a frame whose effect suspends holds back the frames after it until it completes", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith()
+      const client = yield* connect(manager)
+      yield* client.send(lines("w1", "z2", "w3", "v4", "w5"))
+      assert.strictEqual(yield* nextReply(client), "w1;")
+      yield* settle
+      assert.strictEqual((yield* manager.stats).messages, 2, "w3 waits for z2")
+      yield* TestClock.adjust(Duration.seconds(1))
+      let received = ""
+      while (received.length < "z2;w3;w5;".length) received += yield* nextReply(client)
+      assert.strictEqual(received, "z2;w3;w5;")
+      assert.strictEqual((yield* manager.stats).messages, 5)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a write the transport cannot take whole waits for the peer to read before the next frame", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith()
+      // Room for less than one reply: every write leaves the transport full.
+      const client = yield* connect(manager, { writeBufferBytes: 2 })
+      yield* client.send(lines("w1", "w2", "w3"))
+      yield* settle
+      assert.strictEqual((yield* manager.stats).messages, 1, "w2 waits until w1's reply is read")
+      assert.strictEqual(yield* nextReply(client), "w1;")
+      let received = ""
+      while (received.length < "w2;w3;".length) received += yield* nextReply(client)
+      assert.strictEqual(received, "w2;w3;")
+      assert.strictEqual((yield* manager.stats).messages, 3)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a write the peer never reads times out as a write timeout, with the deadline", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith({ clientsDeadline: "2 seconds" })
+      const client = yield* connect(manager, { writeBufferBytes: 2 })
+      yield* client.send(lines("w1", "w2"))
+      yield* settle
+      yield* TestClock.adjust(Duration.seconds(2))
+      yield* serverClosed(client)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 1, "w2 was never taken")
+      assert.strictEqual(stats.closedByDeadline, 1, "a write timeout closes as a deadline")
+      assert.strictEqual(stats.callbackFailures, 0)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a failure returned at once is the callback's failure: counted, and its connection closed", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith()
+      const client = yield* connect(manager)
+      yield* client.send(lines("w1", "f2", "w3"))
+      assert.strictEqual(yield* nextReply(client), "w1;")
+      yield* serverClosed(client)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 2, "w3 is dropped with the close")
+      assert.strictEqual(stats.callbackFailures, 1)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("the message limit closes the connection after its last message, in the event", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith({ maxMessagesPerConnection: 2 })
+      const client = yield* connect(manager)
+      yield* client.send(lines("w1", "w2", "w3"))
+      assert.strictEqual(yield* nextReply(client), "w1;w2;")
+      yield* serverClosed(client)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 2)
+      assert.strictEqual(stats.closedByMessageLimit, 1)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+})
