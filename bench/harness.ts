@@ -56,10 +56,10 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
     file: join(buildDir, "pool.js"),
     about: "NodeTcpServer + PoolManager, an Effect callback returning its write (run at once, no fiber resumption)"
   },
-  "pool-gen": {
+  "pool-fiber": {
     file: join(buildDir, "pool.js"),
-    args: ["--gen"],
-    about: "the pool server with the callback as an Effect.gen program: run by the connection's fiber"
+    args: ["--fiber"],
+    about: "the pool server with the floor's callback (Effect.sync around the write): run by the connection's fiber"
   },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },

@@ -45,7 +45,7 @@ const usage = `usage: node bench/run.ts [options]
   --concurrency N   connections in flight in the connect and short workloads (default 50; --quick: 20)
   --messages N      requests per connection of the short workload, one at a time (default 20)
   --many N          connections of the many workload (default 10000; --quick: 200)
-  --servers LIST    comma-separated (default: raw,floor,pool,pool-gen,pool-sync,effect-socket), from:
+  --servers LIST    comma-separated (default: raw,floor,pool,pool-fiber,pool-sync,effect-socket), from:
 ${Object.entries(serverSpecs)
   .map(([name, spec]) => `                      ${name}: ${spec.about}`)
   .join("\n")}
@@ -161,7 +161,7 @@ if (opts.protocol !== undefined) {
   )
 }
 
-const servers = (opts.servers ?? "raw,floor,pool,pool-gen,pool-sync,effect-socket").split(",").map((name) => {
+const servers = (opts.servers ?? "raw,floor,pool,pool-fiber,pool-sync,effect-socket").split(",").map((name) => {
   if (serverSpecs[name] === undefined) throw new Error(`unknown server: ${name}\n${usage}`)
   return name
 })

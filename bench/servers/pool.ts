@@ -5,9 +5,10 @@
  *
  * The callback returns its write as it is, an effect the pool runs at once in
  * the socket's event (BENCHMARKS.md, "Effects that complete at once"). With
- * `--gen` it is written as an `Effect.gen` program instead, which the pool
- * hands to the connection's fiber: the path of any callback that is more than
- * one write.
+ * `--fiber` it returns the floor's own callback instead, `Effect.sync` around
+ * the write (`conn.writeNow`), which the pool hands to the connection's fiber
+ * as any effect it cannot run at once: the path of every callback that is
+ * more than one write, measured against the floor doing the same.
  */
 import * as Effect from "effect/Effect"
 import { echo, runPoolServer } from "./poolServer.ts"
@@ -15,10 +16,10 @@ import { echo, runPoolServer } from "./poolServer.ts"
 const OK = new TextEncoder().encode("OK")
 
 runPoolServer(
-  process.argv.includes("--gen")
+  process.argv.includes("--fiber")
     ? (conn, body, len) =>
-        Effect.gen(function* () {
-          if (len > 0) yield* conn.write(echo ? body.subarray(0, len) : OK)
+        Effect.sync(() => {
+          if (len > 0) conn.writeNow(echo ? body.subarray(0, len) : OK)
         })
     : echo
       ? (conn, body, len) => (len > 0 ? conn.write(body.subarray(0, len)) : Effect.void)

@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Metric } from "effect"
 import { TestClock } from "effect/testing"
-import { Framing, type ManagerConfig, PoolManager } from "../src/index.ts"
+import { type Connection, Framing, type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
 import { nextReply, serverClosed } from "./utils/soon.ts"
 
@@ -141,6 +141,29 @@ describe("PoolManager effects that complete at once", () => {
       const stats = yield* manager.stats
       assert.strictEqual(stats.messages, 2)
       assert.strictEqual(stats.closedByMessageLimit, 1)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a Connection of the user's own making is served as before, its effects run by the fiber", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith()
+      const { client, connection: base } = yield* MemoryConnection.make()
+      const own: Connection.Connection = {
+        remoteAddress: base.remoteAddress,
+        read: base.read,
+        write: base.write,
+        close: base.close,
+        writeNow: base.writeNow,
+        closeNow: base.closeNow,
+        transport: base.transport
+      }
+      yield* manager.put(own)
+      yield* client.send(lines("w1", "v2", "w3"))
+      let received = ""
+      while (received.length < "w1;w3;".length) received += yield* nextReply(client)
+      assert.strictEqual(received, "w1;w3;")
+      assert.strictEqual((yield* manager.stats).messages, 3)
       yield* manager.stop
     }).pipe(Effect.scoped)
   )

@@ -53,6 +53,9 @@ const CALLBACK_THREW: Next = new Uint8Array(0)
 
 const noFrames: ReadonlyArray<Uint8Array> = []
 
+// The `writer` of a connection `Connection.make` did not build: runs nothing.
+const asIs: Pick<TransportConnection, "runNow"> = { runNow: (effect) => effect }
+
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
  * is a close with a reason. The caller closes the transport when this exits
@@ -82,9 +85,10 @@ class Session {
   readonly served: ServedConnection
   readonly connection: Connection
   readonly transport: Transport
-  // The connection as `Connection.make` built it, whose writes `runNow` can
-  // run without the fiber; undefined for another implementation of `Connection`.
-  readonly writer: TransportConnection | undefined
+  // What runs the connection's writes without the fiber: the connection, as
+  // `Connection.make` built it; for another implementation of `Connection`,
+  // nothing (its effects are the fiber's).
+  readonly writer: Pick<TransportConnection, "runNow">
   readonly counters: Counters
   // The config of the last message, and what is derived from it, again only
   // when the config changes: the deadline in milliseconds for reads and for
@@ -149,7 +153,7 @@ class Session {
     this.span = served.span
     this.connection = connection
     this.transport = connection.transport
-    this.writer = connection instanceof TransportConnection ? connection : undefined
+    this.writer = connection instanceof TransportConnection ? connection : asIs
     this.counters = state.counters
     const config = Ref.getUnsafe(state.config)
     this.config = config
@@ -343,15 +347,12 @@ class Session {
   // resuming the fiber for them would cost a pass of Effect's run loop per
   // message (BENCHMARKS.md, "Effects that complete at once"). Returns what
   // is left for the fiber (the effect, a write's failure, or its wait for
-  // the peer to read), or undefined once it is done. A message span keeps
-  // the fiber: the callback's own spans nest under it there.
+  // the peer to read), or undefined once it is done. Under a message span
+  // `run` returns the effect wrapped, which is neither, so it keeps the
+  // fiber, where the callback's own spans nest under the message's.
   runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
-    if (this.messageSpan !== undefined) return effect
-    if (this.writer !== undefined) {
-      const rest = this.writer.runNow(effect)
-      if (rest !== effect) return rest
-    }
-    return Exit.isExit(effect) && Exit.isSuccess(effect) ? undefined : effect
+    const rest = this.writer.runNow(effect)
+    return Exit.isExit(rest) && Exit.isSuccess(rest) ? undefined : rest
   }
 
   // The stop path (`served.wake`): ends a pending wait, else does nothing (a
