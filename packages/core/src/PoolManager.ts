@@ -41,6 +41,12 @@ import type {
  * the connection's own state when the callback is given with `withState`
  * (since 0.2.0).
  *
+ * The connection's fiber runs the effect returned. One that completes at once
+ * is run in the transport's event instead, which saves a fiber resumption per
+ * message: `conn.write(reply)` returned as it is (for a reply of up to 256
+ * bytes), and a success such as `Effect.void`; should the write have to wait
+ * for a slow client, or fail, the fiber takes over from there (since 0.2.0).
+ *
  * @category models
  * @since 0.1.0
  */
