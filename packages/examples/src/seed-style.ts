@@ -15,15 +15,16 @@
 
 import * as Net from "node:net"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { type Connection, PoolManager } from "@pool-manager/core"
+import { type Connection, type PoolError, PoolManager } from "@pool-manager/core"
 import { NodeConnection } from "@pool-manager/node"
 import { Effect, References } from "effect"
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 6263)
 
 // func poolCallback(conn net.Conn, requestBody []byte, requestBodyLen int)
-const poolCallback: PoolManager.Callback = (conn, _requestBody, requestBodyLen) =>
-  Effect.ignore(conn.write(requestBodyLen > 0 ? "OK" : "ERROR"))
+// (A write that fails because the client is gone closes its connection as the client's close.)
+const poolCallback: PoolManager.Callback<PoolError.ConnectionError> = (conn, _requestBody, requestBodyLen) =>
+  conn.write(requestBodyLen > 0 ? "OK" : "ERROR")
 
 // net.Listen("tcp", "127.0.0.1:<port>"), closed when the program's scope closes.
 // allowHalfOpen: a client that half-closes after its message still gets the

@@ -165,14 +165,13 @@ export const runMain = <A, E>(effect: Effect.Effect<A, E>): void => Signals.runM
  * @example
  * ```ts
  * import { NodeCli } from "@pool-manager/node"
- * import { Effect } from "effect"
  *
  * // echo-server.ts: `node echo-server.ts --port 7000 --max-workers 50`;
  * // `--help` lists every flag, SIGINT/SIGTERM drain and exit with code 0.
  * NodeCli.run({
  *   name: "echo-server",
  *   description: "Answers every message with itself.",
- *   callback: (conn, body) => Effect.ignore(conn.write(body)),
+ *   callback: (conn, body) => conn.write(body),
  *   defaults: { port: 7000, maxWorkersCount: 20, clientsDeadline: "10 seconds" }
  * })
  * ```

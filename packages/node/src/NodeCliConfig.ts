@@ -159,7 +159,7 @@ const resolve = (defaults: Defaults) =>
  *   ({ greeting, ...settings }) =>
  *     Effect.gen(function* () {
  *       const config = yield* NodeCliConfig.makeConfig(settings, defaults)
- *       return yield* NodeCli.serve(config, (conn) => Effect.ignore(conn.write(greeting)), { name: "greet-server" })
+ *       return yield* NodeCli.serve(config, (conn) => conn.write(greeting), { name: "greet-server" })
  *     })
  * ).pipe(Command.validate((input) => NodeCli.validate(defaults)(input)))
  *

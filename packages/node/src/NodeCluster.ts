@@ -203,7 +203,7 @@ export interface PrimaryOptions {
  * if (NodeCluster.workerNumber() === undefined) {
  *   NodeCli.runMain(NodeCluster.runPrimary({ processes: 4 }).pipe(Effect.scoped))
  * } else {
- *   const Pool = PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK")))
+ *   const Pool = PoolManager.layer({ maxWorkersCount: 10 }, (conn) => conn.write("OK"))
  *   const Server = NodeTcpServer.layer(NodeCluster.serverOptions({ port: 6263 }))
  *   NodeCli.runMain(Layer.launch(Server.pipe(Layer.provide(Pool))))
  * }

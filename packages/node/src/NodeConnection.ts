@@ -395,7 +395,7 @@ const noop = () => {}
  * // becomes a Connection for `put`; a refused one is answered and closed.
  * const program = Effect.gen(function* () {
  *   const manager = yield* PoolManager.make({ maxWorkersCount: 10 }, (conn, _body, len) =>
- *     Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+ *     conn.write(len > 0 ? "OK" : "ERROR")
  *   )
  *   yield* manager.start
  *   const runFork = Effect.runForkWith(yield* Effect.context<never>())

@@ -153,7 +153,7 @@ const app = (options: Options) => {
  *   return yield* Effect.never
  * }).pipe(
  *   Effect.scoped,
- *   Effect.provide(PoolManager.layer({ maxWorkersCount: 10 }, (conn) => Effect.ignore(conn.write("OK"))))
+ *   Effect.provide(PoolManager.layer({ maxWorkersCount: 10 }, (conn) => conn.write("OK")))
  * )
  * ```
  *

@@ -307,7 +307,7 @@ export const make = (
  * import { Effect, Layer } from "effect"
  *
  * const Pool = PoolManager.layer({ minWorkersCount: 5, maxWorkersCount: 10 }, (conn, _body, len) =>
- *   Effect.ignore(conn.write(len > 0 ? "OK" : "ERROR"))
+ *   conn.write(len > 0 ? "OK" : "ERROR")
  * )
  *
  * // Port 0 picks a free port; the NodeTcpServer service says which one.
@@ -343,7 +343,7 @@ export const layer: (
  * import { NodeTcpServer } from "@pool-manager/node"
  * import { Effect, Layer } from "effect"
  *
- * const Pool = PoolManager.layer({}, (conn) => Effect.ignore(conn.write("OK")))
+ * const Pool = PoolManager.layer({}, (conn) => conn.write("OK"))
  *
  * // Port taken: say so and fall back to any free port.
  * const Server = NodeTcpServer.layer({ port: 6263 }).pipe(

@@ -261,8 +261,7 @@ class Session {
     this.resume = resume
     // Bytes already buffered (pipelined frames, a chunk that came while the
     // callback ran) are served first.
-    if (this.serveBuffered()) return
-    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
+    this.serveOrWait()
     // No canceller: the only interruption is a drain timeout cutting the
     // session short, after which the transport is aborted, which ends this
     // wait; a late resume of an interrupted fiber is ignored. Leaving it out
@@ -299,29 +298,28 @@ class Session {
       this.resumeWith("deadline")
       return
     }
-    if (this.serveBuffered()) return
-    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow()) // woken for nothing: wait on
+    this.serveOrWait()
   }
 
   // Serves the messages buffered now, while a wait is pending, as far as they
   // can be served without the fiber: a synchronous callback's, and an Effect
-  // callback's whose effect completes at once (`runNow`). True once the wait
-  // has ended (the fiber resumed with what is left, or with a close), false
-  // when nothing more is buffered and the wait goes on.
-  serveBuffered(): boolean {
+  // callback's whose effect completes at once (`runNow`). Ends the wait when
+  // the fiber has more to do (what is left of an effect, a close); once
+  // nothing more is buffered, the wait goes on for more bytes.
+  serveOrWait(): void {
     const sync = this.state.sync
     while (true) {
       const next = this.take()
-      if (next === undefined) return false
+      if (next === undefined) break
       if (typeof next === "string" || this.ended) {
         this.resumeWith(next)
-        return true
+        return
       }
       if (sync === undefined) {
         const rest = this.runNow(this.run(next))
         if (rest !== undefined) {
           this.resumeWithEffect(rest)
-          return true
+          return
         }
       } else {
         this.beginMessage(next)
@@ -331,14 +329,15 @@ class Session {
           // Counted, timed and traced as any callback failure, by the fiber.
           this.thrown = defect
           this.resumeWith(CALLBACK_THREW)
-          return true
+          return
         }
       }
       if (this.endMessage()) {
         this.resumeWith("message limit")
-        return true
+        return
       }
     }
+    this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
   }
 
   // Runs an Effect callback's effect here when it completes at once: a
