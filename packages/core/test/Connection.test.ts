@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
 import { TestClock } from "effect/testing"
 import { Connection, Framing, MemoryConnection, type PoolError, PoolManager } from "../src/index.ts"
-import { nextReply, serverClosed, soon } from "./utils/soon.ts"
+import { nextReply, repliesOf, serverClosed, soon } from "./utils/soon.ts"
 
 /**
  * Two writes into a transport that holds 3 bytes, of a client that reads
@@ -92,9 +92,10 @@ describe("Connection.make", () => {
       // A line split across two writes, a \r\n ending, and an unknown command.
       yield* client.send("PI")
       yield* client.send("NG\r\nHELLO\n")
-      let received = ""
-      while (received.length < "PONG\nERROR unknown command\n".length) received += yield* nextReply(client)
-      assert.strictEqual(received, "PONG\nERROR unknown command\n")
+      assert.strictEqual(
+        yield* repliesOf(client, "PONG\nERROR unknown command\n".length),
+        "PONG\nERROR unknown command\n"
+      )
       yield* client.send("QUIT\n")
       assert.strictEqual(yield* nextReply(client), "BYE\n")
       yield* serverClosed(client)

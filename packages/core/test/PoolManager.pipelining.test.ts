@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Arbitrary, Effect, Schema } from "effect"
 import { Framing, PoolManager } from "../src/index.ts"
 import { connect } from "./utils/manager.ts"
-import { nextReply } from "./utils/soon.ts"
+import { repliesOf } from "./utils/soon.ts"
 
 // A model of pipelining: frames sent in chunks of any size, an Effect callback
 // that suspends a random number of times on some of them and returns its
@@ -48,9 +48,7 @@ describe("PoolManager pipelining model", () => {
           chunk++
         }
         const expected = frames.map((frame) => `${frame};`).join("")
-        let received = ""
-        while (received.length < expected.length) received += yield* nextReply(client)
-        assert.strictEqual(received, expected)
+        assert.strictEqual(yield* repliesOf(client, expected.length), expected)
         assert.strictEqual((yield* manager.stats).messages, frames.length)
         yield* manager.stop
       }).pipe(Effect.scoped),

@@ -12,7 +12,7 @@ import { Duration, Effect, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { type Connection, Framing, type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
-import { nextReply, serverClosed } from "./utils/soon.ts"
+import { nextReply, repliesOf, serverClosed } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -76,9 +76,7 @@ describe("PoolManager effects that complete at once", () => {
       yield* settle
       assert.strictEqual((yield* manager.stats).messages, 2, "w3 waits for z2")
       yield* TestClock.adjust(Duration.seconds(1))
-      let received = ""
-      while (received.length < "z2;w3;w5;".length) received += yield* nextReply(client)
-      assert.strictEqual(received, "z2;w3;w5;")
+      assert.strictEqual(yield* repliesOf(client, "z2;w3;w5;".length), "z2;w3;w5;")
       assert.strictEqual((yield* manager.stats).messages, 5)
       yield* manager.stop
     }).pipe(Effect.scoped)
@@ -93,9 +91,7 @@ describe("PoolManager effects that complete at once", () => {
       yield* settle
       assert.strictEqual((yield* manager.stats).messages, 1, "w2 waits until w1's reply is read")
       assert.strictEqual(yield* nextReply(client), "w1;")
-      let received = ""
-      while (received.length < "w2;w3;".length) received += yield* nextReply(client)
-      assert.strictEqual(received, "w2;w3;")
+      assert.strictEqual(yield* repliesOf(client, "w2;w3;".length), "w2;w3;")
       assert.strictEqual((yield* manager.stats).messages, 3)
       yield* manager.stop
     }).pipe(Effect.scoped)
@@ -160,9 +156,7 @@ describe("PoolManager effects that complete at once", () => {
       }
       yield* manager.put(own)
       yield* client.send(lines("w1", "v2", "w3"))
-      let received = ""
-      while (received.length < "w1;w3;".length) received += yield* nextReply(client)
-      assert.strictEqual(received, "w1;w3;")
+      assert.strictEqual(yield* repliesOf(client, "w1;w3;".length), "w1;w3;")
       assert.strictEqual((yield* manager.stats).messages, 3)
       yield* manager.stop
     }).pipe(Effect.scoped)

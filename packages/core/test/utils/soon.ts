@@ -35,6 +35,20 @@ export const soon = <A, E, R>(effect: Effect.Effect<A, E, R>, what: string): Eff
 export const nextReply = (client: MemoryConnection.MemoryClient): Effect.Effect<string, ConnectionError> =>
   soon(client.receiveText, "a reply from the server")
 
+/**
+ * The replies the server sends `client`, joined, until at least `length`
+ * characters have come (replies may arrive in one write or in several).
+ */
+export const repliesOf = (
+  client: MemoryConnection.MemoryClient,
+  length: number
+): Effect.Effect<string, ConnectionError> =>
+  Effect.gen(function* () {
+    let received = ""
+    while (received.length < length) received += yield* nextReply(client)
+    return received
+  })
+
 /** Waits until the server has closed `client`'s connection; an assertion failure if it does not. */
 export const serverClosed = (client: MemoryConnection.MemoryClient): Effect.Effect<void> =>
   soon(client.closed, "the server to close the connection")
