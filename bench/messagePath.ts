@@ -8,7 +8,7 @@
  * and the ratio: the part of a message's cost that is the pool's own code and
  * Effect's, with the kernel's and Node's stream work taken away.
  *
- * `node --conditions=@pool-manager/source bench/messagePath.ts [--connections N] [--messages N] [--trials N] [--sync]`
+ * `node --conditions=@pool-manager/source bench/messagePath.ts [--connections N] [--messages N] [--trials N] [--sync | --fiber]`
  */
 import { EventEmitter } from "node:events"
 import type * as Net from "node:net"
@@ -25,7 +25,8 @@ const { values } = parseArgs({
     connections: { type: "string", default: "50" },
     messages: { type: "string", default: "2000" },
     trials: { type: "string", default: "7" },
-    sync: { type: "boolean", default: false }
+    sync: { type: "boolean", default: false },
+    fiber: { type: "boolean", default: false }
   }
 })
 const connections = Number(values.connections)
@@ -99,7 +100,12 @@ const manager = Effect.runSync(
         ? PoolManager.syncCallback((conn, _body, len) => {
             if (len > 0) conn.writeNow(OK)
           })
-        : (conn, _body, len) => (len > 0 ? conn.write(OK) : Effect.void)
+        : values.fiber
+          ? (conn, _body, len) =>
+              Effect.sync(() => {
+                if (len > 0) conn.writeNow(OK)
+              })
+          : (conn, _body, len) => (len > 0 ? conn.write(OK) : Effect.void)
     ),
     scope
   )

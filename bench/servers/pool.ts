@@ -6,9 +6,9 @@
  * The callback returns its write as it is, an effect the pool runs at once in
  * the socket's event (BENCHMARKS.md, "Effects that complete at once"). With
  * `--fiber` it returns the floor's own callback instead, `Effect.sync` around
- * the write (`conn.writeNow`), which the pool hands to the connection's fiber
- * as any effect it cannot run at once: the path of every callback that is
- * more than one write, measured against the floor doing the same.
+ * the write (`conn.writeNow`), which the pool runs in a fiber of its own, as
+ * any effect that is not one of the connection's writes: the path of every
+ * callback that is more than one write, measured against the floor doing the same.
  */
 import * as Effect from "effect/Effect"
 import { echo, runPoolServer } from "./poolServer.ts"

@@ -41,11 +41,16 @@ import type {
  * the connection's own state when the callback is given with `withState`
  * (since 0.2.0).
  *
- * The connection's fiber runs the effect returned. One that completes at once
- * is run in the transport's event instead, which saves a fiber resumption per
- * message: `conn.write(reply)` returned as it is (for a reply of up to 256
- * bytes), and a success such as `Effect.void`; should the write have to wait
- * for a slow client, or fail, the fiber takes over from there (since 0.2.0).
+ * The effect returned runs in the transport's event that delivered the
+ * message, which saves resuming the connection's fiber per message:
+ * `conn.write(reply)` returned as it is (for a reply of up to 256 bytes) is
+ * written there, a success such as `Effect.void` is done, and any other
+ * effect runs in a fiber of its own, forked with the connection fiber's
+ * services and span. What does not complete at once (a write waiting for a
+ * slow client, a sleep) the connection's fiber waits for before it takes the
+ * next message, and a drain timeout interrupts it. A fiber the effect forks
+ * with `Effect.forkChild` ends with it; use `Effect.forkDetach` for work that
+ * outlives the message (since 0.2.0).
  *
  * @category models
  * @since 0.1.0

@@ -8,11 +8,11 @@
  * cannot take whole waiting for the peer to read before the next frame.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Duration, Effect, Metric } from "effect"
+import { Duration, Effect, Exit, Fiber, Metric } from "effect"
 import { TestClock } from "effect/testing"
 import { type Connection, Framing, type ManagerConfig, MemoryConnection, PoolManager } from "../src/index.ts"
 import { connect, settle } from "./utils/manager.ts"
-import { nextReply, repliesOf, serverClosed } from "./utils/soon.ts"
+import { nextReply, repliesOf, serverClosed, soon } from "./utils/soon.ts"
 
 const decoder = new TextDecoder()
 
@@ -159,6 +159,87 @@ describe("PoolManager effects that complete at once", () => {
       assert.strictEqual(yield* repliesOf(client, "w1;w3;".length), "w1;w3;")
       assert.strictEqual((yield* manager.stats).messages, 3)
       yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+})
+
+describe("PoolManager runs each message's effect in a fiber of its own", () => {
+  it.effect("forked in the event, once per message, apart from the connection's fiber", () =>
+    Effect.gen(function* () {
+      const fibers: Array<number> = []
+      const manager = yield* PoolManager.make(
+        { framing: Framing.lines() },
+        // The state is the id of the connection's fiber, where `init` runs.
+        PoolManager.withState(
+          () => Effect.fiberId,
+          (conn, body, _len, connectionFiber) =>
+            Effect.gen(function* () {
+              const fiber = yield* Effect.fiberId
+              fibers.push(fiber)
+              yield* conn.write(fiber === connectionFiber ? "same;" : `${decoder.decode(body)};`)
+            })
+        )
+      )
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send(lines("a", "b", "c"))
+      assert.strictEqual(yield* nextReply(client), "a;b;c;", "all three answered in the chunk's event")
+      assert.strictEqual(new Set(fibers).size, 3, "a fiber per message")
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a fiber the callback forks as its child ends with the message's effect; a detached one lives on", () =>
+    Effect.gen(function* () {
+      const forked: Array<Fiber.Fiber<never>> = []
+      const manager = yield* PoolManager.make({}, (conn, body) =>
+        Effect.gen(function* () {
+          const fork = decoder.decode(body) === "child" ? Effect.forkChild : Effect.forkDetach
+          forked.push(yield* fork(Effect.never))
+          yield* conn.write("OK")
+        })
+      )
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send("child")
+      assert.strictEqual(yield* nextReply(client), "OK")
+      yield* client.send("detached")
+      assert.strictEqual(yield* nextReply(client), "OK")
+      yield* settle
+      const [child, detached] = forked
+      const exit = child?.pollUnsafe()
+      assert.isTrue(exit !== undefined && Exit.hasInterrupts(exit), "the child was interrupted")
+      assert.isUndefined(detached?.pollUnsafe(), "the detached fiber still runs")
+      yield* Fiber.interrupt(detached!)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("stop's drain timeout interrupts an effect still running, whose finalizers run", () =>
+    Effect.gen(function* () {
+      let interrupted = false
+      const manager = yield* PoolManager.make({ drainTimeout: "1 second" }, () =>
+        Effect.onInterrupt(Effect.never, () =>
+          Effect.sync(() => {
+            interrupted = true
+          })
+        )
+      )
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send("never answered")
+      yield* settle
+      assert.strictEqual((yield* manager.stats).messages, 1)
+      const stopping = yield* Effect.forkChild(manager.stop)
+      yield* settle
+      assert.isFalse(interrupted, "the drain waits for it first")
+      yield* TestClock.adjust(Duration.seconds(1))
+      yield* soon(Fiber.join(stopping), "stop to complete")
+      assert.isTrue(interrupted)
+      assert.isTrue(yield* client.isClosed)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.interruptedByDrain, 1)
+      assert.strictEqual(stats.callbackFailures, 0)
     }).pipe(Effect.scoped)
   )
 })

@@ -3,11 +3,11 @@
  * deadline, and wakeable by `stop`), frame one message by the Go original's
  * rule (`goRule.ts`, SPEC.md), hand it to the callback, repeat until the
  * connection ends. With another framing (`framing.ts`), a chunk's
- * frames are handed out one after the other without waiting: in one pass of
- * the transport's event for a synchronous callback, and for an Effect callback
- * whose effect completes at once (a write the transport takes whole, a
- * success: `runNow`), without a resumption per frame for any other Effect
- * callback that does not suspend.
+ * frames are handed out one after the other without waiting, in one pass of
+ * the transport's event: a synchronous callback is called there, and an
+ * Effect callback's effect runs there (`runNow`: a write the transport takes
+ * whole, a success, else a fiber of the effect's own), so the connection's
+ * fiber is resumed only for an effect that suspends.
  *
  * Waiting consumes nothing (see `Connection.Transport`), and bytes are taken
  * only in synchronous steps that also frame and dispatch them, so neither a
@@ -22,6 +22,7 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Ref from "effect/Ref"
 import * as Tracer from "effect/Tracer"
 import type { Connection, ReadyEvent, Transport } from "../Connection.ts"
@@ -56,6 +57,11 @@ const noFrames: ReadonlyArray<Uint8Array> = []
 // The `writer` of a connection `Connection.make` did not build: runs nothing.
 const asIs: Pick<TransportConnection, "runNow"> = { runNow: (effect) => effect }
 
+// The connection's fiber waiting for an effect that went on in a fiber of its
+// own: interrupted (by the drain timeout), it interrupts that one too.
+const joinInterrupting = (fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<unknown, unknown> =>
+  Effect.onInterrupt(Fiber.join(fiber), () => Fiber.interrupt(fiber))
+
 /**
  * Serves `connection` until it ends. Never fails: every way a connection ends
  * is a close with a reason. The caller closes the transport when this exits
@@ -65,10 +71,13 @@ export const serve = (state: ManagerState, served: ServedConnection, connection:
   const session = new Session(state, served, connection)
   // Once the loop has ended (the drain timeout interrupts it mid-wait), a late
   // event must not hand a message to a callback (see `resumeWith`).
-  const loop = Effect.onExit(session.loop, () => {
-    session.ended = true
-    return Effect.void
-  })
+  const loop = Effect.onExit(
+    Effect.withFiber((fiber) => session.begin(fiber)),
+    () => {
+      session.ended = true
+      return Effect.void
+    }
+  )
   const init = state.init
   return init === undefined
     ? loop
@@ -124,6 +133,9 @@ class Session {
   messageSpan: Tracer.Span | undefined = undefined
   // The connection's state, from `withState`'s init (undefined without one).
   connectionState: unknown = undefined
+  // Forks a message's effect with the context of the connection's fiber (its
+  // services, the connection's span): set when the loop begins (`runNow`).
+  fork: ((effect: Effect.Effect<unknown, unknown>) => Fiber.Fiber<unknown, unknown>) | undefined = undefined
   // When the current message's callback started (the clock's milliseconds).
   callbackStarted = 0
   // The clock reading that ended the last message, until the next reading it
@@ -197,6 +209,13 @@ class Session {
       handlers
     )
     this.again = Effect.matchCauseEffect(this.dispatched, handlers)
+  }
+
+  // The loop, entered by the connection's fiber.
+  begin(fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<void> {
+    const fork = Effect.runForkWith(fiber.context)
+    this.fork = fork
+    return this.loop
   }
 
   // --- take: what the connection offers without waiting -------------------
@@ -340,18 +359,26 @@ class Session {
     this.cancelWait = this.transport.awaitReadable(this.deadline, this.onReady, this.takeNow())
   }
 
-  // Runs an Effect callback's effect here when it completes at once: a
-  // success, or a write of its connection's that the transport takes whole
-  // (`TransportConnection.runNow`). Those are most callbacks' answers, and
-  // resuming the fiber for them would cost a pass of Effect's run loop per
-  // message (BENCHMARKS.md, "Effects that complete at once"). Returns what
-  // is left for the fiber (the effect, a write's failure, or its wait for
-  // the peer to read), or undefined once it is done. Under a message span
-  // `run` returns the effect wrapped, which is neither, so it keeps the
-  // fiber, where the callback's own spans nest under the message's.
+  // Runs an Effect callback's effect here, in the event. A success is done,
+  // and a write of its connection's that the transport takes whole
+  // (`TransportConnection.runNow`) is written, at no cost beyond the write.
+  // Any other effect runs in a fiber of its own, forked here with the
+  // connection fiber's context, as a server of requests runs each in its own
+  // fiber: most complete at once, and that costs less than resuming the
+  // connection's fiber, whose wait the next message then finds still pending
+  // (BENCHMARKS.md, "Effects that complete at once"). Returns undefined once
+  // the effect succeeded, else what is left for the connection's fiber: to
+  // fail with a failure, or to wait for an effect that suspended (a write
+  // waiting for the peer to read, a sleep, a call elsewhere), which keeps
+  // the connection's later messages behind it.
   runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
     const rest = this.writer.runNow(effect)
-    return Exit.isExit(rest) && Exit.isSuccess(rest) ? undefined : rest
+    if (rest === undefined) return undefined
+    if (Exit.isExit(rest)) return Exit.isSuccess(rest) ? undefined : rest
+    const fiber = this.fork!(rest)
+    const exit = fiber.pollUnsafe()
+    if (exit === undefined) return joinInterrupting(fiber)
+    return Exit.isSuccess(exit) ? undefined : exit
   }
 
   // The stop path (`served.wake`): ends a pending wait, else does nothing (a
