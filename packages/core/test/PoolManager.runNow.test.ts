@@ -141,6 +141,44 @@ describe("PoolManager effects that complete at once", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("the message limit counts a message whose effect suspended, then closes after the last", () =>
+    Effect.gen(function* () {
+      const manager = yield* startedWith({ maxMessagesPerConnection: 2 })
+      const client = yield* connect(manager)
+      // z1 suspends, so z2 is served from the connection's fiber, and its end is the limit's.
+      yield* client.send(lines("z1", "z2", "w3"))
+      yield* settle
+      yield* TestClock.adjust(Duration.seconds(1))
+      assert.strictEqual(yield* nextReply(client), "z1;")
+      yield* TestClock.adjust(Duration.seconds(1))
+      assert.strictEqual(yield* nextReply(client), "z2;")
+      yield* serverClosed(client)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 2, "w3 is dropped with the close")
+      assert.strictEqual(stats.closedByMessageLimit, 1)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("under the Go rule too: the limit closes after a message whose effect suspended", () =>
+    Effect.gen(function* () {
+      const manager = yield* PoolManager.make({ maxMessagesPerConnection: 1 }, (conn) =>
+        Effect.andThen(Effect.sleep(Duration.seconds(1)), conn.write("OK"))
+      )
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send("one")
+      yield* settle
+      yield* TestClock.adjust(Duration.seconds(1))
+      assert.strictEqual(yield* nextReply(client), "OK")
+      yield* serverClosed(client)
+      const stats = yield* manager.stats
+      assert.strictEqual(stats.messages, 1)
+      assert.strictEqual(stats.closedByMessageLimit, 1)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a Connection of the user's own making is served as before, its effects run by the fiber", () =>
     Effect.gen(function* () {
       const manager = yield* startedWith()
