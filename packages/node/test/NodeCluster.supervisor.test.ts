@@ -6,7 +6,8 @@
  * scrapes, and writes down what happens to it. Starting in both modes,
  * failing to start, replacing a process that crashed (with the config text
  * that last loaded), passing SIGHUP on, health and metrics, and stopping:
- * draining, a process failing its stop, one killed at the stop timeout.
+ * draining, a process failing its stop, one killed at the stop timeout; a
+ * message node:cluster fails to send a process that died.
  */
 import Cluster from "node:cluster"
 import * as Fs from "node:fs"
@@ -239,6 +240,28 @@ describe("NodeCluster supervisor", { timeout: 30_000 }, () => {
       const line = started.lines.find((each) => each.message.startsWith("process 1"))
       assert.deepStrictEqual([line?.level, line?.message], ["Error", `process 1 (pid ${pid}) exited with code 2`])
     }).pipe(Effect.scoped)
+  )
+
+  it.live(
+    "a message node:cluster cannot send a process (EPIPE: it died meanwhile) is logged, not the primary's end",
+    () =>
+      Effect.gen(function* () {
+        const started = yield* start("normal", { processes: 1, mode: "handoff" })
+        yield* within(Deferred.await(started.listening), "10 seconds", "every process to listen")
+        const pid = started.events()[0]?.pid
+        const worker = Object.values(Cluster.workers ?? {}).find((each) => each?.process.pid === pid)!
+        // What node:cluster's ChildProcess emits when its answer to a listen meets a process already gone.
+        const epipe = Object.assign(new Error("write EPIPE"), { code: "EPIPE", errno: -32, syscall: "write" })
+        worker.process.emit("error", epipe)
+        const line = started.lines.find((each) => each.message.startsWith("process 1"))
+        assert.deepStrictEqual(
+          [line?.level, line?.message],
+          ["Warn", `process 1 (pid ${pid}): a message to it failed: write EPIPE`]
+        )
+        assert.isUndefined(started.fiber.pollUnsafe(), "the primary runs on")
+        yield* Fiber.interrupt(started.fiber)
+        assert.strictEqual(takeExitCode(), undefined)
+      }).pipe(Effect.scoped)
   )
 
   // Last: passing a stop signal on records it as this module copy's stop signal.

@@ -233,6 +233,11 @@ const fork = (primary: Primary, number: number): void => {
     if (ClusterWorker.isListeningMessage(message)) onListening(primary, forked, message.address, "reuseport")
   })
   worker.on("exit", (code, signal) => onExit(primary, forked, code, signal))
+  // node:cluster's own messages to a process (the answer to its listen, above all) fail with EPIPE when it died
+  // meanwhile; unheard, that error would end the primary. Its exit, which follows, is what replaces it.
+  worker.on("error", (error) =>
+    primary.log(Effect.logWarning(`process ${number} (pid ${forked.pid}): a message to it failed: ${error.message}`))
+  )
 }
 
 const onListening = (primary: Primary, forked: Forked, address: Net.AddressInfo | string, via: Mode): void => {
