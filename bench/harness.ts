@@ -59,7 +59,7 @@ export const servers: Readonly<Record<string, ServerSpec>> = {
   "pool-fiber": {
     file: join(buildDir, "pool.js"),
     args: ["--fiber"],
-    about: "the pool server with the floor's callback (Effect.sync around the write): run by the connection's fiber"
+    about: "the pool server with the floor's callback (Effect.sync around the write): a fiber of its own per message"
   },
   "pool-sync": { file: join(buildDir, "pool-sync.js"), about: "the pool server with a PoolManager.syncCallback" },
   "effect-socket": { file: join(buildDir, "effect-socket.js"), about: "Effect's own NodeSocketServer" },

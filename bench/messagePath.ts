@@ -19,6 +19,7 @@ import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import { median } from "./harness.ts"
 import { serveFloor } from "./servers/floorLoop.ts"
+import { poolCallbacks } from "./servers/poolCallbacks.ts"
 
 const { values } = parseArgs({
   options: {
@@ -72,7 +73,7 @@ class FakeSocket extends EventEmitter {
 }
 
 const chunk = Buffer.from("PING")
-const OK = new TextEncoder().encode("OK")
+const callbacks = poolCallbacks(false)
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 const drive = async (sockets: ReadonlyArray<FakeSocket>): Promise<number> => {
@@ -96,16 +97,7 @@ const manager = Effect.runSync(
   Scope.provide(
     PoolManager.make(
       { maxWorkersCount: 0, minWorkersCount: 0 },
-      values.sync
-        ? PoolManager.syncCallback((conn, _body, len) => {
-            if (len > 0) conn.writeNow(OK)
-          })
-        : values.fiber
-          ? (conn, _body, len) =>
-              Effect.sync(() => {
-                if (len > 0) conn.writeNow(OK)
-              })
-          : (conn, _body, len) => (len > 0 ? conn.write(OK) : Effect.void)
+      values.sync ? callbacks.sync : values.fiber ? callbacks.fiber : callbacks.write
     ),
     scope
   )

@@ -1,22 +1,10 @@
 /**
  * Benchmark server using this library with a synchronous callback
- * (`PoolManager.syncCallback`): the `pool.ts` server, answering `OK` to every
- * non-empty message (with `--echo`, the message itself) from the socket's
- * event, without resuming the session's fiber.
+ * (`PoolManager.syncCallback`, poolCallbacks.ts' `sync`): the `pool.ts` server,
+ * answering `OK` to every non-empty message (with `--echo`, the message itself)
+ * from the socket's event, without an effect.
  */
-import * as PoolManager from "@pool-manager/core/PoolManager"
+import { poolCallbacks } from "./poolCallbacks.ts"
 import { echo, runPoolServer } from "./poolServer.ts"
 
-const OK = new TextEncoder().encode("OK")
-
-runPoolServer(
-  PoolManager.syncCallback(
-    echo
-      ? (conn, body, len) => {
-          if (len > 0) conn.writeNow(body.subarray(0, len))
-        }
-      : (conn, _body, len) => {
-          if (len > 0) conn.writeNow(OK)
-        }
-  )
-)
+runPoolServer(poolCallbacks(echo).sync)
