@@ -227,6 +227,29 @@ describe("PoolManager runs each message's effect in a fiber of its own", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("an effect that is already a success (Effect.void, Effect.succeed) is done without a fiber", () =>
+    Effect.gen(function* () {
+      const fibers: Array<number> = []
+      const manager = yield* PoolManager.make({ framing: Framing.lines() }, (conn, body) => {
+        const frame = decoder.decode(body)
+        if (frame[0] === "v") return Effect.void
+        if (frame[0] === "s") return Effect.succeed(frame)
+        return Effect.gen(function* () {
+          fibers.push(yield* Effect.fiberId)
+          yield* conn.write(`${frame};`)
+        })
+      })
+      yield* manager.start
+      const client = yield* connect(manager)
+      yield* client.send(lines("g1", "v2", "s3", "g4"))
+      assert.strictEqual(yield* nextReply(client), "g1;g4;")
+      // Fiber ids count every fiber made: none was made between g1's and g4's.
+      assert.deepStrictEqual(fibers, [fibers[0], fibers[0]! + 1])
+      assert.strictEqual((yield* manager.stats).messages, 4)
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("a fiber the callback forks as its child ends with the message's effect; a detached one lives on", () =>
     Effect.gen(function* () {
       const forked: Array<Fiber.Fiber<never>> = []

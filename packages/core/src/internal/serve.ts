@@ -57,6 +57,19 @@ const noFrames: ReadonlyArray<Uint8Array> = []
 // The `writer` of a connection `Connection.make` did not build: runs nothing.
 const asIs: Pick<TransportConnection, "runNow"> = { runNow: (effect) => effect }
 
+// Whether a callback's effect is an Exit of this copy of effect: its `_tag`,
+// then its prototype. `Exit.isExit` asks `in` for a key most effects lack,
+// which V8 answers at a megamorphic site by walking the prototype chain, and
+// `Object.getPrototypeOf` of any effect calls into the runtime: 270 and 110
+// instructions per message (BENCHMARKS.md, "Counted instructions"). An Exit
+// of another copy of effect runs in a fiber, as any other effect.
+const successProto: unknown = Object.getPrototypeOf(Exit.void)
+const failureProto: unknown = Object.getPrototypeOf(Exit.fail(undefined))
+const isExit = (effect: Effect.Effect<unknown, unknown>): effect is Exit.Exit<unknown, unknown> => {
+  const tag = (effect as { readonly _tag?: unknown })._tag
+  return tag !== undefined && Object.getPrototypeOf(effect) === (tag === "Success" ? successProto : failureProto)
+}
+
 // The connection's fiber waiting for an effect that went on in a fiber of its
 // own: interrupted (by the drain timeout), it interrupts that one too.
 const joinInterrupting = (fiber: Fiber.Fiber<unknown, unknown>): Effect.Effect<unknown, unknown> =>
@@ -374,7 +387,7 @@ class Session {
   runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
     const rest = this.writer.runNow(effect)
     if (rest === undefined) return undefined
-    if (Exit.isExit(rest)) return Exit.isSuccess(rest) ? undefined : rest
+    if (isExit(rest)) return Exit.isSuccess(rest) ? undefined : rest
     const fiber = this.fork!(rest)
     const exit = fiber.pollUnsafe()
     if (exit === undefined) return joinInterrupting(fiber)
