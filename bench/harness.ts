@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs"
 import { dirname, join, relative, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
+import { switchCounting, underCallgrind } from "./callgrind.ts"
 import { type RunningServer, rssMb, sampleWindow, startServer, stopFailure, stopServer, type Usage } from "./process.ts"
 
 const benchDir = dirname(fileURLToPath(import.meta.url))
@@ -162,6 +163,8 @@ export interface Settings {
   readonly nodeFlags: ReadonlyArray<string>
   /** Server on CPU 1, client on CPU 0. */
   readonly pin: boolean
+  /** With `--callgrind`: the server runs under callgrind, counting in the client's window, into this file. */
+  readonly callgrindFile?: string | undefined
 }
 
 /** The hard limit of open files of a process started here: caps the connections a run can hold. */
@@ -218,14 +221,11 @@ export const addBase = (dir: string, names: ReadonlyArray<string>): Array<string
 const startNamed = (name: string, settings: Settings, extraArgs: ReadonlyArray<string>): Promise<RunningServer> => {
   const spec = specs[name]!
   const cpu = serverCpu(settings, spec)
+  const argv = [process.execPath, ...settings.nodeFlags, ...(spec.nodeFlags ?? []), spec.file, ...(spec.args ?? [])]
   return startServer({
     name,
     argv: [
-      process.execPath,
-      ...settings.nodeFlags,
-      ...(spec.nodeFlags ?? []),
-      spec.file,
-      ...(spec.args ?? []),
+      ...(settings.callgrindFile === undefined ? argv : underCallgrind(settings.callgrindFile, argv)),
       ...extraArgs
     ],
     ready: { line: spec.listening ?? /^listening (\d+)$/, strict: spec.listening === undefined },
@@ -261,9 +261,13 @@ const runClient = (
       stdout += chunk.toString()
     })
     createInterface({ input: child.stderr! }).on("line", (line) => {
-      if (line === "measure-start") window = sampleWindow(server.pid, child.pid)
-      else if (line === "measure-end") usage = window?.end()
-      else stderr += `${line}\n`
+      if (line === "measure-start") {
+        if (settings.callgrindFile !== undefined) switchCounting(server.pid, true)
+        window = sampleWindow(server.pid, child.pid)
+      } else if (line === "measure-end") {
+        usage = window?.end()
+        if (settings.callgrindFile !== undefined) switchCounting(server.pid, false)
+      } else stderr += `${line}\n`
     })
     // Generous: opening 10,000 connections to a slow server can take a while.
     const killer = setTimeout(() => child.kill("SIGKILL"), (settings.duration + settings.warmup + 120) * 1000)

@@ -5,7 +5,7 @@
  * and the machine's busy time, over a measurement window. Linux only (/proc).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { readFileSync } from "node:fs"
+import { readdirSync, readFileSync } from "node:fs"
 import * as Net from "node:net"
 import { createInterface } from "node:readline"
 
@@ -141,23 +141,56 @@ const stopLimitSeconds = 20
  * after 45 s, past the pool's default drainTimeout, so a pool server that
  * hangs in its drain gets to log what it was still waiting for.
  */
-export const stopServer = async (server: RunningServer): Promise<{ code: number | null; seconds: number }> => {
+export const stopServer = async (
+  server: RunningServer
+): Promise<{ code: number | null; seconds: number; threads?: string }> => {
   server.child.removeAllListeners("exit")
   const start = performance.now()
-  const timer = setTimeout(() => server.child.kill("SIGKILL"), 45_000)
+  let threads: string | undefined
+  const timer = setTimeout(() => {
+    // Where it hangs, for the failure's message: twice in CI a plain node:net server printed its SIGTERM handler's
+    // last line and was still running here.
+    threads = threadStates(server.pid)
+    server.child.kill("SIGKILL")
+  }, 45_000)
   if (server.child.exitCode === null) server.child.kill("SIGTERM")
   const code = await server.closed
   clearTimeout(timer)
-  return { code, seconds: (performance.now() - start) / 1000 }
+  return { code, seconds: (performance.now() - start) / 1000, ...(threads === undefined ? {} : { threads }) }
+}
+
+/** Each thread of `pid`: its name, its state and the kernel function it waits in (from /proc). */
+const threadStates = (pid: number): string => {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, "utf8").trim()
+    } catch {
+      return "?"
+    }
+  }
+  try {
+    return readdirSync(`/proc/${pid}/task`)
+      .map((tid) => {
+        const dir = `/proc/${pid}/task/${tid}`
+        const state = /\) (\S)/.exec(read(`${dir}/stat`))?.[1] ?? "?"
+        return `${tid} ${read(`${dir}/comm`)} ${state} ${read(`${dir}/wchan`)}`
+      })
+      .join("\n")
+  } catch (error) {
+    return `threads unreadable: ${String(error)}`
+  }
 }
 
 /** Why a stop went wrong (an unclean exit, or one slower than stopLimitSeconds), with the server's stderr; else undefined. */
 export const stopFailure = (
-  stopped: { readonly code: number | null; readonly seconds: number },
+  stopped: { readonly code: number | null; readonly seconds: number; readonly threads?: string },
   stderr: string
 ): string | undefined =>
   stopped.code !== 0
-    ? `server did not exit cleanly on SIGTERM (exit code ${stopped.code})\n${stderr}`
+    ? `server did not exit cleanly on SIGTERM (exit code ${stopped.code})\n${stderr}` +
+      (stopped.threads === undefined
+        ? ""
+        : `\nits threads before SIGKILL (tid, name, state, wait):\n${stopped.threads}`)
     : stopped.seconds > stopLimitSeconds
       ? `server took ${stopped.seconds.toFixed(1)} s to stop on SIGTERM (more than ${stopLimitSeconds} s)\n${stderr}`
       : undefined

@@ -8,6 +8,8 @@
  * markdown table of the median of the rounds, with ratios to the raw server
  * and to the floor server (the least an Effect callback costs), and how a
  * clustered server's connections were spread over its processes.
+ * With `--callgrind DIR`, the servers run under valgrind's callgrind and a
+ * table gives what each ran per request (bench/callgrind.ts).
  * With `--sweep`, runs the scaling sweep of bench/sweep.ts instead; with
  * `--protocol redis|memcached`, the protocol benchmark of bench/protocol.ts
  * (real clients against real servers, a hand-written baseline and the
@@ -19,6 +21,7 @@ import * as Os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { callgrindFileOf, callgrindReport, countedRuns } from "./callgrind.ts"
 import {
   addBase,
   build,
@@ -77,6 +80,10 @@ ${Object.values(protocols)
   --profile DIR     every Node server runs with --cpu-prof into DIR/<workload>-<server>-round<N>/ (the workloads and
                     --protocol), and a table says where each one's busy time went (measured rates are then lower:
                     not for the measured run)
+  --callgrind DIR   every server of the workloads runs under valgrind's callgrind, counting only in the client's
+                    measurement window, into DIR/<workload>-<server>-round<N>.out, and a table gives each one's
+                    instructions and simulated cache misses per request (repeatable where time is not; valgrind
+                    slows a server about 30 times, so its rates mean nothing)
   --requests N      with --protocol: requests per test and run (default 100000; --quick: 2000; redis -P 16: 8 times that)
   --base DIR        an A/B of two builds: DIR is another work tree of this repository (e.g. \`git worktree add
                     DIR <commit>\`, then npm ci in it); each chosen server but raw also runs from DIR's build as
@@ -105,6 +112,7 @@ const { values: opts } = parseArgs({
     charts: { type: "string" },
     protocol: { type: "string" },
     profile: { type: "string" },
+    callgrind: { type: "string" },
     requests: { type: "string" },
     quick: { type: "boolean", default: false },
     help: { type: "boolean", default: false }
@@ -137,6 +145,9 @@ const settings: Settings = {
   warmup: config.warmup,
   nodeFlags: config.nodeFlags,
   pin: opts.pin
+}
+if (opts.callgrind !== undefined && (opts.sweep || opts.protocol !== undefined)) {
+  throw new Error("--callgrind is for the workloads, not --sweep or --protocol")
 }
 if (opts.protocol !== undefined) {
   const protocol = protocols[opts.protocol]
@@ -252,15 +263,19 @@ if (opts.sweep) {
 const measurements: Array<WorkloadMeasurement> = []
 // With --profile: where each measurement's CPU profile went.
 const profiled: Array<ProfiledRun> = []
+// With --callgrind: where each measurement's counts went.
+const countedIn = new Map<WorkloadMeasurement, string>()
 for (let round = 0; round < config.rounds; round++) {
   // Rotate the server order each round so no server always runs first (or right after a given one).
   const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]
   for (const workload of workloads) {
     for (const server of order) {
       const profileDir = profileDirOf(opts.profile, workload.name, server, round + 1)
-      const runSettings = { ...settings, nodeFlags: withCpuProfile(settings.nodeFlags, profileDir) }
+      const callgrindFile = callgrindFileOf(opts.callgrind, workload.name, server, round + 1)
+      const runSettings = { ...settings, nodeFlags: withCpuProfile(settings.nodeFlags, profileDir), callgrindFile }
       const m = { ...(await measure(round + 1, server, workload.args, runSettings)), workload: workload.name }
       measurements.push(m)
+      if (callgrindFile !== undefined) countedIn.set(m, callgrindFile)
       if (profileDir !== undefined)
         profiled.push({ workload: workload.name, server, round: round + 1, dir: profileDir })
       console.error(
@@ -337,6 +352,14 @@ ${config.messages} requests one at a time, close (rate in connections, latency o
 ${table(summary, workloads)}
 ${spread(measurements)}${abTable(measurements)}`)
 if (opts.profile !== undefined) console.log(profileReport(opts.profile, profiled))
+if (opts.callgrind !== undefined) {
+  console.log(
+    callgrindReport(
+      opts.callgrind,
+      countedRuns(measurements, (m) => countedIn.get(m))
+    )
+  )
+}
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)
 
