@@ -12,8 +12,8 @@
  * slows a server about 30 times: the rates of such a run mean nothing.
  */
 import { execFileSync } from "node:child_process"
-import { mkdirSync } from "node:fs"
-import { join } from "node:path"
+import { mkdirSync, readFileSync } from "node:fs"
+import { profileDirOf } from "./profile.ts"
 import type { WorkloadMeasurement } from "./summary.ts"
 
 /** The counts reported per request, as callgrind names them, with what the table calls them. */
@@ -28,7 +28,7 @@ export const events = [
 
 export type Event = (typeof events)[number][0]
 
-/** With `--callgrind ROOT`: the file of one measurement's counts; none without. */
+/** With `--callgrind ROOT`: the file of one measurement's counts, named as `--profile` names its directories; none without. */
 export const callgrindFileOf = (
   root: string | undefined,
   workload: string,
@@ -37,7 +37,7 @@ export const callgrindFileOf = (
 ): string | undefined => {
   if (root === undefined) return undefined
   mkdirSync(root, { recursive: true })
-  return join(root, `${workload}-${server}-round${round}.out`)
+  return `${profileDirOf(root, workload, server, round)}.out`
 }
 
 /** The command that runs `argv` under callgrind into `file`, collecting nothing until switched on. */
@@ -57,18 +57,11 @@ export const switchCounting = (pid: number, on: boolean): void => {
   execFileSync("callgrind_control", ["-i", on ? "on" : "off", String(pid)], { stdio: "ignore" })
 }
 
-/** The program's totals in a callgrind output file, by event. */
+/** The program's totals in a callgrind output file, by event: its `events:` and `totals:` lines. */
 export const totals = (file: string): Partial<Record<Event, number>> => {
-  const text = execFileSync("callgrind_annotate", [file], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 })
-  const names = /^Events shown:\s+(.*)$/m.exec(text)?.[1]?.trim().split(/\s+/) ?? []
-  const line = text.split("\n").find((each) => each.includes("PROGRAM TOTALS"))
-  // `435,098,955 (100.0%) 134,692,363 (100.0%) ... PROGRAM TOTALS`: the numbers, without the percentages.
-  const values = (line ?? "")
-    .replace(/\([^)]*\)/g, "")
-    .replace("PROGRAM TOTALS", "")
-    .trim()
-    .split(/\s+/)
-    .map((value) => Number(value.replaceAll(",", "")))
+  const text = readFileSync(file, "utf8")
+  const names = /^events: (.*)$/m.exec(text)?.[1]?.trim().split(" ") ?? []
+  const values = /^totals: (.*)$/m.exec(text)?.[1]?.trim().split(" ").map(Number) ?? []
   return Object.fromEntries(names.map((name, i) => [name, values[i]]))
 }
 
@@ -88,18 +81,11 @@ const perRequest = (run: CountedRun): Partial<Record<Event, number>> => {
   )
 }
 
-/** The counted runs of the measurements that completed requests, with their files. */
-export const countedRuns = (
-  measurements: ReadonlyArray<WorkloadMeasurement>,
-  fileOf: (m: WorkloadMeasurement) => string | undefined
-): Array<CountedRun> =>
-  measurements.flatMap((m) => {
-    const file = fileOf(m)
-    const completed = m.client?.completed ?? 0
-    return m.ok && file !== undefined && completed > 0
-      ? [{ workload: m.workload, server: m.server, round: m.round, file, completed }]
-      : []
-  })
+/** A measurement's counted run, when it completed requests (none to divide by otherwise). */
+export const countedRun = (m: WorkloadMeasurement, file: string): Array<CountedRun> => {
+  const completed = m.client?.completed ?? 0
+  return m.ok && completed > 0 ? [{ workload: m.workload, server: m.server, round: m.round, file, completed }] : []
+}
 
 /** The closing section of a `--callgrind ROOT` run: one row per measurement, its counts per request. */
 export const callgrindReport = (root: string, runs: ReadonlyArray<CountedRun>): string => {

@@ -21,7 +21,7 @@ import * as Os from "node:os"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { callgrindFileOf, callgrindReport, countedRuns } from "./callgrind.ts"
+import { type CountedRun, callgrindFileOf, callgrindReport, countedRun } from "./callgrind.ts"
 import {
   addBase,
   build,
@@ -263,8 +263,8 @@ if (opts.sweep) {
 const measurements: Array<WorkloadMeasurement> = []
 // With --profile: where each measurement's CPU profile went.
 const profiled: Array<ProfiledRun> = []
-// With --callgrind: where each measurement's counts went.
-const countedIn = new Map<WorkloadMeasurement, string>()
+// With --callgrind: each measurement's counts, and where they went.
+const counted: Array<CountedRun> = []
 for (let round = 0; round < config.rounds; round++) {
   // Rotate the server order each round so no server always runs first (or right after a given one).
   const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)]
@@ -275,7 +275,7 @@ for (let round = 0; round < config.rounds; round++) {
       const runSettings = { ...settings, nodeFlags: withCpuProfile(settings.nodeFlags, profileDir), callgrindFile }
       const m = { ...(await measure(round + 1, server, workload.args, runSettings)), workload: workload.name }
       measurements.push(m)
-      if (callgrindFile !== undefined) countedIn.set(m, callgrindFile)
+      if (callgrindFile !== undefined) counted.push(...countedRun(m, callgrindFile))
       if (profileDir !== undefined)
         profiled.push({ workload: workload.name, server, round: round + 1, dir: profileDir })
       console.error(
@@ -352,14 +352,7 @@ ${config.messages} requests one at a time, close (rate in connections, latency o
 ${table(summary, workloads)}
 ${spread(measurements)}${abTable(measurements)}`)
 if (opts.profile !== undefined) console.log(profileReport(opts.profile, profiled))
-if (opts.callgrind !== undefined) {
-  console.log(
-    callgrindReport(
-      opts.callgrind,
-      countedRuns(measurements, (m) => countedIn.get(m))
-    )
-  )
-}
+if (opts.callgrind !== undefined) console.log(callgrindReport(opts.callgrind, counted))
 
 if (opts.json !== undefined) writeFileSync(opts.json, `${JSON.stringify({ meta, measurements, summary }, null, 2)}\n`)
 
