@@ -35,7 +35,7 @@
  */
 
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Framing, PoolManager } from "@pool-manager/core"
+import { Framing, type PoolError, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeTcpServer } from "@pool-manager/node"
 import { Clock, Duration, Effect, Layer } from "effect"
 import * as Command from "effect/cli/Command"
@@ -110,7 +110,7 @@ const connectionState = (store: Store) => () =>
   )
 
 const effectCallback =
-  (handle: (frame: Uint8Array) => Outcome): PoolManager.Callback<never, never, void> =>
+  (handle: (frame: Uint8Array) => Outcome): PoolManager.Callback<PoolError.ConnectionError, never, void> =>
   (conn, body, len) => {
     const outcome = handle(len === body.length ? body : body.subarray(0, len))
     if (outcome === undefined) return Effect.void
@@ -119,8 +119,9 @@ const effectCallback =
         ? conn.close
         : Effect.andThen(Effect.ignore(conn.write(outcome.reply)), conn.close)
     }
-    // A failed write means the client is gone: nobody is left to answer.
-    return Effect.ignore(conn.write(outcome))
+    // Returned as it is, the write is performed in the socket's event without a
+    // fiber; one that fails because the client is gone closes as its close.
+    return conn.write(outcome)
   }
 
 const syncCallback = (handle: (frame: Uint8Array) => Outcome): PoolManager.SyncCallback<void> =>

@@ -27,7 +27,7 @@
  */
 import { Buffer } from "node:buffer"
 import * as NodeServices from "@effect/platform-node/NodeServices"
-import { Framing, type ManagerConfig, PoolManager } from "@pool-manager/core"
+import { Framing, type ManagerConfig, type PoolError, PoolManager } from "@pool-manager/core"
 import { NodeCli, NodeTcpServer } from "@pool-manager/node"
 import { Clock, Context, Effect, Layer, Schedule } from "effect"
 import { Command, Flag } from "effect/cli"
@@ -152,14 +152,17 @@ const protocolWarning = (remoteAddress: string, reply: Uint8Array): string | und
 
 /**
  * The Effect callback: writes the reply, and closes after `QUIT` or a
- * protocol error. A failed write means the client is gone: nothing to do.
+ * protocol error. The write is returned as it is, so the pool performs it in
+ * the socket's event without a fiber (BENCHMARKS.md, "Effects that complete at
+ * once"); a write that fails because the client is gone closes the connection
+ * as the client's close, without a warning.
  *
  * @since 0.2.0
  */
-export const callback: PoolManager.Callback<never, never, State> = (conn, body, len, state) => {
+export const callback: PoolManager.Callback<PoolError.ConnectionError, never, State> = (conn, body, len, state) => {
   const reply = respond(state, body.subarray(0, len))
   if (reply === undefined) return Effect.void
-  if (!state.session.closing) return Effect.ignore(conn.write(reply))
+  if (!state.session.closing) return conn.write(reply)
   const warning = protocolWarning(conn.remoteAddress, reply)
   return Effect.ignore(conn.write(reply)).pipe(
     Effect.andThen(warning === undefined ? Effect.void : Effect.logWarning(warning)),

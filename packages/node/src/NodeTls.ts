@@ -81,14 +81,13 @@ const distinguishedName = (name: Record<string, string | ReadonlyArray<string>> 
  *
  * @example
  * ```ts
- * import { PoolManager } from "@pool-manager/core"
+ * import type { PoolError, PoolManager } from "@pool-manager/core"
  * import { NodeTls } from "@pool-manager/node"
- * import { Effect } from "effect"
  *
  * // Only clients whose certificate says CN=billing may use the service.
- * const callback: PoolManager.Callback<never, never> = (conn) => {
+ * const callback: PoolManager.Callback<PoolError.ConnectionError> = (conn) => {
  *   const subject = NodeTls.peerCertificate(conn)?.subject ?? ""
- *   return Effect.ignore(conn.write(subject.includes("CN=billing") ? "OK" : "FORBIDDEN"))
+ *   return conn.write(subject.includes("CN=billing") ? "OK" : "FORBIDDEN")
  * }
  * ```
  *
