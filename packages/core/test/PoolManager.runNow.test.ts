@@ -97,6 +97,53 @@ describe("PoolManager effects that complete at once", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("a write's wait for the peer to read is the connection fiber's own: no fiber is forked for it", () => {
+    // Counts every fiber started in the test, the pool's included (they run in its context).
+    let started = 0
+    const counting: Metric.FiberRuntimeMetricsService = {
+      recordFiberStart: () => {
+        started++
+      },
+      recordFiberEnd: () => {}
+    }
+    return Effect.gen(function* () {
+      // No deadline: a finite one would fork a timer fiber per wait of the memory transport.
+      const manager = yield* PoolManager.make(
+        { framing: Framing.lines(), clientsDeadline: Duration.infinity },
+        (conn, body) => {
+          const frame = decoder.decode(body)
+          return frame[0] === "w" ? conn.write(`${frame};`) : Effect.andThen(Effect.void, conn.write(`${frame};`))
+        }
+      )
+      yield* manager.start
+      // Room for less than one reply: every write leaves the transport full.
+      const client = yield* connect(manager, { writeBufferBytes: 2 })
+      // Each frame in a chunk of its own, sent once the last reply came, so
+      // that each reaches the callback in the transport's event; its reply is
+      // read once the server is done with that event, so that the write finds
+      // the transport full and waits. The same steps for each frame, so they
+      // start the same fibers but for what the pool forks.
+      const fibersOfStep = (frame: string) =>
+        Effect.gen(function* () {
+          const before = started
+          yield* client.send(lines(frame))
+          yield* settle
+          assert.strictEqual(yield* client.receiveText, `${frame};`)
+          yield* settle
+          return started - before
+        })
+      const g1 = yield* fibersOfStep("g1")
+      const w2 = yield* fibersOfStep("w2")
+      const g3 = yield* fibersOfStep("g3")
+      assert.strictEqual(g1, g3, "the same steps start the same fibers")
+      // g's effect runs in a fiber of its own (and waits there); w2's write is
+      // the connection's own, run in the event, and its wait is the connection fiber's.
+      assert.strictEqual(w2, g3 - 1)
+      assert.strictEqual((yield* manager.stats).messages, 3)
+      yield* manager.stop
+    }).pipe(Effect.scoped, Effect.provideService(Metric.FiberRuntimeMetrics, counting))
+  })
+
   it.effect("a write the peer never reads times out as a write timeout, with the deadline", () =>
     Effect.gen(function* () {
       const manager = yield* startedWith({ clientsDeadline: "2 seconds" })

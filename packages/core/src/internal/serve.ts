@@ -55,7 +55,10 @@ const CALLBACK_THREW: Next = new Uint8Array(0)
 const noFrames: ReadonlyArray<Uint8Array> = []
 
 // The `writer` of a connection `Connection.make` did not build: runs nothing.
-const asIs: Pick<TransportConnection, "runNow"> = { runNow: (effect) => effect }
+const asIs: Pick<TransportConnection, "runNow" | "isDrainWait"> = {
+  runNow: (effect) => effect,
+  isDrainWait: () => false
+}
 
 // Whether a callback's effect is an Exit of this copy of effect: its `_tag`,
 // then its prototype. `Exit.isExit` asks `in` for a key most effects lack,
@@ -110,7 +113,7 @@ class Session {
   // What runs the connection's writes without the fiber: the connection, as
   // `Connection.make` built it; for another implementation of `Connection`,
   // nothing (its effects are the fiber's).
-  readonly writer: Pick<TransportConnection, "runNow">
+  readonly writer: Pick<TransportConnection, "runNow" | "isDrainWait">
   readonly counters: Counters
   // The config of the last message, and what is derived from it, again only
   // when the config changes: the deadline in milliseconds for reads and for
@@ -383,11 +386,14 @@ class Session {
   // the effect succeeded, else what is left for the connection's fiber: to
   // fail with a failure, or to wait for an effect that suspended (a write
   // waiting for the peer to read, a sleep, a call elsewhere), which keeps
-  // the connection's later messages behind it.
+  // the connection's later messages behind it. The wait of a write of the
+  // connection's for the peer to read is the pool's own: the connection's
+  // fiber waits itself, without a fiber to fork and join.
   runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
     const rest = this.writer.runNow(effect)
     if (rest === undefined) return undefined
     if (isExit(rest)) return Exit.isSuccess(rest) ? undefined : rest
+    if (this.writer.isDrainWait(rest)) return rest
     const fiber = this.fork!(rest)
     const exit = fiber.pollUnsafe()
     if (exit === undefined) return joinInterrupting(fiber)

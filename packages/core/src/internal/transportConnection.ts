@@ -75,6 +75,14 @@ export class TransportConnection implements Connection {
   runNow(effect: Effect.Effect<unknown, unknown>): Effect.Effect<unknown, unknown> | undefined {
     return effect === this.lastWrite ? this.writeOrRest(this.lastData!) : effect
   }
+  /**
+   * Whether `effect` is this connection's wait for the peer to read (what
+   * `runNow` leaves of a write the transport could not take whole): an
+   * effect of the pool's own, which needs none of the callback's services.
+   */
+  isDrainWait(effect: Effect.Effect<unknown, unknown>): boolean {
+    return effect === this.drainedEffect
+  }
   readonly writeNow = (data: Uint8Array | string): boolean | ConnectionError => this.transport.write(data)
   readonly closeNow = (): void => this.transport.close()
 }
