@@ -274,6 +274,40 @@ describe("PoolManager runs each message's effect in a fiber of its own", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.effect("for a Connection of the user's own making too, none of whose effects is the pool's to run", () =>
+    Effect.gen(function* () {
+      const fibers: Array<number> = []
+      const manager = yield* PoolManager.make(
+        { framing: Framing.lines() },
+        PoolManager.withState(
+          () => Effect.fiberId,
+          (conn, body, _len, connectionFiber) =>
+            Effect.gen(function* () {
+              const fiber = yield* Effect.fiberId
+              fibers.push(fiber)
+              yield* conn.write(fiber === connectionFiber ? "same;" : `${decoder.decode(body)};`)
+            })
+        )
+      )
+      yield* manager.start
+      const { client, connection: base } = yield* MemoryConnection.make()
+      const own: Connection.Connection = {
+        remoteAddress: base.remoteAddress,
+        read: base.read,
+        write: base.write,
+        close: base.close,
+        writeNow: base.writeNow,
+        closeNow: base.closeNow,
+        transport: base.transport
+      }
+      yield* manager.put(own)
+      yield* client.send(lines("a", "b", "c"))
+      assert.strictEqual(yield* repliesOf(client, "a;b;c;".length), "a;b;c;")
+      assert.strictEqual(new Set(fibers).size, 3, "a fiber per message")
+      yield* manager.stop
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("an effect that is already a success (Effect.void, Effect.succeed) is done without a fiber", () =>
     Effect.gen(function* () {
       const fibers: Array<number> = []
