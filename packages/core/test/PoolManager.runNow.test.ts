@@ -51,6 +51,34 @@ const startedWith = (config: ManagerConfig.Input = {}) =>
     return manager
   })
 
+// A manager whose callback records the fiber each message's effect runs in,
+// and answers `same;` when that is the connection's fiber (the state: the id
+// of the fiber `init` runs in), else the frame.
+const recordingFibers = (fibers: Array<number>) =>
+  PoolManager.make(
+    { framing: Framing.lines() },
+    PoolManager.withState(
+      () => Effect.fiberId,
+      (conn, body, _len, connectionFiber) =>
+        Effect.gen(function* () {
+          const fiber = yield* Effect.fiberId
+          fibers.push(fiber)
+          yield* conn.write(fiber === connectionFiber ? "same;" : `${decoder.decode(body)};`)
+        })
+    )
+  )
+
+// A `Connection` of the user's own making over `base`'s transport: not one `Connection.make` built.
+const ownConnection = (base: Connection.Connection): Connection.Connection => ({
+  remoteAddress: base.remoteAddress,
+  read: base.read,
+  write: base.write,
+  close: base.close,
+  writeNow: base.writeNow,
+  closeNow: base.closeNow,
+  transport: base.transport
+})
+
 describe("PoolManager effects that complete at once", () => {
   it.effect("answers a pipeline of writes and successes in frame order, counting and timing each message", () =>
     Effect.gen(function* () {
@@ -230,15 +258,7 @@ describe("PoolManager effects that complete at once", () => {
     Effect.gen(function* () {
       const manager = yield* startedWith()
       const { client, connection: base } = yield* MemoryConnection.make()
-      const own: Connection.Connection = {
-        remoteAddress: base.remoteAddress,
-        read: base.read,
-        write: base.write,
-        close: base.close,
-        writeNow: base.writeNow,
-        closeNow: base.closeNow,
-        transport: base.transport
-      }
+      const own = ownConnection(base)
       yield* manager.put(own)
       yield* client.send(lines("w1", "v2", "w3"))
       assert.strictEqual(yield* repliesOf(client, "w1;w3;".length), "w1;w3;")
@@ -252,19 +272,7 @@ describe("PoolManager runs each message's effect in a fiber of its own", () => {
   it.effect("forked in the event, once per message, apart from the connection's fiber", () =>
     Effect.gen(function* () {
       const fibers: Array<number> = []
-      const manager = yield* PoolManager.make(
-        { framing: Framing.lines() },
-        // The state is the id of the connection's fiber, where `init` runs.
-        PoolManager.withState(
-          () => Effect.fiberId,
-          (conn, body, _len, connectionFiber) =>
-            Effect.gen(function* () {
-              const fiber = yield* Effect.fiberId
-              fibers.push(fiber)
-              yield* conn.write(fiber === connectionFiber ? "same;" : `${decoder.decode(body)};`)
-            })
-        )
-      )
+      const manager = yield* recordingFibers(fibers)
       yield* manager.start
       const client = yield* connect(manager)
       yield* client.send(lines("a", "b", "c"))
@@ -277,29 +285,10 @@ describe("PoolManager runs each message's effect in a fiber of its own", () => {
   it.effect("for a Connection of the user's own making too, none of whose effects is the pool's to run", () =>
     Effect.gen(function* () {
       const fibers: Array<number> = []
-      const manager = yield* PoolManager.make(
-        { framing: Framing.lines() },
-        PoolManager.withState(
-          () => Effect.fiberId,
-          (conn, body, _len, connectionFiber) =>
-            Effect.gen(function* () {
-              const fiber = yield* Effect.fiberId
-              fibers.push(fiber)
-              yield* conn.write(fiber === connectionFiber ? "same;" : `${decoder.decode(body)};`)
-            })
-        )
-      )
+      const manager = yield* recordingFibers(fibers)
       yield* manager.start
       const { client, connection: base } = yield* MemoryConnection.make()
-      const own: Connection.Connection = {
-        remoteAddress: base.remoteAddress,
-        read: base.read,
-        write: base.write,
-        close: base.close,
-        writeNow: base.writeNow,
-        closeNow: base.closeNow,
-        transport: base.transport
-      }
+      const own = ownConnection(base)
       yield* manager.put(own)
       yield* client.send(lines("a", "b", "c"))
       assert.strictEqual(yield* repliesOf(client, "a;b;c;".length), "a;b;c;")
